@@ -1,0 +1,267 @@
+//! The read cache tier: decoded WAL blocks in a foyer hybrid cache (memory, then local disk,
+//! then one range GET of the object store). Ingest inserts the blocks it just wrote, so fresh
+//! reads on the same node never touch the bucket.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use foyer::{BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, PsyncIoEngineConfig};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use prost::Message;
+use serde::Deserialize;
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::wal::{decode_block, BlockSpan, WalRecord};
+
+/// Cache sizes. The memory tier holds decoded records; the disk tier their encoded form.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory tier in bytes (default 256 MiB). Each hit here saves one GET (~$0.0004/1,000 on
+    /// S3 Standard) and its latency (~10–30 ms on S3, ~1 ms on a loopback server).
+    pub memory_bytes: usize,
+    /// Disk tier folder; `None` keeps the cache in memory only.
+    pub disk_dir: Option<PathBuf>,
+    /// Disk tier in bytes (default 1 GiB).
+    pub disk_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            disk_dir: None,
+            disk_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Largest entry the disk tier stores (one foyer block): bigger blocks stay in memory only.
+const DISK_BLOCK_BYTES: usize = 16 << 20;
+
+/// Identifies a block: its object and byte offset.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    pub object: String,
+    pub offset: u64,
+}
+
+impl Code for BlockKey {
+    fn encode(&self, writer: &mut impl Write) -> foyer::Result<()> {
+        Code::encode(&self.object, writer)?;
+        Code::encode(&self.offset, writer)
+    }
+
+    fn decode(reader: &mut impl Read) -> foyer::Result<Self> {
+        Ok(Self {
+            object: <String as Code>::decode(reader)?,
+            offset: <u64 as Code>::decode(reader)?,
+        })
+    }
+
+    fn estimated_size(&self) -> usize {
+        self.object.len() + 16
+    }
+}
+
+/// A decoded block: the records of one queue from one flush.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Block {
+    pub records: Vec<WalRecord>,
+}
+
+impl Block {
+    fn weight(&self) -> usize {
+        self.records.iter().map(|r| r.body.len() + 128).sum()
+    }
+}
+
+impl Code for Block {
+    fn encode(&self, writer: &mut impl Write) -> foyer::Result<()> {
+        let mut buf = Vec::with_capacity(self.estimated_size());
+        for r in &self.records {
+            let _ = r.encode_length_delimited(&mut buf);
+        }
+        Code::encode(&Bytes::from(buf), writer)
+    }
+
+    fn decode(reader: &mut impl Read) -> foyer::Result<Self> {
+        let mut buf = <Bytes as Code>::decode(reader)?;
+        let mut records = Vec::new();
+        while !buf.is_empty() {
+            let r = WalRecord::decode_length_delimited(&mut buf)
+                .map_err(|e| foyer::Error::new(foyer::ErrorKind::Parse, e.to_string()))?;
+            records.push(r);
+        }
+        Ok(Self { records })
+    }
+
+    fn estimated_size(&self) -> usize {
+        self.records.iter().map(|r| r.encoded_len() + 5).sum::<usize>() + 8
+    }
+}
+
+/// Reads WAL blocks through the cache.
+#[derive(Clone)]
+pub struct BlockCache {
+    store: Arc<dyn ObjectStore>,
+    cache: HybridCache<BlockKey, Block>,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache").field("store", &self.store.to_string()).finish()
+    }
+}
+
+impl BlockCache {
+    pub async fn open(store: Arc<dyn ObjectStore>, config: &CacheConfig) -> Result<Self> {
+        let builder = HybridCacheBuilder::new()
+            .with_name("strata-blocks")
+            .memory(config.memory_bytes)
+            .with_weighter(|_k: &BlockKey, v: &Block| v.weight())
+            .storage();
+        let cache = match &config.disk_dir {
+            None => builder.build().await,
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Cache(format!("cannot create {}: {e}", dir.display())))?;
+                let device = FsDeviceBuilder::new(dir)
+                    .with_capacity(config.disk_bytes.max(DISK_BLOCK_BYTES * 2))
+                    .build()
+                    .map_err(|e| Error::Cache(e.to_string()))?;
+                builder
+                    .with_io_engine_config(PsyncIoEngineConfig::new())
+                    .with_engine_config(BlockEngineConfig::new(device).with_block_size(DISK_BLOCK_BYTES))
+                    .build()
+                    .await
+            }
+        }
+        .map_err(|e| Error::Cache(e.to_string()))?;
+        Ok(Self { store, cache })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Puts a block just written into the cache.
+    pub fn insert(&self, object: &Path, span: &BlockSpan, records: Vec<WalRecord>) {
+        self.cache.insert(key(object, span), Block { records });
+    }
+
+    /// The records of a block: from the cache, or one range GET (concurrent misses of the
+    /// same block share one GET).
+    #[instrument(skip_all, fields(object = %object, offset = span.offset, bytes = span.length))]
+    pub async fn records(&self, object: &Path, span: &BlockSpan) -> Result<Vec<WalRecord>> {
+        let store = Arc::clone(&self.store);
+        let (path, span_copy) = (object.clone(), *span);
+        let entry = self
+            .cache
+            .get_or_fetch(&key(object, span), move || async move {
+                let range = GetRange::Bounded(span_copy.offset..span_copy.offset + span_copy.length);
+                let got = store
+                    .get_opts(&path, GetOptions::new().with_range(Some(range)))
+                    .await
+                    .map_err(|e| Error::store(&path, e))?;
+                let data = got.bytes().await.map_err(|e| Error::store(&path, e))?;
+                decode_block(&path, &span_copy, data).map(|records| Block { records })
+            })
+            .await
+            .map_err(from_foyer)?;
+        Ok(entry.value().records.clone())
+    }
+}
+
+fn key(object: &Path, span: &BlockSpan) -> BlockKey {
+    BlockKey {
+        object: object.to_string(),
+        offset: span.offset,
+    }
+}
+
+fn from_foyer(e: foyer::Error) -> Error {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Corrupt { path, offset, reason }) => Error::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        Some(other) => Error::Cache(other.to_string()),
+        None => Error::Cache(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counting::counting;
+    use crate::hooked::Op;
+    use crate::wal::WalWriter;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    fn records(n: usize) -> Vec<WalRecord> {
+        (0..n)
+            .map(|i| WalRecord {
+                message_id: format!("m{i}"),
+                body: Bytes::from(vec![i as u8; 100]),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn misses_fetch_once_then_hit() {
+        let (store, counts) = counting(Arc::new(InMemory::new()));
+        let mut w = WalWriter::new();
+        let span = w.add_block("", "t", 0, &records(10));
+        let path = Path::from("wal/00/a.wal");
+        store.put(&path, PutPayload::from(w.finish("n", 0))).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = CacheConfig {
+            memory_bytes: 1 << 20,
+            disk_dir: Some(dir.path().to_path_buf()),
+            disk_bytes: 64 << 20,
+        };
+        let cache = BlockCache::open(store, &config).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(cache.records(&path, &span).await.unwrap(), records(10));
+        }
+        assert_eq!(counts.get(Op::Get), 1);
+    }
+
+    #[tokio::test]
+    async fn inserted_blocks_need_no_get_and_corrupt_blocks_are_errors() {
+        let (store, counts) = counting(Arc::new(InMemory::new()));
+        let cache = BlockCache::open(Arc::clone(&store), &CacheConfig::default()).await.unwrap();
+        let mut w = WalWriter::new();
+        let span = w.add_block("", "t", 0, &records(3));
+        let path = Path::from("wal/00/b.wal");
+        let mut object = w.finish("n", 0).to_vec();
+        cache.insert(&path, &span, records(3));
+        assert_eq!(cache.records(&path, &span).await.unwrap(), records(3));
+        assert_eq!(counts.get(Op::Get), 0);
+
+        object[span.offset as usize + 3] ^= 0xff;
+        store.put(&path, PutPayload::from(object)).await.unwrap();
+        let other = BlockSpan { offset: span.offset, ..span };
+        let fresh = BlockCache::open(store, &CacheConfig::default()).await.unwrap();
+        let err = fresh.records(&path, &other).await.unwrap_err();
+        assert!(err.is_corrupt(), "{err}");
+        assert!(err.to_string().contains("wal/00/b.wal"), "{err}");
+    }
+
+    #[test]
+    fn block_code_round_trips() {
+        let block = Block { records: records(4) };
+        let mut buf = Vec::new();
+        Code::encode(&block, &mut buf).unwrap();
+        assert_eq!(<Block as Code>::decode(&mut buf.as_slice()).unwrap(), block);
+    }
+}

@@ -1,0 +1,18 @@
+//! Object storage for StrataMQ: opening stores from URLs, request hooks (counting, fault
+//! injection), object paths, the WAL object codec and the block cache.
+//!
+//! The storage seam is `Arc<dyn ObjectStore>` itself; wrappers add behaviour around it.
+
+pub mod cache;
+pub mod counting;
+mod error;
+pub mod faults;
+pub mod hooked;
+pub mod paths;
+mod store;
+pub mod wal;
+
+pub use cache::{BlockCache, CacheConfig};
+pub use error::{Error, Result};
+pub use object_store::{self, path::Path, ObjectStore};
+pub use store::{open_store, S3Options};
