@@ -1,1 +1,15 @@
-//! meta
+//! The coordinator: StrataMQ's small transactional state (topics, groups, queue offsets, the
+//! batch index, pop state), behind the [`Coordinator`] trait.
+
+pub mod clock;
+pub mod conformance;
+mod coordinator;
+mod error;
+pub mod model;
+mod schema;
+pub mod sqlite;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use coordinator::Coordinator;
+pub use error::{Error, Result};
+pub use sqlite::SqliteCoordinator;

@@ -1,0 +1,387 @@
+//! The coordinator conformance suite: every backend runs these against a fresh database
+//! (each function uses its own tenant, so they may share one).
+
+use crate::coordinator::Coordinator;
+use crate::error::Error;
+use crate::model::*;
+
+const T0: i64 = 1_700_000_000_000;
+
+pub async fn run_all(c: &dyn Coordinator) {
+    topics_and_groups(c).await;
+    commit_assigns_dense_offsets(c).await;
+    commit_is_all_or_nothing(c).await;
+    concurrent_commits_stay_dense(c).await;
+    batch_lookup(c).await;
+    pop_lifecycle(c).await;
+    pop_claims_conflict(c).await;
+    change_invisible_issues_new_seq(c).await;
+    secrets_are_stable(c).await;
+    commits_notify(c).await;
+}
+
+fn topic_spec(tenant: &str, name: &str, queues: i32) -> TopicSpec {
+    TopicSpec {
+        tenant: tenant.into(),
+        name: name.into(),
+        message_type: MessageType::Normal,
+        queue_count: queues,
+    }
+}
+
+fn queue(tenant: &str, topic: &str, q: i32) -> QueueRef {
+    QueueRef {
+        tenant: tenant.into(),
+        topic: topic.into(),
+        queue: q,
+    }
+}
+
+fn batch(q: QueueRef, count: u32) -> AppendBatch {
+    AppendBatch {
+        queue: q,
+        count,
+        location: BlockLocation {
+            object: String::new(),
+            offset: 8,
+            length: 100,
+            uncompressed_length: 200,
+            crc32c: 0xdead_beef,
+            compression: 1,
+        },
+        min_timestamp_ms: T0,
+        max_timestamp_ms: T0 + 5,
+    }
+}
+
+/// A flush of `batches`, all located in `object`.
+fn flush(object: &str, mut batches: Vec<AppendBatch>) -> FlushCommit {
+    for b in &mut batches {
+        b.location.object = object.into();
+    }
+    FlushCommit {
+        object: object.into(),
+        object_size: 1234,
+        writer: "node-a".into(),
+        batches,
+    }
+}
+
+fn sub(tenant: &str, group: &str, topic: &str) -> Subscription {
+    Subscription {
+        tenant: tenant.into(),
+        group: group.into(),
+        topic: topic.into(),
+    }
+}
+
+pub async fn topics_and_groups(c: &dyn Coordinator) {
+    let t = "conf-topics";
+    let created = c.create_topic(&topic_spec(t, "orders", 4), T0).await.unwrap();
+    assert_eq!(created.queue_count, 4);
+    assert_eq!(c.topic(t, "orders").await.unwrap(), Some(created.clone()));
+    assert_eq!(c.topic(t, "missing").await.unwrap(), None);
+    assert_eq!(c.topic("other-tenant", "orders").await.unwrap(), None, "topics are per tenant");
+    assert!(matches!(
+        c.create_topic(&topic_spec(t, "orders", 2), T0).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        c.create_topic(&topic_spec(t, "bad name", 2), T0).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        c.create_topic(&topic_spec(t, "zero", 0), T0).await,
+        Err(Error::Invalid { .. })
+    ));
+    let fifo = TopicSpec {
+        message_type: MessageType::Fifo,
+        ..topic_spec(t, "fifo", 1)
+    };
+    c.create_topic(&fifo, T0).await.unwrap();
+    let names: Vec<_> = c.list_topics(t).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["fifo", "orders"]);
+    assert_eq!(c.topic(t, "fifo").await.unwrap().unwrap().message_type, MessageType::Fifo);
+    for q in 0..4 {
+        assert_eq!(c.queue_end(&queue(t, "orders", q)).await.unwrap(), 0);
+    }
+    assert!(matches!(
+        c.queue_end(&queue(t, "orders", 4)).await,
+        Err(Error::QueueNotFound { .. })
+    ));
+
+    let g = GroupSpec {
+        tenant: t.into(),
+        name: "billing".into(),
+        fifo: true,
+        max_attempts: 5,
+    };
+    let group = c.create_group(&g, T0).await.unwrap();
+    assert!(group.fifo);
+    assert_eq!(c.group(t, "billing").await.unwrap(), Some(group));
+    assert!(matches!(c.create_group(&g, T0).await, Err(Error::AlreadyExists { .. })));
+    assert_eq!(c.list_groups(t).await.unwrap().len(), 1);
+    assert_eq!(c.group(t, "nope").await.unwrap(), None);
+}
+
+pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
+    let t = "conf-dense";
+    c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
+    c.create_topic(&topic_spec(t, "b", 1), T0).await.unwrap();
+    let bases = c
+        .commit_flush(
+            &flush("wal/00/1.wal", vec![batch(queue(t, "a", 0), 3), batch(queue(t, "a", 1), 2), batch(queue(t, "b", 0), 7)]),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bases, [0, 0, 0]);
+    let bases = c
+        .commit_flush(&flush("wal/00/2.wal", vec![batch(queue(t, "a", 0), 4), batch(queue(t, "b", 0), 1)]), T0)
+        .await
+        .unwrap();
+    assert_eq!(bases, [3, 7]);
+    assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 7);
+    assert_eq!(c.queue_end(&queue(t, "a", 1)).await.unwrap(), 2);
+    assert_eq!(c.queue_end(&queue(t, "b", 0)).await.unwrap(), 8);
+}
+
+pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
+    let t = "conf-atomic";
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let err = c
+        .commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5), batch(queue(t, "ghost", 0), 1)]), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::QueueNotFound { .. }), "{err}");
+    assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 0, "nothing appended");
+    assert!(c.batches(&queue(t, "a", 0), 0, 10).await.unwrap().is_empty());
+    // The same object may be committed once the flush is valid.
+    let ok = c.commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0).await.unwrap();
+    assert_eq!(ok, [0]);
+}
+
+pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
+    let t = "conf-concurrent";
+    c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
+    let flushes: Vec<_> = (0..40)
+        .map(|i| flush(&format!("wal/01/{i}.wal"), vec![batch(queue(t, "a", 0), 1 + i % 3), batch(queue(t, "a", 1), 2)]))
+        .collect();
+    let results = futures::future::join_all(flushes.iter().map(|f| c.commit_flush(f, T0))).await;
+    let mut ranges: Vec<(i64, i64)> = results
+        .iter()
+        .zip(&flushes)
+        .map(|(r, f)| {
+            let base = r.as_ref().unwrap()[0];
+            (base, base + i64::from(f.batches[0].count))
+        })
+        .collect();
+    ranges.sort();
+    let mut next = 0;
+    for (start, end) in ranges {
+        assert_eq!(start, next, "offsets are dense: no gap, no overlap");
+        next = end;
+    }
+    assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), next);
+    assert_eq!(c.queue_end(&queue(t, "a", 1)).await.unwrap(), 80);
+}
+
+pub async fn batch_lookup(c: &dyn Coordinator) {
+    let t = "conf-lookup";
+    let q = queue(t, "a", 0);
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    for (i, n) in [5u32, 1, 10].iter().enumerate() {
+        c.commit_flush(&flush(&format!("wal/02/{i}.wal"), vec![batch(q.clone(), *n)]), T0).await.unwrap();
+    }
+    let bases = |bs: Vec<Batch>| bs.iter().map(|b| b.base_offset).collect::<Vec<_>>();
+    assert_eq!(bases(c.batches(&q, 0, 10).await.unwrap()), [0, 5, 6]);
+    assert_eq!(bases(c.batches(&q, 4, 10).await.unwrap()), [0, 5, 6]);
+    assert_eq!(bases(c.batches(&q, 5, 10).await.unwrap()), [5, 6]);
+    assert_eq!(bases(c.batches(&q, 7, 1).await.unwrap()), [6]);
+    assert!(c.batches(&q, 16, 10).await.unwrap().is_empty());
+    let b = &c.batches(&q, 6, 1).await.unwrap()[0];
+    assert_eq!(b.count, 10);
+    assert_eq!(b.end_offset(), 16);
+    assert_eq!(b.location.object, "wal/02/2.wal");
+    assert_eq!(b.location.crc32c, 0xdead_beef);
+    assert_eq!(b.location.compression, 1);
+}
+
+async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
+    let q = queue(t, topic, 0);
+    c.create_topic(&topic_spec(t, topic, 1), T0).await.unwrap();
+    c.commit_flush(&flush(&format!("wal/03/{t}-{topic}.wal"), vec![batch(q.clone(), n)]), T0)
+        .await
+        .unwrap();
+    q
+}
+
+fn claim_new(s: &Subscription, state: &QueuePopState, take: i64, now: i64, until: i64) -> PopClaim {
+    let to = (state.cursor + take).min(state.end);
+    PopClaim {
+        subscription: s.clone(),
+        now_ms: now,
+        invisible_until_ms: until,
+        queues: vec![QueueClaim {
+            queue: state.queue,
+            cursor_from: state.cursor,
+            cursor_to: to,
+            deliver: (state.cursor..to).collect(),
+            redeliver: vec![],
+        }],
+    }
+}
+
+fn receipt(s: &Subscription, f: &InFlight) -> Receipt {
+    Receipt {
+        subscription: s.clone(),
+        queue: f.queue,
+        offset: f.offset,
+        seq: f.seq,
+    }
+}
+
+pub async fn pop_lifecycle(c: &dyn Coordinator) {
+    let t = "conf-pop";
+    fill(c, t, "a", 5).await;
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    assert_eq!(st[0].cursor, 0, "a new group starts at the first retained offset");
+    assert_eq!(st[0].end, 5);
+    assert!(st[0].expired.is_empty());
+
+    let got = c.pop_claim(&claim_new(&s, &st[0], 3, T0, T0 + 1000)).await.unwrap();
+    assert!(got.conflicts.is_empty());
+    let offsets: Vec<_> = got.delivered.iter().map(|f| (f.offset, f.attempt)).collect();
+    assert_eq!(offsets, [(0, 1), (1, 1), (2, 1)]);
+    assert_eq!(c.next_visible_at(&s).await.unwrap(), Some(T0 + 1000));
+
+    // Another group sees everything independently.
+    let other = sub(t, "other", "a");
+    assert_eq!(c.pop_state(&other, &[0], T0, 10).await.unwrap()[0].cursor, 0);
+
+    // Before the deadline nothing is expired; after it all three are.
+    let st = c.pop_state(&s, &[0], T0 + 999, 10).await.unwrap();
+    assert_eq!(st[0].cursor, 3);
+    assert!(st[0].expired.is_empty());
+    assert_eq!(c.ack(&[receipt(&s, &got.delivered[0])]).await.unwrap(), [AckOutcome::Acked]);
+    let st = c.pop_state(&s, &[0], T0 + 1000, 10).await.unwrap();
+    let expired: Vec<_> = st[0].expired.iter().map(|f| f.offset).collect();
+    assert_eq!(expired, [1, 2], "acked messages never come back");
+
+    // Redeliver offset 1 (attempt 2); its first receipt is now stale.
+    let redeliver = PopClaim {
+        subscription: s.clone(),
+        now_ms: T0 + 1000,
+        invisible_until_ms: T0 + 5000,
+        queues: vec![QueueClaim {
+            queue: 0,
+            cursor_from: 3,
+            cursor_to: 3,
+            deliver: vec![],
+            redeliver: vec![(1, st[0].expired[0].seq)],
+        }],
+    };
+    let again = c.pop_claim(&redeliver).await.unwrap();
+    assert_eq!(again.delivered.len(), 1);
+    assert_eq!(again.delivered[0].attempt, 2);
+    let twice = c.pop_claim(&redeliver).await.unwrap();
+    assert!(twice.delivered.is_empty(), "a redelivery is claimed once");
+
+    let outcomes = c
+        .ack(&[
+            receipt(&s, &got.delivered[1]),
+            receipt(&s, &again.delivered[0]),
+            receipt(&s, &got.delivered[0]),
+            Receipt { offset: 4, ..receipt(&s, &got.delivered[0]) },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [AckOutcome::Stale, AckOutcome::Acked, AckOutcome::AlreadyAcked, AckOutcome::Unknown]
+    );
+}
+
+pub async fn pop_claims_conflict(c: &dyn Coordinator) {
+    let t = "conf-conflict";
+    fill(c, t, "a", 10).await;
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let first = c.pop_claim(&claim_new(&s, &st[0], 4, T0, T0 + 10)).await.unwrap();
+    let second = c.pop_claim(&claim_new(&s, &st[0], 4, T0, T0 + 10)).await.unwrap();
+    assert_eq!(first.delivered.len(), 4);
+    assert!(second.delivered.is_empty());
+    assert_eq!(second.conflicts, [0]);
+    // Past the end of the queue is refused too.
+    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let mut too_far = claim_new(&s, &st[0], 4, T0, T0 + 10);
+    too_far.queues[0].cursor_to = 11;
+    too_far.queues[0].deliver = vec![4];
+    assert_eq!(c.pop_claim(&too_far).await.unwrap().conflicts, [0]);
+    // A filtered-out range moves the cursor without delivering.
+    let mut skip = claim_new(&s, &st[0], 6, T0, T0 + 10);
+    skip.queues[0].deliver = vec![9];
+    let got = c.pop_claim(&skip).await.unwrap();
+    assert_eq!(got.delivered.iter().map(|f| f.offset).collect::<Vec<_>>(), [9]);
+    assert_eq!(c.pop_state(&s, &[0], T0, 10).await.unwrap()[0].cursor, 10);
+    // Unknown queues are skipped in the state.
+    assert!(c.pop_state(&s, &[7], T0, 10).await.unwrap().is_empty());
+}
+
+pub async fn change_invisible_issues_new_seq(c: &dyn Coordinator) {
+    let t = "conf-invisible";
+    fill(c, t, "a", 1).await;
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let got = c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
+    let first = receipt(&s, &got.delivered[0]);
+    let changed = c.change_invisible(&first, T0 + 60_000).await.unwrap().unwrap();
+    assert_ne!(changed.seq, first.seq);
+    assert_eq!(changed.attempt, 1);
+    assert!(c.pop_state(&s, &[0], T0 + 30_000, 10).await.unwrap()[0].expired.is_empty());
+    assert_eq!(c.change_invisible(&first, T0).await.unwrap(), Err(AckOutcome::Stale));
+    let second = receipt(&s, &changed);
+    assert_eq!(c.ack(&[second.clone()]).await.unwrap(), [AckOutcome::Acked]);
+    assert_eq!(c.change_invisible(&second, T0).await.unwrap(), Err(AckOutcome::AlreadyAcked));
+    assert_eq!(c.next_visible_at(&s).await.unwrap(), None);
+}
+
+pub async fn secrets_are_stable(c: &dyn Coordinator) {
+    let a = c.secret("conf-receipt").await.unwrap();
+    assert_eq!(a.len(), 32);
+    assert_eq!(c.secret("conf-receipt").await.unwrap(), a);
+    assert_ne!(c.secret("conf-other").await.unwrap(), a);
+}
+
+pub async fn commits_notify(c: &dyn Coordinator) {
+    let t = "conf-notify";
+    c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
+    let mut rx = c.subscribe();
+    c.commit_flush(&flush("wal/04/n.wal", vec![batch(queue(t, "a", 0), 1), batch(queue(t, "a", 1), 1)]), T0)
+        .await
+        .unwrap();
+    let event = rx.recv().await.unwrap();
+    assert_eq!(event, CommitEvent { tenant: t.into(), topic: "a".into() });
+    assert!(rx.try_recv().is_err(), "one event per topic per flush");
+}
+
+/// Writes state that [`write_then_reopen_part2`] checks after the backend is reopened.
+pub async fn write_then_reopen_part1(c: &dyn Coordinator) {
+    let q = fill(c, "conf-reopen", "a", 3).await;
+    let s = sub("conf-reopen", "g", "a");
+    let st = c.pop_state(&s, &[q.queue], T0, 10).await.unwrap();
+    c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 100)).await.unwrap();
+    c.secret("conf-reopen").await.unwrap();
+}
+
+pub async fn write_then_reopen_part2(c: &dyn Coordinator) {
+    let q = queue("conf-reopen", "a", 0);
+    assert_eq!(c.queue_end(&q).await.unwrap(), 3);
+    assert_eq!(c.batches(&q, 0, 10).await.unwrap().len(), 1);
+    let s = sub("conf-reopen", "g", "a");
+    let st = c.pop_state(&s, &[0], T0 + 100, 10).await.unwrap();
+    assert_eq!(st[0].cursor, 2);
+    assert_eq!(st[0].expired.len(), 2);
+    assert_eq!(c.secret("conf-reopen").await.unwrap().len(), 32);
+}

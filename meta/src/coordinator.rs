@@ -1,0 +1,73 @@
+//! The coordinator seam: one trait, a SQLite backend (embedded) and a PostgreSQL backend
+//! (cluster), both held to the same conformance suite.
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+use crate::model::{
+    AckOutcome, Batch, Claimed, CommitEvent, Group, GroupSpec, InFlight, PopClaim, QueuePopState, QueueRef,
+    Receipt, Subscription, Topic, TopicSpec,
+};
+
+#[async_trait]
+pub trait Coordinator: Send + Sync + std::fmt::Debug {
+    // --- topics and groups -------------------------------------------------------------
+    /// Creates a topic and its queues; `AlreadyExists` if the name is taken.
+    async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic>;
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>>;
+    async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>>;
+    /// Creates a consumer group; `AlreadyExists` if the name is taken.
+    async fn create_group(&self, spec: &GroupSpec, now_ms: i64) -> Result<Group>;
+    async fn group(&self, tenant: &str, name: &str) -> Result<Option<Group>>;
+    async fn list_groups(&self, tenant: &str) -> Result<Vec<Group>>;
+
+    // --- the write path ------------------------------------------------------------------
+    /// Appends every batch of a flush atomically and returns each batch's base offset, in
+    /// order. Offsets of a queue are dense and strictly increasing. All or nothing: if any
+    /// queue is unknown, nothing is appended.
+    async fn commit_flush(&self, flush: &crate::model::FlushCommit, now_ms: i64) -> Result<Vec<i64>>;
+
+    /// Batches of `queue` that hold offsets `>= from`, lowest first, at most `limit`.
+    async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>>;
+
+    /// The next offset to be written to `queue`.
+    async fn queue_end(&self, queue: &QueueRef) -> Result<i64>;
+
+    // --- pop consumption -----------------------------------------------------------------
+    /// Cursor, end and up to `max_expired` expired in-flight messages of each queue.
+    /// A group's cursor starts at the queue's first retained offset.
+    async fn pop_state(
+        &self,
+        sub: &Subscription,
+        queues: &[i32],
+        now_ms: i64,
+        max_expired: u32,
+    ) -> Result<Vec<QueuePopState>>;
+
+    /// Applies a planned pop atomically per queue: moves cursors that did not move meanwhile,
+    /// marks new deliveries and still-expired redeliveries in flight until
+    /// `invisible_until_ms`. Returns what was claimed.
+    async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed>;
+
+    /// Acknowledges deliveries; one outcome per receipt, in order.
+    async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>>;
+
+    /// Moves a delivery's invisible deadline. Returns the message's new in-flight state (new
+    /// `seq`), or the outcome explaining why the receipt no longer applies.
+    async fn change_invisible(
+        &self,
+        receipt: &Receipt,
+        invisible_until_ms: i64,
+    ) -> Result<std::result::Result<InFlight, AckOutcome>>;
+
+    /// The earliest time an in-flight message of the subscription becomes visible again.
+    async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>>;
+
+    // --- cluster-wide state --------------------------------------------------------------
+    /// A random secret shared by every node, created on first use (e.g. the receipt MAC key).
+    async fn secret(&self, name: &str) -> Result<Vec<u8>>;
+
+    /// Commit notifications (one per committed flush and topic).
+    fn subscribe(&self) -> broadcast::Receiver<CommitEvent>;
+}

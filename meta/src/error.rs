@@ -1,0 +1,43 @@
+/// Errors of the coordinator. Messages name the resource they concern.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("topic {tenant}/{topic} not found")]
+    TopicNotFound { tenant: String, topic: String },
+
+    #[error("consumer group {tenant}/{group} not found")]
+    GroupNotFound { tenant: String, group: String },
+
+    #[error("queue {tenant}/{topic}/{queue} does not exist")]
+    QueueNotFound {
+        tenant: String,
+        topic: String,
+        queue: i32,
+    },
+
+    #[error("{kind} {tenant}/{name} already exists")]
+    AlreadyExists {
+        kind: &'static str,
+        tenant: String,
+        name: String,
+    },
+
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+
+    #[error("coordinator database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("stored state is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

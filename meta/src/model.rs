@@ -1,0 +1,342 @@
+//! The domain model shared by every role. Numbers marked "persisted" are stored: never renumber.
+
+use crate::error::{Error, Result};
+
+/// Message (and topic) types. Persisted; the numbers equal apache.rocketmq.v2.MessageType.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    Normal = 1,
+    Fifo = 2,
+    Delay = 3,
+    Transaction = 4,
+    Lite = 5,
+    Priority = 6,
+}
+
+impl MessageType {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Normal,
+            2 => Self::Fifo,
+            3 => Self::Delay,
+            4 => Self::Transaction,
+            5 => Self::Lite,
+            6 => Self::Priority,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Fifo => "FIFO",
+            Self::Delay => "DELAY",
+            Self::Transaction => "TRANSACTION",
+            Self::Lite => "LITE",
+            Self::Priority => "PRIORITY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Normal,
+            Self::Fifo,
+            Self::Delay,
+            Self::Transaction,
+            Self::Lite,
+            Self::Priority,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest topic name Apache RocketMQ accepts.
+pub const MAX_TOPIC_LEN: usize = 127;
+/// Longest consumer group name Apache RocketMQ 5.x accepts.
+pub const MAX_GROUP_LEN: usize = 255;
+/// Longest namespace (tenant) name.
+pub const MAX_TENANT_LEN: usize = 64;
+/// Most queues one topic may have.
+pub const MAX_QUEUES: i32 = 1024;
+
+/// Checks a name against RocketMQ's rule `^[%|a-zA-Z0-9_-]+$` and a length limit.
+fn check_name(what: &'static str, name: &str, max: usize, allow_empty: bool) -> Result<()> {
+    if name.is_empty() {
+        if allow_empty {
+            return Ok(());
+        }
+        return Err(Error::invalid(what, "must not be empty"));
+    }
+    if name.len() > max {
+        return Err(Error::invalid(what, format!("{name:?} is longer than {max} characters")));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')))
+    {
+        return Err(Error::invalid(
+            what,
+            format!("{name:?} contains {c:?}; allowed are letters, digits, '%', '|', '_' and '-'"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    check_name("topic name", name, MAX_TOPIC_LEN, false)
+}
+
+pub fn validate_group_name(name: &str) -> Result<()> {
+    check_name("consumer group name", name, MAX_GROUP_LEN, false)
+}
+
+/// The empty namespace is the default tenant.
+pub fn validate_tenant(name: &str) -> Result<()> {
+    check_name("namespace", name, MAX_TENANT_LEN, true)
+}
+
+/// What an admin (or auto-creation) asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub tenant: String,
+    pub name: String,
+    pub message_type: MessageType,
+    pub queue_count: i32,
+}
+
+impl TopicSpec {
+    pub fn validate(&self) -> Result<()> {
+        validate_tenant(&self.tenant)?;
+        validate_topic_name(&self.name)?;
+        if !(1..=MAX_QUEUES).contains(&self.queue_count) {
+            return Err(Error::invalid(
+                "queue count",
+                format!("{} is not within 1..={MAX_QUEUES}", self.queue_count),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topic {
+    pub tenant: String,
+    pub name: String,
+    pub message_type: MessageType,
+    pub queue_count: i32,
+    pub created_ms: i64,
+}
+
+/// Default delivery attempts before a message goes to the dead-letter queue (Apache's 16).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub tenant: String,
+    pub name: String,
+    /// Ordered consumption per message group on FIFO topics.
+    pub fifo: bool,
+    pub max_attempts: i32,
+}
+
+impl GroupSpec {
+    pub fn validate(&self) -> Result<()> {
+        validate_tenant(&self.tenant)?;
+        validate_group_name(&self.name)?;
+        if !(1..=1000).contains(&self.max_attempts) {
+            return Err(Error::invalid(
+                "max attempts",
+                format!("{} is not within 1..=1000", self.max_attempts),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub tenant: String,
+    pub name: String,
+    pub fifo: bool,
+    pub max_attempts: i32,
+    pub created_ms: i64,
+}
+
+/// One queue of a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueRef {
+    pub tenant: String,
+    pub topic: String,
+    pub queue: i32,
+}
+
+/// Where a batch of records sits: a block of an object. Mirrors storage's `BlockSpan`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockLocation {
+    pub object: String,
+    pub offset: u64,
+    pub length: u64,
+    pub uncompressed_length: u64,
+    pub crc32c: u32,
+    /// storage::wal::Compression number (persisted).
+    pub compression: i32,
+}
+
+/// One queue's records of a flush, to be appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendBatch {
+    pub queue: QueueRef,
+    pub count: u32,
+    pub location: BlockLocation,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// A flush to commit: one object, batches for many queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushCommit {
+    pub object: String,
+    pub object_size: u64,
+    /// The ingest node that wrote the object.
+    pub writer: String,
+    pub batches: Vec<AppendBatch>,
+}
+
+/// A committed batch: records `base_offset .. base_offset + count` of a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub queue: QueueRef,
+    pub base_offset: i64,
+    pub count: u32,
+    pub location: BlockLocation,
+}
+
+impl Batch {
+    pub fn end_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.count)
+    }
+}
+
+/// Sent after every commit: consumers long-polling that topic wake up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitEvent {
+    pub tenant: String,
+    pub topic: String,
+}
+
+/// A consumer group's view of one topic (pop consumption).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    pub tenant: String,
+    pub group: String,
+    pub topic: String,
+}
+
+/// A message handed to a consumer and not yet acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    pub queue: i32,
+    pub offset: i64,
+    /// 1 on first delivery, +1 on each redelivery.
+    pub attempt: i32,
+    /// Changes on every (re)delivery and invisible-duration change: receipts carry it, so a
+    /// receipt from an earlier delivery is recognised as stale.
+    pub seq: i64,
+    pub invisible_until_ms: i64,
+}
+
+/// The state a pop needs for one queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePopState {
+    pub queue: i32,
+    /// Next offset never delivered to the group.
+    pub cursor: i64,
+    /// Next offset to be written to the queue.
+    pub end: i64,
+    /// Delivered, unacknowledged and visible again, lowest offset first.
+    pub expired: Vec<InFlight>,
+}
+
+/// What a pop claims for one queue: checked against the state it was planned on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueClaim {
+    pub queue: i32,
+    /// The cursor the plan started from; the claim fails if it moved meanwhile.
+    pub cursor_from: i64,
+    /// The new cursor: every offset below it was delivered or filtered out.
+    pub cursor_to: i64,
+    /// New offsets in `cursor_from..cursor_to` delivered now (the others did not match the filter).
+    pub deliver: Vec<i64>,
+    /// Expired in-flight messages delivered again: `(offset, seq they were seen with)`.
+    pub redeliver: Vec<(i64, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PopClaim {
+    pub subscription: Subscription,
+    pub now_ms: i64,
+    pub invisible_until_ms: i64,
+    pub queues: Vec<QueueClaim>,
+}
+
+/// The part of a claim that succeeded: these messages are now the caller's to deliver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claimed {
+    pub delivered: Vec<InFlight>,
+    /// Queues whose cursor moved under the claim (planned again by the caller).
+    pub conflicts: Vec<i32>,
+}
+
+/// Identifies one delivery of a message to a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub subscription: Subscription,
+    pub queue: i32,
+    pub offset: i64,
+    pub seq: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    Acked,
+    /// Not in flight any more and below the cursor: acknowledged before.
+    AlreadyAcked,
+    /// In flight under a newer delivery: this receipt is stale.
+    Stale,
+    /// Never delivered to this group.
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_rocketmq_rules() {
+        assert!(validate_topic_name("orders_EU-1%x|y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"a".repeat(128)).is_err());
+        assert!(validate_group_name(&"g".repeat(255)).is_ok());
+        assert!(validate_tenant("").is_ok());
+        assert!(validate_tenant("ns/1").is_err());
+    }
+
+    #[test]
+    fn message_type_numbers_match_the_protocol() {
+        for n in 1..=6 {
+            let t = MessageType::from_i32(n).unwrap();
+            assert_eq!(t as i32, n);
+            assert_eq!(MessageType::parse(&t.as_str().to_lowercase()), Some(t));
+        }
+        assert_eq!(MessageType::from_i32(0), None);
+    }
+}
