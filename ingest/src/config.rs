@@ -1,0 +1,41 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Ingest settings. Flushing is group commit: a flush starts as soon as a flush slot is free,
+/// carrying everything that arrived meanwhile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest WAL object per flush (default 8 MiB). Bigger objects mean fewer PUTs under load.
+    pub max_bytes: usize,
+    /// Wait this long after the first message before flushing (default 0: never wait when idle).
+    /// 100 ms caps PUTs at 10/s per node (~26 M PUTs/month ≈ $130/month on S3 Standard) at the
+    /// price of up to +100 ms send latency; 0 lets a busy node batch by itself.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Most flushes started per second (default: unlimited). A cost cap like `linger` that
+    /// only bites under load.
+    pub max_flush_rate: Option<f64>,
+    /// Flushes in flight at once (default 1): PUT rate ≤ slots / PUT latency. With 2, the
+    /// upload of flush N+1 overlaps the commit of flush N; commits stay in order.
+    pub flush_slots: usize,
+    /// Largest message body (default 4 MiB, as Apache RocketMQ).
+    pub max_body_bytes: usize,
+    /// Message bytes accepted but not yet acknowledged, per node (default 256 MiB). When full,
+    /// sends wait: a slow store pushes back on producers instead of growing memory.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 << 20,
+            linger: Duration::ZERO,
+            max_flush_rate: None,
+            flush_slots: 1,
+            max_body_bytes: 4 << 20,
+            max_inflight_bytes: 256 << 20,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The flush pipeline (group commit, DESIGN §1).
+//!
+//! A batcher task takes submissions as they arrive. As soon as a flush slot is free it packs
+//! everything waiting (up to `max_bytes`) into ONE WAL object, starts its PUT and hands the
+//! flush to the committer. The committer awaits uploads in order, commits each flush through
+//! the coordinator in ONE transaction, then answers the producers. A slot is freed only when
+//! its flush is committed or failed, so at most `flush_slots` flushes are in flight.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, QueueRef};
+use strata_meta::{Clock, Coordinator};
+use strata_proto::wal::WalRecord;
+use strata_storage::wal::{BlockSpan, WalWriter};
+use strata_storage::{paths, BlockCache, Path};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, instrument, warn, Instrument};
+
+use crate::config::IngestConfig;
+use crate::error::{Error, Result};
+
+/// One record bound for one queue.
+#[derive(Debug)]
+pub struct Item {
+    pub queue: QueueRef,
+    pub record: WalRecord,
+}
+
+/// Records that are flushed together (one producer request) and answered together.
+pub struct Submission {
+    pub items: Vec<Item>,
+    pub bytes: usize,
+    pub arrived: Instant,
+    /// The offset of each item, in order, once committed.
+    pub reply: oneshot::Sender<Result<Vec<i64>>>,
+    /// Holds this submission's share of the node's in-flight byte budget until answered.
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// A flush whose upload has started.
+struct Pending {
+    upload: JoinHandle<Result<()>>,
+    commit: FlushCommit,
+    /// Per block: its span and records (for the cache).
+    blocks: Vec<(BlockSpan, Vec<WalRecord>)>,
+    /// Per submission, per item: (block index, position in block).
+    placement: Vec<Vec<(usize, i64)>>,
+    replies: Vec<oneshot::Sender<Result<Vec<i64>>>>,
+    _slot: OwnedSemaphorePermit,
+    _budgets: Vec<OwnedSemaphorePermit>,
+}
+
+pub struct Shared {
+    pub config: IngestConfig,
+    pub store: Arc<dyn ObjectStore>,
+    pub coordinator: Arc<dyn Coordinator>,
+    pub cache: Option<BlockCache>,
+    pub clock: Arc<dyn Clock>,
+    pub node_id: String,
+}
+
+/// Handle to the running pipeline.
+pub struct Pipeline {
+    pub tx: mpsc::UnboundedSender<Submission>,
+    shutdown: Arc<Notify>,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pipeline {
+    pub fn start(shared: Arc<Shared>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        let shutdown = Arc::new(Notify::new());
+        let batcher = tokio::spawn(batcher(Arc::clone(&shared), rx, commit_tx, Arc::clone(&shutdown)));
+        let committer = tokio::spawn(committer(shared, commit_rx));
+        Self {
+            tx,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(vec![batcher, committer]),
+        }
+    }
+
+    /// Stops taking submissions, flushes everything already submitted, and waits for the
+    /// last commit.
+    pub async fn shutdown(&self) {
+        self.shutdown.notify_one();
+        for task in self.tasks.lock().await.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn batcher(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+    commit_tx: mpsc::UnboundedSender<Pending>,
+    shutdown: Arc<Notify>,
+) {
+    let config = &shared.config;
+    let slots = Arc::new(Semaphore::new(config.flush_slots.max(1)));
+    let min_gap = config
+        .max_flush_rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut carry: Option<Submission> = None;
+    let mut last_start: Option<Instant> = None;
+    let mut closing = false;
+    loop {
+        let first = match carry.take() {
+            Some(s) => s,
+            None => tokio::select! {
+                s = rx.recv() => match s {
+                    Some(s) => s,
+                    None => break,
+                },
+                () = shutdown.notified(), if !closing => {
+                    // No new submissions; the ones queued are still flushed.
+                    rx.close();
+                    closing = true;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        if !config.linger.is_zero() {
+            tokio::time::sleep_until(first.arrived + config.linger).await;
+        }
+        if let (Some(gap), Some(last)) = (min_gap, last_start) {
+            tokio::time::sleep_until(last + gap).await;
+        }
+        last_start = Some(Instant::now());
+
+        let mut batch = vec![first];
+        let mut bytes = batch[0].bytes;
+        while bytes < config.max_bytes {
+            match rx.try_recv() {
+                Ok(s) if bytes + s.bytes > config.max_bytes => {
+                    carry = Some(s);
+                    break;
+                }
+                Ok(s) => {
+                    bytes += s.bytes;
+                    batch.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let pending = start_flush(&shared, batch, slot);
+        if commit_tx.send(pending).is_err() {
+            break;
+        }
+    }
+}
+
+/// Packs submissions into one WAL object (one block per queue) and starts its PUT.
+fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePermit) -> Pending {
+    let now = shared.clock.now_ms();
+    let mut by_queue: BTreeMap<QueueRef, Vec<(usize, usize)>> = BTreeMap::new();
+    for (s, sub) in batch.iter().enumerate() {
+        for (i, item) in sub.items.iter().enumerate() {
+            by_queue.entry(item.queue.clone()).or_default().push((s, i));
+        }
+    }
+    let mut placement: Vec<Vec<(usize, i64)>> = batch.iter().map(|s| vec![(0, 0); s.items.len()]).collect();
+    let mut writer = WalWriter::new();
+    let mut block_records = Vec::with_capacity(by_queue.len());
+    let mut queues = Vec::with_capacity(by_queue.len());
+    for (b, (queue, members)) in by_queue.into_iter().enumerate() {
+        let records: Vec<WalRecord> = members
+            .iter()
+            .enumerate()
+            .map(|(pos, &(s, i))| {
+                placement[s][i] = (b, pos as i64);
+                batch[s].items[i].record.clone()
+            })
+            .collect();
+        let span = writer.add_block(&queue.tenant, &queue.topic, queue.queue, &records);
+        block_records.push((span, records));
+        queues.push(queue);
+    }
+    let id = ulid::Ulid::new();
+    let path = paths::wal_object(id);
+    let object = writer.finish(&shared.node_id, now);
+    let commit = FlushCommit {
+        object: path.to_string(),
+        object_size: object.len() as u64,
+        writer: shared.node_id.clone(),
+        batches: queues
+            .into_iter()
+            .zip(&block_records)
+            .map(|(queue, (span, records))| AppendBatch {
+                queue,
+                count: records.len() as u32,
+                location: location(&path, span),
+                min_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).min().unwrap_or(now),
+                max_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).max().unwrap_or(now),
+            })
+            .collect(),
+    };
+    let store = Arc::clone(&shared.store);
+    let size = object.len();
+    let span = tracing::info_span!("wal_put", object = %path, bytes = size);
+    let upload = tokio::spawn(
+        async move {
+            store
+                .put(&path, PutPayload::from(object))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::Store(e.to_string()))
+        }
+        .instrument(span),
+    );
+    let (replies, budgets) = batch.into_iter().map(|s| (s.reply, s.budget)).unzip();
+    Pending {
+        upload,
+        commit,
+        blocks: block_records,
+        placement,
+        replies,
+        _slot: slot,
+        _budgets: budgets,
+    }
+}
+
+fn location(path: &Path, span: &BlockSpan) -> BlockLocation {
+    BlockLocation {
+        object: path.to_string(),
+        offset: span.offset,
+        length: span.length,
+        uncompressed_length: span.uncompressed_length,
+        crc32c: span.crc32c,
+        compression: span.compression as i32,
+    }
+}
+
+async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(p) = rx.recv().await {
+        finish_flush(&shared, p).await;
+    }
+}
+
+#[instrument(skip_all, fields(object = %p.commit.object, bytes = p.commit.object_size, queues = p.blocks.len()))]
+async fn finish_flush(shared: &Shared, p: Pending) {
+    let uploaded = match p.upload.await {
+        Ok(r) => r,
+        Err(join) => Err(Error::Store(format!("upload task failed: {join}"))),
+    };
+    let committed = match uploaded {
+        Ok(()) => shared
+            .coordinator
+            .commit_flush(&p.commit, shared.clock.now_ms())
+            .await
+            .map_err(|e| {
+                // The object is stored but unreferenced: an orphan that GC removes.
+                warn!(object = %p.commit.object, error = %e, "commit failed after PUT");
+                Error::Commit(e.to_string())
+            }),
+        Err(e) => {
+            warn!(object = %p.commit.object, error = %e, "WAL PUT failed");
+            Err(e)
+        }
+    };
+    let committed = committed.and_then(|bases| {
+        if bases.len() == p.blocks.len() {
+            Ok(bases)
+        } else {
+            Err(Error::Commit(format!("{} offsets for {} batches", bases.len(), p.blocks.len())))
+        }
+    });
+    match committed {
+        Ok(bases) => {
+            debug!(object = %p.commit.object, "flush committed");
+            if let Some(cache) = &shared.cache {
+                let path = Path::from(p.commit.object.as_str());
+                for (span, records) in p.blocks {
+                    cache.insert(&path, &span, records);
+                }
+            }
+            for (reply, places) in p.replies.into_iter().zip(p.placement) {
+                let offsets = places.iter().map(|&(b, pos)| bases[b] + pos).collect();
+                let _ = reply.send(Ok(offsets));
+            }
+        }
+        Err(e) => {
+            for reply in p.replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}

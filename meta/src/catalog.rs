@@ -1,0 +1,186 @@
+//! Cached topic and group lookups with the auto-create policy, shared by every role.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::clock::Clock;
+use crate::coordinator::Coordinator;
+use crate::error::{Error, Result};
+use crate::model::{
+    validate_group_name, validate_tenant, validate_topic_name, Group, GroupSpec, MessageType, Topic, TopicSpec,
+    DEFAULT_MAX_ATTEMPTS,
+};
+
+/// What happens when a client names a topic or group that does not exist.
+#[derive(Clone, Debug)]
+pub struct AutoCreate {
+    /// On in standalone: unknown topics (NORMAL) and groups are created on first use.
+    pub enabled: bool,
+    /// Queues of an auto-created topic.
+    pub queue_count: i32,
+}
+
+impl Default for AutoCreate {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_count: 8,
+        }
+    }
+}
+
+/// How long a looked-up topic or group is trusted before it is read again: a type change
+/// by an admin reaches every node within this time.
+const TTL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Catalog {
+    coordinator: Arc<dyn Coordinator>,
+    clock: Arc<dyn Clock>,
+    auto_create: AutoCreate,
+    topics: Cache<(String, String), Topic>,
+    groups: Cache<(String, String), Group>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("auto_create", &self.auto_create).finish()
+    }
+}
+
+impl Catalog {
+    pub fn new(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>, auto_create: AutoCreate) -> Self {
+        Self {
+            coordinator,
+            clock,
+            auto_create,
+            topics: Cache::builder().max_capacity(100_000).time_to_live(TTL).build(),
+            groups: Cache::builder().max_capacity(100_000).time_to_live(TTL).build(),
+        }
+    }
+
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The topic, created as NORMAL if auto-creation is on; else `TopicNotFound`.
+    pub async fn topic(&self, tenant: &str, name: &str) -> Result<Topic> {
+        let key = (tenant.to_string(), name.to_string());
+        if let Some(t) = self.topics.get(&key).await {
+            return Ok(t);
+        }
+        validate_tenant(tenant)?;
+        validate_topic_name(name)?;
+        let topic = match self.coordinator.topic(tenant, name).await? {
+            Some(t) => t,
+            None if self.auto_create.enabled => {
+                let spec = TopicSpec {
+                    tenant: tenant.into(),
+                    name: name.into(),
+                    message_type: MessageType::Normal,
+                    queue_count: self.auto_create.queue_count,
+                };
+                match self.coordinator.create_topic(&spec, self.clock.now_ms()).await {
+                    Ok(t) => {
+                        tracing::info!(tenant, topic = name, "auto-created topic");
+                        t
+                    }
+                    // Another node or request won the race.
+                    Err(Error::AlreadyExists { .. }) => self.coordinator.topic(tenant, name).await?.ok_or_else(|| {
+                        Error::Inconsistent(format!("topic {tenant}/{name} exists and does not"))
+                    })?,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                return Err(Error::TopicNotFound {
+                    tenant: tenant.into(),
+                    topic: name.into(),
+                });
+            }
+        };
+        self.topics.insert(key, topic.clone()).await;
+        Ok(topic)
+    }
+
+    /// The group, created (non-FIFO, default attempts) if auto-creation is on; else
+    /// `GroupNotFound`.
+    pub async fn group(&self, tenant: &str, name: &str) -> Result<Group> {
+        let key = (tenant.to_string(), name.to_string());
+        if let Some(g) = self.groups.get(&key).await {
+            return Ok(g);
+        }
+        validate_tenant(tenant)?;
+        validate_group_name(name)?;
+        let group = match self.coordinator.group(tenant, name).await? {
+            Some(g) => g,
+            None if self.auto_create.enabled => {
+                let spec = GroupSpec {
+                    tenant: tenant.into(),
+                    name: name.into(),
+                    fifo: false,
+                    max_attempts: DEFAULT_MAX_ATTEMPTS,
+                };
+                match self.coordinator.create_group(&spec, self.clock.now_ms()).await {
+                    Ok(g) => {
+                        tracing::info!(tenant, group = name, "auto-created consumer group");
+                        g
+                    }
+                    Err(Error::AlreadyExists { .. }) => self.coordinator.group(tenant, name).await?.ok_or_else(|| {
+                        Error::Inconsistent(format!("group {tenant}/{name} exists and does not"))
+                    })?,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                return Err(Error::GroupNotFound {
+                    tenant: tenant.into(),
+                    group: name.into(),
+                });
+            }
+        };
+        self.groups.insert(key, group.clone()).await;
+        Ok(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::sqlite::SqliteCoordinator;
+
+    async fn catalog(enabled: bool) -> (Catalog, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
+        let auto = AutoCreate { enabled, queue_count: 3 };
+        (Catalog::new(Arc::new(c), Arc::new(ManualClock::new(5)), auto), dir)
+    }
+
+    #[tokio::test]
+    async fn auto_creates_when_enabled() {
+        let (cat, _dir) = catalog(true).await;
+        let t = cat.topic("", "fresh").await.unwrap();
+        assert_eq!((t.message_type, t.queue_count, t.created_ms), (MessageType::Normal, 3, 5));
+        assert_eq!(cat.topic("", "fresh").await.unwrap(), t);
+        let g = cat.group("ns", "g1").await.unwrap();
+        assert_eq!(g.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert!(matches!(cat.topic("", "bad topic").await, Err(Error::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_names_when_disabled() {
+        let (cat, _dir) = catalog(false).await;
+        assert!(matches!(cat.topic("", "t").await, Err(Error::TopicNotFound { .. })));
+        assert!(matches!(cat.group("", "g").await, Err(Error::GroupNotFound { .. })));
+        let spec = TopicSpec { tenant: "".into(), name: "t".into(), message_type: MessageType::Fifo, queue_count: 1 };
+        cat.coordinator().create_topic(&spec, 1).await.unwrap();
+        assert_eq!(cat.topic("", "t").await.unwrap().message_type, MessageType::Fifo);
+    }
+}
