@@ -1,1 +1,17 @@
-//! query
+//! Query: the consumer-facing role. Pops messages for consumer groups (long polling woken by
+//! commit notifications), acknowledges them, changes their invisible time; reads through
+//! the batch index (moka) and the block cache (foyer).
+
+mod config;
+pub mod convert;
+mod error;
+pub mod filter;
+mod query;
+mod reader;
+mod receipt;
+
+pub use config::QueryConfig;
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use query::{Delivered, Query, ReceiveRequest};
+pub use receipt::ReceiptCodec;

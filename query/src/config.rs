@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Consumer-side settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Most messages per ReceiveMessage (Apache's proxy allows 32).
+    pub max_batch: usize,
+    /// Most offsets a pop examines per queue when a filter rejects messages: bounds the work
+    /// of one pop; the cursor still moves past what was examined.
+    pub max_scan: i64,
+    /// Shortest invisible duration a receive may ask for (Apache: 10 s; we allow 1 s).
+    #[serde(with = "humantime_serde")]
+    pub min_invisible: Duration,
+    /// Longest invisible duration (12 h, as Apache).
+    #[serde(with = "humantime_serde")]
+    pub max_invisible: Duration,
+    /// Used when a receive names none (push consumers with auto-renew).
+    #[serde(with = "humantime_serde")]
+    pub default_invisible: Duration,
+    /// Longest long poll (20 s, as Apache's proxy).
+    #[serde(with = "humantime_serde")]
+    pub max_long_polling: Duration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            max_scan: 1024,
+            min_invisible: Duration::from_secs(1),
+            max_invisible: Duration::from_secs(12 * 3600),
+            default_invisible: Duration::from_secs(30),
+            max_long_polling: Duration::from_secs(20),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+/// Errors of the consumer-facing handlers. The gRPC front maps each to a RocketMQ code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("invalid receipt handle: {0}")]
+    InvalidReceipt(String),
+    #[error("illegal filter expression: {0}")]
+    IllegalFilter(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("illegal invisible duration: {0}")]
+    IllegalInvisibleTime(String),
+    #[error("topic {tenant}/{topic} not found")]
+    TopicNotFound { tenant: String, topic: String },
+    #[error("consumer group {tenant}/{group} not found")]
+    GroupNotFound { tenant: String, group: String },
+    #[error("illegal topic or group: {0}")]
+    IllegalName(String),
+    #[error("stored message is corrupt: {0}")]
+    Corrupt(String),
+    #[error("object store read failed: {0}")]
+    Storage(String),
+    #[error("coordinator unavailable: {0}")]
+    Coordinator(String),
+}
+
+impl From<strata_meta::Error> for Error {
+    fn from(e: strata_meta::Error) -> Self {
+        use strata_meta::Error as M;
+        match e {
+            M::TopicNotFound { tenant, topic } => Error::TopicNotFound { tenant, topic },
+            M::GroupNotFound { tenant, group } => Error::GroupNotFound { tenant, group },
+            M::Invalid { reason, .. } => Error::IllegalName(reason),
+            other => Error::Coordinator(other.to_string()),
+        }
+    }
+}
+
+impl From<strata_storage::Error> for Error {
+    fn from(e: strata_storage::Error) -> Self {
+        if e.is_corrupt() {
+            Error::Corrupt(e.to_string())
+        } else {
+            Error::Storage(e.to_string())
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

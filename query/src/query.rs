@@ -1,0 +1,300 @@
+//! The consumer-facing handlers: ReceiveMessage (pop with long polling), AckMessage,
+//! ChangeInvisibleDuration.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_meta::model::{AckOutcome, CommitEvent, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Topic};
+use strata_meta::Catalog;
+use strata_proto::wal::WalRecord;
+use strata_storage::BlockCache;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tracing::instrument;
+
+use crate::config::QueryConfig;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::reader::Reader;
+use crate::receipt::ReceiptCodec;
+
+/// A receive as the front received it.
+#[derive(Clone, Debug)]
+pub struct ReceiveRequest {
+    pub tenant: String,
+    pub group: String,
+    pub topic: String,
+    pub filter: Filter,
+    pub batch_size: usize,
+    /// `None`: the configured default.
+    pub invisible: Option<Duration>,
+    /// How long to wait for messages when none is ready.
+    pub long_polling: Duration,
+}
+
+/// A message handed to a consumer.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub queue: i32,
+    pub offset: i64,
+    /// 1 on first delivery.
+    pub attempt: i32,
+    pub receipt_handle: String,
+    pub invisible: Duration,
+    pub record: WalRecord,
+}
+
+pub struct Query {
+    catalog: Catalog,
+    reader: Reader,
+    receipts: ReceiptCodec,
+    config: QueryConfig,
+    rotation: AtomicUsize,
+}
+
+/// Smallest wait before a pop is retried when the coordinator says an in-flight message is
+/// already visible but the pop found none (another consumer took it): no busy loop.
+const MIN_RETRY_WAIT: Duration = Duration::from_millis(10);
+
+impl Query {
+    pub async fn new(catalog: Catalog, blocks: BlockCache, config: QueryConfig) -> Result<Self> {
+        let key = catalog.coordinator().secret("receipt-handle-key").await?;
+        Ok(Self {
+            reader: Reader::new(Arc::clone(catalog.coordinator()), blocks),
+            catalog,
+            receipts: ReceiptCodec::new(key),
+            config,
+            rotation: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    /// Receives up to `batch_size` messages, waiting up to `long_polling` for some to arrive.
+    #[instrument(skip_all, fields(tenant = %req.tenant, group = %req.group, topic = %req.topic), err)]
+    pub async fn receive(&self, req: &ReceiveRequest) -> Result<Vec<Delivered>> {
+        let invisible = req.invisible.unwrap_or(self.config.default_invisible);
+        if invisible < self.config.min_invisible || invisible > self.config.max_invisible {
+            return Err(Error::IllegalInvisibleTime(format!(
+                "{invisible:?} is not within {:?}..={:?}",
+                self.config.min_invisible, self.config.max_invisible
+            )));
+        }
+        let topic = self.catalog.topic(&req.tenant, &req.topic).await?;
+        self.catalog.group(&req.tenant, &req.group).await?;
+        let sub = Subscription {
+            tenant: req.tenant.clone(),
+            group: req.group.clone(),
+            topic: req.topic.clone(),
+        };
+        let batch = req.batch_size.clamp(1, self.config.max_batch);
+        let deadline = Instant::now() + req.long_polling.min(self.config.max_long_polling);
+        // Subscribe before the first pop so that no commit between the pop and the wait is missed.
+        let mut events = self.catalog.coordinator().subscribe();
+        loop {
+            let (got, raced) = self.pop_once(&sub, &topic, &req.filter, batch, invisible).await?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            if raced {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(got);
+            }
+            let mut wake = deadline;
+            if let Some(at) = self.catalog.coordinator().next_visible_at(&sub).await? {
+                let until = Duration::from_millis((at - self.catalog.clock().now_ms()).max(0) as u64);
+                wake = wake.min(now + until.max(MIN_RETRY_WAIT));
+            }
+            tokio::select! {
+                () = commit_on(&mut events, &sub) => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// One pop over every queue of the topic: expired in-flight messages first, then new
+    /// ones. Returns the deliveries and whether another consumer raced us on some queue.
+    async fn pop_once(
+        &self,
+        sub: &Subscription,
+        topic: &Topic,
+        filter: &Filter,
+        batch: usize,
+        invisible: Duration,
+    ) -> Result<(Vec<Delivered>, bool)> {
+        let coordinator = self.catalog.coordinator();
+        let now = self.catalog.clock().now_ms();
+        let n = topic.queue_count.max(1) as usize;
+        let start = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let queues: Vec<i32> = (0..n).map(|i| ((start + i) % n) as i32).collect();
+        let states = coordinator.pop_state(sub, &queues, now, batch as u32).await?;
+
+        let mut want = batch;
+        let mut claims = Vec::new();
+        let mut records: HashMap<(i32, i64), WalRecord> = HashMap::new();
+        for st in states {
+            if want == 0 {
+                break;
+            }
+            let queue = QueueRef {
+                tenant: sub.tenant.clone(),
+                topic: sub.topic.clone(),
+                queue: st.queue,
+            };
+            let mut claim = QueueClaim {
+                queue: st.queue,
+                cursor_from: st.cursor,
+                cursor_to: st.cursor,
+                deliver: Vec::new(),
+                redeliver: Vec::new(),
+            };
+            for f in st.expired.iter().take(want) {
+                if let Some(r) = self.reader.read_one(&queue, f.offset).await? {
+                    records.insert((st.queue, f.offset), r);
+                    claim.redeliver.push((f.offset, f.seq));
+                    want -= 1;
+                }
+            }
+            if want > 0 && st.cursor < st.end {
+                let scan_to = st.end.min(st.cursor + self.config.max_scan);
+                let read_to = match filter {
+                    Filter::All => scan_to.min(st.cursor + want as i64),
+                    Filter::Tags(_) => scan_to,
+                };
+                for (offset, record) in self.reader.read(&queue, st.cursor, read_to).await? {
+                    claim.cursor_to = offset + 1;
+                    if filter.matches(&record) {
+                        claim.deliver.push(offset);
+                        records.insert((st.queue, offset), record);
+                        want -= 1;
+                        if want == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            if claim.cursor_to > claim.cursor_from || !claim.redeliver.is_empty() {
+                claims.push(claim);
+            }
+        }
+        if claims.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let invisible_until_ms = now + invisible.as_millis() as i64;
+        let claimed = coordinator
+            .pop_claim(&PopClaim {
+                subscription: sub.clone(),
+                now_ms: now,
+                invisible_until_ms,
+                queues: claims,
+            })
+            .await?;
+        let delivered = claimed
+            .delivered
+            .into_iter()
+            .filter_map(|f| {
+                let record = records.remove(&(f.queue, f.offset))?;
+                let receipt_handle = self.receipts.encode(&Receipt {
+                    subscription: sub.clone(),
+                    queue: f.queue,
+                    offset: f.offset,
+                    seq: f.seq,
+                });
+                Some(Delivered {
+                    queue: f.queue,
+                    offset: f.offset,
+                    attempt: f.attempt,
+                    receipt_handle,
+                    invisible,
+                    record,
+                })
+            })
+            .collect();
+        Ok((delivered, !claimed.conflicts.is_empty()))
+    }
+
+    fn receipt_for(&self, sub: &Subscription, handle: &str) -> Result<Receipt> {
+        let receipt = self.receipts.decode(handle)?;
+        if &receipt.subscription != sub {
+            return Err(Error::InvalidReceipt(format!(
+                "the handle was issued to group {} for topic {}, not to group {} for topic {}",
+                receipt.subscription.group, receipt.subscription.topic, sub.group, sub.topic
+            )));
+        }
+        Ok(receipt)
+    }
+
+    /// Acknowledges messages by receipt handle; one result per handle. Acknowledging twice
+    /// is fine; a handle from an earlier delivery of a message delivered again is refused.
+    #[instrument(skip_all, fields(tenant = %sub.tenant, group = %sub.group, topic = %sub.topic, n = handles.len()))]
+    pub async fn ack(&self, sub: &Subscription, handles: &[String]) -> Vec<Result<()>> {
+        let parsed: Vec<Result<Receipt>> = handles.iter().map(|h| self.receipt_for(sub, h)).collect();
+        let valid: Vec<Receipt> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let mut outcomes = match self.catalog.coordinator().ack(&valid).await {
+            Ok(o) => o.into_iter(),
+            Err(e) => {
+                let e = Error::from(e);
+                return parsed.into_iter().map(|p| p.and(Err(e.clone()))).collect();
+            }
+        };
+        parsed
+            .into_iter()
+            .map(|p| {
+                p?;
+                match outcomes.next() {
+                    Some(outcome) => outcome_result(outcome),
+                    None => Err(Error::Coordinator("missing ack outcome".into())),
+                }
+            })
+            .collect()
+    }
+
+    /// Moves a message's invisible deadline; returns the new receipt handle.
+    #[instrument(skip_all, fields(tenant = %sub.tenant, group = %sub.group, topic = %sub.topic), err)]
+    pub async fn change_invisible(&self, sub: &Subscription, handle: &str, invisible: Duration) -> Result<String> {
+        if invisible > self.config.max_invisible {
+            return Err(Error::IllegalInvisibleTime(format!(
+                "{invisible:?} is longer than {:?}",
+                self.config.max_invisible
+            )));
+        }
+        let receipt = self.receipt_for(sub, handle)?;
+        let until = self.catalog.clock().now_ms() + invisible.as_millis() as i64;
+        match self.catalog.coordinator().change_invisible(&receipt, until).await? {
+            Ok(f) => Ok(self.receipts.encode(&Receipt { seq: f.seq, ..receipt })),
+            Err(outcome) => {
+                outcome_result(outcome)?;
+                Err(Error::InvalidReceipt("the message was already acknowledged".into()))
+            }
+        }
+    }
+}
+
+fn outcome_result(outcome: AckOutcome) -> Result<()> {
+    match outcome {
+        AckOutcome::Acked | AckOutcome::AlreadyAcked => Ok(()),
+        AckOutcome::Stale => Err(Error::InvalidReceipt(
+            "the receipt handle is stale: the message was delivered again since".into(),
+        )),
+        AckOutcome::Unknown => Err(Error::InvalidReceipt("no such delivery".into())),
+    }
+}
+
+/// Resolves when a commit touches the subscription's topic (or events were missed).
+async fn commit_on(events: &mut broadcast::Receiver<CommitEvent>, sub: &Subscription) {
+    loop {
+        match events.recv().await {
+            Ok(e) if e.tenant == sub.tenant && e.topic == sub.topic => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Reads a queue's records by offset: batch index lookups (cached per queue, batches are
+//! immutable) then blocks through the block cache.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use moka::future::Cache;
+use strata_meta::model::{Batch, QueueRef};
+use strata_meta::Coordinator;
+use strata_proto::wal::{Compression, WalRecord};
+use strata_storage::wal::BlockSpan;
+use strata_storage::{BlockCache, Path};
+
+use crate::error::{Error, Result};
+
+/// Batches fetched per index miss.
+const INDEX_FETCH: u32 = 64;
+/// Batches remembered per queue; the memory is cleared when it would grow beyond this.
+const INDEX_PER_QUEUE: usize = 4096;
+
+type QueueIndex = Arc<RwLock<BTreeMap<i64, Batch>>>;
+
+#[derive(Clone)]
+pub struct Reader {
+    coordinator: Arc<dyn Coordinator>,
+    blocks: BlockCache,
+    index: Cache<QueueRef, QueueIndex>,
+}
+
+impl Reader {
+    pub fn new(coordinator: Arc<dyn Coordinator>, blocks: BlockCache) -> Self {
+        Self {
+            coordinator,
+            blocks,
+            index: Cache::builder().max_capacity(100_000).build(),
+        }
+    }
+
+    /// The batch holding `offset`, if committed.
+    async fn locate(&self, queue: &QueueRef, offset: i64) -> Result<Option<Batch>> {
+        let index = self
+            .index
+            .get_with(queue.clone(), async { Arc::new(RwLock::new(BTreeMap::new())) })
+            .await;
+        let find = |map: &BTreeMap<i64, Batch>| {
+            map.range(..=offset)
+                .next_back()
+                .map(|(_, b)| b)
+                .filter(|b| b.end_offset() > offset)
+                .cloned()
+        };
+        if let Some(b) = find(&index.read().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(Some(b));
+        }
+        let fetched = self.coordinator.batches(queue, offset, INDEX_FETCH).await?;
+        let mut map = index.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() + fetched.len() > INDEX_PER_QUEUE {
+            map.clear();
+        }
+        for b in fetched {
+            map.insert(b.base_offset, b);
+        }
+        Ok(find(&map))
+    }
+
+    async fn block(&self, batch: &Batch) -> Result<Vec<WalRecord>> {
+        let l = &batch.location;
+        let span = BlockSpan {
+            offset: l.offset,
+            length: l.length,
+            uncompressed_length: l.uncompressed_length,
+            crc32c: l.crc32c,
+            compression: Compression::try_from(l.compression)
+                .map_err(|_| Error::Corrupt(format!("{}: unknown compression {}", l.object, l.compression)))?,
+            record_count: batch.count,
+        };
+        let records = self.blocks.records(&Path::from(l.object.as_str()), &span).await?;
+        if records.len() != batch.count as usize {
+            return Err(Error::Corrupt(format!(
+                "{} block at {} holds {} records, index says {}",
+                l.object,
+                l.offset,
+                records.len(),
+                batch.count
+            )));
+        }
+        Ok(records)
+    }
+
+    /// Records at offsets `from..to` that are committed, in order.
+    pub async fn read(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Vec<(i64, WalRecord)>> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let Some(batch) = self.locate(queue, at).await? else { break };
+            let records = self.block(&batch).await?;
+            let first = (at - batch.base_offset) as usize;
+            let last = (to.min(batch.end_offset()) - batch.base_offset) as usize;
+            for (i, r) in records.into_iter().enumerate().take(last).skip(first) {
+                out.push((batch.base_offset + i as i64, r));
+            }
+            at = batch.end_offset();
+        }
+        Ok(out)
+    }
+
+    /// The record at one offset.
+    pub async fn read_one(&self, queue: &QueueRef, offset: i64) -> Result<Option<WalRecord>> {
+        Ok(self.read(queue, offset, offset + 1).await?.pop().map(|(_, r)| r))
+    }
+}

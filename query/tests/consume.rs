@@ -1,0 +1,207 @@
+//! Pop consumption end to end through the coordinator and the object store (no gRPC).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec};
+use strata_meta::{AutoCreate, Catalog, ManualClock, SqliteCoordinator};
+use strata_proto::wal::WalRecord;
+use strata_query::{Error, Filter, Query, QueryConfig, ReceiveRequest};
+use strata_storage::object_store::memory::InMemory;
+use strata_storage::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_storage::wal::WalWriter;
+use strata_storage::{BlockCache, CacheConfig, Path};
+
+struct Env {
+    query: Query,
+    catalog: Catalog,
+    clock: ManualClock,
+    store: Arc<dyn ObjectStore>,
+    flushes: std::sync::atomic::AtomicUsize,
+    _dir: tempfile::TempDir,
+}
+
+const TOPIC: &str = "orders";
+
+async fn env(queues: i32) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let catalog = Catalog::new(Arc::new(coordinator), Arc::new(clock.clone()), AutoCreate::default());
+    let spec = TopicSpec { tenant: String::new(), name: TOPIC.into(), message_type: MessageType::Normal, queue_count: queues };
+    catalog.coordinator().create_topic(&spec, 0).await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let blocks = BlockCache::open(Arc::clone(&store), &CacheConfig::default()).await.unwrap();
+    let query = Query::new(catalog.clone(), blocks, QueryConfig::default()).await.unwrap();
+    Env { query, catalog, clock, store, flushes: Default::default(), _dir: dir }
+}
+
+impl Env {
+    /// Stores messages (body = `m{i}`, tag from `tags`) spread over queues, as one flush.
+    async fn produce(&self, first: usize, n: usize, tags: &[&str], queues: i32) {
+        let flush_no = self.flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = Path::from(format!("wal/00/{flush_no}.wal"));
+        let mut writer = WalWriter::new();
+        let mut batches = Vec::new();
+        for q in 0..queues {
+            let records: Vec<WalRecord> = (first..first + n)
+                .filter(|i| (*i as i32) % queues == q)
+                .map(|i| WalRecord {
+                    message_id: format!("id-{i}"),
+                    tag: Some(tags[i % tags.len()].to_string()),
+                    body: Bytes::from(format!("m{i}")),
+                    body_md5: "X".into(),
+                    ..Default::default()
+                })
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            let span = writer.add_block("", TOPIC, q, &records);
+            batches.push(AppendBatch {
+                queue: QueueRef { tenant: String::new(), topic: TOPIC.into(), queue: q },
+                count: records.len() as u32,
+                location: BlockLocation {
+                    object: path.to_string(),
+                    offset: span.offset,
+                    length: span.length,
+                    uncompressed_length: span.uncompressed_length,
+                    crc32c: span.crc32c,
+                    compression: span.compression as i32,
+                },
+                min_timestamp_ms: 0,
+                max_timestamp_ms: 0,
+            });
+        }
+        let object = writer.finish("test", 0);
+        self.store.put(&path, PutPayload::from(object.clone())).await.unwrap();
+        let commit = FlushCommit { object: path.to_string(), object_size: object.len() as u64, writer: "test".into(), batches };
+        self.catalog.coordinator().commit_flush(&commit, 0).await.unwrap();
+    }
+
+    fn request(&self, group: &str, filter: Filter, batch: usize, poll: Duration) -> ReceiveRequest {
+        ReceiveRequest {
+            tenant: String::new(),
+            group: group.into(),
+            topic: TOPIC.into(),
+            filter,
+            batch_size: batch,
+            invisible: Some(Duration::from_secs(30)),
+            long_polling: poll,
+        }
+    }
+
+    async fn drain(&self, group: &str, filter: Filter) -> Vec<strata_query::Delivered> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.query.receive(&self.request(group, filter.clone(), 16, Duration::ZERO)).await.unwrap();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+}
+
+fn sub(group: &str) -> Subscription {
+    Subscription { tenant: String::new(), group: group.into(), topic: TOPIC.into() }
+}
+
+fn bodies(ds: &[strata_query::Delivered]) -> Vec<String> {
+    let mut b: Vec<_> = ds.iter().map(|d| String::from_utf8(d.record.body.to_vec()).unwrap()).collect();
+    b.sort();
+    b
+}
+
+#[tokio::test]
+async fn every_message_once_and_acked_ones_never_again() {
+    let e = env(4).await;
+    e.produce(0, 50, &["A"], 4).await;
+    let got = e.drain("g", Filter::All).await;
+    let mut expected: Vec<_> = (0..50).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies(&got), expected);
+    assert!(got.iter().all(|d| d.attempt == 1));
+
+    let handles: Vec<String> = got.iter().map(|d| d.receipt_handle.clone()).collect();
+    assert!(e.query.ack(&sub("g"), &handles).await.iter().all(Result::is_ok));
+    assert!(e.query.ack(&sub("g"), &handles[..1]).await[0].is_ok(), "acking twice is fine");
+    e.clock.advance(Duration::from_secs(3600));
+    assert!(e.drain("g", Filter::All).await.is_empty(), "acked messages never come back");
+
+    // A second group has its own progress.
+    assert_eq!(e.drain("other", Filter::All).await.len(), 50);
+}
+
+#[tokio::test]
+async fn unacked_messages_return_after_the_invisible_time_with_the_next_attempt() {
+    let e = env(2).await;
+    e.produce(0, 10, &["A"], 2).await;
+    let got = e.drain("g", Filter::All).await;
+    assert_eq!(got.len(), 10);
+    let (acked, kept) = got.split_at(6);
+    let handles: Vec<String> = acked.iter().map(|d| d.receipt_handle.clone()).collect();
+    assert!(e.query.ack(&sub("g"), &handles).await.iter().all(Result::is_ok));
+
+    e.clock.advance(Duration::from_secs(29));
+    assert!(e.drain("g", Filter::All).await.is_empty(), "still invisible");
+    e.clock.advance(Duration::from_secs(2));
+    let again = e.drain("g", Filter::All).await;
+    assert_eq!(bodies(&again), bodies(kept));
+    assert!(again.iter().all(|d| d.attempt == 2));
+
+    let stale = e.query.ack(&sub("g"), &[kept[0].receipt_handle.clone()]).await;
+    assert!(matches!(stale[0], Err(Error::InvalidReceipt(_))), "{stale:?}");
+    let fresh: Vec<String> = again.iter().map(|d| d.receipt_handle.clone()).collect();
+    assert!(e.query.ack(&sub("g"), &fresh).await.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn tag_filters_deliver_only_matching_messages() {
+    let e = env(3).await;
+    e.produce(0, 30, &["A", "B", "C"], 3).await;
+    let got = e.drain("g", Filter::parse_tags("A || C").unwrap()).await;
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|d| d.record.tag.as_deref() != Some("B")));
+}
+
+#[tokio::test]
+async fn change_invisible_issues_a_new_handle() {
+    let e = env(1).await;
+    e.produce(0, 1, &["A"], 1).await;
+    let got = e.drain("g", Filter::All).await;
+    let old = got[0].receipt_handle.clone();
+    let new = e.query.change_invisible(&sub("g"), &old, Duration::from_secs(120)).await.unwrap();
+    e.clock.advance(Duration::from_secs(60));
+    assert!(e.drain("g", Filter::All).await.is_empty(), "the longer invisible time holds");
+    assert!(matches!(e.query.ack(&sub("g"), &[old]).await[0], Err(Error::InvalidReceipt(_))));
+    assert!(e.query.ack(&sub("g"), &[new.clone()]).await[0].is_ok());
+    // Handles are bound to their group.
+    assert!(matches!(e.query.ack(&sub("other"), &[new]).await[0], Err(Error::InvalidReceipt(_))));
+    assert!(matches!(e.query.ack(&sub("g"), &["forged".into()]).await[0], Err(Error::InvalidReceipt(_))));
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_on_commit() {
+    let e = Arc::new(env(2).await);
+    let waiter = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.query.receive(&e.request("g", Filter::All, 8, Duration::from_secs(20))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "nothing to deliver yet");
+    e.produce(0, 3, &["A"], 2).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken by the commit").unwrap().unwrap();
+    assert_eq!(got.len(), 3);
+}
+
+#[tokio::test]
+async fn out_of_range_invisible_times_are_refused() {
+    let e = env(1).await;
+    let mut req = e.request("g", Filter::All, 1, Duration::ZERO);
+    req.invisible = Some(Duration::from_millis(10));
+    assert!(matches!(e.query.receive(&req).await, Err(Error::IllegalInvisibleTime(_))));
+    req.invisible = Some(Duration::from_secs(13 * 3600));
+    assert!(matches!(e.query.receive(&req).await, Err(Error::IllegalInvisibleTime(_))));
+}
