@@ -1,1 +1,210 @@
-fn main() {}
+//! `strata`: the StrataMQ broker and its admin CLI.
+
+mod admin;
+mod config;
+mod front;
+mod server;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use strata_proto::admin::strata_admin_client::StrataAdminClient;
+use strata_proto::admin::{self as api};
+use strata_proto::v2;
+
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about = "StrataMQ: a RocketMQ 5.x compatible broker on object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every role in one process (embedded coordinator, local folder as object store).
+    Standalone(StandaloneArgs),
+    /// Manage topics of a running broker.
+    Topic {
+        #[command(subcommand)]
+        action: TopicAction,
+    },
+    /// Manage consumer groups of a running broker.
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct StandaloneArgs {
+    /// TOML settings file (see docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data folder: coordinator database, local object store, disk cache.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long)]
+    grpc_listen: Option<std::net::SocketAddr>,
+    /// Object store URL (file:///path, s3://bucket/prefix, memory://). Default: DATA_DIR/store.
+    #[arg(long)]
+    store: Option<String>,
+    /// host:port handed to clients in routes. Default: the address the client connected to.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Refuse unknown topics and groups instead of creating them.
+    #[arg(long)]
+    no_auto_create: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The broker's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "STRATA_ENDPOINT")]
+    endpoint: String,
+    /// Namespace (tenant); empty is the default tenant.
+    #[arg(long, default_value = "")]
+    namespace: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TopicType {
+    Normal,
+    Fifo,
+    Delay,
+    Transaction,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicAction {
+    Create {
+        name: String,
+        #[arg(long = "type", value_enum, default_value = "normal")]
+        kind: TopicType,
+        #[arg(long, default_value_t = 8)]
+        queues: i32,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupAction {
+    Create {
+        name: String,
+        /// Ordered consumption per message group (on FIFO topics).
+        #[arg(long)]
+        fifo: bool,
+        #[arg(long, default_value_t = strata_meta::model::DEFAULT_MAX_ATTEMPTS)]
+        max_attempts: i32,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+type BoxError = server::BoxError;
+
+async fn admin_client(target: &Target) -> Result<StrataAdminClient<tonic::transport::Channel>, BoxError> {
+    StrataAdminClient::connect(target.endpoint.clone())
+        .await
+        .map_err(|e| format!("cannot reach the broker at {}: {e}", target.endpoint).into())
+}
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Standalone(args) => {
+            let mut settings = config::Settings::load(args.config.as_deref())?;
+            if let Some(d) = args.data_dir {
+                settings.data_dir = d;
+            }
+            if let Some(l) = args.grpc_listen {
+                settings.grpc_listen = l;
+            }
+            if args.store.is_some() {
+                settings.store = args.store;
+            }
+            if args.advertise.is_some() {
+                settings.advertise = args.advertise;
+            }
+            if args.no_auto_create {
+                settings.auto_create = false;
+            }
+            server::standalone(settings).await
+        }
+        Command::Topic { action: TopicAction::Create { name, kind, queues, target } } => {
+            let message_type = match kind {
+                TopicType::Normal => v2::MessageType::Normal,
+                TopicType::Fifo => v2::MessageType::Fifo,
+                TopicType::Delay => v2::MessageType::Delay,
+                TopicType::Transaction => v2::MessageType::Transaction,
+            };
+            let topic = api::Topic {
+                namespace: target.namespace.clone(),
+                name,
+                message_type: message_type as i32,
+                queue_count: queues,
+            };
+            let created = admin_client(&target).await?.create_topic(api::CreateTopicRequest { topic: Some(topic) }).await?;
+            if let Some(t) = created.into_inner().topic {
+                println!("created {}", admin::topic_line(&t));
+            }
+            Ok(())
+        }
+        Command::Topic { action: TopicAction::List { target } } => {
+            let list = admin_client(&target).await?.list_topics(api::ListTopicsRequest { namespace: target.namespace.clone() }).await?;
+            for t in list.into_inner().topics {
+                println!("{}", admin::topic_line(&t));
+            }
+            Ok(())
+        }
+        Command::Group { action: GroupAction::Create { name, fifo, max_attempts, target } } => {
+            let group = api::Group {
+                namespace: target.namespace.clone(),
+                name,
+                fifo,
+                max_attempts,
+            };
+            let created = admin_client(&target).await?.create_group(api::CreateGroupRequest { group: Some(group) }).await?;
+            if let Some(g) = created.into_inner().group {
+                println!("created {}", admin::group_line(&g));
+            }
+            Ok(())
+        }
+        Command::Group { action: GroupAction::List { target } } => {
+            let list = admin_client(&target).await?.list_groups(api::ListGroupsRequest { namespace: target.namespace.clone() }).await?;
+            for g in list.into_inner().groups {
+                println!("{}", admin::group_line(&g));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

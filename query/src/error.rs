@@ -13,8 +13,10 @@ pub enum Error {
     TopicNotFound { tenant: String, topic: String },
     #[error("consumer group {tenant}/{group} not found")]
     GroupNotFound { tenant: String, group: String },
-    #[error("illegal topic or group: {0}")]
-    IllegalName(String),
+    #[error("illegal topic: {0}")]
+    IllegalTopic(String),
+    #[error("illegal consumer group: {0}")]
+    IllegalGroup(String),
     #[error("stored message is corrupt: {0}")]
     Corrupt(String),
     #[error("object store read failed: {0}")]
@@ -29,7 +31,8 @@ impl From<strata_meta::Error> for Error {
         match e {
             M::TopicNotFound { tenant, topic } => Error::TopicNotFound { tenant, topic },
             M::GroupNotFound { tenant, group } => Error::GroupNotFound { tenant, group },
-            M::Invalid { reason, .. } => Error::IllegalName(reason),
+            M::Invalid { what, reason } if what.contains("group") => Error::IllegalGroup(reason),
+            M::Invalid { reason, .. } => Error::IllegalTopic(reason),
             other => Error::Coordinator(other.to_string()),
         }
     }

@@ -10,7 +10,7 @@ use strata_meta::model::{AckOutcome, CommitEvent, PopClaim, QueueClaim, QueueRef
 use strata_meta::Catalog;
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tracing::instrument;
 
@@ -52,6 +52,8 @@ pub struct Query {
     receipts: ReceiptCodec,
     config: QueryConfig,
     rotation: AtomicUsize,
+    /// Set on shutdown: long polls return at once.
+    closed: watch::Sender<bool>,
 }
 
 /// Smallest wait before a pop is retried when the coordinator says an in-flight message is
@@ -67,6 +69,7 @@ impl Query {
             receipts: ReceiptCodec::new(key),
             config,
             rotation: AtomicUsize::new(0),
+            closed: watch::Sender::new(false),
         })
     }
 
@@ -95,6 +98,7 @@ impl Query {
         let deadline = Instant::now() + req.long_polling.min(self.config.max_long_polling);
         // Subscribe before the first pop so that no commit between the pop and the wait is missed.
         let mut events = self.catalog.coordinator().subscribe();
+        let mut closed = self.closed.subscribe();
         loop {
             let (got, raced) = self.pop_once(&sub, &topic, &req.filter, batch, invisible).await?;
             if !got.is_empty() {
@@ -104,7 +108,7 @@ impl Query {
                 continue;
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || *closed.borrow() {
                 return Ok(got);
             }
             let mut wake = deadline;
@@ -115,6 +119,7 @@ impl Query {
             tokio::select! {
                 () = commit_on(&mut events, &sub) => {}
                 () = tokio::time::sleep_until(wake) => {}
+                _ = closed.changed() => {}
             }
         }
     }
@@ -218,6 +223,11 @@ impl Query {
             })
             .collect();
         Ok((delivered, !claimed.conflicts.is_empty()))
+    }
+
+    /// Ends every long poll now (they answer with what they have: nothing).
+    pub fn shutdown(&self) {
+        self.closed.send_replace(true);
     }
 
     fn receipt_for(&self, sub: &Subscription, handle: &str) -> Result<Receipt> {

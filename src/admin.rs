@@ -1,0 +1,103 @@
+//! The StrataAdmin gRPC service (topics, groups) and the CLI client that calls it.
+
+use strata_meta::model::{GroupSpec, MessageType, TopicSpec};
+use strata_meta::{Catalog, Error as MetaError};
+use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
+use strata_proto::v2;
+use tonic::{Request, Response, Status};
+
+pub struct Admin {
+    pub catalog: Catalog,
+}
+
+fn to_status(e: MetaError) -> Status {
+    match e {
+        MetaError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
+        MetaError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+        MetaError::TopicNotFound { .. } | MetaError::GroupNotFound { .. } => Status::not_found(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn topic_out(t: strata_meta::model::Topic) -> admin::Topic {
+    admin::Topic {
+        namespace: t.tenant,
+        name: t.name,
+        message_type: t.message_type as i32,
+        queue_count: t.queue_count,
+    }
+}
+
+fn group_out(g: strata_meta::model::Group) -> admin::Group {
+    admin::Group {
+        namespace: g.tenant,
+        name: g.name,
+        fifo: g.fifo,
+        max_attempts: g.max_attempts,
+    }
+}
+
+#[tonic::async_trait]
+impl StrataAdmin for Admin {
+    async fn create_topic(&self, request: Request<admin::CreateTopicRequest>) -> Result<Response<admin::CreateTopicResponse>, Status> {
+        let t = request.into_inner().topic.unwrap_or_default();
+        let message_type = MessageType::from_i32(t.message_type)
+            .filter(|m| matches!(m, MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction))
+            .ok_or_else(|| Status::invalid_argument(format!("message type {} is not a topic type", t.message_type)))?;
+        let spec = TopicSpec {
+            tenant: t.namespace,
+            name: t.name,
+            message_type,
+            queue_count: t.queue_count,
+        };
+        let now = self.catalog.clock().now_ms();
+        let topic = self.catalog.coordinator().create_topic(&spec, now).await.map_err(to_status)?;
+        tracing::info!(tenant = %topic.tenant, topic = %topic.name, r#type = %topic.message_type, "topic created");
+        Ok(Response::new(admin::CreateTopicResponse { topic: Some(topic_out(topic)) }))
+    }
+
+    async fn list_topics(&self, request: Request<admin::ListTopicsRequest>) -> Result<Response<admin::ListTopicsResponse>, Status> {
+        let ns = request.into_inner().namespace;
+        let topics = self.catalog.coordinator().list_topics(&ns).await.map_err(to_status)?;
+        Ok(Response::new(admin::ListTopicsResponse {
+            topics: topics.into_iter().map(topic_out).collect(),
+        }))
+    }
+
+    async fn create_group(&self, request: Request<admin::CreateGroupRequest>) -> Result<Response<admin::CreateGroupResponse>, Status> {
+        let g = request.into_inner().group.unwrap_or_default();
+        let spec = GroupSpec {
+            tenant: g.namespace,
+            name: g.name,
+            fifo: g.fifo,
+            max_attempts: g.max_attempts,
+        };
+        let now = self.catalog.clock().now_ms();
+        let group = self.catalog.coordinator().create_group(&spec, now).await.map_err(to_status)?;
+        tracing::info!(tenant = %group.tenant, group = %group.name, "consumer group created");
+        Ok(Response::new(admin::CreateGroupResponse { group: Some(group_out(group)) }))
+    }
+
+    async fn list_groups(&self, request: Request<admin::ListGroupsRequest>) -> Result<Response<admin::ListGroupsResponse>, Status> {
+        let ns = request.into_inner().namespace;
+        let groups = self.catalog.coordinator().list_groups(&ns).await.map_err(to_status)?;
+        Ok(Response::new(admin::ListGroupsResponse {
+            groups: groups.into_iter().map(group_out).collect(),
+        }))
+    }
+}
+
+/// Prints a topic as the CLI shows it.
+pub fn topic_line(t: &admin::Topic) -> String {
+    let kind = v2::MessageType::try_from(t.message_type)
+        .map(|m| m.as_str_name().to_string())
+        .unwrap_or_else(|_| t.message_type.to_string());
+    let ns = if t.namespace.is_empty() { "-" } else { &t.namespace };
+    format!("{ns}\t{}\t{kind}\t{} queues", t.name, t.queue_count)
+}
+
+pub fn group_line(g: &admin::Group) -> String {
+    let ns = if g.namespace.is_empty() { "-" } else { &g.namespace };
+    let order = if g.fifo { "fifo" } else { "concurrent" };
+    format!("{ns}\t{}\t{order}\tmax attempts {}", g.name, g.max_attempts)
+}

@@ -1,0 +1,163 @@
+//! The broker's settings: defaults, then an optional TOML file, then `STRATA_*` environment
+//! variables for the common knobs, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use strata_ingest::IngestConfig;
+use strata_query::QueryConfig;
+use strata_storage::{CacheConfig, S3Options};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the embedded coordinator, the local object store and the disk cache.
+    pub data_dir: PathBuf,
+    /// Where the gRPC server (MessagingService and the admin API) listens.
+    pub grpc_listen: SocketAddr,
+    /// `host:port` clients are told to connect to (QueryRoute). Unset: the address the
+    /// client used to reach us, which is right for a single node.
+    pub advertise: Option<String>,
+    /// Object store URL: `file:///path`, `s3://bucket/prefix`, `memory://`. Unset: the
+    /// `store` folder in the data dir.
+    pub store: Option<String>,
+    pub s3: S3Options,
+    /// Create unknown topics (NORMAL) and groups on first use. On in standalone.
+    pub auto_create: bool,
+    /// Queues of an auto-created topic.
+    pub default_queues: i32,
+    /// This node's id (WAL object writer, logs). Unset: derived from the listen address.
+    pub node_id: Option<String>,
+    pub ingest: IngestConfig,
+    pub query: QueryConfig,
+    pub cache: CacheConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            advertise: None,
+            store: None,
+            s3: S3Options::default(),
+            auto_create: true,
+            default_queues: 8,
+            node_id: None,
+            ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid value of {var}: {reason}")]
+    Env { var: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Defaults, overlaid by the file (if any) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut s = match file {
+            None => Settings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+        };
+        s.apply_env(|k| std::env::var(k).ok())?;
+        Ok(s)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("STRATA_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("STRATA_GRPC_LISTEN") {
+            self.grpc_listen = v.parse().map_err(|e| ConfigError::Env {
+                var: "STRATA_GRPC_LISTEN",
+                reason: format!("{v:?}: {e}"),
+            })?;
+        }
+        if let Some(v) = get("STRATA_ADVERTISE") {
+            self.advertise = Some(v);
+        }
+        if let Some(v) = get("STRATA_STORE") {
+            self.store = Some(v);
+        }
+        if let Some(v) = get("STRATA_AUTO_CREATE") {
+            self.auto_create = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+        }
+        Ok(())
+    }
+
+    /// The object store URL in effect.
+    pub fn store_url(&self) -> String {
+        match &self.store {
+            Some(url) => url.clone(),
+            None => self.data_dir.join("store").display().to_string(),
+        }
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("strata-{}", self.grpc_listen).replace([':', '.'], "-"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            r#"
+            grpc_listen = "0.0.0.0:9000"
+            auto_create = false
+            [ingest]
+            linger = "20ms"
+            max_body_bytes = 1024
+            [s3]
+            endpoint = "http://127.0.0.1:8333"
+            "#,
+        )
+        .unwrap();
+        let mut s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.grpc_listen.port(), 9000);
+        assert!(!s.auto_create);
+        assert_eq!(s.ingest.linger, std::time::Duration::from_millis(20));
+        assert_eq!(s.ingest.max_body_bytes, 1024);
+        assert_eq!(s.ingest.max_bytes, 8 << 20, "unset keys keep their defaults");
+        assert_eq!(s.s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+
+        s.apply_env(|k| (k == "STRATA_STORE").then(|| "memory://".to_string())).unwrap();
+        assert_eq!(s.store_url(), "memory://");
+        assert!(s.apply_env(|k| (k == "STRATA_GRPC_LISTEN").then(|| "nope".to_string())).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "linger = 5").unwrap();
+        assert!(matches!(Settings::load(Some(&path)), Err(ConfigError::Parse { .. })));
+    }
+}

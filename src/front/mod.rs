@@ -1,0 +1,424 @@
+//! The gRPC front: one `MessagingService` routing each RPC to the role that owns it
+//! (ingest or query) and owning client sessions (DESIGN §1).
+
+mod context;
+mod route;
+mod session;
+pub mod status;
+mod telemetry;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use strata_ingest::Ingest;
+use strata_meta::model::Subscription;
+use strata_meta::Catalog;
+use strata_proto::v2::{self, messaging_service_server::MessagingService, telemetry_command::Command, Code};
+use strata_query::{Filter, Query, ReceiveRequest};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status as GrpcStatus, Streaming};
+use tracing::{debug, info_span, warn, Instrument};
+
+use context::Ctx;
+pub use session::Sessions;
+use status::{combined, from_ingest, from_meta, from_query, ok, status, unsupported};
+use telemetry::to_std;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, GrpcStatus>> + Send + 'static>>;
+type Reply<T> = Result<Response<T>, GrpcStatus>;
+
+#[derive(Clone)]
+pub struct Front {
+    pub ingest: Arc<Ingest>,
+    pub query: Arc<Query>,
+    pub catalog: Catalog,
+    pub sessions: Arc<Sessions>,
+    /// `host:port` handed out in routes; `None`: the endpoints the client used.
+    pub advertise: Option<String>,
+    /// Reported as a message's store host.
+    pub node_id: String,
+}
+
+fn stream_of<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
+    Box::pin(futures::stream::iter(items.into_iter().map(Ok)))
+}
+
+impl Front {
+    fn endpoints(&self, requested: Option<&v2::Endpoints>) -> Option<v2::Endpoints> {
+        match &self.advertise {
+            Some(a) => route::endpoints(a),
+            None => requested.filter(|e| !e.addresses.is_empty()).cloned(),
+        }
+    }
+
+    /// How long a receive may wait: Apache's rule, the client's deadline minus half its
+    /// request timeout, capped by the configured and the requested long-polling time.
+    fn long_polling(&self, ctx: &Ctx, requested: Option<&prost_types::Duration>) -> Duration {
+        let max = self.query.config().max_long_polling;
+        let half_timeout = self.sessions.request_timeout(ctx.client_id.as_deref()) / 2;
+        let by_deadline = ctx.deadline.map_or(max, |d| d.saturating_sub(half_timeout));
+        let requested = requested.and_then(to_std).unwrap_or(max);
+        by_deadline.min(requested).min(max)
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingService for Front {
+    async fn query_route(&self, request: Request<v2::QueryRouteRequest>) -> Reply<v2::QueryRouteResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let resource = req.topic.unwrap_or_default();
+        let tenant = ctx.tenant(Some(&resource));
+        let span = info_span!("query_route", tenant = %tenant, topic = %resource.name);
+        let response = async {
+            let Some(endpoints) = self.endpoints(req.endpoints.as_ref()) else {
+                return v2::QueryRouteResponse {
+                    status: Some(status(Code::IllegalAccessPoint, "the request names no endpoints")),
+                    message_queues: vec![],
+                };
+            };
+            match self.catalog.topic(&tenant, &resource.name).await {
+                Ok(topic) => v2::QueryRouteResponse {
+                    status: Some(ok()),
+                    message_queues: route::queues(&resource, &topic, &endpoints),
+                },
+                Err(e) => v2::QueryRouteResponse {
+                    status: Some(from_meta(&e)),
+                    message_queues: vec![],
+                },
+            }
+        }
+        .instrument(span)
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn heartbeat(&self, request: Request<v2::HeartbeatRequest>) -> Reply<v2::HeartbeatResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        if let Some(id) = &ctx.client_id {
+            self.sessions.touch(id, Some(req.client_type));
+        }
+        let status = match &req.group {
+            Some(g) if !g.name.is_empty() => match self.catalog.group(&ctx.tenant(Some(g)), &g.name).await {
+                Ok(_) => ok(),
+                Err(e) => from_meta(&e),
+            },
+            _ => ok(),
+        };
+        Ok(Response::new(v2::HeartbeatResponse { status: Some(status) }))
+    }
+
+    async fn send_message(&self, request: Request<v2::SendMessageRequest>) -> Reply<v2::SendMessageResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let tenant = ctx.tenant(req.messages.first().and_then(|m| m.topic.as_ref()));
+        let results = self.ingest.send(&tenant, &req.messages).await;
+        let entries: Vec<v2::SendResultEntry> = results
+            .iter()
+            .zip(&req.messages)
+            .map(|(r, m)| match r {
+                Ok(receipt) => v2::SendResultEntry {
+                    status: Some(ok()),
+                    message_id: receipt.message_id.clone(),
+                    transaction_id: String::new(),
+                    offset: receipt.offset,
+                    recall_handle: String::new(),
+                },
+                Err(e) => {
+                    debug!(error = %e, "send refused");
+                    v2::SendResultEntry {
+                        status: Some(from_ingest(e)),
+                        message_id: m.system_properties.as_ref().map(|s| s.message_id.clone()).unwrap_or_default(),
+                        ..Default::default()
+                    }
+                }
+            })
+            .collect();
+        let statuses: Vec<&v2::Status> = entries.iter().filter_map(|e| e.status.as_ref()).collect();
+        let status = if entries.is_empty() {
+            status(Code::BadRequest, "the request holds no message")
+        } else {
+            combined(&statuses)
+        };
+        Ok(Response::new(v2::SendMessageResponse {
+            status: Some(status),
+            entries,
+        }))
+    }
+
+    async fn query_assignment(
+        &self,
+        request: Request<v2::QueryAssignmentRequest>,
+    ) -> Reply<v2::QueryAssignmentResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let resource = req.topic.unwrap_or_default();
+        let tenant = ctx.tenant(Some(&resource));
+        let Some(endpoints) = self.endpoints(req.endpoints.as_ref()) else {
+            return Ok(Response::new(v2::QueryAssignmentResponse {
+                status: Some(status(Code::IllegalAccessPoint, "the request names no endpoints")),
+                assignments: vec![],
+            }));
+        };
+        let checked = async {
+            self.catalog.topic(&tenant, &resource.name).await?;
+            let group = req.group.unwrap_or_default();
+            self.catalog.group(&ctx.tenant(Some(&group)), &group.name).await
+        };
+        let response = match checked.await {
+            Ok(_) => v2::QueryAssignmentResponse {
+                status: Some(ok()),
+                assignments: vec![route::assignment(&resource, &endpoints)],
+            },
+            Err(e) => v2::QueryAssignmentResponse {
+                status: Some(from_meta(&e)),
+                assignments: vec![],
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
+
+    async fn receive_message(&self, request: Request<v2::ReceiveMessageRequest>) -> Reply<Self::ReceiveMessageStream> {
+        use v2::receive_message_response::Content;
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let only = |s: v2::Status| -> Reply<Self::ReceiveMessageStream> {
+            Ok(Response::new(stream_of(vec![v2::ReceiveMessageResponse {
+                content: Some(Content::Status(s)),
+            }])))
+        };
+        let group = req.group.clone().unwrap_or_default();
+        let topic = req.message_queue.as_ref().and_then(|q| q.topic.clone()).unwrap_or_default();
+        let tenant = ctx.tenant(Some(&group));
+        let filter = match Filter::parse(req.filter_expression.as_ref()) {
+            Ok(f) => f,
+            Err(e) => return only(from_query(&e)),
+        };
+        let invisible = match req.invisible_duration.as_ref().map(to_std) {
+            None => None,
+            Some(Some(d)) => Some(d),
+            Some(None) => return only(status(Code::IllegalInvisibleTime, "negative invisible duration")),
+        };
+        let receive = ReceiveRequest {
+            tenant: tenant.clone(),
+            group: group.name,
+            topic: topic.name.clone(),
+            filter,
+            batch_size: req.batch_size.max(1) as usize,
+            invisible,
+            long_polling: self.long_polling(&ctx, req.long_polling_timeout.as_ref()),
+        };
+        let query = Arc::clone(&self.query);
+        let store_host = self.node_id.clone();
+        let span = info_span!("receive_message", tenant = %tenant, group = %receive.group, topic = %receive.topic);
+        let responses = async move {
+            let content = match query.receive(&receive).await {
+                Ok(found) if found.is_empty() => vec![Content::Status(status(Code::MessageNotFound, "no new message"))],
+                Ok(found) => std::iter::once(Content::Status(ok()))
+                    .chain(found.iter().map(|d| {
+                        Content::Message(strata_query::convert::to_message(&tenant, &topic.name, d, &store_host))
+                    }))
+                    .collect(),
+                Err(e) => return vec![v2::ReceiveMessageResponse { content: Some(Content::Status(from_query(&e))) }],
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let delivered_at = prost_types::Timestamp {
+                seconds: now.as_secs() as i64,
+                nanos: now.subsec_nanos() as i32,
+            };
+            content
+                .into_iter()
+                .chain(std::iter::once(Content::DeliveryTimestamp(delivered_at)))
+                .map(|c| v2::ReceiveMessageResponse { content: Some(c) })
+                .collect()
+        }
+        .instrument(span);
+        let stream = futures::stream::once(responses).flat_map(|items| futures::stream::iter(items.into_iter().map(Ok)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn ack_message(&self, request: Request<v2::AckMessageRequest>) -> Reply<v2::AckMessageResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let group = req.group.unwrap_or_default();
+        let sub = Subscription {
+            tenant: ctx.tenant(Some(&group)),
+            group: group.name,
+            topic: req.topic.map(|t| t.name).unwrap_or_default(),
+        };
+        let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
+        let results = self.query.ack(&sub, &handles).await;
+        let entries: Vec<v2::AckMessageResultEntry> = req
+            .entries
+            .into_iter()
+            .zip(results)
+            .map(|(e, r)| v2::AckMessageResultEntry {
+                message_id: e.message_id,
+                receipt_handle: e.receipt_handle,
+                status: Some(match r {
+                    Ok(()) => ok(),
+                    Err(err) => from_query(&err),
+                }),
+            })
+            .collect();
+        let statuses: Vec<&v2::Status> = entries.iter().filter_map(|e| e.status.as_ref()).collect();
+        Ok(Response::new(v2::AckMessageResponse {
+            status: Some(combined(&statuses)),
+            entries,
+        }))
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
+        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
+            status: Some(unsupported("ForwardMessageToDeadLetterQueue")),
+        }))
+    }
+
+    type PullMessageStream = BoxStream<v2::PullMessageResponse>;
+
+    async fn pull_message(&self, _request: Request<v2::PullMessageRequest>) -> Reply<Self::PullMessageStream> {
+        Ok(Response::new(stream_of(vec![v2::PullMessageResponse {
+            content: Some(v2::pull_message_response::Content::Status(unsupported("PullMessage"))),
+        }])))
+    }
+
+    async fn update_offset(&self, _request: Request<v2::UpdateOffsetRequest>) -> Reply<v2::UpdateOffsetResponse> {
+        Ok(Response::new(v2::UpdateOffsetResponse {
+            status: Some(unsupported("UpdateOffset")),
+        }))
+    }
+
+    async fn get_offset(&self, _request: Request<v2::GetOffsetRequest>) -> Reply<v2::GetOffsetResponse> {
+        Ok(Response::new(v2::GetOffsetResponse {
+            status: Some(unsupported("GetOffset")),
+            offset: 0,
+        }))
+    }
+
+    async fn query_offset(&self, _request: Request<v2::QueryOffsetRequest>) -> Reply<v2::QueryOffsetResponse> {
+        Ok(Response::new(v2::QueryOffsetResponse {
+            status: Some(unsupported("QueryOffset")),
+            offset: 0,
+        }))
+    }
+
+    async fn end_transaction(&self, _request: Request<v2::EndTransactionRequest>) -> Reply<v2::EndTransactionResponse> {
+        Ok(Response::new(v2::EndTransactionResponse {
+            status: Some(unsupported("EndTransaction (transactional messages)")),
+        }))
+    }
+
+    type TelemetryStream = BoxStream<v2::TelemetryCommand>;
+
+    async fn telemetry(&self, request: Request<Streaming<v2::TelemetryCommand>>) -> Reply<Self::TelemetryStream> {
+        let ctx = Ctx::new(request.metadata());
+        let Some(client_id) = ctx.client_id.clone() else {
+            return Ok(Response::new(stream_of(vec![v2::TelemetryCommand {
+                status: Some(status(Code::ClientIdRequired, "the x-mq-client-id header is required")),
+                command: None,
+            }])));
+        };
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let front = self.clone();
+        let span = info_span!("telemetry", client = %client_id);
+        tokio::spawn(
+            async move {
+                while let Some(next) = inbound.next().await {
+                    let cmd = match next {
+                        Ok(cmd) => cmd,
+                        Err(e) => {
+                            debug!(error = %e, "telemetry stream ended with an error");
+                            break;
+                        }
+                    };
+                    match cmd.command {
+                        Some(Command::Settings(settings)) => {
+                            let client_type = settings.client_type.unwrap_or_default();
+                            let timeout = settings.request_timeout.as_ref().and_then(to_std);
+                            front.sessions.settings(&client_id, client_type, timeout, tx.clone());
+                            let reply = front.settings_reply(&ctx.namespace, settings).await;
+                            if tx.send(Ok(reply)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(other) => debug!(command = ?other, "telemetry command from client"),
+                        None => warn!("empty telemetry command"),
+                    }
+                }
+                front.sessions.detach(&client_id);
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        request: Request<v2::NotifyClientTerminationRequest>,
+    ) -> Reply<v2::NotifyClientTerminationResponse> {
+        let ctx = Ctx::new(request.metadata());
+        if let Some(id) = &ctx.client_id {
+            self.sessions.remove(id);
+        }
+        Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(ok()) }))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        request: Request<v2::ChangeInvisibleDurationRequest>,
+    ) -> Reply<v2::ChangeInvisibleDurationResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let group = req.group.unwrap_or_default();
+        let sub = Subscription {
+            tenant: ctx.tenant(Some(&group)),
+            group: group.name,
+            topic: req.topic.map(|t| t.name).unwrap_or_default(),
+        };
+        let Some(invisible) = req.invisible_duration.as_ref().and_then(to_std) else {
+            return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
+                status: Some(status(Code::IllegalInvisibleTime, "invisible duration missing or negative")),
+                receipt_handle: String::new(),
+            }));
+        };
+        let response = match self.query.change_invisible(&sub, &req.receipt_handle, invisible).await {
+            Ok(handle) => v2::ChangeInvisibleDurationResponse {
+                status: Some(ok()),
+                receipt_handle: handle,
+            },
+            Err(e) => v2::ChangeInvisibleDurationResponse {
+                status: Some(from_query(&e)),
+                receipt_handle: String::new(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn recall_message(&self, _request: Request<v2::RecallMessageRequest>) -> Reply<v2::RecallMessageResponse> {
+        Ok(Response::new(v2::RecallMessageResponse {
+            status: Some(unsupported("RecallMessage (delay messages)")),
+            message_id: String::new(),
+        }))
+    }
+
+    async fn sync_lite_subscription(
+        &self,
+        _request: Request<v2::SyncLiteSubscriptionRequest>,
+    ) -> Reply<v2::SyncLiteSubscriptionResponse> {
+        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
+            status: Some(unsupported("SyncLiteSubscription (LiteTopic)")),
+        }))
+    }
+}

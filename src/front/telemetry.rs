@@ -1,0 +1,82 @@
+//! The Telemetry stream: a client reports its settings, we answer with the settings it must
+//! use (PROTOCOL-NOTES: producers need `max_body_size`; consumers need batch size, long
+//! polling timeout, FIFO flag and a backoff policy).
+
+use std::time::Duration;
+
+use strata_proto::v2::{self, settings::PubSub, telemetry_command::Command};
+
+use super::status;
+use super::Front;
+
+/// Producer send retries (as the Java client's default).
+fn producer_backoff() -> v2::RetryPolicy {
+    v2::RetryPolicy {
+        max_attempts: 3,
+        strategy: Some(v2::retry_policy::Strategy::ExponentialBackoff(v2::ExponentialBackoff {
+            initial: Some(duration(Duration::from_millis(10))),
+            max: Some(duration(Duration::from_secs(1))),
+            multiplier: 2.0,
+        })),
+    }
+}
+
+/// Consumer redelivery backoff: Apache RocketMQ's delay levels from 1 s on.
+fn consumer_backoff(max_attempts: i32) -> v2::RetryPolicy {
+    const STEPS: [u64; 17] = [
+        1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600,
+    ];
+    v2::RetryPolicy {
+        max_attempts,
+        strategy: Some(v2::retry_policy::Strategy::CustomizedBackoff(v2::CustomizedBackoff {
+            next: STEPS.iter().map(|s| duration(Duration::from_secs(*s))).collect(),
+        })),
+    }
+}
+
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+pub fn to_std(d: &prost_types::Duration) -> Option<Duration> {
+    (d.seconds >= 0 && d.nanos >= 0).then(|| Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
+impl Front {
+    /// The answer to a client's Settings.
+    pub(super) async fn settings_reply(&self, namespace: &str, mut settings: v2::Settings) -> v2::TelemetryCommand {
+        let mut reply_status = status::ok();
+        match settings.pub_sub.as_mut() {
+            Some(PubSub::Publishing(p)) => {
+                p.max_body_size = self.ingest.max_body_bytes() as i32;
+                p.validate_message_type = true;
+                settings.backoff_policy = Some(settings.backoff_policy.take().unwrap_or_else(producer_backoff));
+            }
+            Some(PubSub::Subscription(s)) => {
+                let group = s.group.clone().unwrap_or_default();
+                let tenant = if group.resource_namespace.is_empty() { namespace } else { &group.resource_namespace };
+                let max_batch = self.query.config().max_batch as i32;
+                let max_poll = self.query.config().max_long_polling;
+                match self.catalog.group(tenant, &group.name).await {
+                    Ok(g) => {
+                        s.fifo = Some(g.fifo);
+                        settings.backoff_policy = Some(consumer_backoff(g.max_attempts));
+                    }
+                    Err(e) => reply_status = status::from_meta(&e),
+                }
+                s.receive_batch_size = Some(s.receive_batch_size.filter(|b| (1..=max_batch).contains(b)).unwrap_or(max_batch));
+                let poll = s.long_polling_timeout.as_ref().and_then(to_std).unwrap_or(max_poll).min(max_poll);
+                s.long_polling_timeout = Some(duration(poll));
+            }
+            None => {}
+        }
+        settings.metric = Some(v2::Metric { on: false, endpoints: None });
+        v2::TelemetryCommand {
+            status: Some(reply_status),
+            command: Some(Command::Settings(settings)),
+        }
+    }
+}
