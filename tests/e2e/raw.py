@@ -1,0 +1,44 @@
+"""Raw gRPC access to a broker through the Python client's generated stubs, for requests an
+official client would refuse to send itself."""
+
+import grpc
+from rocketmq.grpc_protocol import definition_pb2 as d
+from rocketmq.grpc_protocol import service_pb2 as s
+from rocketmq.grpc_protocol import service_pb2_grpc
+
+HEADERS = [("x-mq-client-id", "raw-test@1@0@x"), ("x-mq-language", "PYTHON"), ("x-mq-protocol", "v2")]
+
+
+class Raw:
+    def __init__(self, endpoint: str):
+        self.channel = grpc.insecure_channel(endpoint, options=[
+            ("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)])
+        self.stub = service_pb2_grpc.MessagingServiceStub(self.channel)
+
+    def close(self):
+        self.channel.close()
+
+    def send(self, topic: str, body: bytes, message_id="01RAW", tag=None, message_type=d.NORMAL, **kw):
+        msg = d.Message(topic=d.Resource(name=topic), body=body)
+        msg.system_properties.message_id = message_id
+        msg.system_properties.message_type = message_type
+        if tag is not None:
+            msg.system_properties.tag = tag
+        for k, v in kw.get("props", {}).items():
+            msg.user_properties[k] = v
+        return self.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=HEADERS, timeout=10)
+
+    def receive(self, topic: str, group: str, invisible_s=30, poll_s=1):
+        req = s.ReceiveMessageRequest(
+            group=d.Resource(name=group),
+            message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=-1),
+            batch_size=16,
+        )
+        req.invisible_duration.seconds = invisible_s
+        req.long_polling_timeout.seconds = poll_s
+        return list(self.stub.ReceiveMessage(req, metadata=HEADERS, timeout=poll_s + 10))
+
+    def ack(self, topic: str, group: str, handle: str):
+        req = s.AckMessageRequest(group=d.Resource(name=group), topic=d.Resource(name=topic),
+                                  entries=[s.AckMessageEntry(message_id="x", receipt_handle=handle)])
+        return self.stub.AckMessage(req, metadata=HEADERS, timeout=10)

@@ -1,0 +1,96 @@
+"""Bad input gets the documented RocketMQ status code, and the broker keeps serving."""
+
+import socket
+
+from rocketmq.grpc_protocol import definition_pb2 as d
+
+from raw import Raw
+
+MiB = 1 << 20
+
+
+def codes(response):
+    return [e.status.code for e in response.entries]
+
+
+def test_send_errors_have_specific_codes(broker):
+    raw = Raw(broker.endpoint)
+    try:
+        too_big = raw.send("bad-input", b"x" * (4 * MiB + 1))
+        assert too_big.status.code == d.MESSAGE_BODY_TOO_LARGE
+        assert "4194304" in too_big.status.message
+
+        assert raw.send("", b"x").status.code == d.ILLEGAL_TOPIC
+        assert raw.send("bad topic!", b"x").status.code == d.ILLEGAL_TOPIC
+        assert raw.send("bad-input", b"").status.code == d.MESSAGE_BODY_EMPTY
+        assert raw.send("bad-input", b"x", tag="a|b").status.code == d.ILLEGAL_MESSAGE_TAG
+        assert raw.send("bad-input", b"x", props={"UNIQ_KEY": "1"}).status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY
+        assert raw.send("bad-input", b"x", props={"big": "v" * 20000}).status.code == d.MESSAGE_PROPERTIES_TOO_LARGE
+        mismatch = raw.send("bad-input", b"x", message_type=d.FIFO)
+        assert mismatch.status.code == d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+        assert "NORMAL" in mismatch.status.message and "FIFO" in mismatch.status.message
+
+        # Still serving: a good message goes through and can be received.
+        ok = raw.send("bad-input", b"fine")
+        assert ok.status.code == d.OK and codes(ok) == [d.OK]
+        got = raw.receive("bad-input", "bad-input-group")
+        assert got[0].status.code == d.OK
+        assert [r.message.body for r in got if r.HasField("message")] == [b"fine"]
+    finally:
+        raw.close()
+    assert broker.alive()
+
+
+def test_receipt_and_receive_errors(broker):
+    raw = Raw(broker.endpoint)
+    try:
+        assert raw.send("bad-receipt", b"m").status.code == d.OK
+        forged = raw.ack("bad-receipt", "g", "not-a-handle")
+        assert forged.status.code == d.INVALID_RECEIPT_HANDLE
+
+        empty = raw.receive("bad-receipt", "g-empty", poll_s=0)
+        assert empty[0].status.code == d.OK  # the one message is there
+        nothing = raw.receive("bad-receipt", "g-empty", poll_s=0)
+        assert nothing[0].status.code == d.MESSAGE_NOT_FOUND
+        assert nothing[-1].HasField("delivery_timestamp")
+
+        too_short = raw.receive("bad-receipt", "g-other", invisible_s=0)
+        assert [r.status.code for r in too_short] == [d.ILLEGAL_INVISIBLE_TIME]
+        # Standalone auto-creates the topic: an empty receive, not an error.
+        fresh = raw.receive("no-such-topic-here", "g", poll_s=0)
+        assert fresh[0].status.code == d.MESSAGE_NOT_FOUND
+    finally:
+        raw.close()
+
+
+def test_unknown_topic_and_group_without_auto_create(strict_broker):
+    raw = Raw(strict_broker.endpoint)
+    try:
+        assert raw.send("unknown-topic", b"x").status.code == d.TOPIC_NOT_FOUND
+        strict_broker.cli("topic", "create", "known", "--type", "normal", "--queues", "2")
+        assert raw.send("known", b"x").status.code == d.OK
+        unknown_group = raw.receive("known", "unknown-group", poll_s=0)
+        assert [r.status.code for r in unknown_group] == [d.CONSUMER_GROUP_NOT_FOUND]
+        strict_broker.cli("group", "create", "known-group", "--max-attempts", "5")
+        got = raw.receive("known", "known-group", poll_s=0)
+        assert [r.message.body for r in got if r.HasField("message")] == [b"x"]
+        assert "known\tNORMAL\t2 queues" in strict_broker.cli("topic", "list")
+        assert "known-group\tconcurrent\tmax attempts 5" in strict_broker.cli("group", "list")
+    finally:
+        raw.close()
+
+
+def test_garbage_on_the_port_does_not_take_the_broker_down(broker):
+    for junk in [b"GET / HTTP/1.1\r\n\r\n", b"\x00" * 64, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 100]:
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as sock:
+            sock.sendall(junk)
+            try:
+                sock.recv(1024)
+            except OSError:
+                pass
+    raw = Raw(broker.endpoint)
+    try:
+        assert raw.send("after-garbage", b"still here").status.code == d.OK
+    finally:
+        raw.close()
+    assert broker.alive()

@@ -1,0 +1,13 @@
+"""The official Node.js client (rocketmq-client-nodejs 1.0.8) against `strata standalone`."""
+
+import subprocess
+from pathlib import Path
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def test_node_client_roundtrip(broker):
+    out = subprocess.run(["node", "roundtrip.js", broker.endpoint, "e2e-node", "e2e-node-group", "150"],
+                         cwd=NODE_DIR, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK 150 messages intact" in out.stdout
