@@ -9,6 +9,8 @@ infra/install-test-deps.sh
 
 # One build profile (dev) for everything; the e2e tests use the binary built here and never
 # build anything themselves.
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo build --locked --bins
 cargo test --locked --workspace
 

@@ -39,10 +39,18 @@ fn group_out(g: strata_meta::model::Group) -> admin::Group {
 
 #[tonic::async_trait]
 impl StrataAdmin for Admin {
-    async fn create_topic(&self, request: Request<admin::CreateTopicRequest>) -> Result<Response<admin::CreateTopicResponse>, Status> {
+    async fn create_topic(
+        &self,
+        request: Request<admin::CreateTopicRequest>,
+    ) -> Result<Response<admin::CreateTopicResponse>, Status> {
         let t = request.into_inner().topic.unwrap_or_default();
         let message_type = MessageType::from_i32(t.message_type)
-            .filter(|m| matches!(m, MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction))
+            .filter(|m| {
+                matches!(
+                    m,
+                    MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction
+                )
+            })
             .ok_or_else(|| Status::invalid_argument(format!("message type {} is not a topic type", t.message_type)))?;
         let spec = TopicSpec {
             tenant: t.namespace,
@@ -51,12 +59,22 @@ impl StrataAdmin for Admin {
             queue_count: t.queue_count,
         };
         let now = self.catalog.clock().now_ms();
-        let topic = self.catalog.coordinator().create_topic(&spec, now).await.map_err(to_status)?;
+        let topic = self
+            .catalog
+            .coordinator()
+            .create_topic(&spec, now)
+            .await
+            .map_err(to_status)?;
         tracing::info!(tenant = %topic.tenant, topic = %topic.name, r#type = %topic.message_type, "topic created");
-        Ok(Response::new(admin::CreateTopicResponse { topic: Some(topic_out(topic)) }))
+        Ok(Response::new(admin::CreateTopicResponse {
+            topic: Some(topic_out(topic)),
+        }))
     }
 
-    async fn list_topics(&self, request: Request<admin::ListTopicsRequest>) -> Result<Response<admin::ListTopicsResponse>, Status> {
+    async fn list_topics(
+        &self,
+        request: Request<admin::ListTopicsRequest>,
+    ) -> Result<Response<admin::ListTopicsResponse>, Status> {
         let ns = request.into_inner().namespace;
         let topics = self.catalog.coordinator().list_topics(&ns).await.map_err(to_status)?;
         Ok(Response::new(admin::ListTopicsResponse {
@@ -64,7 +82,10 @@ impl StrataAdmin for Admin {
         }))
     }
 
-    async fn create_group(&self, request: Request<admin::CreateGroupRequest>) -> Result<Response<admin::CreateGroupResponse>, Status> {
+    async fn create_group(
+        &self,
+        request: Request<admin::CreateGroupRequest>,
+    ) -> Result<Response<admin::CreateGroupResponse>, Status> {
         let g = request.into_inner().group.unwrap_or_default();
         let spec = GroupSpec {
             tenant: g.namespace,
@@ -73,12 +94,22 @@ impl StrataAdmin for Admin {
             max_attempts: g.max_attempts,
         };
         let now = self.catalog.clock().now_ms();
-        let group = self.catalog.coordinator().create_group(&spec, now).await.map_err(to_status)?;
+        let group = self
+            .catalog
+            .coordinator()
+            .create_group(&spec, now)
+            .await
+            .map_err(to_status)?;
         tracing::info!(tenant = %group.tenant, group = %group.name, "consumer group created");
-        Ok(Response::new(admin::CreateGroupResponse { group: Some(group_out(group)) }))
+        Ok(Response::new(admin::CreateGroupResponse {
+            group: Some(group_out(group)),
+        }))
     }
 
-    async fn list_groups(&self, request: Request<admin::ListGroupsRequest>) -> Result<Response<admin::ListGroupsResponse>, Status> {
+    async fn list_groups(
+        &self,
+        request: Request<admin::ListGroupsRequest>,
+    ) -> Result<Response<admin::ListGroupsResponse>, Status> {
         let ns = request.into_inner().namespace;
         let groups = self.catalog.coordinator().list_groups(&ns).await.map_err(to_status)?;
         Ok(Response::new(admin::ListGroupsResponse {

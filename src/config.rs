@@ -148,9 +148,13 @@ mod tests {
         assert_eq!(s.ingest.max_bytes, 8 << 20, "unset keys keep their defaults");
         assert_eq!(s.s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
 
-        s.apply_env(|k| (k == "STRATA_STORE").then(|| "memory://".to_string())).unwrap();
+        s.apply_env(|k| (k == "STRATA_STORE").then(|| "memory://".to_string()))
+            .unwrap();
         assert_eq!(s.store_url(), "memory://");
-        assert!(s.apply_env(|k| (k == "STRATA_GRPC_LISTEN").then(|| "nope".to_string())).is_err());
+        assert!(
+            s.apply_env(|k| (k == "STRATA_GRPC_LISTEN").then(|| "nope".to_string()))
+                .is_err()
+        );
     }
 
     #[test]

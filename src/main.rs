@@ -13,7 +13,11 @@ use strata_proto::admin::{self as api};
 use strata_proto::v2;
 
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about = "StrataMQ: a RocketMQ 5.x compatible broker on object storage")]
+#[command(
+    name = "strata",
+    version,
+    about = "StrataMQ: a RocketMQ 5.x compatible broker on object storage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -139,7 +143,15 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             }
             server::standalone(settings).await
         }
-        Command::Topic { action: TopicAction::Create { name, kind, queues, target } } => {
+        Command::Topic {
+            action:
+                TopicAction::Create {
+                    name,
+                    kind,
+                    queues,
+                    target,
+                },
+        } => {
             let message_type = match kind {
                 TopicType::Normal => v2::MessageType::Normal,
                 TopicType::Fifo => v2::MessageType::Fifo,
@@ -152,34 +164,62 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 message_type: message_type as i32,
                 queue_count: queues,
             };
-            let created = admin_client(&target).await?.create_topic(api::CreateTopicRequest { topic: Some(topic) }).await?;
+            let created = admin_client(&target)
+                .await?
+                .create_topic(api::CreateTopicRequest { topic: Some(topic) })
+                .await?;
             if let Some(t) = created.into_inner().topic {
                 println!("created {}", admin::topic_line(&t));
             }
             Ok(())
         }
-        Command::Topic { action: TopicAction::List { target } } => {
-            let list = admin_client(&target).await?.list_topics(api::ListTopicsRequest { namespace: target.namespace.clone() }).await?;
+        Command::Topic {
+            action: TopicAction::List { target },
+        } => {
+            let list = admin_client(&target)
+                .await?
+                .list_topics(api::ListTopicsRequest {
+                    namespace: target.namespace.clone(),
+                })
+                .await?;
             for t in list.into_inner().topics {
                 println!("{}", admin::topic_line(&t));
             }
             Ok(())
         }
-        Command::Group { action: GroupAction::Create { name, fifo, max_attempts, target } } => {
+        Command::Group {
+            action:
+                GroupAction::Create {
+                    name,
+                    fifo,
+                    max_attempts,
+                    target,
+                },
+        } => {
             let group = api::Group {
                 namespace: target.namespace.clone(),
                 name,
                 fifo,
                 max_attempts,
             };
-            let created = admin_client(&target).await?.create_group(api::CreateGroupRequest { group: Some(group) }).await?;
+            let created = admin_client(&target)
+                .await?
+                .create_group(api::CreateGroupRequest { group: Some(group) })
+                .await?;
             if let Some(g) = created.into_inner().group {
                 println!("created {}", admin::group_line(&g));
             }
             Ok(())
         }
-        Command::Group { action: GroupAction::List { target } } => {
-            let list = admin_client(&target).await?.list_groups(api::ListGroupsRequest { namespace: target.namespace.clone() }).await?;
+        Command::Group {
+            action: GroupAction::List { target },
+        } => {
+            let list = admin_client(&target)
+                .await?
+                .list_groups(api::ListGroupsRequest {
+                    namespace: target.namespace.clone(),
+                })
+                .await?;
             for g in list.into_inner().groups {
                 println!("{}", admin::group_line(&g));
             }
@@ -192,7 +232,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

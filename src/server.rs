@@ -8,7 +8,7 @@ use strata_meta::{AutoCreate, Catalog, Coordinator, SqliteCoordinator, SystemClo
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
-use strata_storage::{open_store, BlockCache};
+use strata_storage::{BlockCache, open_store};
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 

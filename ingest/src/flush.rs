@@ -15,11 +15,11 @@ use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, QueueRef};
 use strata_meta::{Clock, Coordinator};
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
-use strata_storage::{paths, BlockCache, Path};
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use strata_storage::{BlockCache, Path, paths};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, instrument, warn, Instrument};
+use tracing::{Instrument, debug, instrument, warn};
 
 use crate::config::IngestConfig;
 use crate::error::{Error, Result};
@@ -271,7 +271,11 @@ async fn finish_flush(shared: &Shared, p: Pending) {
         if bases.len() == p.blocks.len() {
             Ok(bases)
         } else {
-            Err(Error::Commit(format!("{} offsets for {} batches", bases.len(), p.blocks.len())))
+            Err(Error::Commit(format!(
+                "{} offsets for {} batches",
+                bases.len(),
+                p.blocks.len()
+            )))
         }
     });
     match committed {

@@ -1,14 +1,14 @@
 //! The producer-facing handler: SendMessage.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use object_store::ObjectStore;
-use strata_meta::model::{MessageType, QueueRef};
 use strata_meta::Catalog;
+use strata_meta::model::{MessageType, QueueRef};
 use strata_proto::v2;
 use strata_storage::BlockCache;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tracing::instrument;
 
@@ -102,7 +102,11 @@ impl Ingest {
             for (k, (idx, message_id, queue)) in slots.into_iter().enumerate() {
                 results[idx] = Some(match &outcome {
                     Ok(offsets) => match offsets.get(k) {
-                        Some(&offset) => Ok(SendReceipt { message_id, queue, offset }),
+                        Some(&offset) => Ok(SendReceipt {
+                            message_id,
+                            queue,
+                            offset,
+                        }),
                         None => Err(Error::Commit("missing offset".into())),
                     },
                     Err(e) => Err(e.clone()),
@@ -161,10 +165,7 @@ impl Ingest {
             reply,
             budget,
         };
-        self.pipeline
-            .tx
-            .send(submission)
-            .map_err(|_| Error::ShuttingDown)?;
+        self.pipeline.tx.send(submission).map_err(|_| Error::ShuttingDown)?;
         answer.await.map_err(|_| Error::ShuttingDown)?
     }
 

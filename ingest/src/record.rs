@@ -73,8 +73,11 @@ fn check_text(s: &str, what: &str) -> std::result::Result<(), String> {
 }
 
 fn millis(ts: &Option<prost_types::Timestamp>) -> Option<i64> {
-    ts.as_ref()
-        .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000)))
+    ts.as_ref().map(|t| {
+        t.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.nanos / 1_000_000))
+    })
 }
 
 /// The type a message declares, or the one its properties imply when it declares none.
@@ -150,7 +153,9 @@ pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnc
     for (k, v) in &msg.user_properties {
         check_text(k, "property key").map_err(Error::IllegalPropertyKey)?;
         if RESERVED_PROPERTIES.contains(&k.as_str()) {
-            return Err(Error::IllegalPropertyKey(format!("property key {k:?} is reserved by RocketMQ")));
+            return Err(Error::IllegalPropertyKey(format!(
+                "property key {k:?} is reserved by RocketMQ"
+            )));
         }
         props_size += k.len() + v.len();
     }
@@ -211,7 +216,10 @@ mod tests {
                 keys: vec!["key1".into()],
                 message_id: "01ABC".into(),
                 message_type: v2::MessageType::Normal as i32,
-                born_timestamp: Some(prost_types::Timestamp { seconds: 10, nanos: 5_000_000 }),
+                born_timestamp: Some(prost_types::Timestamp {
+                    seconds: 10,
+                    nanos: 5_000_000,
+                }),
                 ..Default::default()
             }),
             body: Bytes::copy_from_slice(body),
@@ -236,7 +244,10 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_specific_errors() {
         assert!(matches!(run(&msg(b"")), Err(Error::BodyEmpty)));
-        assert!(matches!(run(&msg(&[0; 101])), Err(Error::BodyTooLarge { size: 101, max: 100 })));
+        assert!(matches!(
+            run(&msg(&[0; 101])),
+            Err(Error::BodyTooLarge { size: 101, max: 100 })
+        ));
 
         let mut m = msg(b"x");
         m.topic = None;

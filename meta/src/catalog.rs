@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
 use crate::model::{
-    validate_group_name, validate_tenant, validate_topic_name, Group, GroupSpec, MessageType, Topic, TopicSpec,
-    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_ATTEMPTS, Group, GroupSpec, MessageType, Topic, TopicSpec, validate_group_name, validate_tenant,
+    validate_topic_name,
 };
 
 /// What happens when a client names a topic or group that does not exist.
@@ -46,7 +46,9 @@ pub struct Catalog {
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("auto_create", &self.auto_create).finish()
+        f.debug_struct("Catalog")
+            .field("auto_create", &self.auto_create)
+            .finish()
     }
 }
 
@@ -92,9 +94,11 @@ impl Catalog {
                         t
                     }
                     // Another node or request won the race.
-                    Err(Error::AlreadyExists { .. }) => self.coordinator.topic(tenant, name).await?.ok_or_else(|| {
-                        Error::Inconsistent(format!("topic {tenant}/{name} exists and does not"))
-                    })?,
+                    Err(Error::AlreadyExists { .. }) => self
+                        .coordinator
+                        .topic(tenant, name)
+                        .await?
+                        .ok_or_else(|| Error::Inconsistent(format!("topic {tenant}/{name} exists and does not")))?,
                     Err(e) => return Err(e),
                 }
             }
@@ -132,9 +136,11 @@ impl Catalog {
                         tracing::info!(tenant, group = name, "auto-created consumer group");
                         g
                     }
-                    Err(Error::AlreadyExists { .. }) => self.coordinator.group(tenant, name).await?.ok_or_else(|| {
-                        Error::Inconsistent(format!("group {tenant}/{name} exists and does not"))
-                    })?,
+                    Err(Error::AlreadyExists { .. }) => self
+                        .coordinator
+                        .group(tenant, name)
+                        .await?
+                        .ok_or_else(|| Error::Inconsistent(format!("group {tenant}/{name} exists and does not")))?,
                     Err(e) => return Err(e),
                 }
             }
@@ -159,7 +165,10 @@ mod tests {
     async fn catalog(enabled: bool) -> (Catalog, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let c = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
-        let auto = AutoCreate { enabled, queue_count: 3 };
+        let auto = AutoCreate {
+            enabled,
+            queue_count: 3,
+        };
         (Catalog::new(Arc::new(c), Arc::new(ManualClock::new(5)), auto), dir)
     }
 
@@ -167,7 +176,10 @@ mod tests {
     async fn auto_creates_when_enabled() {
         let (cat, _dir) = catalog(true).await;
         let t = cat.topic("", "fresh").await.unwrap();
-        assert_eq!((t.message_type, t.queue_count, t.created_ms), (MessageType::Normal, 3, 5));
+        assert_eq!(
+            (t.message_type, t.queue_count, t.created_ms),
+            (MessageType::Normal, 3, 5)
+        );
         assert_eq!(cat.topic("", "fresh").await.unwrap(), t);
         let g = cat.group("ns", "g1").await.unwrap();
         assert_eq!(g.max_attempts, DEFAULT_MAX_ATTEMPTS);
@@ -179,7 +191,12 @@ mod tests {
         let (cat, _dir) = catalog(false).await;
         assert!(matches!(cat.topic("", "t").await, Err(Error::TopicNotFound { .. })));
         assert!(matches!(cat.group("", "g").await, Err(Error::GroupNotFound { .. })));
-        let spec = TopicSpec { tenant: "".into(), name: "t".into(), message_type: MessageType::Fifo, queue_count: 1 };
+        let spec = TopicSpec {
+            tenant: "".into(),
+            name: "t".into(),
+            message_type: MessageType::Fifo,
+            queue_count: 1,
+        };
         cat.coordinator().create_topic(&spec, 1).await.unwrap();
         assert_eq!(cat.topic("", "t").await.unwrap().message_type, MessageType::Fifo);
     }

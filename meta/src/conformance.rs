@@ -1,5 +1,6 @@
 //! The coordinator conformance suite: every backend runs these against a fresh database
 //! (each function uses its own tenant, so they may share one).
+#![allow(clippy::unwrap_used)] // a test suite: a failed step is a failed test
 
 use crate::coordinator::Coordinator;
 use crate::error::Error;
@@ -81,7 +82,11 @@ pub async fn topics_and_groups(c: &dyn Coordinator) {
     assert_eq!(created.queue_count, 4);
     assert_eq!(c.topic(t, "orders").await.unwrap(), Some(created.clone()));
     assert_eq!(c.topic(t, "missing").await.unwrap(), None);
-    assert_eq!(c.topic("other-tenant", "orders").await.unwrap(), None, "topics are per tenant");
+    assert_eq!(
+        c.topic("other-tenant", "orders").await.unwrap(),
+        None,
+        "topics are per tenant"
+    );
     assert!(matches!(
         c.create_topic(&topic_spec(t, "orders", 2), T0).await,
         Err(Error::AlreadyExists { .. })
@@ -101,7 +106,10 @@ pub async fn topics_and_groups(c: &dyn Coordinator) {
     c.create_topic(&fifo, T0).await.unwrap();
     let names: Vec<_> = c.list_topics(t).await.unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["fifo", "orders"]);
-    assert_eq!(c.topic(t, "fifo").await.unwrap().unwrap().message_type, MessageType::Fifo);
+    assert_eq!(
+        c.topic(t, "fifo").await.unwrap().unwrap().message_type,
+        MessageType::Fifo
+    );
     for q in 0..4 {
         assert_eq!(c.queue_end(&queue(t, "orders", q)).await.unwrap(), 0);
     }
@@ -130,14 +138,27 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
     c.create_topic(&topic_spec(t, "b", 1), T0).await.unwrap();
     let bases = c
         .commit_flush(
-            &flush("wal/00/1.wal", vec![batch(queue(t, "a", 0), 3), batch(queue(t, "a", 1), 2), batch(queue(t, "b", 0), 7)]),
+            &flush(
+                "wal/00/1.wal",
+                vec![
+                    batch(queue(t, "a", 0), 3),
+                    batch(queue(t, "a", 1), 2),
+                    batch(queue(t, "b", 0), 7),
+                ],
+            ),
             T0,
         )
         .await
         .unwrap();
     assert_eq!(bases, [0, 0, 0]);
     let bases = c
-        .commit_flush(&flush("wal/00/2.wal", vec![batch(queue(t, "a", 0), 4), batch(queue(t, "b", 0), 1)]), T0)
+        .commit_flush(
+            &flush(
+                "wal/00/2.wal",
+                vec![batch(queue(t, "a", 0), 4), batch(queue(t, "b", 0), 1)],
+            ),
+            T0,
+        )
         .await
         .unwrap();
     assert_eq!(bases, [3, 7]);
@@ -150,14 +171,23 @@ pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
     let t = "conf-atomic";
     c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
     let err = c
-        .commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5), batch(queue(t, "ghost", 0), 1)]), T0)
+        .commit_flush(
+            &flush(
+                "wal/00/x.wal",
+                vec![batch(queue(t, "a", 0), 5), batch(queue(t, "ghost", 0), 1)],
+            ),
+            T0,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::QueueNotFound { .. }), "{err}");
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 0, "nothing appended");
     assert!(c.batches(&queue(t, "a", 0), 0, 10).await.unwrap().is_empty());
     // The same object may be committed once the flush is valid.
-    let ok = c.commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0).await.unwrap();
+    let ok = c
+        .commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0)
+        .await
+        .unwrap();
     assert_eq!(ok, [0]);
 }
 
@@ -165,7 +195,12 @@ pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
     let t = "conf-concurrent";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     let flushes: Vec<_> = (0..40)
-        .map(|i| flush(&format!("wal/01/{i}.wal"), vec![batch(queue(t, "a", 0), 1 + i % 3), batch(queue(t, "a", 1), 2)]))
+        .map(|i| {
+            flush(
+                &format!("wal/01/{i}.wal"),
+                vec![batch(queue(t, "a", 0), 1 + i % 3), batch(queue(t, "a", 1), 2)],
+            )
+        })
         .collect();
     let results = futures::future::join_all(flushes.iter().map(|f| c.commit_flush(f, T0))).await;
     let mut ranges: Vec<(i64, i64)> = results
@@ -191,7 +226,9 @@ pub async fn batch_lookup(c: &dyn Coordinator) {
     let q = queue(t, "a", 0);
     c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
     for (i, n) in [5u32, 1, 10].iter().enumerate() {
-        c.commit_flush(&flush(&format!("wal/02/{i}.wal"), vec![batch(q.clone(), *n)]), T0).await.unwrap();
+        c.commit_flush(&flush(&format!("wal/02/{i}.wal"), vec![batch(q.clone(), *n)]), T0)
+            .await
+            .unwrap();
     }
     let bases = |bs: Vec<Batch>| bs.iter().map(|b| b.base_offset).collect::<Vec<_>>();
     assert_eq!(bases(c.batches(&q, 0, 10).await.unwrap()), [0, 5, 6]);
@@ -210,9 +247,12 @@ pub async fn batch_lookup(c: &dyn Coordinator) {
 async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
     let q = queue(t, topic, 0);
     c.create_topic(&topic_spec(t, topic, 1), T0).await.unwrap();
-    c.commit_flush(&flush(&format!("wal/03/{t}-{topic}.wal"), vec![batch(q.clone(), n)]), T0)
-        .await
-        .unwrap();
+    c.commit_flush(
+        &flush(&format!("wal/03/{t}-{topic}.wal"), vec![batch(q.clone(), n)]),
+        T0,
+    )
+    .await
+    .unwrap();
     q
 }
 
@@ -264,7 +304,10 @@ pub async fn pop_lifecycle(c: &dyn Coordinator) {
     let st = c.pop_state(&s, &[0], T0 + 999, 10).await.unwrap();
     assert_eq!(st[0].cursor, 3);
     assert!(st[0].expired.is_empty());
-    assert_eq!(c.ack(&[receipt(&s, &got.delivered[0])]).await.unwrap(), [AckOutcome::Acked]);
+    assert_eq!(
+        c.ack(&[receipt(&s, &got.delivered[0])]).await.unwrap(),
+        [AckOutcome::Acked]
+    );
     let st = c.pop_state(&s, &[0], T0 + 1000, 10).await.unwrap();
     let expired: Vec<_> = st[0].expired.iter().map(|f| f.offset).collect();
     assert_eq!(expired, [1, 2], "acked messages never come back");
@@ -293,13 +336,21 @@ pub async fn pop_lifecycle(c: &dyn Coordinator) {
             receipt(&s, &got.delivered[1]),
             receipt(&s, &again.delivered[0]),
             receipt(&s, &got.delivered[0]),
-            Receipt { offset: 4, ..receipt(&s, &got.delivered[0]) },
+            Receipt {
+                offset: 4,
+                ..receipt(&s, &got.delivered[0])
+            },
         ])
         .await
         .unwrap();
     assert_eq!(
         outcomes,
-        [AckOutcome::Stale, AckOutcome::Acked, AckOutcome::AlreadyAcked, AckOutcome::Unknown]
+        [
+            AckOutcome::Stale,
+            AckOutcome::Acked,
+            AckOutcome::AlreadyAcked,
+            AckOutcome::Unknown
+        ]
     );
 }
 
@@ -339,11 +390,18 @@ pub async fn change_invisible_issues_new_seq(c: &dyn Coordinator) {
     let changed = c.change_invisible(&first, T0 + 60_000).await.unwrap().unwrap();
     assert_ne!(changed.seq, first.seq);
     assert_eq!(changed.attempt, 1);
-    assert!(c.pop_state(&s, &[0], T0 + 30_000, 10).await.unwrap()[0].expired.is_empty());
+    assert!(
+        c.pop_state(&s, &[0], T0 + 30_000, 10).await.unwrap()[0]
+            .expired
+            .is_empty()
+    );
     assert_eq!(c.change_invisible(&first, T0).await.unwrap(), Err(AckOutcome::Stale));
     let second = receipt(&s, &changed);
-    assert_eq!(c.ack(&[second.clone()]).await.unwrap(), [AckOutcome::Acked]);
-    assert_eq!(c.change_invisible(&second, T0).await.unwrap(), Err(AckOutcome::AlreadyAcked));
+    assert_eq!(c.ack(std::slice::from_ref(&second)).await.unwrap(), [AckOutcome::Acked]);
+    assert_eq!(
+        c.change_invisible(&second, T0).await.unwrap(),
+        Err(AckOutcome::AlreadyAcked)
+    );
     assert_eq!(c.next_visible_at(&s).await.unwrap(), None);
 }
 
@@ -358,11 +416,23 @@ pub async fn commits_notify(c: &dyn Coordinator) {
     let t = "conf-notify";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     let mut rx = c.subscribe();
-    c.commit_flush(&flush("wal/04/n.wal", vec![batch(queue(t, "a", 0), 1), batch(queue(t, "a", 1), 1)]), T0)
-        .await
-        .unwrap();
+    c.commit_flush(
+        &flush(
+            "wal/04/n.wal",
+            vec![batch(queue(t, "a", 0), 1), batch(queue(t, "a", 1), 1)],
+        ),
+        T0,
+    )
+    .await
+    .unwrap();
     let event = rx.recv().await.unwrap();
-    assert_eq!(event, CommitEvent { tenant: t.into(), topic: "a".into() });
+    assert_eq!(
+        event,
+        CommitEvent {
+            tenant: t.into(),
+            topic: "a".into()
+        }
+    );
     assert!(rx.try_recv().is_err(), "one event per topic per flush");
 }
 

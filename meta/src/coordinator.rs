@@ -6,8 +6,8 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::model::{
-    AckOutcome, Batch, Claimed, CommitEvent, Group, GroupSpec, InFlight, PopClaim, QueuePopState, QueueRef,
-    Receipt, Subscription, Topic, TopicSpec,
+    AckOutcome, Batch, Claimed, CommitEvent, Group, GroupSpec, InFlight, PopClaim, QueuePopState, QueueRef, Receipt,
+    Subscription, Topic, TopicSpec,
 };
 
 #[async_trait]

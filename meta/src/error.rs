@@ -8,11 +8,7 @@ pub enum Error {
     GroupNotFound { tenant: String, group: String },
 
     #[error("queue {tenant}/{topic}/{queue} does not exist")]
-    QueueNotFound {
-        tenant: String,
-        topic: String,
-        queue: i32,
-    },
+    QueueNotFound { tenant: String, topic: String, queue: i32 },
 
     #[error("{kind} {tenant}/{name} already exists")]
     AlreadyExists {

@@ -76,7 +76,10 @@ fn check_name(what: &'static str, name: &str, max: usize, allow_empty: bool) -> 
         return Err(Error::invalid(what, "must not be empty"));
     }
     if name.len() > max {
-        return Err(Error::invalid(what, format!("{name:?} is longer than {max} characters")));
+        return Err(Error::invalid(
+            what,
+            format!("{name:?} is longer than {max} characters"),
+        ));
     }
     if let Some(c) = name
         .chars()

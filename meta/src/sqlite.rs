@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use tokio::sync::broadcast;
 use tracing::instrument;
@@ -137,7 +139,8 @@ async fn cursor(tx: &mut Transaction<'_, Sqlite>, sub: &Subscription, queue: i32
     .bind(queue)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|r| Ok((r.try_get("cursor")?, r.try_get("end_offset")?))).transpose()
+    row.map(|r| Ok((r.try_get("cursor")?, r.try_get("end_offset")?)))
+        .transpose()
 }
 
 const INFLIGHT_KEY: &str = "tenant = ? AND grp = ? AND topic = ? AND queue_id = ? AND msg_offset = ?";
@@ -423,7 +426,10 @@ impl Coordinator for SqliteCoordinator {
         let mut claimed = Claimed::default();
         for q in &claim.queues {
             if q.cursor_to < q.cursor_from || q.deliver.iter().any(|o| !(q.cursor_from..q.cursor_to).contains(o)) {
-                return Err(Error::invalid("pop claim", format!("offsets outside {}..{}", q.cursor_from, q.cursor_to)));
+                return Err(Error::invalid(
+                    "pop claim",
+                    format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
+                ));
             }
             let current = cursor(&mut tx, sub, q.queue).await?;
             match current {
@@ -501,16 +507,18 @@ impl Coordinator for SqliteCoordinator {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(receipts.len());
         for r in receipts {
-            let deleted = sqlx::query(AssertSqlSafe(format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = ?")))
-                .bind(&r.subscription.tenant)
-                .bind(&r.subscription.group)
-                .bind(&r.subscription.topic)
-                .bind(r.queue)
-                .bind(r.offset)
-                .bind(r.seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let deleted = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = ?"
+            )))
+            .bind(&r.subscription.tenant)
+            .bind(&r.subscription.group)
+            .bind(&r.subscription.topic)
+            .bind(r.queue)
+            .bind(r.offset)
+            .bind(r.seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             outcomes.push(if deleted == 1 {
                 AckOutcome::Acked
             } else {
@@ -555,14 +563,13 @@ impl Coordinator for SqliteCoordinator {
     }
 
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(invisible_until_ms) FROM inflight WHERE tenant = ? AND grp = ? AND topic = ?",
-        )
-        .bind(&sub.tenant)
-        .bind(&sub.group)
-        .bind(&sub.topic)
-        .fetch_one(&self.reader)
-        .await?;
+        let row =
+            sqlx::query("SELECT MIN(invisible_until_ms) FROM inflight WHERE tenant = ? AND grp = ? AND topic = ?")
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .fetch_one(&self.reader)
+                .await?;
         Ok(row.try_get(0)?)
     }
 

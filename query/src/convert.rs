@@ -87,10 +87,25 @@ mod tests {
         let m = to_message("ns", "t", &d, "node");
         let sp = m.system_properties.unwrap();
         assert_eq!(sp.receipt_handle.as_deref(), Some("h"));
-        assert_eq!((sp.queue_id, sp.queue_offset, sp.delivery_attempt), (2, Some(9), Some(3)));
+        assert_eq!(
+            (sp.queue_id, sp.queue_offset, sp.delivery_attempt),
+            (2, Some(9), Some(3))
+        );
         assert_eq!(sp.body_digest.unwrap().checksum, "ABCD");
-        assert_eq!(sp.born_timestamp, Some(prost_types::Timestamp { seconds: -1, nanos: 999_000_000 }));
-        assert_eq!(sp.invisible_duration, Some(prost_types::Duration { seconds: 1, nanos: 500_000_000 }));
+        assert_eq!(
+            sp.born_timestamp,
+            Some(prost_types::Timestamp {
+                seconds: -1,
+                nanos: 999_000_000
+            })
+        );
+        assert_eq!(
+            sp.invisible_duration,
+            Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
         assert_eq!(sp.body_encoding, v2::Encoding::Identity as i32);
     }
 }

@@ -32,7 +32,9 @@ impl Filter {
         }
         let tags: HashSet<String> = e.split("||").map(|t| t.trim().to_string()).collect();
         if tags.iter().any(|t| t.is_empty() || t == "*") {
-            return Err(Error::IllegalFilter(format!("{expression:?}: tags must not be empty or '*' inside '||'")));
+            return Err(Error::IllegalFilter(format!(
+                "{expression:?}: tags must not be empty or '*' inside '||'"
+            )));
         }
         Ok(Filter::Tags(tags))
     }

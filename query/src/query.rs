@@ -2,12 +2,12 @@
 //! ChangeInvisibleDuration.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strata_meta::model::{AckOutcome, CommitEvent, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Topic};
 use strata_meta::Catalog;
+use strata_meta::model::{AckOutcome, CommitEvent, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Topic};
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
 use tokio::sync::{broadcast, watch};

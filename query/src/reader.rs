@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use moka::future::Cache;
-use strata_meta::model::{Batch, QueueRef};
 use strata_meta::Coordinator;
+use strata_meta::model::{Batch, QueueRef};
 use strata_proto::wal::{Compression, WalRecord};
 use strata_storage::wal::BlockSpan;
 use strata_storage::{BlockCache, Path};
@@ -92,7 +92,9 @@ impl Reader {
         let mut out = Vec::new();
         let mut at = from;
         while at < to {
-            let Some(batch) = self.locate(queue, at).await? else { break };
+            let Some(batch) = self.locate(queue, at).await? else {
+                break;
+            };
             let records = self.block(&batch).await?;
             let first = (at - batch.base_offset) as usize;
             let last = (to.min(batch.end_offset()) - batch.base_offset) as usize;

@@ -4,8 +4,8 @@
 //! Layout before base64url: version u8 · queue i32 · offset i64 · seq i64 · tenant, group and
 //! topic (each u16 length + bytes) · HMAC-SHA256 of all that, first 16 bytes.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use strata_meta::model::{Receipt, Subscription};
@@ -85,7 +85,9 @@ impl ReceiptCodec {
 
     pub fn decode(&self, handle: &str) -> Result<Receipt> {
         let bad = |why: &str| Error::InvalidReceipt(why.to_string());
-        let raw = URL_SAFE_NO_PAD.decode(handle).map_err(|_| bad("not a receipt handle issued by this cluster"))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(handle)
+            .map_err(|_| bad("not a receipt handle issued by this cluster"))?;
         if raw.len() < 1 + MAC_LEN {
             return Err(bad("too short"));
         }
@@ -149,7 +151,10 @@ mod tests {
         let mut raw = URL_SAFE_NO_PAD.decode(&handle).unwrap();
         raw[6] ^= 1;
         assert!(codec.decode(&URL_SAFE_NO_PAD.encode(&raw)).is_err(), "tampered offset");
-        assert!(ReceiptCodec::new(vec![8; 32]).decode(&handle).is_err(), "other cluster's key");
+        assert!(
+            ReceiptCodec::new(vec![8; 32]).decode(&handle).is_err(),
+            "other cluster's key"
+        );
         for junk in ["", "!!!", "AAAA", &handle[..handle.len() - 2]] {
             assert!(matches!(codec.decode(junk), Err(Error::InvalidReceipt(_))), "{junk:?}");
         }

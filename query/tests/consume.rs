@@ -1,4 +1,5 @@
 //! Pop consumption end to end through the coordinator and the object store (no gRPC).
+#![allow(clippy::unwrap_used)] // test helpers: a failed step is a failed test
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +30,28 @@ async fn env(queues: i32) -> Env {
     let coordinator = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
     let catalog = Catalog::new(Arc::new(coordinator), Arc::new(clock.clone()), AutoCreate::default());
-    let spec = TopicSpec { tenant: String::new(), name: TOPIC.into(), message_type: MessageType::Normal, queue_count: queues };
+    let spec = TopicSpec {
+        tenant: String::new(),
+        name: TOPIC.into(),
+        message_type: MessageType::Normal,
+        queue_count: queues,
+    };
     catalog.coordinator().create_topic(&spec, 0).await.unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let blocks = BlockCache::open(Arc::clone(&store), &CacheConfig::default()).await.unwrap();
-    let query = Query::new(catalog.clone(), blocks, QueryConfig::default()).await.unwrap();
-    Env { query, catalog, clock, store, flushes: Default::default(), _dir: dir }
+    let blocks = BlockCache::open(Arc::clone(&store), &CacheConfig::default())
+        .await
+        .unwrap();
+    let query = Query::new(catalog.clone(), blocks, QueryConfig::default())
+        .await
+        .unwrap();
+    Env {
+        query,
+        catalog,
+        clock,
+        store,
+        flushes: Default::default(),
+        _dir: dir,
+    }
 }
 
 impl Env {
@@ -60,7 +77,11 @@ impl Env {
             }
             let span = writer.add_block("", TOPIC, q, &records);
             batches.push(AppendBatch {
-                queue: QueueRef { tenant: String::new(), topic: TOPIC.into(), queue: q },
+                queue: QueueRef {
+                    tenant: String::new(),
+                    topic: TOPIC.into(),
+                    queue: q,
+                },
                 count: records.len() as u32,
                 location: BlockLocation {
                     object: path.to_string(),
@@ -76,7 +97,12 @@ impl Env {
         }
         let object = writer.finish("test", 0);
         self.store.put(&path, PutPayload::from(object.clone())).await.unwrap();
-        let commit = FlushCommit { object: path.to_string(), object_size: object.len() as u64, writer: "test".into(), batches };
+        let commit = FlushCommit {
+            object: path.to_string(),
+            object_size: object.len() as u64,
+            writer: "test".into(),
+            batches,
+        };
         self.catalog.coordinator().commit_flush(&commit, 0).await.unwrap();
     }
 
@@ -95,7 +121,11 @@ impl Env {
     async fn drain(&self, group: &str, filter: Filter) -> Vec<strata_query::Delivered> {
         let mut all = Vec::new();
         loop {
-            let got = self.query.receive(&self.request(group, filter.clone(), 16, Duration::ZERO)).await.unwrap();
+            let got = self
+                .query
+                .receive(&self.request(group, filter.clone(), 16, Duration::ZERO))
+                .await
+                .unwrap();
             if got.is_empty() {
                 return all;
             }
@@ -105,11 +135,18 @@ impl Env {
 }
 
 fn sub(group: &str) -> Subscription {
-    Subscription { tenant: String::new(), group: group.into(), topic: TOPIC.into() }
+    Subscription {
+        tenant: String::new(),
+        group: group.into(),
+        topic: TOPIC.into(),
+    }
 }
 
 fn bodies(ds: &[strata_query::Delivered]) -> Vec<String> {
-    let mut b: Vec<_> = ds.iter().map(|d| String::from_utf8(d.record.body.to_vec()).unwrap()).collect();
+    let mut b: Vec<_> = ds
+        .iter()
+        .map(|d| String::from_utf8(d.record.body.to_vec()).unwrap())
+        .collect();
     b.sort();
     b
 }
@@ -126,9 +163,15 @@ async fn every_message_once_and_acked_ones_never_again() {
 
     let handles: Vec<String> = got.iter().map(|d| d.receipt_handle.clone()).collect();
     assert!(e.query.ack(&sub("g"), &handles).await.iter().all(Result::is_ok));
-    assert!(e.query.ack(&sub("g"), &handles[..1]).await[0].is_ok(), "acking twice is fine");
+    assert!(
+        e.query.ack(&sub("g"), &handles[..1]).await[0].is_ok(),
+        "acking twice is fine"
+    );
     e.clock.advance(Duration::from_secs(3600));
-    assert!(e.drain("g", Filter::All).await.is_empty(), "acked messages never come back");
+    assert!(
+        e.drain("g", Filter::All).await.is_empty(),
+        "acked messages never come back"
+    );
 
     // A second group has its own progress.
     assert_eq!(e.drain("other", Filter::All).await.len(), 50);
@@ -172,14 +215,30 @@ async fn change_invisible_issues_a_new_handle() {
     e.produce(0, 1, &["A"], 1).await;
     let got = e.drain("g", Filter::All).await;
     let old = got[0].receipt_handle.clone();
-    let new = e.query.change_invisible(&sub("g"), &old, Duration::from_secs(120)).await.unwrap();
+    let new = e
+        .query
+        .change_invisible(&sub("g"), &old, Duration::from_secs(120))
+        .await
+        .unwrap();
     e.clock.advance(Duration::from_secs(60));
-    assert!(e.drain("g", Filter::All).await.is_empty(), "the longer invisible time holds");
-    assert!(matches!(e.query.ack(&sub("g"), &[old]).await[0], Err(Error::InvalidReceipt(_))));
-    assert!(e.query.ack(&sub("g"), &[new.clone()]).await[0].is_ok());
+    assert!(
+        e.drain("g", Filter::All).await.is_empty(),
+        "the longer invisible time holds"
+    );
+    assert!(matches!(
+        e.query.ack(&sub("g"), &[old]).await[0],
+        Err(Error::InvalidReceipt(_))
+    ));
+    assert!(e.query.ack(&sub("g"), std::slice::from_ref(&new)).await[0].is_ok());
     // Handles are bound to their group.
-    assert!(matches!(e.query.ack(&sub("other"), &[new]).await[0], Err(Error::InvalidReceipt(_))));
-    assert!(matches!(e.query.ack(&sub("g"), &["forged".into()]).await[0], Err(Error::InvalidReceipt(_))));
+    assert!(matches!(
+        e.query.ack(&sub("other"), &[new]).await[0],
+        Err(Error::InvalidReceipt(_))
+    ));
+    assert!(matches!(
+        e.query.ack(&sub("g"), &["forged".into()]).await[0],
+        Err(Error::InvalidReceipt(_))
+    ));
 }
 
 #[tokio::test]
@@ -187,12 +246,20 @@ async fn a_long_poll_wakes_on_commit() {
     let e = Arc::new(env(2).await);
     let waiter = {
         let e = Arc::clone(&e);
-        tokio::spawn(async move { e.query.receive(&e.request("g", Filter::All, 8, Duration::from_secs(20))).await })
+        tokio::spawn(async move {
+            e.query
+                .receive(&e.request("g", Filter::All, 8, Duration::from_secs(20)))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "nothing to deliver yet");
     e.produce(0, 3, &["A"], 2).await;
-    let got = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken by the commit").unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken by the commit")
+        .unwrap()
+        .unwrap();
     assert_eq!(got.len(), 3);
 }
 
@@ -201,7 +268,13 @@ async fn out_of_range_invisible_times_are_refused() {
     let e = env(1).await;
     let mut req = e.request("g", Filter::All, 1, Duration::ZERO);
     req.invisible = Some(Duration::from_millis(10));
-    assert!(matches!(e.query.receive(&req).await, Err(Error::IllegalInvisibleTime(_))));
+    assert!(matches!(
+        e.query.receive(&req).await,
+        Err(Error::IllegalInvisibleTime(_))
+    ));
     req.invisible = Some(Duration::from_secs(13 * 3600));
-    assert!(matches!(e.query.receive(&req).await, Err(Error::IllegalInvisibleTime(_))));
+    assert!(matches!(
+        e.query.receive(&req).await,
+        Err(Error::IllegalInvisibleTime(_))
+    ));
 }

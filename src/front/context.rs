@@ -61,7 +61,10 @@ mod tests {
         let ctx = Ctx::new(&md);
         assert_eq!(ctx.client_id.as_deref(), Some("host@1@0@abc"));
         assert_eq!(ctx.deadline, Some(Duration::from_millis(23_999)));
-        let own = Resource { resource_namespace: "ns2".into(), name: "t".into() };
+        let own = Resource {
+            resource_namespace: "ns2".into(),
+            name: "t".into(),
+        };
         assert_eq!(ctx.tenant(Some(&own)), "ns2");
         assert_eq!(ctx.tenant(None), "ns1");
         assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
-use strata_meta::model::Subscription;
 use strata_meta::Catalog;
-use strata_proto::v2::{self, messaging_service_server::MessagingService, telemetry_command::Command, Code};
+use strata_meta::model::Subscription;
+use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Query, ReceiveRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use context::Ctx;
 pub use session::Sessions;
@@ -132,7 +132,11 @@ impl MessagingService for Front {
                     debug!(error = %e, "send refused");
                     v2::SendResultEntry {
                         status: Some(from_ingest(e)),
-                        message_id: m.system_properties.as_ref().map(|s| s.message_id.clone()).unwrap_or_default(),
+                        message_id: m
+                            .system_properties
+                            .as_ref()
+                            .map(|s| s.message_id.clone())
+                            .unwrap_or_default(),
                         ..Default::default()
                     }
                 }
@@ -194,7 +198,11 @@ impl MessagingService for Front {
             }])))
         };
         let group = req.group.clone().unwrap_or_default();
-        let topic = req.message_queue.as_ref().and_then(|q| q.topic.clone()).unwrap_or_default();
+        let topic = req
+            .message_queue
+            .as_ref()
+            .and_then(|q| q.topic.clone())
+            .unwrap_or_default();
         let tenant = ctx.tenant(Some(&group));
         let filter = match Filter::parse(req.filter_expression.as_ref()) {
             Ok(f) => f,
@@ -225,7 +233,11 @@ impl MessagingService for Front {
                         Content::Message(strata_query::convert::to_message(&tenant, &topic.name, d, &store_host))
                     }))
                     .collect(),
-                Err(e) => return vec![v2::ReceiveMessageResponse { content: Some(Content::Status(from_query(&e))) }],
+                Err(e) => {
+                    return vec![v2::ReceiveMessageResponse {
+                        content: Some(Content::Status(from_query(&e))),
+                    }];
+                }
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -241,7 +253,8 @@ impl MessagingService for Front {
                 .collect()
         }
         .instrument(span);
-        let stream = futures::stream::once(responses).flat_map(|items| futures::stream::iter(items.into_iter().map(Ok)));
+        let stream =
+            futures::stream::once(responses).flat_map(|items| futures::stream::iter(items.into_iter().map(Ok)));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -372,7 +385,9 @@ impl MessagingService for Front {
         if let Some(id) = &ctx.client_id {
             self.sessions.remove(id);
         }
-        Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(ok()) }))
+        Ok(Response::new(v2::NotifyClientTerminationResponse {
+            status: Some(ok()),
+        }))
     }
 
     async fn change_invisible_duration(
@@ -389,7 +404,10 @@ impl MessagingService for Front {
         };
         let Some(invisible) = req.invisible_duration.as_ref().and_then(to_std) else {
             return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
-                status: Some(status(Code::IllegalInvisibleTime, "invisible duration missing or negative")),
+                status: Some(status(
+                    Code::IllegalInvisibleTime,
+                    "invisible duration missing or negative",
+                )),
                 receipt_handle: String::new(),
             }));
         };

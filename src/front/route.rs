@@ -71,7 +71,10 @@ mod tests {
         let e = endpoints("10.0.0.5:8081").unwrap();
         assert_eq!(e.scheme, v2::AddressScheme::IPv4 as i32);
         assert_eq!(e.addresses[0].port, 8081);
-        assert_eq!(endpoints("broker.example.com:80").unwrap().scheme, v2::AddressScheme::DomainName as i32);
+        assert_eq!(
+            endpoints("broker.example.com:80").unwrap().scheme,
+            v2::AddressScheme::DomainName as i32
+        );
         assert_eq!(endpoints("[::1]:81").unwrap().addresses[0].host, "::1");
         assert!(endpoints("nope").is_none());
     }

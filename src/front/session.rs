@@ -56,7 +56,13 @@ impl Sessions {
     }
 
     /// Records the settings a client reported on its Telemetry stream.
-    pub fn settings(&self, client_id: &str, client_type: i32, request_timeout: Option<Duration>, stream: TelemetrySender) {
+    pub fn settings(
+        &self,
+        client_id: &str,
+        client_type: i32,
+        request_timeout: Option<Duration>,
+        stream: TelemetrySender,
+    ) {
         self.with(|m| {
             let s = Self::entry(m, client_id);
             s.client_type = client_type;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use strata_proto::v2::{self, settings::PubSub, telemetry_command::Command};
 
-use super::status;
 use super::Front;
+use super::status;
 
 /// Producer send retries (as the Java client's default).
 fn producer_backoff() -> v2::RetryPolicy {
@@ -57,7 +57,11 @@ impl Front {
             }
             Some(PubSub::Subscription(s)) => {
                 let group = s.group.clone().unwrap_or_default();
-                let tenant = if group.resource_namespace.is_empty() { namespace } else { &group.resource_namespace };
+                let tenant = if group.resource_namespace.is_empty() {
+                    namespace
+                } else {
+                    &group.resource_namespace
+                };
                 let max_batch = self.query.config().max_batch as i32;
                 let max_poll = self.query.config().max_long_polling;
                 match self.catalog.group(tenant, &group.name).await {
@@ -67,13 +71,25 @@ impl Front {
                     }
                     Err(e) => reply_status = status::from_meta(&e),
                 }
-                s.receive_batch_size = Some(s.receive_batch_size.filter(|b| (1..=max_batch).contains(b)).unwrap_or(max_batch));
-                let poll = s.long_polling_timeout.as_ref().and_then(to_std).unwrap_or(max_poll).min(max_poll);
+                s.receive_batch_size = Some(
+                    s.receive_batch_size
+                        .filter(|b| (1..=max_batch).contains(b))
+                        .unwrap_or(max_batch),
+                );
+                let poll = s
+                    .long_polling_timeout
+                    .as_ref()
+                    .and_then(to_std)
+                    .unwrap_or(max_poll)
+                    .min(max_poll);
                 s.long_polling_timeout = Some(duration(poll));
             }
             None => {}
         }
-        settings.metric = Some(v2::Metric { on: false, endpoints: None });
+        settings.metric = Some(v2::Metric {
+            on: false,
+            endpoints: None,
+        });
         v2::TelemetryCommand {
             status: Some(reply_status),
             command: Some(Command::Settings(settings)),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use foyer::{BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, PsyncIoEngineConfig};
+use foyer::{
+    BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, PsyncIoEngineConfig,
+};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use prost::Message;
@@ -15,7 +17,7 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use crate::error::{Error, Result};
-use crate::wal::{decode_block, BlockSpan, WalRecord};
+use crate::wal::{BlockSpan, WalRecord, decode_block};
 
 /// Cache sizes. The memory tier holds decoded records; the disk tier their encoded form.
 #[derive(Clone, Debug, Deserialize)]
@@ -114,7 +116,9 @@ pub struct BlockCache {
 
 impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockCache").field("store", &self.store.to_string()).finish()
+        f.debug_struct("BlockCache")
+            .field("store", &self.store.to_string())
+            .finish()
     }
 }
 
@@ -239,7 +243,9 @@ mod tests {
     #[tokio::test]
     async fn inserted_blocks_need_no_get_and_corrupt_blocks_are_errors() {
         let (store, counts) = counting(Arc::new(InMemory::new()));
-        let cache = BlockCache::open(Arc::clone(&store), &CacheConfig::default()).await.unwrap();
+        let cache = BlockCache::open(Arc::clone(&store), &CacheConfig::default())
+            .await
+            .unwrap();
         let mut w = WalWriter::new();
         let span = w.add_block("", "t", 0, &records(3));
         let path = Path::from("wal/00/b.wal");
@@ -250,7 +256,10 @@ mod tests {
 
         object[span.offset as usize + 3] ^= 0xff;
         store.put(&path, PutPayload::from(object)).await.unwrap();
-        let other = BlockSpan { offset: span.offset, ..span };
+        let other = BlockSpan {
+            offset: span.offset,
+            ..span
+        };
         let fresh = BlockCache::open(store, &CacheConfig::default()).await.unwrap();
         let err = fresh.records(&path, &other).await.unwrap_err();
         assert!(err.is_corrupt(), "{err}");

@@ -1,12 +1,12 @@
 //! Counts object store requests by kind (tests, metering, `strata bench`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use object_store::path::Path;
 use object_store::ObjectStore;
+use object_store::path::Path;
 
 use crate::hooked::{HookedStore, Op, RequestHook};
 

@@ -14,11 +14,7 @@ pub enum Error {
     },
 
     #[error("corrupt object {path} at byte {offset}: {reason}")]
-    Corrupt {
-        path: String,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: String, offset: u64, reason: String },
 
     #[error("cache error: {0}")]
     Cache(String),

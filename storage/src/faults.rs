@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use object_store::path::Path;
 use object_store::ObjectStore;
+use object_store::path::Path;
 
 use crate::hooked::{HookedStore, Op, RequestHook};
 

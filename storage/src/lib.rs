@@ -14,5 +14,5 @@ pub mod wal;
 
 pub use cache::{BlockCache, CacheConfig};
 pub use error::{Error, Result};
-pub use object_store::{self, path::Path, ObjectStore};
-pub use store::{open_store, S3Options};
+pub use object_store::{self, ObjectStore, path::Path};
+pub use store::{S3Options, open_store};

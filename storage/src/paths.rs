@@ -13,9 +13,7 @@ pub fn wal_object(id: Ulid) -> Path {
 /// `data/{tenant}/{topic}/{queue}/{base_offset:020}.parquet` (compacted and archive files).
 pub fn data_object(tenant: &str, topic: &str, queue: i32, base_offset: i64) -> Path {
     let tenant = if tenant.is_empty() { "_default" } else { tenant };
-    Path::from(format!(
-        "data/{tenant}/{topic}/{queue}/{base_offset:020}.parquet"
-    ))
+    Path::from(format!("data/{tenant}/{topic}/{queue}/{base_offset:020}.parquet"))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

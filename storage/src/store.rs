@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -74,8 +74,7 @@ pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
             if let Some(secret) = &s3.secret_access_key {
                 builder = builder.with_secret_access_key(secret);
             }
-            let store: Arc<dyn ObjectStore> =
-                Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?);
+            let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?);
             let prefix = parsed.path().trim_matches('/');
             if prefix.is_empty() {
                 Ok(store)
@@ -98,7 +97,7 @@ fn open_local(path: &std::path::Path) -> std::result::Result<Arc<dyn ObjectStore
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::{path::Path, ObjectStoreExt, PutPayload};
+    use object_store::{ObjectStoreExt, PutPayload, path::Path};
 
     #[tokio::test]
     async fn opens_local_folder_and_memory() {

@@ -4,8 +4,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_meta::{AutoCreate, Catalog, ManualClock, SqliteCoordinator};
 use strata_proto::v2;
-use strata_storage::counting::{counting, RequestCounts};
-use strata_storage::faults::{with_faults, Faults};
+use strata_storage::counting::{RequestCounts, counting};
+use strata_storage::faults::{Faults, with_faults};
 use strata_storage::hooked::Op;
 use strata_storage::object_store::memory::InMemory;
 
@@ -22,7 +22,11 @@ struct Fixture {
 async fn fixture(config: IngestConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
-    let catalog = Catalog::new(Arc::new(coordinator), Arc::new(ManualClock::new(1_000)), AutoCreate::default());
+    let catalog = Catalog::new(
+        Arc::new(coordinator),
+        Arc::new(ManualClock::new(1_000)),
+        AutoCreate::default(),
+    );
     let (store, faults) = with_faults(Arc::new(InMemory::new()));
     let (store, counts) = counting(store);
     let ingest = Arc::new(Ingest::new(catalog.clone(), store, None, config, "node-test"));
@@ -39,7 +43,11 @@ async fn fixture(config: IngestConfig) -> Fixture {
 async fn stored(catalog: &Catalog, topic: &str) -> i64 {
     let mut sum = 0;
     for queue in 0..8 {
-        let q = strata_meta::model::QueueRef { tenant: String::new(), topic: topic.into(), queue };
+        let q = strata_meta::model::QueueRef {
+            tenant: String::new(),
+            topic: topic.into(),
+            queue,
+        };
         sum += catalog.coordinator().queue_end(&q).await.unwrap();
     }
     sum
@@ -78,8 +86,16 @@ async fn messages_within_one_linger_window_become_one_put() {
             ingest.send("", &[msg]).await.remove(0)
         })
     });
-    let receipts: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
-    assert_eq!(f.counts.get(Op::Put), 1, "500 messages to 20 topics in one linger window: one PUT");
+    let receipts: Vec<_> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        f.counts.get(Op::Put),
+        1,
+        "500 messages to 20 topics in one linger window: one PUT"
+    );
     let mut total = 0;
     for t in 0..20 {
         total += stored(&f.catalog, &format!("topic-{t}")).await;
@@ -116,27 +132,50 @@ async fn a_failed_put_fails_exactly_that_flush() {
 
 #[tokio::test]
 async fn invalid_messages_fail_alone() {
-    let f = fixture(IngestConfig { max_body_bytes: 10, ..Default::default() }).await;
+    let f = fixture(IngestConfig {
+        max_body_bytes: 10,
+        ..Default::default()
+    })
+    .await;
     let mut fifo = message("t", "x");
     fifo.system_properties.as_mut().unwrap().message_type = v2::MessageType::Fifo as i32;
     let results = f
         .ingest
-        .send("", &[message("t", "ok"), message("t", "much too large"), message("", "x"), fifo])
+        .send(
+            "",
+            &[
+                message("t", "ok"),
+                message("t", "much too large"),
+                message("", "x"),
+                fifo,
+            ],
+        )
         .await;
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(Error::BodyTooLarge { size: 14, max: 10 })));
     assert!(matches!(results[2], Err(Error::IllegalTopic(_))));
-    assert!(matches!(results[3], Err(Error::TypeMismatch { .. })), "{:?}", results[3]);
+    assert!(
+        matches!(results[3], Err(Error::TypeMismatch { .. })),
+        "{:?}",
+        results[3]
+    );
 }
 
 #[tokio::test]
 async fn shutdown_flushes_accepted_sends_then_refuses() {
-    let f = fixture(IngestConfig { linger: Duration::from_millis(200), ..Default::default() }).await;
+    let f = fixture(IngestConfig {
+        linger: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
     let ingest = Arc::clone(&f.ingest);
     let pending = tokio::spawn(async move { ingest.send("", &[message("t", "in flight")]).await.remove(0) });
     tokio::time::sleep(Duration::from_millis(50)).await;
     f.ingest.shutdown().await;
-    assert!(pending.await.unwrap().is_ok(), "an accepted send is flushed on shutdown");
+    assert!(
+        pending.await.unwrap().is_ok(),
+        "an accepted send is flushed on shutdown"
+    );
     let after = f.ingest.send("", &[message("t", "late")]).await;
     assert!(matches!(after[0], Err(Error::ShuttingDown)));
 }

@@ -3,9 +3,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use prost::Message;
 
-use super::{
-    BlockSpan, Compression, WalFooter, WalRecord, HEADER_LEN, MAGIC, MAX_BLOCK_BYTES, TRAILER_LEN, VERSION,
-};
+use super::{BlockSpan, Compression, HEADER_LEN, MAGIC, MAX_BLOCK_BYTES, TRAILER_LEN, VERSION, WalFooter, WalRecord};
 use crate::error::{Error, Result};
 
 /// Verifies and decodes one block. `data` is exactly the block's bytes.
@@ -83,7 +81,11 @@ fn decode_footer(path: &Path, tail: &[u8], object_len: u64) -> Result<std::resul
     }
     let footer = WalFooter::decode(footer).map_err(|e| Error::corrupt(path, footer_at, format!("footer: {e}")))?;
     if footer.version != u32::from(VERSION) {
-        return Err(Error::corrupt(path, footer_at, format!("unknown WAL version {}", footer.version)));
+        return Err(Error::corrupt(
+            path,
+            footer_at,
+            format!("unknown WAL version {}", footer.version),
+        ));
     }
     for b in &footer.blocks {
         if b.offset < HEADER_LEN || b.offset.saturating_add(b.length) > footer_at {

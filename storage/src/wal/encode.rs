@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use prost::Message;
 
-use super::{BlockIndex, BlockSpan, Compression, WalFooter, WalRecord, HEADER_LEN, MAGIC, VERSION};
+use super::{BlockIndex, BlockSpan, Compression, HEADER_LEN, MAGIC, VERSION, WalFooter, WalRecord};
 
 /// Blocks smaller than this are stored uncompressed: zstd's frame overhead would eat the gain.
 const MIN_COMPRESS_BYTES: usize = 256;

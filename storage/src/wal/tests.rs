@@ -91,12 +91,18 @@ proptest! {
 
 #[test]
 fn block_with_wrong_length_or_count_is_rejected() {
-    let recs = vec![WalRecord { message_id: "A".into(), ..Default::default() }];
+    let recs = vec![WalRecord {
+        message_id: "A".into(),
+        ..Default::default()
+    }];
     let (object, spans) = build(&[recs]);
     let path = Path::from("p");
     let span = spans[0];
     let data = object.slice(span.offset as usize..(span.offset + span.length) as usize);
-    let wrong_count = BlockSpan { record_count: 2, ..span };
+    let wrong_count = BlockSpan {
+        record_count: 2,
+        ..span
+    };
     assert!(decode_block(&path, &wrong_count, data.clone()).is_err());
     assert!(decode_block(&path, &span, data.slice(1..)).is_err());
 }
@@ -104,7 +110,11 @@ fn block_with_wrong_length_or_count_is_rejected() {
 #[test]
 fn large_compressible_blocks_use_zstd() {
     let recs: Vec<_> = (0..100)
-        .map(|i| WalRecord { message_id: format!("{i}"), body: Bytes::from(vec![b'a'; 1000]), ..Default::default() })
+        .map(|i| WalRecord {
+            message_id: format!("{i}"),
+            body: Bytes::from(vec![b'a'; 1000]),
+            ..Default::default()
+        })
         .collect();
     let mut w = WalWriter::new();
     let span = w.add_block("", "t", 0, &recs);
@@ -115,7 +125,12 @@ fn large_compressible_blocks_use_zstd() {
 #[tokio::test]
 async fn footer_is_read_with_a_suffix_get() {
     let big: Vec<_> = (0..3000)
-        .map(|i| vec![WalRecord { message_id: format!("{i:040}"), ..Default::default() }])
+        .map(|i| {
+            vec![WalRecord {
+                message_id: format!("{i:040}"),
+                ..Default::default()
+            }]
+        })
         .collect();
     let (object, _) = build(&big);
     let store = InMemory::new();
@@ -124,7 +139,10 @@ async fn footer_is_read_with_a_suffix_get() {
     let footer = read_footer(&store, &path).await.unwrap();
     assert_eq!(footer.blocks.len(), 3000);
 
-    store.put(&path, PutPayload::from_static(b"not a wal object")).await.unwrap();
+    store
+        .put(&path, PutPayload::from_static(b"not a wal object"))
+        .await
+        .unwrap();
     let err = read_footer(&store, &path).await.unwrap_err();
     assert!(err.to_string().contains("wal/00/big.wal"), "{err}");
 }
