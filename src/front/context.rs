@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use strata_meta::model::Subscription;
 use strata_proto::v2::Resource;
 use tonic::metadata::MetadataMap;
 
@@ -21,6 +22,15 @@ impl Ctx {
             client_id: get("x-mq-client-id").filter(|s| !s.is_empty()),
             namespace: get("x-mq-namespace").unwrap_or_default(),
             deadline: get("grpc-timeout").as_deref().and_then(parse_grpc_timeout),
+        }
+    }
+
+    /// The subscription a consumer request names (tenant from the group).
+    pub fn subscription(&self, group: Option<&Resource>, topic: Option<&Resource>) -> Subscription {
+        Subscription {
+            tenant: self.tenant(group),
+            group: group.map(|g| g.name.clone()).unwrap_or_default(),
+            topic: topic.map(|t| t.name.clone()).unwrap_or_default(),
         }
     }
 

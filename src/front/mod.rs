@@ -14,7 +14,6 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
 use strata_meta::Catalog;
-use strata_meta::model::Subscription;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Query, ReceiveRequest};
 use tokio::sync::mpsc;
@@ -261,12 +260,7 @@ impl MessagingService for Front {
     async fn ack_message(&self, request: Request<v2::AckMessageRequest>) -> Reply<v2::AckMessageResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let group = req.group.unwrap_or_default();
-        let sub = Subscription {
-            tenant: ctx.tenant(Some(&group)),
-            group: group.name,
-            topic: req.topic.map(|t| t.name).unwrap_or_default(),
-        };
+        let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
         let results = self.query.ack(&sub, &handles).await;
         let entries: Vec<v2::AckMessageResultEntry> = req
@@ -396,12 +390,7 @@ impl MessagingService for Front {
     ) -> Reply<v2::ChangeInvisibleDurationResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let group = req.group.unwrap_or_default();
-        let sub = Subscription {
-            tenant: ctx.tenant(Some(&group)),
-            group: group.name,
-            topic: req.topic.map(|t| t.name).unwrap_or_default(),
-        };
+        let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
         let Some(invisible) = req.invisible_duration.as_ref().and_then(to_std) else {
             return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
                 status: Some(status(
