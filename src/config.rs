@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use std::time::Duration;
+
+use strata_compactor::CompactorConfig;
 use strata_ingest::IngestConfig;
 use strata_query::QueryConfig;
 use strata_storage::{CacheConfig, S3Options};
@@ -23,8 +26,12 @@ pub struct Settings {
     /// `store` folder in the data dir.
     pub store: Option<String>,
     pub s3: S3Options,
-    /// Create unknown topics (NORMAL) and groups on first use. On in standalone.
-    pub auto_create: bool,
+    /// Coordinator: `postgres://user@host/db`, or a SQLite file path. Unset: SQLite in the
+    /// data dir (standalone only; cluster roles need PostgreSQL).
+    pub coordinator: Option<String>,
+    /// Create unknown topics (NORMAL) and groups on first use. Unset: on in standalone, off
+    /// in cluster roles.
+    pub auto_create: Option<bool>,
     /// Queues of an auto-created topic.
     pub default_queues: i32,
     /// This node's id (WAL object writer, logs). Unset: derived from the listen address.
@@ -32,6 +39,31 @@ pub struct Settings {
     pub ingest: IngestConfig,
     pub query: QueryConfig,
     pub cache: CacheConfig,
+    pub compactor: CompactorConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Node liveness.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How often a node tells the coordinator it is alive (default 2 s).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A node not heard from for this long leaves the routes and is declared dead, which
+    /// fences its commits (default 10 s). Longer: fewer false alarms on a slow database;
+    /// shorter: producers leave a dead ingest node sooner.
+    #[serde(with = "humantime_serde")]
+    pub node_ttl: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(2),
+            node_ttl: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -42,12 +74,15 @@ impl Default for Settings {
             advertise: None,
             store: None,
             s3: S3Options::default(),
-            auto_create: true,
+            coordinator: None,
+            auto_create: None,
             default_queues: 8,
             node_id: None,
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             cache: CacheConfig::default(),
+            compactor: CompactorConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -99,7 +134,10 @@ impl Settings {
             self.store = Some(v);
         }
         if let Some(v) = get("STRATA_AUTO_CREATE") {
-            self.auto_create = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+            self.auto_create = Some(matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        }
+        if let Some(v) = get("STRATA_COORDINATOR") {
+            self.coordinator = Some(v);
         }
         Ok(())
     }
@@ -109,6 +147,14 @@ impl Settings {
         match &self.store {
             Some(url) => url.clone(),
             None => self.data_dir.join("store").display().to_string(),
+        }
+    }
+
+    /// The coordinator in effect.
+    pub fn coordinator_target(&self) -> String {
+        match &self.coordinator {
+            Some(c) => c.clone(),
+            None => self.data_dir.join("meta").join("strata.db").display().to_string(),
         }
     }
 
@@ -142,7 +188,7 @@ mod tests {
         .unwrap();
         let mut s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.grpc_listen.port(), 9000);
-        assert!(!s.auto_create);
+        assert_eq!(s.auto_create, Some(false));
         assert_eq!(s.ingest.linger, std::time::Duration::from_millis(20));
         assert_eq!(s.ingest.max_body_bytes, 1024);
         assert_eq!(s.ingest.max_bytes, 8 << 20, "unset keys keep their defaults");

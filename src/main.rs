@@ -8,6 +8,7 @@ mod server;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use strata_meta::model::Roles;
 use strata_proto::admin::strata_admin_client::StrataAdminClient;
 use strata_proto::admin::{self as api};
 use strata_proto::v2;
@@ -26,7 +27,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every role in one process (embedded coordinator, local folder as object store).
-    Standalone(StandaloneArgs),
+    Standalone(NodeArgs),
+    /// Run an ingest node (SendMessage) of a cluster.
+    Ingest(NodeArgs),
+    /// Run a query node (consumers) of a cluster.
+    Query(NodeArgs),
+    /// Run a compactor of a cluster (dead-node detection, orphan GC).
+    Compactor(NodeArgs),
     /// Manage topics of a running broker.
     Topic {
         #[command(subcommand)]
@@ -40,7 +47,7 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-struct StandaloneArgs {
+struct NodeArgs {
     /// TOML settings file (see docs/configuration.md).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -56,9 +63,50 @@ struct StandaloneArgs {
     /// host:port handed to clients in routes. Default: the address the client connected to.
     #[arg(long)]
     advertise: Option<String>,
-    /// Refuse unknown topics and groups instead of creating them.
+    /// Coordinator: postgres://user@host:port/db, or a SQLite file (standalone only).
+    /// Default: SQLite in the data dir.
     #[arg(long)]
+    coordinator: Option<String>,
+    /// Refuse unknown topics and groups instead of creating them (the default of cluster roles).
+    #[arg(long, conflicts_with = "auto_create")]
     no_auto_create: bool,
+    /// Create unknown topics (NORMAL) and groups on first use (the default of standalone).
+    #[arg(long)]
+    auto_create: bool,
+    /// This node's id (default: derived from the listen address).
+    #[arg(long)]
+    node_id: Option<String>,
+}
+
+impl NodeArgs {
+    fn settings(self) -> Result<config::Settings, BoxError> {
+        let mut settings = config::Settings::load(self.config.as_deref())?;
+        if let Some(d) = self.data_dir {
+            settings.data_dir = d;
+        }
+        if let Some(l) = self.grpc_listen {
+            settings.grpc_listen = l;
+        }
+        if self.store.is_some() {
+            settings.store = self.store;
+        }
+        if self.advertise.is_some() {
+            settings.advertise = self.advertise;
+        }
+        if self.coordinator.is_some() {
+            settings.coordinator = self.coordinator;
+        }
+        if self.node_id.is_some() {
+            settings.node_id = self.node_id;
+        }
+        if self.no_auto_create {
+            settings.auto_create = Some(false);
+        }
+        if self.auto_create {
+            settings.auto_create = Some(true);
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,25 +172,10 @@ async fn admin_client(target: &Target) -> Result<StrataAdminClient<tonic::transp
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
-        Command::Standalone(args) => {
-            let mut settings = config::Settings::load(args.config.as_deref())?;
-            if let Some(d) = args.data_dir {
-                settings.data_dir = d;
-            }
-            if let Some(l) = args.grpc_listen {
-                settings.grpc_listen = l;
-            }
-            if args.store.is_some() {
-                settings.store = args.store;
-            }
-            if args.advertise.is_some() {
-                settings.advertise = args.advertise;
-            }
-            if args.no_auto_create {
-                settings.auto_create = false;
-            }
-            server::standalone(settings).await
-        }
+        Command::Standalone(args) => server::run(args.settings()?, Roles::ALL).await,
+        Command::Ingest(args) => server::run(args.settings()?, Roles::INGEST).await,
+        Command::Query(args) => server::run(args.settings()?, Roles::QUERY).await,
+        Command::Compactor(args) => server::run(args.settings()?, Roles::COMPACTOR).await,
         Command::Topic {
             action:
                 TopicAction::Create {

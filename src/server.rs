@@ -1,10 +1,11 @@
-//! Wires the roles together and serves gRPC.
+//! Wires a node's roles together and serves gRPC.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use strata_ingest::Ingest;
-use strata_meta::{AutoCreate, Catalog, Coordinator, SqliteCoordinator, SystemClock};
+use strata_meta::model::Roles;
+use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, SqlCoordinator, SystemClock};
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
@@ -14,7 +15,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::front::{Front, Sessions};
+use crate::front::{Front, Routes, Sessions};
 
 /// Largest gRPC message accepted: a 4 MiB body plus headroom for batches (the client's
 /// own limit is the body size; batch sends carry several bodies).
@@ -22,76 +23,155 @@ const MAX_GRPC_MESSAGE: usize = 64 << 20;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs every role in this process until SIGINT/SIGTERM: embedded SQLite coordinator, the
-/// configured object store (a local folder by default).
-pub async fn standalone(settings: Settings) -> Result<(), BoxError> {
+fn role_names(roles: Roles) -> String {
+    [
+        (Roles::INGEST, "ingest"),
+        (Roles::QUERY, "query"),
+        (Roles::COMPACTOR, "compactor"),
+    ]
+    .iter()
+    .filter(|(r, _)| roles.contains(*r))
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join("+")
+}
+
+/// Runs a node with `roles` until SIGINT/SIGTERM. `Roles::ALL` is standalone.
+pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
+    let standalone = roles == Roles::ALL;
+    let coordinator_target = settings.coordinator_target();
+    if !standalone && !coordinator_target.starts_with("postgres") {
+        return Err("cluster roles need a shared coordinator: --coordinator postgres://…".into());
+    }
     std::fs::create_dir_all(&settings.data_dir)?;
-    let coordinator = Arc::new(SqliteCoordinator::open(&settings.data_dir.join("meta").join("strata.db")).await?);
+    let coordinator = Arc::new(SqlCoordinator::open(&coordinator_target).await?);
+    let dyn_coordinator: Arc<dyn Coordinator> = coordinator.clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store_url = settings.store_url();
     let store = open_store(&store_url, &settings.s3)?;
-    let mut cache_config = settings.cache.clone();
-    if cache_config.disk_dir.is_none() {
-        cache_config.disk_dir = Some(settings.data_dir.join("cache"));
-    }
-    let blocks = BlockCache::open(Arc::clone(&store), &cache_config).await?;
     let catalog = Catalog::new(
-        Arc::clone(&coordinator) as Arc<dyn Coordinator>,
-        Arc::new(SystemClock),
+        Arc::clone(&dyn_coordinator),
+        Arc::clone(&clock),
         AutoCreate {
-            enabled: settings.auto_create,
+            enabled: settings.auto_create.unwrap_or(standalone),
             queue_count: settings.default_queues,
         },
     );
+
+    let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
+    let local = listener.local_addr()?;
+    let advertise = match &settings.advertise {
+        Some(a) => a.clone(),
+        None if local.ip().is_unspecified() && !standalone => {
+            return Err("a cluster node listening on all interfaces needs --advertise host:port".into());
+        }
+        None => local.to_string(),
+    };
     let node_id = settings.node_id();
-    let ingest = Arc::new(Ingest::new(
-        catalog.clone(),
-        Arc::clone(&store),
-        Some(blocks.clone()),
-        settings.ingest.clone(),
+    let membership = Membership::join(
+        Arc::clone(&dyn_coordinator),
+        Arc::clone(&clock),
         &node_id,
-    ));
-    let query = Arc::new(Query::new(catalog.clone(), blocks, settings.query.clone()).await?);
+        roles,
+        &advertise,
+    )
+    .await?;
+    let mut tasks = vec![membership.spawn_heartbeats(settings.cluster.heartbeat_interval)];
+
+    let blocks = if roles.contains(Roles::INGEST) || roles.contains(Roles::QUERY) {
+        let mut cache_config = settings.cache.clone();
+        if cache_config.disk_dir.is_none() {
+            cache_config.disk_dir = Some(settings.data_dir.join("cache"));
+        }
+        Some(BlockCache::open(Arc::clone(&store), &cache_config).await?)
+    } else {
+        None
+    };
+    let ingest = roles.contains(Roles::INGEST).then(|| {
+        Arc::new(Ingest::new(
+            catalog.clone(),
+            Arc::clone(&store),
+            blocks.clone(),
+            settings.ingest.clone(),
+            Arc::clone(&membership),
+        ))
+    });
+    let query = match (roles.contains(Roles::QUERY), blocks) {
+        (true, Some(blocks)) => Some(Arc::new(
+            Query::new(catalog.clone(), blocks, settings.query.clone()).await?,
+        )),
+        _ => None,
+    };
+    if roles.contains(Roles::COMPACTOR) {
+        tasks.extend(strata_compactor::spawn(
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            settings.compactor.clone(),
+            settings.cluster.node_ttl,
+        ));
+    }
+
     let sessions = Arc::new(Sessions::default());
+    let routes = if standalone && settings.advertise.is_none() {
+        Routes::Single { advertise: None }
+    } else {
+        Routes::Cluster {
+            coordinator: Arc::clone(&dyn_coordinator),
+            clock: Arc::clone(&clock),
+            node_ttl: settings.cluster.node_ttl,
+        }
+    };
     let front = Front {
-        ingest: Arc::clone(&ingest),
-        query: Arc::clone(&query),
+        ingest: ingest.clone(),
+        query: query.clone(),
         catalog: catalog.clone(),
         sessions: Arc::clone(&sessions),
-        advertise: settings.advertise.clone(),
+        routes,
         node_id: node_id.clone(),
+        max_body_bytes: settings.ingest.max_body_bytes,
+        query_config: settings.query.clone(),
     };
-    let sweeper = tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             sessions.sweep();
         }
-    });
+    }));
 
-    let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
-    let local = listener.local_addr()?;
+    let role_list = role_names(roles);
     info!(
         listen = %local,
+        advertise = %advertise,
+        node = %node_id,
+        roles = %role_list,
         store = %store_url,
-        data_dir = %settings.data_dir.display(),
-        auto_create = settings.auto_create,
-        "strata standalone listening on {local}"
+        coordinator = %if coordinator_target.starts_with("postgres") { "postgres" } else { "sqlite" },
+        auto_create = settings.auto_create.unwrap_or(standalone),
+        "strata {role_list} listening on {local}"
     );
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(MAX_GRPC_MESSAGE)
         .max_encoding_message_size(MAX_GRPC_MESSAGE);
-    let stopping = Arc::clone(&query);
+    let stopping = query.clone();
     tonic::transport::Server::builder()
         .add_service(messaging)
         .add_service(StrataAdminServer::new(Admin { catalog }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown_signal().await;
             info!("shutting down: ending long polls, flushing accepted messages");
-            stopping.shutdown();
+            if let Some(q) = stopping {
+                q.shutdown();
+            }
         })
         .await?;
-    sweeper.abort();
-    ingest.shutdown().await;
+    for t in &tasks {
+        t.abort();
+    }
+    if let Some(ingest) = ingest {
+        ingest.shutdown().await;
+    }
     coordinator.close().await;
     info!("stopped");
     Ok(())

@@ -25,6 +25,12 @@ pub struct IngestConfig {
     /// Message bytes accepted but not yet acknowledged, per node (default 256 MiB). When full,
     /// sends wait: a slow store pushes back on producers instead of growing memory.
     pub max_inflight_bytes: usize,
+    /// A flush whose commit cannot start within this time of its start (a slow PUT) fails
+    /// instead of committing (default 30 s). Orphan GC relies on it: an object older than
+    /// this plus clock skew can no longer be committed, so the compactor's `orphan_grace`
+    /// must be longer.
+    #[serde(with = "humantime_serde")]
+    pub commit_deadline: Duration,
 }
 
 impl Default for IngestConfig {
@@ -36,6 +42,7 @@ impl Default for IngestConfig {
             flush_slots: 1,
             max_body_bytes: 4 << 20,
             max_inflight_bytes: 256 << 20,
+            commit_deadline: Duration::from_secs(30),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, QueueRef};
-use strata_meta::{Clock, Coordinator};
+use strata_meta::{Clock, Coordinator, Membership};
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
 use strata_storage::{BlockCache, Path, paths};
@@ -44,6 +44,7 @@ pub struct Submission {
 
 /// A flush whose upload has started.
 struct Pending {
+    started: Instant,
     upload: JoinHandle<Result<()>>,
     commit: FlushCommit,
     /// Per block: its span and records (for the cache).
@@ -61,7 +62,8 @@ pub struct Shared {
     pub coordinator: Arc<dyn Coordinator>,
     pub cache: Option<BlockCache>,
     pub clock: Arc<dyn Clock>,
-    pub node_id: String,
+    /// This node's registration: its id and epoch go into every commit (fencing).
+    pub membership: Arc<Membership>,
 }
 
 /// Handle to the running pipeline.
@@ -187,11 +189,12 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
     }
     let id = ulid::Ulid::new();
     let path = paths::wal_object(id);
-    let object = writer.finish(&shared.node_id, now);
+    let object = writer.finish(shared.membership.id(), now);
     let commit = FlushCommit {
         object: path.to_string(),
         object_size: object.len() as u64,
-        writer: shared.node_id.clone(),
+        writer: shared.membership.id().to_string(),
+        writer_epoch: shared.membership.epoch(),
         batches: queues
             .into_iter()
             .zip(&block_records)
@@ -219,6 +222,7 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
     );
     let (replies, budgets) = batch.into_iter().map(|s| (s.reply, s.budget)).unzip();
     Pending {
+        started: Instant::now(),
         upload,
         commit,
         blocks: block_records,
@@ -249,6 +253,10 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
 #[instrument(skip_all, fields(object = %p.commit.object, bytes = p.commit.object_size, queues = p.blocks.len()))]
 async fn finish_flush(shared: &Shared, p: Pending) {
     let uploaded = match p.upload.await {
+        Ok(Ok(())) if p.started.elapsed() > shared.config.commit_deadline => Err(Error::Store(format!(
+            "the flush took longer than the commit deadline ({:?}) to upload",
+            shared.config.commit_deadline
+        ))),
         Ok(r) => r,
         Err(join) => Err(Error::Store(format!("upload task failed: {join}"))),
     };

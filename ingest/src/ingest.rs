@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use object_store::ObjectStore;
-use strata_meta::Catalog;
 use strata_meta::model::{MessageType, QueueRef};
+use strata_meta::{Catalog, Membership};
 use strata_proto::v2;
 use strata_storage::BlockCache;
 use tokio::sync::{Semaphore, oneshot};
@@ -51,15 +51,16 @@ impl Ingest {
         store: Arc<dyn ObjectStore>,
         cache: Option<BlockCache>,
         config: IngestConfig,
-        node_id: &str,
+        membership: Arc<Membership>,
     ) -> Self {
+        let ids = MessageIdGenerator::new(membership.id());
         let shared = Arc::new(Shared {
             config: config.clone(),
             store,
             coordinator: Arc::clone(catalog.coordinator()),
             cache,
             clock: Arc::clone(catalog.clock()),
-            node_id: node_id.to_string(),
+            membership,
         });
         let units = (config.max_inflight_bytes / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
         Self {
@@ -68,7 +69,7 @@ impl Ingest {
             budget: Arc::new(Semaphore::new(units)),
             budget_units: units,
             round_robin: AtomicU64::new(0),
-            ids: MessageIdGenerator::new(node_id),
+            ids,
             closed: AtomicBool::new(false),
             config,
         }
@@ -167,6 +168,11 @@ impl Ingest {
         };
         self.pipeline.tx.send(submission).map_err(|_| Error::ShuttingDown)?;
         answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Message bytes accepted and not yet answered (what the budget holds back).
+    pub fn inflight_bytes(&self) -> usize {
+        (self.budget_units - self.budget.available_permits()) * BUDGET_UNIT
     }
 
     /// Refuses new sends, flushes what was accepted, and waits for the last commit.

@@ -160,11 +160,11 @@ impl Catalog {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::sqlite::SqliteCoordinator;
+    use crate::sql::SqlCoordinator;
 
     async fn catalog(enabled: bool) -> (Catalog, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let c = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
+        let c = SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap();
         let auto = AutoCreate {
             enabled,
             queue_count: 3,

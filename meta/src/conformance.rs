@@ -9,6 +9,7 @@ use crate::model::*;
 const T0: i64 = 1_700_000_000_000;
 
 pub async fn run_all(c: &dyn Coordinator) {
+    register_writer(c).await;
     topics_and_groups(c).await;
     commit_assigns_dense_offsets(c).await;
     commit_is_all_or_nothing(c).await;
@@ -19,6 +20,27 @@ pub async fn run_all(c: &dyn Coordinator) {
     change_invisible_issues_new_seq(c).await;
     secrets_are_stable(c).await;
     commits_notify(c).await;
+    nodes_register_heartbeat_and_expire(c).await;
+    dead_writers_are_fenced(c).await;
+}
+
+/// The node every flush of this suite claims to come from.
+const WRITER: &str = "conf-writer";
+
+/// Registers [`WRITER`] (heard from far in the future, so no expiry catches it). Call first.
+pub async fn register_writer(c: &dyn Coordinator) {
+    let node = c.register_node(WRITER, Roles::INGEST, "127.0.0.1:1", T0).await.unwrap();
+    c.heartbeat_node(WRITER, node.epoch, i64::MAX / 2).await.unwrap();
+}
+
+/// The live epoch of [`WRITER`] on this coordinator.
+async fn epoch(c: &dyn Coordinator) -> i64 {
+    let nodes = c.live_nodes(i64::MAX / 2, 1).await.unwrap();
+    nodes
+        .into_iter()
+        .find(|n| n.id == WRITER)
+        .expect("register_writer ran first")
+        .epoch
 }
 
 fn topic_spec(tenant: &str, name: &str, queues: i32) -> TopicSpec {
@@ -55,15 +77,16 @@ fn batch(q: QueueRef, count: u32) -> AppendBatch {
     }
 }
 
-/// A flush of `batches`, all located in `object`.
-fn flush(object: &str, mut batches: Vec<AppendBatch>) -> FlushCommit {
+/// A flush of `batches` by [`WRITER`] at `epoch`, all located in `object`.
+fn flush(epoch: i64, object: &str, mut batches: Vec<AppendBatch>) -> FlushCommit {
     for b in &mut batches {
         b.location.object = object.into();
     }
     FlushCommit {
         object: object.into(),
         object_size: 1234,
-        writer: "node-a".into(),
+        writer: WRITER.into(),
+        writer_epoch: epoch,
         batches,
     }
 }
@@ -133,12 +156,14 @@ pub async fn topics_and_groups(c: &dyn Coordinator) {
 }
 
 pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
+    let e = epoch(c).await;
     let t = "conf-dense";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     c.create_topic(&topic_spec(t, "b", 1), T0).await.unwrap();
     let bases = c
         .commit_flush(
             &flush(
+                e,
                 "wal/00/1.wal",
                 vec![
                     batch(queue(t, "a", 0), 3),
@@ -154,6 +179,7 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
     let bases = c
         .commit_flush(
             &flush(
+                e,
                 "wal/00/2.wal",
                 vec![batch(queue(t, "a", 0), 4), batch(queue(t, "b", 0), 1)],
             ),
@@ -163,16 +189,24 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
         .unwrap();
     assert_eq!(bases, [3, 7]);
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 7);
+    let many: Vec<String> = (0..1200)
+        .map(|i| format!("wal/zz/{i}.wal"))
+        .chain(["wal/00/2.wal".into()])
+        .collect();
+    let committed = c.committed_objects(&many).await.unwrap();
+    assert_eq!(committed.into_iter().collect::<Vec<_>>(), ["wal/00/2.wal"]);
     assert_eq!(c.queue_end(&queue(t, "a", 1)).await.unwrap(), 2);
     assert_eq!(c.queue_end(&queue(t, "b", 0)).await.unwrap(), 8);
 }
 
 pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
+    let e = epoch(c).await;
     let t = "conf-atomic";
     c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
     let err = c
         .commit_flush(
             &flush(
+                e,
                 "wal/00/x.wal",
                 vec![batch(queue(t, "a", 0), 5), batch(queue(t, "ghost", 0), 1)],
             ),
@@ -182,21 +216,27 @@ pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
         .unwrap_err();
     assert!(matches!(err, Error::QueueNotFound { .. }), "{err}");
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 0, "nothing appended");
+    assert!(
+        c.committed_objects(&["wal/00/x.wal".into()]).await.unwrap().is_empty(),
+        "nor the object"
+    );
     assert!(c.batches(&queue(t, "a", 0), 0, 10).await.unwrap().is_empty());
     // The same object may be committed once the flush is valid.
     let ok = c
-        .commit_flush(&flush("wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0)
+        .commit_flush(&flush(e, "wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0)
         .await
         .unwrap();
     assert_eq!(ok, [0]);
 }
 
 pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
+    let e = epoch(c).await;
     let t = "conf-concurrent";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     let flushes: Vec<_> = (0..40)
         .map(|i| {
             flush(
+                e,
                 &format!("wal/01/{i}.wal"),
                 vec![batch(queue(t, "a", 0), 1 + i % 3), batch(queue(t, "a", 1), 2)],
             )
@@ -222,11 +262,12 @@ pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
 }
 
 pub async fn batch_lookup(c: &dyn Coordinator) {
+    let e = epoch(c).await;
     let t = "conf-lookup";
     let q = queue(t, "a", 0);
     c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
     for (i, n) in [5u32, 1, 10].iter().enumerate() {
-        c.commit_flush(&flush(&format!("wal/02/{i}.wal"), vec![batch(q.clone(), *n)]), T0)
+        c.commit_flush(&flush(e, &format!("wal/02/{i}.wal"), vec![batch(q.clone(), *n)]), T0)
             .await
             .unwrap();
     }
@@ -245,10 +286,11 @@ pub async fn batch_lookup(c: &dyn Coordinator) {
 }
 
 async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
+    let e = epoch(c).await;
     let q = queue(t, topic, 0);
     c.create_topic(&topic_spec(t, topic, 1), T0).await.unwrap();
     c.commit_flush(
-        &flush(&format!("wal/03/{t}-{topic}.wal"), vec![batch(q.clone(), n)]),
+        &flush(e, &format!("wal/03/{t}-{topic}.wal"), vec![batch(q.clone(), n)]),
         T0,
     )
     .await
@@ -413,11 +455,13 @@ pub async fn secrets_are_stable(c: &dyn Coordinator) {
 }
 
 pub async fn commits_notify(c: &dyn Coordinator) {
+    let e = epoch(c).await;
     let t = "conf-notify";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     let mut rx = c.subscribe();
     c.commit_flush(
         &flush(
+            e,
             "wal/04/n.wal",
             vec![batch(queue(t, "a", 0), 1), batch(queue(t, "a", 1), 1)],
         ),
@@ -425,19 +469,120 @@ pub async fn commits_notify(c: &dyn Coordinator) {
     )
     .await
     .unwrap();
-    let event = rx.recv().await.unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a commit is announced")
+        .unwrap();
     assert_eq!(
         event,
         CommitEvent {
             tenant: t.into(),
-            topic: "a".into()
+            topic: Some("a".into())
         }
     );
-    assert!(rx.try_recv().is_err(), "one event per topic per flush");
+    assert!(event.concerns(t, "a") && !event.concerns(t, "b") && !event.concerns("x", "a"));
+    assert!(
+        CommitEvent {
+            tenant: String::new(),
+            topic: None
+        }
+        .concerns(t, "b"),
+        "a wildcard concerns everyone"
+    );
+}
+
+pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
+    let a = c
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8081", T0)
+        .await
+        .unwrap();
+    let b = c
+        .register_node("conf-node-b", Roles::QUERY.union(Roles::COMPACTOR), "10.0.0.2:8081", T0)
+        .await
+        .unwrap();
+    assert!(a.alive && b.roles.contains(Roles::QUERY) && !b.roles.contains(Roles::INGEST));
+    let again = c
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8082", T0)
+        .await
+        .unwrap();
+    assert!(again.epoch > a.epoch, "a restart is a new epoch");
+    assert!(matches!(
+        c.heartbeat_node("conf-node-a", a.epoch, T0 + 1).await,
+        Err(Error::Fenced { .. })
+    ));
+    c.heartbeat_node("conf-node-a", again.epoch, T0 + 5_000).await.unwrap();
+
+    let ours = |nodes: Vec<Node>| {
+        nodes
+            .into_iter()
+            .filter(|n| n.id.starts_with("conf-node-"))
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ours(c.live_nodes(T0 + 6_000, 10_000).await.unwrap()),
+        ["conf-node-a", "conf-node-b"]
+    );
+    assert_eq!(
+        ours(c.live_nodes(T0 + 12_000, 10_000).await.unwrap()),
+        ["conf-node-a"],
+        "b missed heartbeats"
+    );
+    let expired = c.expire_nodes(T0 + 12_000, 10_000).await.unwrap();
+    assert!(expired.contains(&"conf-node-b".to_string()) && !expired.contains(&"conf-node-a".to_string()));
+    assert!(matches!(
+        c.heartbeat_node("conf-node-b", b.epoch, T0 + 12_001).await,
+        Err(Error::Fenced { .. })
+    ));
+    let back = c
+        .register_node("conf-node-b", Roles::QUERY, "10.0.0.2:8081", T0 + 13_000)
+        .await
+        .unwrap();
+    assert!(back.alive && back.epoch > b.epoch);
+}
+
+pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
+    let t = "conf-fence";
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let node = c
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0)
+        .await
+        .unwrap();
+    let commit = |object: &str, epoch: i64| FlushCommit {
+        writer: "conf-zombie".into(),
+        writer_epoch: epoch,
+        ..flush(epoch, object, vec![batch(queue(t, "a", 0), 2)])
+    };
+    assert_eq!(
+        c.commit_flush(&commit("wal/05/a.wal", node.epoch), T0).await.unwrap(),
+        [0]
+    );
+    // Declared dead: its commits are refused and nothing is appended.
+    c.expire_nodes(T0 + 100_000, 10_000).await.unwrap();
+    let err = c
+        .commit_flush(&commit("wal/05/b.wal", node.epoch), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 2);
+    // Registered again, the new epoch commits; the old one stays fenced.
+    let new = c
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0 + 100_001)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.commit_flush(&commit("wal/05/c.wal", node.epoch), T0).await,
+        Err(Error::Fenced { .. })
+    ));
+    assert_eq!(
+        c.commit_flush(&commit("wal/05/d.wal", new.epoch), T0).await.unwrap(),
+        [2]
+    );
 }
 
 /// Writes state that [`write_then_reopen_part2`] checks after the backend is reopened.
 pub async fn write_then_reopen_part1(c: &dyn Coordinator) {
+    register_writer(c).await;
     let q = fill(c, "conf-reopen", "a", 3).await;
     let s = sub("conf-reopen", "g", "a");
     let st = c.pop_state(&s, &[q.queue], T0, 10).await.unwrap();
@@ -454,4 +599,60 @@ pub async fn write_then_reopen_part2(c: &dyn Coordinator) {
     assert_eq!(st[0].cursor, 2);
     assert_eq!(st[0].expired.len(), 2);
     assert_eq!(c.secret("conf-reopen").await.unwrap().len(), 32);
+}
+
+/// Several coordinator handles (as on several ingest nodes) commit flushes to the same queues
+/// at once: every queue's offsets stay dense and strictly increasing, and every flush gets a
+/// distinct range.
+pub async fn concurrent_committers(nodes: &[&dyn Coordinator]) {
+    let t = "conf-committers";
+    let c = nodes[0];
+    c.create_topic(&topic_spec(t, "a", 3), T0).await.unwrap();
+    let mut epochs = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let node = n
+            .register_node(&format!("conf-committer-{i}"), Roles::INGEST, "h:1", T0)
+            .await
+            .unwrap();
+        n.heartbeat_node(&node.id, node.epoch, i64::MAX / 2).await.unwrap();
+        epochs.push((node.id, node.epoch));
+    }
+    const FLUSHES: usize = 25;
+    let work = nodes.iter().zip(&epochs).map(|(n, (id, epoch))| async move {
+        let mut ranges = Vec::new();
+        for f in 0..FLUSHES {
+            // Each flush touches the queues in a different order.
+            let mut queues: Vec<i32> = vec![0, 1, 2];
+            queues.rotate_left(f % 3);
+            let count = 1 + (f % 4) as u32;
+            let commit = FlushCommit {
+                writer: id.clone(),
+                writer_epoch: *epoch,
+                ..flush(
+                    *epoch,
+                    &format!("wal/06/{id}-{f}.wal"),
+                    queues.iter().map(|q| batch(queue(t, "a", *q), count)).collect(),
+                )
+            };
+            let bases = n.commit_flush(&commit, T0).await.unwrap();
+            for (q, base) in queues.iter().zip(bases) {
+                ranges.push((*q, base, base + i64::from(count)));
+            }
+        }
+        ranges
+    });
+    let mut all: Vec<(i32, i64, i64)> = futures::future::join_all(work).await.into_iter().flatten().collect();
+    all.sort();
+    for q in 0..3 {
+        let mut next = 0;
+        for (_, start, end) in all.iter().filter(|r| r.0 == q) {
+            assert_eq!(*start, next, "queue {q}: offsets are dense, no gap and no overlap");
+            next = *end;
+        }
+        assert_eq!(c.queue_end(&queue(t, "a", q)).await.unwrap(), next);
+        assert_eq!(
+            c.batches(&queue(t, "a", q), 0, 10_000).await.unwrap().len(),
+            nodes.len() * FLUSHES
+        );
+    }
 }

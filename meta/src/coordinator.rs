@@ -6,8 +6,8 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::model::{
-    AckOutcome, Batch, Claimed, CommitEvent, Group, GroupSpec, InFlight, PopClaim, QueuePopState, QueueRef, Receipt,
-    Subscription, Topic, TopicSpec,
+    AckOutcome, Batch, Claimed, CommitEvent, FlushCommit, Group, GroupSpec, InFlight, Node, PopClaim, QueuePopState,
+    QueueRef, Receipt, Roles, Subscription, Topic, TopicSpec,
 };
 
 #[async_trait]
@@ -25,11 +25,15 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     // --- the write path ------------------------------------------------------------------
     /// Appends every batch of a flush atomically and returns each batch's base offset, in
     /// order. Offsets of a queue are dense and strictly increasing. All or nothing: if any
-    /// queue is unknown, nothing is appended.
-    async fn commit_flush(&self, flush: &crate::model::FlushCommit, now_ms: i64) -> Result<Vec<i64>>;
+    /// queue is unknown, or the writer's epoch is fenced, nothing is appended.
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>>;
 
     /// Batches of `queue` that hold offsets `>= from`, lowest first, at most `limit`.
     async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>>;
+
+    /// Which of `objects` are committed (referenced by the coordinator). Objects in the store
+    /// that are not, and older than the commit deadline, are orphans of failed commits.
+    async fn committed_objects(&self, objects: &[String]) -> Result<std::collections::HashSet<String>>;
 
     /// The next offset to be written to `queue`.
     async fn queue_end(&self, queue: &QueueRef) -> Result<i64>;
@@ -63,6 +67,20 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 
     /// The earliest time an in-flight message of the subscription becomes visible again.
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>>;
+
+    // --- nodes ---------------------------------------------------------------------------
+    /// Registers (or re-registers) a node and returns it with a new epoch.
+    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node>;
+
+    /// Records that the node is alive. `Fenced` if `epoch` is not its live epoch.
+    async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()>;
+
+    /// Nodes alive and heard from within `ttl_ms`.
+    async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
+
+    /// Declares dead every node not heard from within `ttl_ms` (their epochs are fenced);
+    /// returns their ids.
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>>;
 
     // --- cluster-wide state --------------------------------------------------------------
     /// A random secret shared by every node, created on first use (e.g. the receipt MAC key).

@@ -17,6 +17,9 @@ pub enum Error {
         name: String,
     },
 
+    #[error("node {node} epoch {epoch} is fenced: it was declared dead or restarted; register again")]
+    Fenced { node: String, epoch: i64 },
+
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 

@@ -6,12 +6,15 @@ pub mod clock;
 pub mod conformance;
 mod coordinator;
 mod error;
+pub mod faults;
+mod membership;
 pub mod model;
 mod schema;
-pub mod sqlite;
+mod sql;
 
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use coordinator::Coordinator;
 pub use error::{Error, Result};
-pub use sqlite::SqliteCoordinator;
+pub use membership::Membership;
+pub use sql::SqlCoordinator;

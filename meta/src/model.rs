@@ -208,8 +208,10 @@ pub struct AppendBatch {
 pub struct FlushCommit {
     pub object: String,
     pub object_size: u64,
-    /// The ingest node that wrote the object.
+    /// The ingest node that wrote the object, and the epoch it registered with: a commit
+    /// from an epoch that is not the node's live one is refused (fencing).
     pub writer: String,
+    pub writer_epoch: i64,
     pub batches: Vec<AppendBatch>,
 }
 
@@ -232,7 +234,49 @@ impl Batch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitEvent {
     pub tenant: String,
-    pub topic: String,
+    /// `None`: notifications may have been missed (a reconnect); every waiter should look.
+    pub topic: Option<String>,
+}
+
+impl CommitEvent {
+    pub fn concerns(&self, tenant: &str, topic: &str) -> bool {
+        match &self.topic {
+            None => true,
+            Some(t) => t == topic && self.tenant == tenant,
+        }
+    }
+}
+
+/// What a node does. Persisted as a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Roles(pub i64);
+
+impl Roles {
+    pub const INGEST: Roles = Roles(1);
+    pub const QUERY: Roles = Roles(2);
+    pub const COMPACTOR: Roles = Roles(4);
+    pub const ALL: Roles = Roles(7);
+
+    pub fn contains(self, other: Roles) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn union(self, other: Roles) -> Roles {
+        Roles(self.0 | other.0)
+    }
+}
+
+/// A registered node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    pub roles: Roles,
+    /// `host:port` clients reach it at.
+    pub advertise: String,
+    /// Grows on every registration: a restarted node is a new incarnation.
+    pub epoch: i64,
+    pub heartbeat_ms: i64,
+    pub alive: bool,
 }
 
 /// A consumer group's view of one topic (pop consumption).

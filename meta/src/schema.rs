@@ -1,6 +1,7 @@
 //! Versioned schema migrations, applied in order at start-up and recorded in
-//! `strata_schema`. Written in the SQL subset SQLite and PostgreSQL share. Persisted: append
-//! new migrations, never edit applied ones.
+//! `strata_schema`. Written in the SQL subset SQLite and PostgreSQL share, with integer and
+//! text columns only (what sqlx's `Any` driver decodes on both). Persisted: append new
+//! migrations, never edit applied ones.
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: topics, groups, queues, the batch index, pop state, secrets.
@@ -8,23 +9,23 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE topics (
         tenant TEXT NOT NULL,
         name TEXT NOT NULL,
-        message_type INTEGER NOT NULL,
-        queue_count INTEGER NOT NULL,
+        message_type BIGINT NOT NULL,
+        queue_count BIGINT NOT NULL,
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, name)
     );
     CREATE TABLE consumer_groups (
         tenant TEXT NOT NULL,
         name TEXT NOT NULL,
-        fifo BOOLEAN NOT NULL,
-        max_attempts INTEGER NOT NULL,
+        fifo BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, name)
     );
     CREATE TABLE queues (
         tenant TEXT NOT NULL,
         topic TEXT NOT NULL,
-        queue_id INTEGER NOT NULL,
+        queue_id BIGINT NOT NULL,
         next_offset BIGINT NOT NULL,
         min_offset BIGINT NOT NULL,
         PRIMARY KEY (tenant, topic, queue_id)
@@ -38,15 +39,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE batches (
         tenant TEXT NOT NULL,
         topic TEXT NOT NULL,
-        queue_id INTEGER NOT NULL,
+        queue_id BIGINT NOT NULL,
         base_offset BIGINT NOT NULL,
-        record_count INTEGER NOT NULL,
+        record_count BIGINT NOT NULL,
         object TEXT NOT NULL,
         block_offset BIGINT NOT NULL,
         block_length BIGINT NOT NULL,
         uncompressed_length BIGINT NOT NULL,
         crc32c BIGINT NOT NULL,
-        compression INTEGER NOT NULL,
+        compression BIGINT NOT NULL,
         min_ts BIGINT NOT NULL,
         max_ts BIGINT NOT NULL,
         PRIMARY KEY (tenant, topic, queue_id, base_offset)
@@ -56,7 +57,7 @@ pub const MIGRATIONS: &[&str] = &[
         tenant TEXT NOT NULL,
         grp TEXT NOT NULL,
         topic TEXT NOT NULL,
-        queue_id INTEGER NOT NULL,
+        queue_id BIGINT NOT NULL,
         next_offset BIGINT NOT NULL,
         PRIMARY KEY (tenant, grp, topic, queue_id)
     );
@@ -64,9 +65,9 @@ pub const MIGRATIONS: &[&str] = &[
         tenant TEXT NOT NULL,
         grp TEXT NOT NULL,
         topic TEXT NOT NULL,
-        queue_id INTEGER NOT NULL,
+        queue_id BIGINT NOT NULL,
         msg_offset BIGINT NOT NULL,
-        attempt INTEGER NOT NULL,
+        attempt BIGINT NOT NULL,
         seq BIGINT NOT NULL,
         invisible_until_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, grp, topic, queue_id, msg_offset)
@@ -75,6 +76,17 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE secrets (
         name TEXT PRIMARY KEY,
         value_hex TEXT NOT NULL
+    );
+    "#,
+    // 2: node registry (routes, fencing of dead ingest nodes).
+    r#"
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        roles BIGINT NOT NULL,
+        advertise TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        heartbeat_ms BIGINT NOT NULL,
+        alive BIGINT NOT NULL
     );
     "#,
 ];

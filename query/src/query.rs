@@ -301,7 +301,7 @@ fn outcome_result(outcome: AckOutcome) -> Result<()> {
 async fn commit_on(events: &mut broadcast::Receiver<CommitEvent>, sub: &Subscription) {
     loop {
         match events.recv().await {
-            Ok(e) if e.tenant == sub.tenant && e.topic == sub.topic => return,
+            Ok(e) if e.concerns(&sub.tenant, &sub.topic) => return,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_meta::model::Roles;
 use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec};
-use strata_meta::{AutoCreate, Catalog, ManualClock, SqliteCoordinator};
+use strata_meta::{AutoCreate, Catalog, ManualClock, Membership, SqlCoordinator};
 use strata_proto::wal::WalRecord;
 use strata_query::{Error, Filter, Query, QueryConfig, ReceiveRequest};
 use strata_storage::object_store::memory::InMemory;
@@ -19,6 +20,7 @@ struct Env {
     catalog: Catalog,
     clock: ManualClock,
     store: Arc<dyn ObjectStore>,
+    writer: Arc<Membership>,
     flushes: std::sync::atomic::AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -27,7 +29,7 @@ const TOPIC: &str = "orders";
 
 async fn env(queues: i32) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let coordinator = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
+    let coordinator = SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
     let catalog = Catalog::new(Arc::new(coordinator), Arc::new(clock.clone()), AutoCreate::default());
     let spec = TopicSpec {
@@ -44,11 +46,21 @@ async fn env(queues: i32) -> Env {
     let query = Query::new(catalog.clone(), blocks, QueryConfig::default())
         .await
         .unwrap();
+    let writer = Membership::join(
+        Arc::clone(catalog.coordinator()),
+        Arc::new(clock.clone()),
+        "writer",
+        Roles::INGEST,
+        "h:1",
+    )
+    .await
+    .unwrap();
     Env {
         query,
         catalog,
         clock,
         store,
+        writer,
         flushes: Default::default(),
         _dir: dir,
     }
@@ -100,7 +112,8 @@ impl Env {
         let commit = FlushCommit {
             object: path.to_string(),
             object_size: object.len() as u64,
-            writer: "test".into(),
+            writer: self.writer.id().into(),
+            writer_epoch: self.writer.epoch(),
             batches,
         };
         self.catalog.coordinator().commit_flush(&commit, 0).await.unwrap();

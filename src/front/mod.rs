@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
 use context::Ctx;
+pub use route::Routes;
 pub use session::Sessions;
 use status::{combined, from_ingest, from_meta, from_query, ok, status, unsupported};
 use telemetry::to_std;
@@ -31,32 +32,38 @@ type Reply<T> = Result<Response<T>, GrpcStatus>;
 
 #[derive(Clone)]
 pub struct Front {
-    pub ingest: Arc<Ingest>,
-    pub query: Arc<Query>,
+    /// Present on nodes with the ingest role.
+    pub ingest: Option<Arc<Ingest>>,
+    /// Present on nodes with the query role.
+    pub query: Option<Arc<Query>>,
     pub catalog: Catalog,
     pub sessions: Arc<Sessions>,
-    /// `host:port` handed out in routes; `None`: the endpoints the client used.
-    pub advertise: Option<String>,
+    pub routes: Routes,
     /// Reported as a message's store host.
     pub node_id: String,
+    /// Told to producers in their settings.
+    pub max_body_bytes: usize,
+    /// Consumer limits told to consumers in their settings.
+    pub query_config: strata_query::QueryConfig,
 }
 
 fn stream_of<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
     Box::pin(futures::stream::iter(items.into_iter().map(Ok)))
 }
 
-impl Front {
-    fn endpoints(&self, requested: Option<&v2::Endpoints>) -> Option<v2::Endpoints> {
-        match &self.advertise {
-            Some(a) => route::endpoints(a),
-            None => requested.filter(|e| !e.addresses.is_empty()).cloned(),
-        }
-    }
+/// The answer to an RPC this node's roles do not serve.
+fn role_missing(role: &str) -> v2::Status {
+    status(
+        Code::Forbidden,
+        format!("this node runs no {role} role; use the queues the route marks for it"),
+    )
+}
 
+impl Front {
     /// How long a receive may wait: Apache's rule, the client's deadline minus half its
     /// request timeout, capped by the configured and the requested long-polling time.
     fn long_polling(&self, ctx: &Ctx, requested: Option<&prost_types::Duration>) -> Duration {
-        let max = self.query.config().max_long_polling;
+        let max = self.query_config.max_long_polling;
         let half_timeout = self.sessions.request_timeout(ctx.client_id.as_deref()) / 2;
         let by_deadline = ctx.deadline.map_or(max, |d| d.saturating_sub(half_timeout));
         let requested = requested.and_then(to_std).unwrap_or(max);
@@ -73,19 +80,22 @@ impl MessagingService for Front {
         let tenant = ctx.tenant(Some(&resource));
         let span = info_span!("query_route", tenant = %tenant, topic = %resource.name);
         let response = async {
-            let Some(endpoints) = self.endpoints(req.endpoints.as_ref()) else {
-                return v2::QueryRouteResponse {
-                    status: Some(status(Code::IllegalAccessPoint, "the request names no endpoints")),
-                    message_queues: vec![],
-                };
+            let topic = match self.catalog.topic(&tenant, &resource.name).await {
+                Ok(t) => t,
+                Err(e) => {
+                    return v2::QueryRouteResponse {
+                        status: Some(from_meta(&e)),
+                        message_queues: vec![],
+                    };
+                }
             };
-            match self.catalog.topic(&tenant, &resource.name).await {
-                Ok(topic) => v2::QueryRouteResponse {
+            match self.routes.queues(&resource, &topic, req.endpoints.as_ref()).await {
+                Ok(queues) => v2::QueryRouteResponse {
                     status: Some(ok()),
-                    message_queues: route::queues(&resource, &topic, &endpoints),
+                    message_queues: queues,
                 },
-                Err(e) => v2::QueryRouteResponse {
-                    status: Some(from_meta(&e)),
+                Err(s) => v2::QueryRouteResponse {
+                    status: Some(s),
                     message_queues: vec![],
                 },
             }
@@ -114,8 +124,14 @@ impl MessagingService for Front {
     async fn send_message(&self, request: Request<v2::SendMessageRequest>) -> Reply<v2::SendMessageResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
+        let Some(ingest) = &self.ingest else {
+            return Ok(Response::new(v2::SendMessageResponse {
+                status: Some(role_missing("ingest")),
+                entries: vec![],
+            }));
+        };
         let tenant = ctx.tenant(req.messages.first().and_then(|m| m.topic.as_ref()));
-        let results = self.ingest.send(&tenant, &req.messages).await;
+        let results = ingest.send(&tenant, &req.messages).await;
         let entries: Vec<v2::SendResultEntry> = results
             .iter()
             .zip(&req.messages)
@@ -161,25 +177,25 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let resource = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&resource));
-        let Some(endpoints) = self.endpoints(req.endpoints.as_ref()) else {
-            return Ok(Response::new(v2::QueryAssignmentResponse {
-                status: Some(status(Code::IllegalAccessPoint, "the request names no endpoints")),
-                assignments: vec![],
-            }));
-        };
         let checked = async {
             self.catalog.topic(&tenant, &resource.name).await?;
             let group = req.group.unwrap_or_default();
             self.catalog.group(&ctx.tenant(Some(&group)), &group.name).await
         };
         let response = match checked.await {
-            Ok(_) => v2::QueryAssignmentResponse {
-                status: Some(ok()),
-                assignments: vec![route::assignment(&resource, &endpoints)],
-            },
             Err(e) => v2::QueryAssignmentResponse {
                 status: Some(from_meta(&e)),
                 assignments: vec![],
+            },
+            Ok(_) => match self.routes.assignments(&resource, req.endpoints.as_ref()).await {
+                Ok(assignments) => v2::QueryAssignmentResponse {
+                    status: Some(ok()),
+                    assignments,
+                },
+                Err(s) => v2::QueryAssignmentResponse {
+                    status: Some(s),
+                    assignments: vec![],
+                },
             },
         };
         Ok(Response::new(response))
@@ -195,6 +211,9 @@ impl MessagingService for Front {
             Ok(Response::new(stream_of(vec![v2::ReceiveMessageResponse {
                 content: Some(Content::Status(s)),
             }])))
+        };
+        let Some(query) = self.query.clone() else {
+            return only(role_missing("query"));
         };
         let group = req.group.clone().unwrap_or_default();
         let topic = req
@@ -221,7 +240,6 @@ impl MessagingService for Front {
             invisible,
             long_polling: self.long_polling(&ctx, req.long_polling_timeout.as_ref()),
         };
-        let query = Arc::clone(&self.query);
         let store_host = self.node_id.clone();
         let span = info_span!("receive_message", tenant = %tenant, group = %receive.group, topic = %receive.topic);
         let responses = async move {
@@ -260,9 +278,15 @@ impl MessagingService for Front {
     async fn ack_message(&self, request: Request<v2::AckMessageRequest>) -> Reply<v2::AckMessageResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
+        let Some(query) = &self.query else {
+            return Ok(Response::new(v2::AckMessageResponse {
+                status: Some(role_missing("query")),
+                entries: vec![],
+            }));
+        };
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
-        let results = self.query.ack(&sub, &handles).await;
+        let results = query.ack(&sub, &handles).await;
         let entries: Vec<v2::AckMessageResultEntry> = req
             .entries
             .into_iter()
@@ -400,7 +424,13 @@ impl MessagingService for Front {
                 receipt_handle: String::new(),
             }));
         };
-        let response = match self.query.change_invisible(&sub, &req.receipt_handle, invisible).await {
+        let Some(query) = &self.query else {
+            return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
+                status: Some(role_missing("query")),
+                receipt_handle: String::new(),
+            }));
+        };
+        let response = match query.change_invisible(&sub, &req.receipt_handle, invisible).await {
             Ok(handle) => v2::ChangeInvisibleDurationResponse {
                 status: Some(ok()),
                 receipt_handle: handle,

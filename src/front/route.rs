@@ -1,12 +1,34 @@
 //! QueryRoute and QueryAssignment answers.
+//!
+//! A single node serving every role tells clients the address they used. In a cluster every
+//! live node is a broker of the route: ingest nodes' queues are writable, query nodes'
+//! queues readable, so producers send to ingest nodes and consumers receive from query nodes
+//! with the stock clients' queue selection.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use strata_meta::model::Topic;
-use strata_proto::v2;
+use strata_meta::model::{Node, Roles, Topic};
+use strata_meta::{Clock, Coordinator};
+use strata_proto::v2::{self, Code};
 
-/// The broker name every queue reports. Clients use only broker id 0.
-pub const BROKER_NAME: &str = "strata";
+use super::status::{from_meta, status};
+
+/// The broker name of a single node. Clients use only broker id 0.
+pub const SINGLE_BROKER: &str = "strata";
+
+#[derive(Clone)]
+pub enum Routes {
+    /// One node with every role; `advertise` or else the endpoints the client used.
+    Single { advertise: Option<String> },
+    /// The live nodes of the registry.
+    Cluster {
+        coordinator: Arc<dyn Coordinator>,
+        clock: Arc<dyn Clock>,
+        node_ttl: Duration,
+    },
+}
 
 /// Endpoints for an advertised `host:port`.
 pub fn endpoints(advertise: &str) -> Option<v2::Endpoints> {
@@ -27,38 +49,121 @@ pub fn endpoints(advertise: &str) -> Option<v2::Endpoints> {
     })
 }
 
-fn broker(endpoints: &v2::Endpoints) -> v2::Broker {
-    v2::Broker {
-        name: BROKER_NAME.into(),
-        id: 0,
-        endpoints: Some(endpoints.clone()),
+/// A broker as routes show it.
+struct Broker {
+    name: String,
+    endpoints: v2::Endpoints,
+    permission: v2::Permission,
+}
+
+impl Broker {
+    fn proto(&self) -> v2::Broker {
+        v2::Broker {
+            name: self.name.clone(),
+            id: 0,
+            endpoints: Some(self.endpoints.clone()),
+        }
     }
 }
 
-/// Every queue of the topic, readable and writable, on the given endpoints.
-pub fn queues(resource: &v2::Resource, topic: &Topic, endpoints: &v2::Endpoints) -> Vec<v2::MessageQueue> {
-    (0..topic.queue_count)
-        .map(|id| v2::MessageQueue {
-            topic: Some(resource.clone()),
-            id,
-            permission: v2::Permission::ReadWrite as i32,
-            broker: Some(broker(endpoints)),
-            accept_message_types: vec![topic.message_type as i32],
-        })
-        .collect()
+fn permission(roles: Roles) -> Option<v2::Permission> {
+    match (roles.contains(Roles::INGEST), roles.contains(Roles::QUERY)) {
+        (true, true) => Some(v2::Permission::ReadWrite),
+        (true, false) => Some(v2::Permission::Write),
+        (false, true) => Some(v2::Permission::Read),
+        (false, false) => None,
+    }
 }
 
-/// Pop consumers get one assignment per broker, queue id -1: a receive pops from every
-/// queue of the topic (as Apache's proxy does).
-pub fn assignment(resource: &v2::Resource, endpoints: &v2::Endpoints) -> v2::Assignment {
-    v2::Assignment {
-        message_queue: Some(v2::MessageQueue {
-            topic: Some(resource.clone()),
-            id: -1,
-            permission: v2::Permission::ReadWrite as i32,
-            broker: Some(broker(endpoints)),
-            accept_message_types: vec![],
-        }),
+fn no_access_point() -> v2::Status {
+    status(Code::IllegalAccessPoint, "the request names no endpoints")
+}
+
+impl Routes {
+    async fn brokers(&self, requested: Option<&v2::Endpoints>) -> Result<Vec<Broker>, v2::Status> {
+        match self {
+            Routes::Single { advertise } => {
+                let endpoints = match advertise {
+                    Some(a) => endpoints(a),
+                    None => requested.filter(|e| !e.addresses.is_empty()).cloned(),
+                };
+                let endpoints = endpoints.ok_or_else(no_access_point)?;
+                Ok(vec![Broker {
+                    name: SINGLE_BROKER.into(),
+                    endpoints,
+                    permission: v2::Permission::ReadWrite,
+                }])
+            }
+            Routes::Cluster {
+                coordinator,
+                clock,
+                node_ttl,
+            } => {
+                let nodes: Vec<Node> = coordinator
+                    .live_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
+                    .await
+                    .map_err(|e| from_meta(&e))?;
+                let brokers: Vec<Broker> = nodes
+                    .into_iter()
+                    .filter_map(|n| {
+                        Some(Broker {
+                            permission: permission(n.roles)?,
+                            endpoints: endpoints(&n.advertise)?,
+                            name: n.id,
+                        })
+                    })
+                    .collect();
+                if brokers.is_empty() {
+                    return Err(status(Code::InternalServerError, "no live ingest or query node"));
+                }
+                Ok(brokers)
+            }
+        }
+    }
+
+    /// Every queue of the topic on every broker.
+    pub async fn queues(
+        &self,
+        resource: &v2::Resource,
+        topic: &Topic,
+        requested: Option<&v2::Endpoints>,
+    ) -> Result<Vec<v2::MessageQueue>, v2::Status> {
+        let brokers = self.brokers(requested).await?;
+        Ok(brokers
+            .iter()
+            .flat_map(|b| {
+                (0..topic.queue_count).map(move |id| v2::MessageQueue {
+                    topic: Some(resource.clone()),
+                    id,
+                    permission: b.permission as i32,
+                    broker: Some(b.proto()),
+                    accept_message_types: vec![topic.message_type as i32],
+                })
+            })
+            .collect())
+    }
+
+    /// Pop consumers get one assignment per readable broker, queue id -1: a receive pops
+    /// from every queue of the topic (as Apache's proxy does).
+    pub async fn assignments(
+        &self,
+        resource: &v2::Resource,
+        requested: Option<&v2::Endpoints>,
+    ) -> Result<Vec<v2::Assignment>, v2::Status> {
+        let brokers = self.brokers(requested).await?;
+        Ok(brokers
+            .iter()
+            .filter(|b| b.permission != v2::Permission::Write)
+            .map(|b| v2::Assignment {
+                message_queue: Some(v2::MessageQueue {
+                    topic: Some(resource.clone()),
+                    id: -1,
+                    permission: b.permission as i32,
+                    broker: Some(b.proto()),
+                    accept_message_types: vec![],
+                }),
+            })
+            .collect())
     }
 }
 
@@ -77,5 +182,13 @@ mod tests {
         );
         assert_eq!(endpoints("[::1]:81").unwrap().addresses[0].host, "::1");
         assert!(endpoints("nope").is_none());
+    }
+
+    #[test]
+    fn roles_become_permissions() {
+        assert_eq!(permission(Roles::ALL), Some(v2::Permission::ReadWrite));
+        assert_eq!(permission(Roles::INGEST), Some(v2::Permission::Write));
+        assert_eq!(permission(Roles::QUERY), Some(v2::Permission::Read));
+        assert_eq!(permission(Roles::COMPACTOR), None);
     }
 }

@@ -51,7 +51,7 @@ impl Front {
         let mut reply_status = status::ok();
         match settings.pub_sub.as_mut() {
             Some(PubSub::Publishing(p)) => {
-                p.max_body_size = self.ingest.max_body_bytes() as i32;
+                p.max_body_size = self.max_body_bytes as i32;
                 p.validate_message_type = true;
                 settings.backoff_policy = Some(settings.backoff_policy.take().unwrap_or_else(producer_backoff));
             }
@@ -62,8 +62,8 @@ impl Front {
                 } else {
                     &group.resource_namespace
                 };
-                let max_batch = self.query.config().max_batch as i32;
-                let max_poll = self.query.config().max_long_polling;
+                let max_batch = self.query_config.max_batch as i32;
+                let max_poll = self.query_config.max_long_polling;
                 match self.catalog.group(tenant, &group.name).await {
                     Ok(g) => {
                         s.fifo = Some(g.fifo);

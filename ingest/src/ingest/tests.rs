@@ -2,11 +2,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_meta::{AutoCreate, Catalog, ManualClock, SqliteCoordinator};
+use strata_meta::faults::{CoordinatorFaults, FaultyCoordinator};
+use strata_meta::model::Roles;
+use strata_meta::{AutoCreate, Catalog, ManualClock, Membership, SqlCoordinator};
 use strata_proto::v2;
 use strata_storage::counting::{RequestCounts, counting};
 use strata_storage::faults::{Faults, with_faults};
 use strata_storage::hooked::Op;
+use strata_storage::object_store::ObjectStore;
 use strata_storage::object_store::memory::InMemory;
 
 use super::*;
@@ -15,26 +18,31 @@ struct Fixture {
     ingest: Arc<Ingest>,
     counts: Arc<RequestCounts>,
     faults: Arc<Faults>,
+    coordinator_faults: Arc<CoordinatorFaults>,
     catalog: Catalog,
+    store: Arc<dyn ObjectStore>,
     _dir: tempfile::TempDir,
 }
 
 async fn fixture(config: IngestConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let coordinator = SqliteCoordinator::open(&dir.path().join("m.db")).await.unwrap();
-    let catalog = Catalog::new(
-        Arc::new(coordinator),
-        Arc::new(ManualClock::new(1_000)),
-        AutoCreate::default(),
-    );
+    let sql = SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap();
+    let (coordinator, coordinator_faults) = FaultyCoordinator::wrap(Arc::new(sql));
+    let clock = Arc::new(ManualClock::new(1_000));
+    let catalog = Catalog::new(coordinator.clone(), clock.clone(), AutoCreate::default());
+    let membership = Membership::join(coordinator, clock, "node-test", Roles::INGEST, "h:1")
+        .await
+        .unwrap();
     let (store, faults) = with_faults(Arc::new(InMemory::new()));
     let (store, counts) = counting(store);
-    let ingest = Arc::new(Ingest::new(catalog.clone(), store, None, config, "node-test"));
+    let ingest = Arc::new(Ingest::new(catalog.clone(), store.clone(), None, config, membership));
     Fixture {
         ingest,
         counts,
         faults,
+        coordinator_faults,
         catalog,
+        store,
         _dir: dir,
     }
 }
@@ -178,4 +186,60 @@ async fn shutdown_flushes_accepted_sends_then_refuses() {
     );
     let after = f.ingest.send("", &[message("t", "late")]).await;
     assert!(matches!(after[0], Err(Error::ShuttingDown)));
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_flush_and_leaves_an_orphan() {
+    let f = fixture(IngestConfig::default()).await;
+    f.coordinator_faults.fail_commits(1);
+    let failed = f.ingest.send("", &[message("t", "uncommitted")]).await;
+    assert!(matches!(failed[0], Err(Error::Commit(_))), "{:?}", failed[0]);
+    assert_eq!(f.counts.get(Op::Put), 1, "the object was stored");
+    assert_eq!(stored(&f.catalog, "t").await, 0, "but nothing was committed");
+    let objects: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(f.store.list(None))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    assert_eq!(objects.len(), 1);
+    let committed = f.catalog.coordinator().committed_objects(&objects).await.unwrap();
+    assert!(committed.is_empty(), "the object is an orphan, for GC");
+    assert!(f.ingest.send("", &[message("t", "next")]).await[0].is_ok());
+}
+
+#[tokio::test]
+async fn a_slow_store_pushes_back_instead_of_buffering() {
+    const BODY: usize = 16 * 1024;
+    const BUDGET: usize = 64 * 1024;
+    let f = fixture(IngestConfig {
+        max_inflight_bytes: BUDGET,
+        ..Default::default()
+    })
+    .await;
+    f.catalog.topic("", "slow").await.unwrap();
+    f.faults.delay(Op::Put, Duration::from_millis(150));
+    let body = "x".repeat(BODY);
+    let sends: Vec<_> = (0..40)
+        .map(|_| {
+            let (ingest, body) = (Arc::clone(&f.ingest), body.clone());
+            tokio::spawn(async move { ingest.send("", &[message("slow", &body)]).await.remove(0) })
+        })
+        .collect();
+    let mut peak = 0;
+    while sends.iter().any(|s| !s.is_finished()) {
+        peak = peak.max(f.ingest.inflight_bytes());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for s in sends {
+        s.await.unwrap().unwrap();
+    }
+    assert!(peak > 0, "the budget was in use");
+    assert!(peak <= BUDGET, "accepted bytes stayed within the budget: peak {peak}");
+    assert!(
+        f.counts.get(Op::Put) >= (40 * BODY / BUDGET) as u64,
+        "{} PUTs",
+        f.counts.get(Op::Put)
+    );
+    assert_eq!(stored(&f.catalog, "slow").await, 40);
 }

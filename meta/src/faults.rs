@@ -1,0 +1,155 @@
+//! Fault injection for the coordinator seam (tests of failure paths): a wrapper that fails
+//! chosen calls and otherwise delegates.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::coordinator::Coordinator;
+use crate::error::{Error, Result};
+use crate::model::*;
+
+/// Switches for a [`FaultyCoordinator`]; keep the `Arc` to flip them during a test.
+#[derive(Debug, Default)]
+pub struct CoordinatorFaults {
+    failing_commits: AtomicU64,
+    down: AtomicBool,
+}
+
+impl CoordinatorFaults {
+    /// Fails the next `n` commits (after the object was stored: orphans).
+    pub fn fail_commits(&self, n: u64) {
+        self.failing_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes every call fail (a database outage) until set back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Inconsistent("injected fault: coordinator unavailable".into()));
+        }
+        Ok(())
+    }
+
+    fn check_commit(&self) -> Result<()> {
+        self.check()?;
+        let took = self
+            .failing_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if took {
+            return Err(Error::Inconsistent("injected fault: commit failed".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct FaultyCoordinator {
+    inner: Arc<dyn Coordinator>,
+    faults: Arc<CoordinatorFaults>,
+}
+
+impl FaultyCoordinator {
+    pub fn wrap(inner: Arc<dyn Coordinator>) -> (Arc<dyn Coordinator>, Arc<CoordinatorFaults>) {
+        let faults = Arc::new(CoordinatorFaults::default());
+        let wrapped = Arc::new(Self {
+            inner,
+            faults: Arc::clone(&faults),
+        });
+        (wrapped, faults)
+    }
+}
+
+#[async_trait]
+impl Coordinator for FaultyCoordinator {
+    async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic> {
+        self.faults.check()?;
+        self.inner.create_topic(spec, now_ms).await
+    }
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>> {
+        self.faults.check()?;
+        self.inner.topic(tenant, name).await
+    }
+    async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
+        self.faults.check()?;
+        self.inner.list_topics(tenant).await
+    }
+    async fn create_group(&self, spec: &GroupSpec, now_ms: i64) -> Result<Group> {
+        self.faults.check()?;
+        self.inner.create_group(spec, now_ms).await
+    }
+    async fn group(&self, tenant: &str, name: &str) -> Result<Option<Group>> {
+        self.faults.check()?;
+        self.inner.group(tenant, name).await
+    }
+    async fn list_groups(&self, tenant: &str) -> Result<Vec<Group>> {
+        self.faults.check()?;
+        self.inner.list_groups(tenant).await
+    }
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>> {
+        self.faults.check_commit()?;
+        self.inner.commit_flush(flush, now_ms).await
+    }
+    async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>> {
+        self.faults.check()?;
+        self.inner.batches(queue, from, limit).await
+    }
+    async fn committed_objects(&self, objects: &[String]) -> Result<HashSet<String>> {
+        self.faults.check()?;
+        self.inner.committed_objects(objects).await
+    }
+    async fn queue_end(&self, queue: &QueueRef) -> Result<i64> {
+        self.faults.check()?;
+        self.inner.queue_end(queue).await
+    }
+    async fn pop_state(&self, sub: &Subscription, queues: &[i32], now_ms: i64, max: u32) -> Result<Vec<QueuePopState>> {
+        self.faults.check()?;
+        self.inner.pop_state(sub, queues, now_ms, max).await
+    }
+    async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
+        self.faults.check()?;
+        self.inner.pop_claim(claim).await
+    }
+    async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
+        self.faults.check()?;
+        self.inner.ack(receipts).await
+    }
+    async fn change_invisible(&self, r: &Receipt, until: i64) -> Result<std::result::Result<InFlight, AckOutcome>> {
+        self.faults.check()?;
+        self.inner.change_invisible(r, until).await
+    }
+    async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.next_visible_at(sub).await
+    }
+    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
+        self.faults.check()?;
+        self.inner.register_node(id, roles, advertise, now_ms).await
+    }
+    async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.heartbeat_node(id, epoch, now_ms).await
+    }
+    async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
+        self.faults.check()?;
+        self.inner.live_nodes(now_ms, ttl_ms).await
+    }
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
+        self.faults.check()?;
+        self.inner.expire_nodes(now_ms, ttl_ms).await
+    }
+    async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        self.faults.check()?;
+        self.inner.secret(name).await
+    }
+    fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.inner.subscribe()
+    }
+}

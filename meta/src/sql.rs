@@ -1,0 +1,926 @@
+//! The coordinator on SQL: embedded SQLite (standalone) or PostgreSQL (cluster), one
+//! implementation through sqlx's `Any` driver. The SQL is the subset both engines share, with
+//! `$N` placeholders (sqlx-sqlite reads them as positions too).
+//!
+//! SQLite: writes go through a one-connection pool, so they are serialized without lock
+//! contention; reads use their own pool and see the last committed state (WAL journal);
+//! `synchronous = FULL`, so a commit is on disk before a producer is acknowledged.
+//! PostgreSQL: one pool; every compare-and-set is a single conditional UPDATE, so concurrent
+//! nodes cannot both win; commit notifications travel by LISTEN/NOTIFY.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tracing::{instrument, warn};
+
+use crate::coordinator::Coordinator;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::schema::MIGRATIONS;
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The LISTEN/NOTIFY channel commits are announced on.
+const CHANNEL: &str = "strata_commits";
+
+#[derive(Debug)]
+pub struct SqlCoordinator {
+    dialect: Dialect,
+    writer: AnyPool,
+    reader: AnyPool,
+    events: broadcast::Sender<CommitEvent>,
+    listener: Option<JoinHandle<()>>,
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+impl SqlCoordinator {
+    /// `postgres://…` opens PostgreSQL; anything else is a SQLite database file path.
+    pub async fn open(target: &str) -> Result<Self> {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            Self::open_postgres(target).await
+        } else {
+            Self::open_sqlite(Path::new(target)).await
+        }
+    }
+
+    /// Opens (creating if needed) a SQLite database file and applies pending migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        install_drivers();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::invalid("coordinator path", format!("{}: {e}", dir.display())))?;
+        }
+        let abs = std::path::absolute(path)
+            .map_err(|e| Error::invalid("coordinator path", format!("{}: {e}", path.display())))?;
+        let url = |mode: &str| format!("sqlite://{}?mode={mode}", abs.display());
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&url("rwc"))
+            .await?;
+        migrate(&writer, Dialect::Sqlite).await?;
+        let reader = AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA busy_timeout = 10000;")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&url("ro"))
+            .await?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            dialect: Dialect::Sqlite,
+            writer,
+            reader,
+            events,
+            listener: None,
+        })
+    }
+
+    /// Connects to PostgreSQL, applies pending migrations (one node at a time) and listens
+    /// for commit notifications.
+    pub async fn open_postgres(url: &str) -> Result<Self> {
+        install_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        migrate(&pool, Dialect::Postgres).await?;
+        let (events, _) = broadcast::channel(1024);
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(CHANNEL).await?;
+        let tx = events.clone();
+        let listener = tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        if let Some((tenant, topic)) = n.payload().split_once('/') {
+                            let _ = tx.send(CommitEvent {
+                                tenant: tenant.to_string(),
+                                topic: Some(topic.to_string()),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        // Notifications may be lost while reconnecting: wake every waiter.
+                        warn!(error = %e, "commit notification listener lost its connection; reconnecting");
+                        let _ = tx.send(CommitEvent {
+                            tenant: String::new(),
+                            topic: None,
+                        });
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            dialect: Dialect::Postgres,
+            writer: pool.clone(),
+            reader: pool,
+            events,
+            listener: Some(listener),
+        })
+    }
+
+    /// Closes the pools (checkpointing SQLite's journal) and the listener.
+    pub async fn close(&self) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    if dialect == Dialect::Postgres {
+        // Nodes starting together migrate one at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock(7354)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS strata_schema (version BIGINT PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM strata_schema")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO strata_schema (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn int(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+fn topic_from_row(row: &AnyRow) -> Result<Topic> {
+    let t = int(row, "message_type")?;
+    Ok(Topic {
+        tenant: row.try_get("tenant")?,
+        name: row.try_get("name")?,
+        message_type: MessageType::from_i32(t as i32)
+            .ok_or_else(|| Error::Inconsistent(format!("unknown message type {t}")))?,
+        queue_count: int(row, "queue_count")? as i32,
+        created_ms: int(row, "created_ms")?,
+    })
+}
+
+fn group_from_row(row: &AnyRow) -> Result<Group> {
+    Ok(Group {
+        tenant: row.try_get("tenant")?,
+        name: row.try_get("name")?,
+        fifo: int(row, "fifo")? != 0,
+        max_attempts: int(row, "max_attempts")? as i32,
+        created_ms: int(row, "created_ms")?,
+    })
+}
+
+fn batch_from_row(queue: &QueueRef, row: &AnyRow) -> Result<Batch> {
+    Ok(Batch {
+        queue: queue.clone(),
+        base_offset: int(row, "base_offset")?,
+        count: int(row, "record_count")? as u32,
+        location: BlockLocation {
+            object: row.try_get("object")?,
+            offset: int(row, "block_offset")? as u64,
+            length: int(row, "block_length")? as u64,
+            uncompressed_length: int(row, "uncompressed_length")? as u64,
+            crc32c: int(row, "crc32c")? as u32,
+            compression: int(row, "compression")? as i32,
+        },
+    })
+}
+
+fn node_from_row(row: &AnyRow) -> Result<Node> {
+    Ok(Node {
+        id: row.try_get("id")?,
+        roles: Roles(int(row, "roles")?),
+        advertise: row.try_get("advertise")?,
+        epoch: int(row, "epoch")?,
+        heartbeat_ms: int(row, "heartbeat_ms")?,
+        alive: int(row, "alive")? != 0,
+    })
+}
+
+fn in_flight_from_row(queue: i32, row: &AnyRow) -> Result<InFlight> {
+    Ok(InFlight {
+        queue,
+        offset: int(row, "msg_offset")?,
+        attempt: int(row, "attempt")? as i32,
+        seq: int(row, "seq")?,
+        invisible_until_ms: int(row, "invisible_until_ms")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn queue_not_found(q: &QueueRef) -> Error {
+    Error::QueueNotFound {
+        tenant: q.tenant.clone(),
+        topic: q.topic.clone(),
+        queue: q.queue,
+    }
+}
+
+/// The cursor of a group on a queue (stored, or the queue's first retained offset) and the
+/// queue's end; `None` if the queue does not exist.
+async fn cursor(tx: &mut Tx, sub: &Subscription, queue: i32) -> Result<Option<(i64, i64)>> {
+    let row = sqlx::query(
+        "SELECT q.next_offset AS end_offset, COALESCE(c.next_offset, q.min_offset) AS cursor
+         FROM queues q LEFT JOIN cursors c
+           ON c.tenant = q.tenant AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.grp = $1
+         WHERE q.tenant = $2 AND q.topic = $3 AND q.queue_id = $4",
+    )
+    .bind(&sub.group)
+    .bind(&sub.tenant)
+    .bind(&sub.topic)
+    .bind(queue)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((int(&r, "cursor")?, int(&r, "end_offset")?)))
+        .transpose()
+}
+
+/// Moves a group's cursor from `from` to `to` if it is still at `from` and `to` does not pass
+/// the queue's end. One conditional UPDATE: of two racing claims exactly one wins.
+async fn move_cursor(tx: &mut Tx, sub: &Subscription, queue: i32, from: i64, to: i64) -> Result<bool> {
+    sqlx::query(
+        "INSERT INTO cursors (tenant, grp, topic, queue_id, next_offset)
+         SELECT $1, $2, $3, $4, min_offset FROM queues WHERE tenant = $1 AND topic = $3 AND queue_id = $4
+         ON CONFLICT (tenant, grp, topic, queue_id) DO NOTHING",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .execute(&mut **tx)
+    .await?;
+    let moved = sqlx::query(
+        "UPDATE cursors SET next_offset = $5
+         WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND next_offset = $6
+           AND $5 <= (SELECT next_offset FROM queues WHERE tenant = $1 AND topic = $3 AND queue_id = $4)",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .bind(to)
+    .bind(from)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
+const INFLIGHT_KEY: &str = "tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5";
+
+/// Binds the key of the in-flight row a receipt names to `$1..$5`.
+fn inflight_query<'q>(sql: &'q str, r: &'q Receipt) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&r.subscription.tenant)
+        .bind(&r.subscription.group)
+        .bind(&r.subscription.topic)
+        .bind(r.queue)
+        .bind(r.offset)
+}
+
+/// Why a receipt matched no in-flight row.
+async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
+    let sql = format!("SELECT seq FROM inflight WHERE {INFLIGHT_KEY}");
+    if inflight_query(&sql, r).fetch_optional(&mut **tx).await?.is_some() {
+        return Ok(AckOutcome::Stale);
+    }
+    let delivered = matches!(cursor(tx, &r.subscription, r.queue).await?, Some((c, _)) if r.offset < c);
+    Ok(if delivered {
+        AckOutcome::AlreadyAcked
+    } else {
+        AckOutcome::Unknown
+    })
+}
+
+impl SqlCoordinator {
+    /// Announces commits on `topics`: on PostgreSQL within the transaction (delivered at
+    /// commit, to every node); on SQLite the caller broadcasts after commit.
+    async fn notify_in(&self, tx: &mut Tx, topics: &HashSet<(&str, &str)>) -> Result<()> {
+        if self.dialect == Dialect::Postgres {
+            for (tenant, topic) in topics {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(format!("{tenant}/{topic}"))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn notify_after(&self, topics: &HashSet<(&str, &str)>) {
+        if self.dialect == Dialect::Sqlite {
+            for (tenant, topic) in topics {
+                let _ = self.events.send(CommitEvent {
+                    tenant: tenant.to_string(),
+                    topic: Some(topic.to_string()),
+                });
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Coordinator for SqlCoordinator {
+    #[instrument(skip_all, fields(tenant = %spec.tenant, topic = %spec.name), err)]
+    async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic> {
+        spec.validate()?;
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO topics (tenant, name, message_type, queue_count, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&spec.tenant)
+        .bind(&spec.name)
+        .bind(spec.message_type as i64)
+        .bind(i64::from(spec.queue_count))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::AlreadyExists {
+                    kind: "topic",
+                    tenant: spec.tenant.clone(),
+                    name: spec.name.clone(),
+                });
+            }
+            other => other?,
+        };
+        for q in 0..spec.queue_count {
+            sqlx::query(
+                "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset) VALUES ($1, $2, $3, 0, 0)
+                 ON CONFLICT (tenant, topic, queue_id) DO NOTHING",
+            )
+            .bind(&spec.tenant)
+            .bind(&spec.name)
+            .bind(i64::from(q))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Topic {
+            tenant: spec.tenant.clone(),
+            name: spec.name.clone(),
+            message_type: spec.message_type,
+            queue_count: spec.queue_count,
+            created_ms: now_ms,
+        })
+    }
+
+    async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>> {
+        sqlx::query("SELECT * FROM topics WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(topic_from_row)
+            .transpose()
+    }
+
+    async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
+        sqlx::query("SELECT * FROM topics WHERE tenant = $1 ORDER BY name")
+            .bind(tenant)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(topic_from_row)
+            .collect()
+    }
+
+    #[instrument(skip_all, fields(tenant = %spec.tenant, group = %spec.name), err)]
+    async fn create_group(&self, spec: &GroupSpec, now_ms: i64) -> Result<Group> {
+        spec.validate()?;
+        let inserted = sqlx::query(
+            "INSERT INTO consumer_groups (tenant, name, fifo, max_attempts, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&spec.tenant)
+        .bind(&spec.name)
+        .bind(i64::from(spec.fifo))
+        .bind(i64::from(spec.max_attempts))
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists {
+                kind: "consumer group",
+                tenant: spec.tenant.clone(),
+                name: spec.name.clone(),
+            }),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(Group {
+                tenant: spec.tenant.clone(),
+                name: spec.name.clone(),
+                fifo: spec.fifo,
+                max_attempts: spec.max_attempts,
+                created_ms: now_ms,
+            }),
+        }
+    }
+
+    async fn group(&self, tenant: &str, name: &str) -> Result<Option<Group>> {
+        sqlx::query("SELECT * FROM consumer_groups WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(group_from_row)
+            .transpose()
+    }
+
+    async fn list_groups(&self, tenant: &str) -> Result<Vec<Group>> {
+        sqlx::query("SELECT * FROM consumer_groups WHERE tenant = $1 ORDER BY name")
+            .bind(tenant)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(group_from_row)
+            .collect()
+    }
+
+    #[instrument(skip_all, fields(object = %flush.object, batches = flush.batches.len()), err)]
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>> {
+        let mut tx = self.writer.begin().await?;
+        // Fencing: only the writer's live epoch may commit. The row lock also orders this
+        // commit against a concurrent declaration of the node's death.
+        let live = sqlx::query("UPDATE nodes SET alive = alive WHERE id = $1 AND epoch = $2 AND alive = 1")
+            .bind(&flush.writer)
+            .bind(flush.writer_epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if live != 1 {
+            return Err(Error::Fenced {
+                node: flush.writer.clone(),
+                epoch: flush.writer_epoch,
+            });
+        }
+        sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&flush.object)
+            .bind(flush.object_size as i64)
+            .bind(&flush.writer)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
+        let mut order: Vec<usize> = (0..flush.batches.len()).collect();
+        order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
+        let mut bases = vec![0i64; flush.batches.len()];
+        for i in order {
+            let b = &flush.batches[i];
+            let q = &b.queue;
+            let base: Option<i64> = sqlx::query(
+                "UPDATE queues SET next_offset = next_offset + $1 WHERE tenant = $2 AND topic = $3 AND queue_id = $4
+                 RETURNING next_offset - $1 AS base",
+            )
+            .bind(i64::from(b.count))
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| int(&r, "base"))
+            .transpose()?;
+            // Returning drops `tx`, which rolls the whole flush back.
+            let base = base.ok_or_else(|| queue_not_found(q))?;
+            let l = &b.location;
+            sqlx::query(
+                "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
+                   block_length, uncompressed_length, crc32c, compression, min_ts, max_ts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(base)
+            .bind(i64::from(b.count))
+            .bind(&l.object)
+            .bind(l.offset as i64)
+            .bind(l.length as i64)
+            .bind(l.uncompressed_length as i64)
+            .bind(i64::from(l.crc32c))
+            .bind(l.compression)
+            .bind(b.min_timestamp_ms)
+            .bind(b.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+            bases[i] = base;
+        }
+        let topics: HashSet<(&str, &str)> = flush
+            .batches
+            .iter()
+            .map(|b| (b.queue.tenant.as_str(), b.queue.topic.as_str()))
+            .collect();
+        self.notify_in(&mut tx, &topics).await?;
+        tx.commit().await?;
+        self.notify_after(&topics);
+        Ok(bases)
+    }
+
+    async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>> {
+        sqlx::query(
+            "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3
+               AND base_offset >= COALESCE((SELECT MAX(base_offset) FROM batches
+                   WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset <= $4), 0)
+               AND base_offset + record_count > $4
+             ORDER BY base_offset LIMIT $5",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| batch_from_row(queue, r))
+        .collect()
+    }
+
+    async fn committed_objects(&self, objects: &[String]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in objects.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT path FROM objects WHERE path IN ({})", placeholders.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for o in chunk {
+                q = q.bind(o);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                found.insert(row.try_get::<String, _>("path")?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn queue_end(&self, queue: &QueueRef) -> Result<i64> {
+        let row = sqlx::query("SELECT next_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3")
+            .bind(&queue.tenant)
+            .bind(&queue.topic)
+            .bind(queue.queue)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(r) => int(&r, "next_offset"),
+            None => Err(queue_not_found(queue)),
+        }
+    }
+
+    async fn pop_state(
+        &self,
+        sub: &Subscription,
+        queues: &[i32],
+        now_ms: i64,
+        max_expired: u32,
+    ) -> Result<Vec<QueuePopState>> {
+        let mut tx = self.reader.begin().await?;
+        let mut states = Vec::with_capacity(queues.len());
+        for &queue in queues {
+            let Some((cursor, end)) = cursor(&mut tx, sub, queue).await? else {
+                continue;
+            };
+            let expired = sqlx::query(
+                "SELECT msg_offset, attempt, seq, invisible_until_ms FROM inflight
+                 WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND invisible_until_ms <= $5
+                 ORDER BY msg_offset LIMIT $6",
+            )
+            .bind(&sub.tenant)
+            .bind(&sub.group)
+            .bind(&sub.topic)
+            .bind(queue)
+            .bind(now_ms)
+            .bind(i64::from(max_expired))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| in_flight_from_row(queue, r))
+            .collect::<Result<Vec<_>>>()?;
+            states.push(QueuePopState {
+                queue,
+                cursor,
+                end,
+                expired,
+            });
+        }
+        tx.commit().await?;
+        Ok(states)
+    }
+
+    #[instrument(skip_all, fields(group = %claim.subscription.group, topic = %claim.subscription.topic), err)]
+    async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
+        let sub = &claim.subscription;
+        let mut tx = self.writer.begin().await?;
+        let mut claimed = Claimed::default();
+        for q in &claim.queues {
+            if q.cursor_to < q.cursor_from || q.deliver.iter().any(|o| !(q.cursor_from..q.cursor_to).contains(o)) {
+                return Err(Error::invalid(
+                    "pop claim",
+                    format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
+                ));
+            }
+            let moved =
+                q.cursor_to == q.cursor_from || move_cursor(&mut tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
+            if moved {
+                for &offset in &q.deliver {
+                    sqlx::query(
+                        "INSERT INTO inflight (tenant, grp, topic, queue_id, msg_offset, attempt, seq, invisible_until_ms)
+                         VALUES ($1, $2, $3, $4, $5, 1, 1, $6)",
+                    )
+                    .bind(&sub.tenant)
+                    .bind(&sub.group)
+                    .bind(&sub.topic)
+                    .bind(q.queue)
+                    .bind(offset)
+                    .bind(claim.invisible_until_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    claimed.delivered.push(InFlight {
+                        queue: q.queue,
+                        offset,
+                        attempt: 1,
+                        seq: 1,
+                        invisible_until_ms: claim.invisible_until_ms,
+                    });
+                }
+            } else {
+                claimed.conflicts.push(q.queue);
+            }
+            for &(offset, seq) in &q.redeliver {
+                let sql = format!(
+                    "UPDATE inflight SET attempt = attempt + 1, seq = seq + 1, invisible_until_ms = $6
+                     WHERE {INFLIGHT_KEY} AND seq = $7 AND invisible_until_ms <= $8
+                     RETURNING msg_offset, attempt, seq, invisible_until_ms"
+                );
+                let receipt = Receipt {
+                    subscription: sub.clone(),
+                    queue: q.queue,
+                    offset,
+                    seq,
+                };
+                let row = inflight_query(&sql, &receipt)
+                    .bind(claim.invisible_until_ms)
+                    .bind(seq)
+                    .bind(claim.now_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(r) = row {
+                    claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    #[instrument(skip_all, fields(receipts = receipts.len()), err)]
+    async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(receipts.len());
+        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
+        for r in receipts {
+            let deleted = inflight_query(&sql, r)
+                .bind(r.seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            outcomes.push(if deleted == 1 {
+                AckOutcome::Acked
+            } else {
+                why_not_in_flight(&mut tx, r).await?
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn change_invisible(
+        &self,
+        r: &Receipt,
+        invisible_until_ms: i64,
+    ) -> Result<std::result::Result<InFlight, AckOutcome>> {
+        let mut tx = self.writer.begin().await?;
+        let sql = format!(
+            "UPDATE inflight SET seq = seq + 1, invisible_until_ms = $6 WHERE {INFLIGHT_KEY} AND seq = $7
+             RETURNING msg_offset, attempt, seq, invisible_until_ms"
+        );
+        let row = inflight_query(&sql, r)
+            .bind(invisible_until_ms)
+            .bind(r.seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let result = match row {
+            Some(row) => Ok(in_flight_from_row(r.queue, &row)?),
+            None => Err(why_not_in_flight(&mut tx, r).await?),
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(invisible_until_ms) AS next FROM inflight WHERE tenant = $1 AND grp = $2 AND topic = $3",
+        )
+        .bind(&sub.tenant)
+        .bind(&sub.group)
+        .bind(&sub.topic)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("next")?)
+    }
+
+    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
+        let row = sqlx::query(
+            "INSERT INTO nodes (id, roles, advertise, epoch, heartbeat_ms, alive) VALUES ($1, $2, $3, 1, $4, 1)
+             ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, advertise = excluded.advertise,
+               epoch = nodes.epoch + 1, heartbeat_ms = excluded.heartbeat_ms, alive = 1
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(roles.0)
+        .bind(advertise)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await?;
+        node_from_row(&row)
+    }
+
+    async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
+        let updated = sqlx::query("UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1")
+            .bind(id)
+            .bind(epoch)
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(Error::Fenced {
+                node: id.to_string(),
+                epoch,
+            })
+        }
+    }
+
+    async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
+        sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND heartbeat_ms >= $1 ORDER BY id")
+            .bind(now_ms - ttl_ms)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(node_from_row)
+            .collect()
+    }
+
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("UPDATE nodes SET alive = 0 WHERE alive = 1 AND heartbeat_ms < $1 RETURNING id")
+            .bind(now_ms - ttl_ms)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+    }
+
+    async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO secrets (name, value_hex) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(hex::encode(fresh))
+            .execute(&self.writer)
+            .await?;
+        let stored: String = sqlx::query("SELECT value_hex FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await?
+            .try_get(0)?;
+        hex::decode(&stored).map_err(|_| Error::Inconsistent(format!("secret {name} is not hex")))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A fresh PostgreSQL database on the server `STRATA_TEST_POSTGRES_URL` names, or `None`
+    /// when no server is configured (CI always configures one: `STRATA_REQUIRE_SERVICES=1`
+    /// turns a missing server into a failure).
+    pub(crate) async fn fresh_postgres() -> Option<String> {
+        let Ok(base) = std::env::var("STRATA_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("STRATA_REQUIRE_SERVICES").is_err(),
+                "STRATA_REQUIRE_SERVICES is set but STRATA_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("STRATA_TEST_POSTGRES_URL unset: skipping the PostgreSQL backend");
+            return None;
+        };
+        let name = format!("strata_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let mut admin = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let (server, _) = base.rsplit_once('/').unwrap();
+        Some(format!("{server}/{name}"))
+    }
+
+    #[tokio::test]
+    async fn postgres_conformance() {
+        let Some(url) = fresh_postgres().await else { return };
+        let c = SqlCoordinator::open_postgres(&url).await.unwrap();
+        crate::conformance::run_all(&c).await;
+        // Migrations are idempotent: a second node opening the same database is fine.
+        let again = SqlCoordinator::open_postgres(&url).await.unwrap();
+        again.close().await;
+        c.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_many_concurrent_committers_keep_offsets_dense() {
+        let Some(url) = fresh_postgres().await else { return };
+        let nodes: Vec<SqlCoordinator> = futures::future::join_all((0..4).map(|_| SqlCoordinator::open_postgres(&url)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        crate::conformance::concurrent_committers(&nodes.iter().map(|n| n as &dyn Coordinator).collect::<Vec<_>>())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqlCoordinator::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
+        crate::conformance::run_all(&c).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_concurrent_committers_keep_offsets_dense() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqlCoordinator::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
+        crate::conformance::concurrent_committers(&[&c, &c, &c, &c]).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        {
+            let c = SqlCoordinator::open_sqlite(&path).await.unwrap();
+            crate::conformance::write_then_reopen_part1(&c).await;
+            c.close().await;
+        }
+        let c = SqlCoordinator::open_sqlite(&path).await.unwrap();
+        crate::conformance::write_then_reopen_part2(&c).await;
+    }
+}
