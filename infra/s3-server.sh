@@ -25,17 +25,20 @@ case "$cmd" in
     if [ -f "$dir/weed.pid" ] && kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; then
       echo "http://127.0.0.1:$port"; exit 0
     fi
-    # Ports are offset from the S3 port so several servers can run side by side.
-    off=$((port - 8333))
+    # The other servers' ports derive from the S3 port (gRPC ports are these + 10000), so
+    # several instances can run side by side.
+    master=$((port + 1000))
     nohup "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false \
       -s3.port="$port" -s3.port.iceberg=0 -s3.port.lance=0 \
-      -master.port=$((9333 + off)) -volume.port=$((9340 + off)) -filer.port=$((8888 + off)) \
-      -admin.port=$((23646 + off)) -debug.port=$((6060 + off)) \
+      -master.port=$master -volume.port=$((port + 1010)) -filer.port=$((port + 1020)) \
+      -admin.port=$((port + 1030)) -debug.port=$((port + 1040)) \
       -bucket="$bucket" > "$dir/weed.log" 2>&1 &
     echo $! > "$dir/weed.pid"
+    # Ready when the S3 port answers and the bucket exists (created asynchronously by -bucket).
     for _ in $(seq 1 120); do
       if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && \
-         curl -s "http://127.0.0.1:$port/$bucket?list-type=2" -o /dev/null -w '%{http_code}' | grep -qE '^(200|403)$'; then
+         echo "s3.bucket.list" | timeout 10 "$weed" shell -master="127.0.0.1:$master" 2>/dev/null \
+           | grep -qE "^\s*$bucket\s"; then
         echo "http://127.0.0.1:$port"; exit 0
       fi
       sleep 0.5

@@ -7,6 +7,28 @@ cd "$(dirname "$0")/.."
 
 infra/install-test-deps.sh
 
+# Real services on loopback for the cluster backends: PostgreSQL (coordinator) and SeaweedFS
+# (S3). Their data lives in a temporary folder, removed afterwards; logs of failed runs stay
+# in .test-artifacts/.
+services=$(mktemp -d "${TMPDIR:-/tmp}/strata-test.XXXXXX")
+chmod 755 "$services"
+export AWS_ACCESS_KEY_ID=strata AWS_SECRET_ACCESS_KEY=strata-secret AWS_REGION=us-east-1
+cleanup() {
+  infra/s3-server.sh stop "$services/s3" || true
+  infra/postgres.sh stop "$services/postgres" || true
+  mkdir -p .test-artifacts && cp "$services"/postgres/postgres.log "$services"/s3/weed.log .test-artifacts/ 2>/dev/null || true
+  rm -rf "$services"
+}
+trap cleanup EXIT
+export STRATA_TEST_POSTGRES_DIR="$services/postgres"
+STRATA_TEST_POSTGRES_URL=$(infra/postgres.sh start "$STRATA_TEST_POSTGRES_DIR" 55440)
+STRATA_TEST_S3_ENDPOINT=$(infra/s3-server.sh start "$services/s3" strata 8340)
+export STRATA_TEST_POSTGRES_URL STRATA_TEST_S3_ENDPOINT STRATA_TEST_S3_BUCKET=strata
+# Tests that need these services fail (instead of skipping) when they are missing.
+export STRATA_REQUIRE_SERVICES=1
+export STRATA_TEST_LOGS="$PWD/.test-artifacts/logs"
+rm -rf "$STRATA_TEST_LOGS"
+
 # One build profile (dev) for everything; the e2e tests use the binary built here and never
 # build anything themselves.
 cargo fmt --all --check
@@ -14,5 +36,6 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo build --locked --bins
 cargo test --locked --workspace
 
+
 export STRATA_BIN="$PWD/target/debug/strata"
-.venv/bin/python -m pytest tests/e2e -v --durations=10 "$@"
+.venv/bin/python -m pytest tests/e2e -v --durations=15 "$@"

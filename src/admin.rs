@@ -106,6 +106,26 @@ impl StrataAdmin for Admin {
         }))
     }
 
+    async fn list_nodes(
+        &self,
+        _request: Request<admin::ListNodesRequest>,
+    ) -> Result<Response<admin::ListNodesResponse>, Status> {
+        let nodes = self.catalog.coordinator().list_nodes().await.map_err(to_status)?;
+        Ok(Response::new(admin::ListNodesResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|n| admin::Node {
+                    id: n.id,
+                    roles: n.roles.names().into_iter().map(str::to_string).collect(),
+                    advertise: n.advertise,
+                    epoch: n.epoch,
+                    heartbeat_ms: n.heartbeat_ms,
+                    alive: n.alive,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_groups(
         &self,
         request: Request<admin::ListGroupsRequest>,
@@ -125,6 +145,17 @@ pub fn topic_line(t: &admin::Topic) -> String {
         .unwrap_or_else(|_| t.message_type.to_string());
     let ns = if t.namespace.is_empty() { "-" } else { &t.namespace };
     format!("{ns}\t{}\t{kind}\t{} queues", t.name, t.queue_count)
+}
+
+pub fn node_line(n: &admin::Node) -> String {
+    let state = if n.alive { "alive" } else { "dead" };
+    format!(
+        "{}\t{}\t{}\tepoch {}\t{state}",
+        n.id,
+        n.roles.join("+"),
+        n.advertise,
+        n.epoch
+    )
 }
 
 pub fn group_line(g: &admin::Group) -> String {

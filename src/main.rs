@@ -44,6 +44,20 @@ enum Command {
         #[command(subcommand)]
         action: GroupAction,
     },
+    /// Show the nodes of a cluster.
+    Node {
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeAction {
+    /// Every registered node: roles, address, epoch, alive or dead.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -241,6 +255,18 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 .await?;
             if let Some(g) = created.into_inner().group {
                 println!("created {}", admin::group_line(&g));
+            }
+            Ok(())
+        }
+        Command::Node {
+            action: NodeAction::List { target },
+        } => {
+            let list = admin_client(&target)
+                .await?
+                .list_nodes(api::ListNodesRequest {})
+                .await?;
+            for n in list.into_inner().nodes {
+                println!("{}", admin::node_line(&n));
             }
             Ok(())
         }

@@ -23,19 +23,6 @@ const MAX_GRPC_MESSAGE: usize = 64 << 20;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn role_names(roles: Roles) -> String {
-    [
-        (Roles::INGEST, "ingest"),
-        (Roles::QUERY, "query"),
-        (Roles::COMPACTOR, "compactor"),
-    ]
-    .iter()
-    .filter(|(r, _)| roles.contains(*r))
-    .map(|(_, n)| *n)
-    .collect::<Vec<_>>()
-    .join("+")
-}
-
 /// Runs a node with `roles` until SIGINT/SIGTERM. `Roles::ALL` is standalone.
 pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     let standalone = roles == Roles::ALL;
@@ -87,6 +74,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     } else {
         None
     };
+    let cache = blocks.clone();
     let ingest = roles.contains(Roles::INGEST).then(|| {
         Arc::new(Ingest::new(
             catalog.clone(),
@@ -140,7 +128,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         }
     }));
 
-    let role_list = role_names(roles);
+    let role_list = roles.names().join("+");
     info!(
         listen = %local,
         advertise = %advertise,
@@ -171,6 +159,9 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     }
     if let Some(ingest) = ingest {
         ingest.shutdown().await;
+    }
+    if let Some(cache) = cache {
+        cache.close().await;
     }
     coordinator.close().await;
     info!("stopped");

@@ -75,6 +75,9 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// Records that the node is alive. `Fenced` if `epoch` is not its live epoch.
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()>;
 
+    /// Every registered node, dead ones included.
+    async fn list_nodes(&self) -> Result<Vec<Node>>;
+
     /// Nodes alive and heard from within `ttl_ms`.
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
 

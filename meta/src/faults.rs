@@ -137,6 +137,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.heartbeat_node(id, epoch, now_ms).await
     }
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        self.faults.check()?;
+        self.inner.list_nodes().await
+    }
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
         self.faults.check()?;
         self.inner.live_nodes(now_ms, ttl_ms).await

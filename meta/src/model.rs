@@ -264,6 +264,19 @@ impl Roles {
     pub fn union(self, other: Roles) -> Roles {
         Roles(self.0 | other.0)
     }
+
+    /// The roles' names: "ingest", "query", "compactor".
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Roles::INGEST, "ingest"),
+            (Roles::QUERY, "query"),
+            (Roles::COMPACTOR, "compactor"),
+        ]
+        .into_iter()
+        .filter(|(r, _)| self.contains(*r))
+        .map(|(_, n)| n)
+        .collect()
+    }
 }
 
 /// A registered node.

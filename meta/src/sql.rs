@@ -809,6 +809,15 @@ impl Coordinator for SqlCoordinator {
         }
     }
 
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        sqlx::query("SELECT * FROM nodes ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(node_from_row)
+            .collect()
+    }
+
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
         sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND heartbeat_ms >= $1 ORDER BY id")
             .bind(now_ms - ttl_ms)

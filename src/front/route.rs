@@ -121,7 +121,8 @@ impl Routes {
         }
     }
 
-    /// Every queue of the topic on every broker.
+    /// Every queue of the topic on every broker, brokers interleaved (b1q0, b2q0, b1q1, …):
+    /// clients pick queues round-robin, so a retry after a failed send goes to another node.
     pub async fn queues(
         &self,
         resource: &v2::Resource,
@@ -129,10 +130,9 @@ impl Routes {
         requested: Option<&v2::Endpoints>,
     ) -> Result<Vec<v2::MessageQueue>, v2::Status> {
         let brokers = self.brokers(requested).await?;
-        Ok(brokers
-            .iter()
-            .flat_map(|b| {
-                (0..topic.queue_count).map(move |id| v2::MessageQueue {
+        Ok((0..topic.queue_count)
+            .flat_map(|id| {
+                brokers.iter().map(move |b| v2::MessageQueue {
                     topic: Some(resource.clone()),
                     id,
                     permission: b.permission as i32,

@@ -153,6 +153,13 @@ impl BlockCache {
         &self.store
     }
 
+    /// Flushes the disk tier and stops its tasks.
+    pub async fn close(&self) {
+        if let Err(e) = self.cache.close().await {
+            tracing::warn!(error = %e, "closing the block cache");
+        }
+    }
+
     /// Puts a block just written into the cache.
     pub fn insert(&self, object: &Path, span: &BlockSpan, records: Vec<WalRecord>) {
         self.cache.insert(key(object, span), Block { records });

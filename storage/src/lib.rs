@@ -4,6 +4,7 @@
 //! The storage seam is `Arc<dyn ObjectStore>` itself; wrappers add behaviour around it.
 
 pub mod cache;
+pub mod conformance;
 pub mod counting;
 mod error;
 pub mod faults;

@@ -2,12 +2,14 @@
 //! `s3://bucket/prefix` (AWS S3, MinIO, SeaweedFS: any S3-compatible endpoint).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, RetryConfig};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -27,6 +29,14 @@ pub struct S3Options {
     /// MinIO, SeaweedFS and AWS alike.
     pub virtual_hosted_style: bool,
 }
+
+/// Retries of a failed S3 request, and the total time they may take. Kept well below
+/// ingest's commit deadline (30 s), so a failing store fails the flush (and the producer
+/// retries elsewhere) instead of holding it for object_store's default 3 minutes.
+const S3_MAX_RETRIES: usize = 3;
+const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// One S3 request's time limit (a 8 MiB PUT takes ~0.1 s on S3 from the same region).
+const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the store a URL names. The path part of the URL becomes a prefix every object
 /// path is placed under.
@@ -54,7 +64,13 @@ pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
                 .ok_or_else(|| invalid("missing bucket name".into()))?;
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_virtual_hosted_style_request(s3.virtual_hosted_style);
+                .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+                .with_retry(RetryConfig {
+                    max_retries: S3_MAX_RETRIES,
+                    retry_timeout: S3_RETRY_TIMEOUT,
+                    ..Default::default()
+                })
+                .with_client_options(ClientOptions::new().with_timeout(S3_REQUEST_TIMEOUT));
             if let Some(endpoint) = &s3.endpoint {
                 builder = builder
                     .with_endpoint(endpoint)

@@ -19,13 +19,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(proc, port: int, log_name: str, timeout=60):
+    """Waits until `proc` accepts connections on `port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}; see {log_name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port} within {timeout} s; see {log_name}")
+
+
 class Broker:
     """A standalone broker on a data dir that survives restarts."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, extra_args=()):
+    def __init__(self, data_dir: Path, log_dir: Path, extra_args=(), env=None):
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.extra_args = list(extra_args)
+        self.env = env or {}
         self.port = free_port()
         self.proc = None
         self.starts = 0
@@ -42,18 +57,10 @@ class Broker:
             [STRATA_BIN, "standalone", "--data-dir", str(self.data_dir),
              "--grpc-listen", self.endpoint, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **self.env},
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}; see {log.name}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("broker did not start listening within 60 s")
+        wait_listening(self.proc, self.port, log.name)
+        return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30) -> int:
         """Stops the broker with `sig`; returns its exit code."""
@@ -75,25 +82,35 @@ class Broker:
         return out.stdout
 
 
-def _broker(tmp_path, extra_args=()):
-    log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path))
+def _broker(tmp_path, backend, extra_args=()):
+    log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    b = Broker(tmp_path / "data", log_dir, extra_args).start()
-    return b
+    env = {}
+    if backend == "postgres+s3":
+        from cluster import fresh_database, services
+        pg, _, s3, bucket = services()
+        extra_args = [*extra_args, "--coordinator", fresh_database(pg), "--store", f"s3://{bucket}/{tmp_path.name}"]
+        env["AWS_ENDPOINT"] = s3
+    return Broker(tmp_path / "data", log_dir, extra_args, env).start()
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = _broker(tmp_path)
+# Standalone runs on its embedded defaults (SQLite, local folder) and on the cluster's
+# backends (PostgreSQL, the S3 server): the same tests must pass on both.
+BACKENDS = ["sqlite+local", "postgres+s3"]
+
+
+@pytest.fixture(params=BACKENDS)
+def broker(tmp_path, request):
+    b = _broker(tmp_path, request.param)
     yield b
     if b.alive():
         assert b.stop() == 0, "the broker exits cleanly on SIGTERM"
 
 
-@pytest.fixture
-def strict_broker(tmp_path):
-    """A broker that refuses unknown topics and groups (as cluster roles will)."""
-    b = _broker(tmp_path, ["--no-auto-create"])
+@pytest.fixture(params=BACKENDS)
+def strict_broker(tmp_path, request):
+    """A broker that refuses unknown topics and groups (as cluster roles do)."""
+    b = _broker(tmp_path, request.param, ["--no-auto-create"])
     yield b
     if b.alive():
         assert b.stop() == 0

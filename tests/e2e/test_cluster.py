@@ -1,0 +1,206 @@
+"""A cluster of separate processes (PostgreSQL coordinator, S3 server, 2 ingest, 2 query,
+1 compactor) with the official Python client, including killed nodes and a database restart."""
+
+import signal
+import subprocess
+import threading
+import time
+
+from rocketmq import FilterExpression, Producer, SimpleConsumer
+
+from clients import config, make_message
+from cluster import make_cluster, services
+from conftest import REPO
+
+TOPICS = ["cl-orders", "cl-payments", "cl-audit"]
+
+
+class Load:
+    """Producers sending in background threads; records what was acknowledged."""
+
+    def __init__(self, endpoints, topics, producers, per_producer, pause=0.0):
+        self.acked = {}  # message id -> body
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(endpoints, topics, p, per_producer, pause))
+                        for p in range(producers)]
+
+    def _run(self, endpoints, topics, p, n, pause):
+        producer = Producer(config(endpoints), tuple(topics))
+        producer.startup()
+        try:
+            for i in range(n):
+                body = f"p{p}-m{i}".encode()
+                try:
+                    receipt = producer.send(make_message(topics[i % len(topics)], i, body, tag=f"T{i % 3}"))
+                    with self.lock:
+                        self.acked[receipt.message_id] = body
+                except Exception:  # a send that failed was not acknowledged: the app may drop it
+                    with self.lock:
+                        self.failed += 1
+                if pause:
+                    time.sleep(pause)
+        finally:
+            producer.shutdown()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self):
+        for t in self.threads:
+            t.join(timeout=600)
+        return self
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def final_acked(self):
+        """The acknowledged ids once every producer finished, else None."""
+        if any(t.is_alive() for t in self.threads):
+            return None
+        with self.lock:
+            return set(self.acked)
+
+
+def consume(endpoints, group, topics, expected, consumers=1, deadline_s=240, invisible=20):
+    """Receives with `consumers` SimpleConsumers until every expected id arrived (at least
+    once); acks everything. `expected`: a set of ids, or a callable giving it (None while it
+    is not known yet). Returns {id: highest delivery attempt seen}."""
+    want = expected if callable(expected) else (lambda: expected)
+    seen = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    deadline = time.monotonic() + deadline_s
+
+    def run():
+        c = SimpleConsumer(config(endpoints), group, {t: FilterExpression("*") for t in topics}, await_duration=3)
+        c.startup()
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    messages = c.receive(32, invisible)
+                except Exception:  # a node may be down: the next receive goes to another queue
+                    continue
+                for m in messages:
+                    try:
+                        c.ack(m)
+                    except Exception:
+                        pass
+                    with lock:
+                        seen[m.message_id] = max(seen.get(m.message_id, 0), m.delivery_attempt)
+                ids = want()
+                if ids is not None and ids <= seen.keys():
+                    stop.set()
+        finally:
+            c.shutdown()
+
+    threads = [threading.Thread(target=run) for _ in range(consumers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    missing = (want() or set()) - seen.keys()
+    assert not missing, f"{len(missing)} acknowledged messages never delivered"
+    return seen
+
+
+def wait_for(condition, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until: {what}"
+        time.sleep(0.1)
+
+
+def setup_topics(cluster, topics, group):
+    for t in topics:
+        cluster.cli("topic", "create", t, "--queues", "4")
+    cluster.cli("group", "create", group)
+
+
+def test_ten_thousand_messages_four_producers_two_consumers(tmp_path):
+    cluster = make_cluster(tmp_path)
+    try:
+        setup_topics(cluster, TOPICS, "cl-group")
+        load = Load(cluster.endpoints, TOPICS, producers=4, per_producer=2500).start()
+        # The two consumers run while the producers send.
+        seen = consume(cluster.endpoints, "cl-group", TOPICS, load.final_acked, consumers=2)
+        load.join()
+        assert load.failed == 0, f"{load.failed} sends failed on a healthy cluster"
+        assert len(load.acked) == 10_000
+        assert set(load.acked) <= seen.keys()
+        states = cluster.node_states()
+        assert all(alive for _, alive in states.values()), states
+    finally:
+        cluster.stop_all()
+
+
+def test_killed_ingest_node_producers_fail_over_and_it_is_fenced(tmp_path):
+    cluster = make_cluster(tmp_path)
+    try:
+        setup_topics(cluster, ["cl-failover"], "cl-failover-group")
+        before = cluster.node_states()["ingest-1"][0]
+        load = Load(cluster.endpoints, ["cl-failover"], producers=2, per_producer=600, pause=0.002).start()
+        wait_for(lambda: load.count() >= 300, 60, "300 messages acknowledged")
+        cluster.kill("ingest-1")  # kill -9 in the middle of the load
+        load.join()
+        assert load.count() > 900, f"producers failed over to ingest-2: {load.count()} acked, {load.failed} failed"
+        consume(cluster.endpoints, "cl-failover-group", ["cl-failover"], set(load.acked))
+        # The dead node was declared dead; when it comes back it has a new epoch.
+        wait_for(lambda: not cluster.node_states()["ingest-1"][1], 20, "ingest-1 is declared dead")
+        assert cluster.node_states()["ingest-1"] == (before, False), "declared dead, its epoch fenced"
+        cluster.start("ingest-1", "ingest")
+        epoch, alive = cluster.node_states()["ingest-1"]
+        assert alive and epoch > before
+    finally:
+        cluster.stop_all()
+
+
+def test_killed_query_node_unacked_messages_come_back_through_the_other(tmp_path):
+    cluster = make_cluster(tmp_path)
+    try:
+        setup_topics(cluster, ["cl-query-kill"], "cl-query-group")
+        load = Load(cluster.endpoints, ["cl-query-kill"], producers=1, per_producer=60).start().join()
+        assert load.failed == 0
+        # Receive everything once without acking, through whichever query node answers.
+        c = SimpleConsumer(config(cluster.endpoints), "cl-query-group",
+                           {"cl-query-kill": FilterExpression("*")}, await_duration=2)
+        c.startup()
+        taken = {}
+        try:
+            deadline = time.monotonic() + 60
+            while len(taken) < 60 and time.monotonic() < deadline:
+                for m in c.receive(32, 4):
+                    taken[m.message_id] = m
+        finally:
+            c.shutdown()
+        assert len(taken) == 60
+        cluster.kill("query-1")
+        # After the invisible time they come back, served by query-2, with the next attempt.
+        seen = consume(cluster.endpoints, "cl-query-group", ["cl-query-kill"], set(load.acked))
+        assert all(seen[i] >= 2 for i in load.acked), "redeliveries carry the next attempt"
+    finally:
+        cluster.stop_all()
+
+
+def test_postgres_restart_under_load(tmp_path):
+    _pg, pg_dir, _s3, _bucket = services()
+    cluster = make_cluster(tmp_path, ingest=2, query=1)
+    try:
+        setup_topics(cluster, ["cl-pg-restart"], "cl-pg-group")
+        load = Load(cluster.endpoints, ["cl-pg-restart"], producers=2, per_producer=1500, pause=0.003).start()
+        wait_for(lambda: load.count() >= 200, 60, "200 messages acknowledged")
+        subprocess.run(["infra/postgres.sh", "stop", pg_dir], check=True, cwd=REPO)
+        try:
+            wait_for(lambda: load.failed > 0, 60, "sends fail while the coordinator is down")
+            acked_while_down = load.count()
+        finally:
+            subprocess.run(["infra/postgres.sh", "start", pg_dir], check=True, cwd=REPO, capture_output=True)
+        wait_for(lambda: load.count() > acked_while_down + 100, 60, "ingest recovers once it is back")
+        load.join()
+        consume(cluster.endpoints, "cl-pg-group", ["cl-pg-restart"], set(load.acked))
+    finally:
+        cluster.stop_all()
+
