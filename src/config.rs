@@ -158,10 +158,13 @@ impl Settings {
         }
     }
 
+    /// This node's id: configured, else derived from the advertised (or listen) address,
+    /// which is unique within a cluster.
     pub fn node_id(&self) -> String {
-        self.node_id
-            .clone()
-            .unwrap_or_else(|| format!("strata-{}", self.grpc_listen).replace([':', '.'], "-"))
+        self.node_id.clone().unwrap_or_else(|| {
+            let addr = self.advertise.clone().unwrap_or_else(|| self.grpc_listen.to_string());
+            format!("strata-{addr}").replace([':', '.', '[', ']'], "-")
+        })
     }
 }
 
@@ -201,6 +204,16 @@ mod tests {
             s.apply_env(|k| (k == "STRATA_GRPC_LISTEN").then(|| "nope".to_string()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn node_ids_follow_the_advertised_address() {
+        let mut s = Settings::default();
+        assert_eq!(s.node_id(), "strata-127-0-0-1-8081");
+        s.advertise = Some("mq-3.internal:8081".into());
+        assert_eq!(s.node_id(), "strata-mq-3-internal-8081");
+        s.node_id = Some("ingest-a".into());
+        assert_eq!(s.node_id(), "ingest-a");
     }
 
     #[test]
