@@ -897,7 +897,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn postgres_many_concurrent_committers_keep_offsets_dense() {
         let Some(url) = fresh_postgres().await else { return };
-        let nodes: Vec<SqlCoordinator> = futures::future::join_all((0..4).map(|_| SqlCoordinator::open_postgres(&url)))
+        let nodes: Vec<SqlCoordinator> = futures::future::join_all((0..8).map(|_| SqlCoordinator::open_postgres(&url)))
             .await
             .into_iter()
             .map(Result::unwrap)
