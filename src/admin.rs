@@ -1,13 +1,28 @@
 //! The StrataAdmin gRPC service (topics, groups) and the CLI client that calls it.
 
+use std::sync::Arc;
 use strata_meta::model::{GroupSpec, MessageType, TopicSpec};
-use strata_meta::{Catalog, Error as MetaError};
+
+use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
 use strata_proto::v2;
 use tonic::{Request, Response, Status};
 
 pub struct Admin {
     pub catalog: Catalog,
+    /// Present only with `testing.clock_control`.
+    pub clock_control: Option<Arc<OffsetClock>>,
+}
+
+fn topic_type(n: i32) -> Result<MessageType, Status> {
+    MessageType::from_i32(n)
+        .filter(|m| {
+            matches!(
+                m,
+                MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction
+            )
+        })
+        .ok_or_else(|| Status::invalid_argument(format!("message type {n} is not a topic type")))
 }
 
 fn to_status(e: MetaError) -> Status {
@@ -104,6 +119,42 @@ impl StrataAdmin for Admin {
         Ok(Response::new(admin::CreateGroupResponse {
             group: Some(group_out(group)),
         }))
+    }
+
+    async fn update_topic(
+        &self,
+        request: Request<admin::UpdateTopicRequest>,
+    ) -> Result<Response<admin::UpdateTopicResponse>, Status> {
+        let t = request.into_inner().topic.unwrap_or_default();
+        let message_type = topic_type(t.message_type)?;
+        let topic = self
+            .catalog
+            .coordinator()
+            .update_topic_type(&t.namespace, &t.name, message_type)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(tenant = %topic.tenant, topic = %topic.name, r#type = %topic.message_type, "topic type changed");
+        Ok(Response::new(admin::UpdateTopicResponse {
+            topic: Some(topic_out(topic)),
+        }))
+    }
+
+    async fn advance_clock(
+        &self,
+        request: Request<admin::AdvanceClockRequest>,
+    ) -> Result<Response<admin::AdvanceClockResponse>, Status> {
+        let Some(clock) = &self.clock_control else {
+            return Err(Status::permission_denied(
+                "clock control is off (testing.clock_control)",
+            ));
+        };
+        let millis = request.into_inner().millis;
+        if millis < 0 {
+            return Err(Status::invalid_argument("the clock only moves forward"));
+        }
+        clock.advance(std::time::Duration::from_millis(millis as u64));
+        tracing::warn!(millis, "test clock moved forward");
+        Ok(Response::new(admin::AdvanceClockResponse { now_ms: clock.now_ms() }))
     }
 
     async fn list_nodes(

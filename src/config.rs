@@ -41,6 +41,15 @@ pub struct Settings {
     pub cache: CacheConfig,
     pub compactor: CompactorConfig,
     pub cluster: ClusterConfig,
+    pub testing: TestingConfig,
+}
+
+/// Switches for end-to-end tests only. Never turn them on in production.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Lets the admin API move this node's clock forward (tests of month-long delays).
+    pub clock_control: bool,
 }
 
 /// Node liveness.
@@ -83,6 +92,7 @@ impl Default for Settings {
             cache: CacheConfig::default(),
             compactor: CompactorConfig::default(),
             cluster: ClusterConfig::default(),
+            testing: TestingConfig::default(),
         }
     }
 }

@@ -49,6 +49,13 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
+    /// Move a test broker's clock forward (needs `testing.clock_control`; tests only).
+    AdvanceClock {
+        /// How far, e.g. "30days".
+        by: humantime::Duration,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +148,17 @@ enum TopicType {
     Transaction,
 }
 
+impl TopicType {
+    fn proto(self) -> v2::MessageType {
+        match self {
+            TopicType::Normal => v2::MessageType::Normal,
+            TopicType::Fifo => v2::MessageType::Fifo,
+            TopicType::Delay => v2::MessageType::Delay,
+            TopicType::Transaction => v2::MessageType::Transaction,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum TopicAction {
     Create {
@@ -153,6 +171,14 @@ enum TopicAction {
         target: Target,
     },
     List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Change a topic's message type (producers of the old type are refused from then on).
+    Update {
+        name: String,
+        #[arg(long = "type", value_enum)]
+        kind: TopicType,
         #[command(flatten)]
         target: Target,
     },
@@ -199,16 +225,10 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                     target,
                 },
         } => {
-            let message_type = match kind {
-                TopicType::Normal => v2::MessageType::Normal,
-                TopicType::Fifo => v2::MessageType::Fifo,
-                TopicType::Delay => v2::MessageType::Delay,
-                TopicType::Transaction => v2::MessageType::Transaction,
-            };
             let topic = api::Topic {
                 namespace: target.namespace.clone(),
                 name,
-                message_type: message_type as i32,
+                message_type: kind.proto() as i32,
                 queue_count: queues,
             };
             let created = admin_client(&target)
@@ -217,6 +237,24 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 .await?;
             if let Some(t) = created.into_inner().topic {
                 println!("created {}", admin::topic_line(&t));
+            }
+            Ok(())
+        }
+        Command::Topic {
+            action: TopicAction::Update { name, kind, target },
+        } => {
+            let topic = api::Topic {
+                namespace: target.namespace.clone(),
+                name,
+                message_type: kind.proto() as i32,
+                queue_count: 0,
+            };
+            let updated = admin_client(&target)
+                .await?
+                .update_topic(api::UpdateTopicRequest { topic: Some(topic) })
+                .await?;
+            if let Some(t) = updated.into_inner().topic {
+                println!("updated {}", admin::topic_line(&t));
             }
             Ok(())
         }
@@ -256,6 +294,17 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             if let Some(g) = created.into_inner().group {
                 println!("created {}", admin::group_line(&g));
             }
+            Ok(())
+        }
+        Command::AdvanceClock { by, target } => {
+            let millis = by.as_millis() as i64;
+            let now = admin_client(&target)
+                .await?
+                .advance_clock(api::AdvanceClockRequest { millis })
+                .await?
+                .into_inner()
+                .now_ms;
+            println!("clock moved forward {by}; now {now} ms");
             Ok(())
         }
         Command::Node {

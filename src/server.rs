@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use strata_ingest::Ingest;
 use strata_meta::model::Roles;
-use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, SqlCoordinator, SystemClock};
+use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, OffsetClock, SqlCoordinator};
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
@@ -15,7 +15,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::front::{Front, Routes, Sessions};
+use crate::front::{Front, Routes, Sessions, spawn_transaction_checks};
 
 /// Largest gRPC message accepted: a 4 MiB body plus headroom for batches (the client's
 /// own limit is the body size; batch sends carry several bodies).
@@ -33,7 +33,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     std::fs::create_dir_all(&settings.data_dir)?;
     let coordinator = Arc::new(SqlCoordinator::open(&coordinator_target).await?);
     let dyn_coordinator: Arc<dyn Coordinator> = coordinator.clone();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let offset_clock = Arc::new(OffsetClock::default());
+    let clock: Arc<dyn Clock> = offset_clock.clone();
     let store_url = settings.store_url();
     let store = open_store(&store_url, &settings.s3)?;
     let catalog = Catalog::new(
@@ -75,15 +76,19 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         None
     };
     let cache = blocks.clone();
-    let ingest = roles.contains(Roles::INGEST).then(|| {
-        Arc::new(Ingest::new(
+    let ingest = if roles.contains(Roles::INGEST) {
+        let ingest = Ingest::new(
             catalog.clone(),
             Arc::clone(&store),
             blocks.clone(),
             settings.ingest.clone(),
             Arc::clone(&membership),
-        ))
-    });
+        )
+        .await?;
+        Some(Arc::new(ingest))
+    } else {
+        None
+    };
     let query = match (roles.contains(Roles::QUERY), blocks) {
         (true, Some(blocks)) => Some(Arc::new(
             Query::new(catalog.clone(), blocks, settings.query.clone()).await?,
@@ -101,6 +106,16 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     }
 
     let sessions = Arc::new(Sessions::default());
+    if let (Some(ingest), Some(blocks)) = (&ingest, &cache) {
+        tasks.push(spawn_transaction_checks(
+            catalog.clone(),
+            Arc::clone(ingest),
+            blocks.clone(),
+            Arc::clone(&sessions),
+            settings.ingest.transaction_check_interval,
+            node_id.clone(),
+        ));
+    }
     let routes = if standalone && settings.advertise.is_none() {
         Routes::Single { advertise: None }
     } else {
@@ -145,7 +160,10 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     let stopping = query.clone();
     tonic::transport::Server::builder()
         .add_service(messaging)
-        .add_service(StrataAdminServer::new(Admin { catalog }))
+        .add_service(StrataAdminServer::new(Admin {
+            catalog,
+            clock_control: settings.testing.clock_control.then_some(offset_clock),
+        }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown_signal().await;
             info!("shutting down: ending long polls, flushing accepted messages");

@@ -14,6 +14,8 @@ pub struct CompactorConfig {
     /// object whose commit may still happen is never deleted.
     #[serde(with = "humantime_serde")]
     pub orphan_grace: Duration,
+    /// Unanswered orphan checks after which a half message is rolled back (Apache's 15).
+    pub transaction_max_checks: i64,
 }
 
 impl Default for CompactorConfig {
@@ -21,6 +23,7 @@ impl Default for CompactorConfig {
         Self {
             gc_interval: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
+            transaction_max_checks: 15,
         }
     }
 }

@@ -99,9 +99,11 @@ mod tests {
                     uncompressed_length: 1,
                     crc32c: 0,
                     compression: 0,
+                    block_records: 1,
                 },
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
+                held: vec![],
             }],
         };
         c.commit_flush(&commit, 0).await.unwrap();

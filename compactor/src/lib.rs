@@ -1,11 +1,13 @@
-//! The compactor role: background upkeep of the cluster. Today: declaring dead nodes (which
-//! fences their epochs) and deleting orphan WAL objects (PUT but never committed). Compaction
-//! to Parquet, retention, timers and revive come in later milestones.
+//! The compactor role: background upkeep of the cluster. Today: firing due delay timers,
+//! rolling back transactions whose orphan checks went unanswered, declaring dead nodes (which
+//! fences their epochs) and deleting orphan WAL objects (PUT but never committed).
+//! Compaction to Parquet and retention come in a later milestone.
 
 mod config;
 mod gc;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use strata_meta::{Clock, Coordinator};
@@ -48,6 +50,9 @@ pub fn spawn(
             }
         })
     };
+    let (coordinator_for_timers, clock_for_timers) = (Arc::clone(&coordinator), Arc::clone(&clock));
+    let (coordinator_for_tx, clock_for_tx) = (Arc::clone(&coordinator), Arc::clone(&clock));
+    let max_checks = config.transaction_max_checks;
     let gc = tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.gc_interval);
         loop {
@@ -66,5 +71,57 @@ pub fn spawn(
             }
         }
     });
-    vec![expiry, gc]
+    let timers = tokio::spawn(fire_timers(
+        Arc::clone(&coordinator_for_timers),
+        Arc::clone(&clock_for_timers),
+    ));
+    let transactions = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match coordinator_for_tx
+                .expire_transactions(clock_for_tx.now_ms(), max_checks)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => warn!(rolled_back = n, "rolled back transactions whose checks went unanswered"),
+                Err(e) => warn!(error = %e, "transaction expiry failed"),
+            }
+        }
+    });
+    vec![expiry, gc, timers, transactions]
+}
+
+/// Timers fire at most this late: the loop never sleeps longer.
+const TIMER_TICK: Duration = Duration::from_secs(1);
+/// Timers fired per coordinator transaction.
+const TIMER_BATCH: u32 = 1000;
+
+/// Fires due timers: sleeps until the earliest one is due (at most `TIMER_TICK`, or until a
+/// commit may have added an earlier one), then appends every due one to its queue.
+async fn fire_timers(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>) {
+    let mut events = coordinator.subscribe();
+    loop {
+        match coordinator.fire_due_timers(clock.now_ms(), TIMER_BATCH).await {
+            Ok(TIMER_BATCH) => continue,
+            Ok(n) if n > 0 => info!(fired = n, "delay timers fired"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "firing timers failed"),
+        }
+        let wait = match coordinator.next_timer_at().await {
+            Ok(Some(at)) => Duration::from_millis((at - clock.now_ms()).max(0) as u64).min(TIMER_TICK),
+            _ => TIMER_TICK,
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            r = events.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
 }

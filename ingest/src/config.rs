@@ -31,6 +31,19 @@ pub struct IngestConfig {
     /// must be longer.
     #[serde(with = "humantime_serde")]
     pub commit_deadline: Duration,
+    /// Longest delay of a delay message (default 40 days; Apache's proxy caps at 24 h). A
+    /// pending delay costs one coordinator row, nothing in memory, so a year is fine.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// When the first orphan check of an unresolved transaction is due, unless the message
+    /// names its own (`orphaned_transaction_recovery_duration`). Default 6 s, as Apache.
+    #[serde(with = "humantime_serde")]
+    pub transaction_check_after: Duration,
+    /// Orphan checks after the first come this long apart, doubling each time (at most
+    /// 32×; default 10 s). After `compactor.transaction_max_checks` the transaction is rolled
+    /// back.
+    #[serde(with = "humantime_serde")]
+    pub transaction_check_interval: Duration,
 }
 
 impl Default for IngestConfig {
@@ -43,6 +56,9 @@ impl Default for IngestConfig {
             max_body_bytes: 4 << 20,
             max_inflight_bytes: 256 << 20,
             commit_deadline: Duration::from_secs(30),
+            max_delay: Duration::from_secs(40 * 24 * 3600),
+            transaction_check_after: Duration::from_secs(6),
+            transaction_check_interval: Duration::from_secs(10),
         }
     }
 }

@@ -32,6 +32,14 @@ pub enum Error {
         topic_type: MessageType,
         message_type: MessageType,
     },
+    #[error("illegal delivery time: {0}")]
+    IllegalDeliveryTime(String),
+    #[error("invalid transaction id: {0}")]
+    InvalidTransactionId(String),
+    #[error("invalid recall handle: {0}")]
+    InvalidRecallHandle(String),
+    #[error("no pending delay message for this recall handle: it was delivered or recalled already")]
+    NothingToRecall,
     #[error("{0} messages are not supported yet")]
     UnsupportedType(MessageType),
     #[error("unknown message type {0}")]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, QueueRef};
+use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, QueueRef, held_id};
 use strata_meta::{Clock, Coordinator, Membership};
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
@@ -29,6 +29,17 @@ use crate::error::{Error, Result};
 pub struct Item {
     pub queue: QueueRef,
     pub record: WalRecord,
+    /// Held back from the queue: a delay timer or a half message.
+    pub hold: Option<Hold>,
+}
+
+/// Where a committed record went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// Appended at this offset of its queue.
+    Offset(i64),
+    /// Held (timer or half message) under this id.
+    Held { id: String, kind: HoldKind },
 }
 
 /// Records that are flushed together (one producer request) and answered together.
@@ -36,8 +47,8 @@ pub struct Submission {
     pub items: Vec<Item>,
     pub bytes: usize,
     pub arrived: Instant,
-    /// The offset of each item, in order, once committed.
-    pub reply: oneshot::Sender<Result<Vec<i64>>>,
+    /// Where each item went, in order, once committed.
+    pub reply: oneshot::Sender<Result<Vec<Placed>>>,
     /// Holds this submission's share of the node's in-flight byte budget until answered.
     pub budget: OwnedSemaphorePermit,
 }
@@ -51,7 +62,7 @@ struct Pending {
     blocks: Vec<(BlockSpan, Vec<WalRecord>)>,
     /// Per submission, per item: (block index, position in block).
     placement: Vec<Vec<(usize, i64)>>,
-    replies: Vec<oneshot::Sender<Result<Vec<i64>>>>,
+    replies: Vec<oneshot::Sender<Result<Vec<Placed>>>>,
     _slot: OwnedSemaphorePermit,
     _budgets: Vec<OwnedSemaphorePermit>,
 }
@@ -164,17 +175,26 @@ async fn batcher(
 /// Packs submissions into one WAL object (one block per queue) and starts its PUT.
 fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePermit) -> Pending {
     let now = shared.clock.now_ms();
-    let mut by_queue: BTreeMap<QueueRef, Vec<(usize, usize)>> = BTreeMap::new();
+    // One block per queue and hold kind: a block is either appended or held as a whole.
+    let mut by_queue: BTreeMap<(QueueRef, Option<HoldKind>), Vec<(usize, usize)>> = BTreeMap::new();
     for (s, sub) in batch.iter().enumerate() {
         for (i, item) in sub.items.iter().enumerate() {
-            by_queue.entry(item.queue.clone()).or_default().push((s, i));
+            let key = (item.queue.clone(), item.hold.as_ref().map(|h| h.kind));
+            by_queue.entry(key).or_default().push((s, i));
         }
     }
     let mut placement: Vec<Vec<(usize, i64)>> = batch.iter().map(|s| vec![(0, 0); s.items.len()]).collect();
     let mut writer = WalWriter::new();
     let mut block_records = Vec::with_capacity(by_queue.len());
     let mut queues = Vec::with_capacity(by_queue.len());
-    for (b, (queue, members)) in by_queue.into_iter().enumerate() {
+    let mut holds = Vec::with_capacity(by_queue.len());
+    for (b, ((queue, _), members)) in by_queue.into_iter().enumerate() {
+        holds.push(
+            members
+                .iter()
+                .filter_map(|&(s, i)| batch[s].items[i].hold.clone())
+                .collect::<Vec<_>>(),
+        );
         let records: Vec<WalRecord> = members
             .iter()
             .enumerate()
@@ -198,12 +218,14 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
         batches: queues
             .into_iter()
             .zip(&block_records)
-            .map(|(queue, (span, records))| AppendBatch {
+            .zip(holds)
+            .map(|((queue, (span, records)), held)| AppendBatch {
                 queue,
                 count: records.len() as u32,
                 location: location(&path, span),
                 min_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).min().unwrap_or(now),
                 max_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).max().unwrap_or(now),
+                held,
             })
             .collect(),
     };
@@ -241,6 +263,7 @@ fn location(path: &Path, span: &BlockSpan) -> BlockLocation {
         uncompressed_length: span.uncompressed_length,
         crc32c: span.crc32c,
         compression: span.compression as i32,
+        block_records: span.record_count,
     }
 }
 
@@ -289,15 +312,26 @@ async fn finish_flush(shared: &Shared, p: Pending) {
     match committed {
         Ok(bases) => {
             debug!(object = %p.commit.object, "flush committed");
+            let path = Path::from(p.commit.object.as_str());
+            let spans: Vec<BlockSpan> = p.blocks.iter().map(|(span, _)| *span).collect();
             if let Some(cache) = &shared.cache {
-                let path = Path::from(p.commit.object.as_str());
                 for (span, records) in p.blocks {
                     cache.insert(&path, &span, records);
                 }
             }
             for (reply, places) in p.replies.into_iter().zip(p.placement) {
-                let offsets = places.iter().map(|&(b, pos)| bases[b] + pos).collect();
-                let _ = reply.send(Ok(offsets));
+                let placed = places
+                    .iter()
+                    .map(|&(b, pos)| match (bases[b], p.commit.batches[b].held.first()) {
+                        (Some(base), _) => Ok(Placed::Offset(base + pos)),
+                        (None, Some(h)) => Ok(Placed::Held {
+                            id: held_id(&p.commit.object, spans[b].offset, pos as u32),
+                            kind: h.kind,
+                        }),
+                        (None, None) => Err(Error::Commit("no offset for an appended batch".into())),
+                    })
+                    .collect();
+                let _ = reply.send(placed);
             }
         }
         Err(e) => {

@@ -1,10 +1,11 @@
-//! The producer-facing handler: SendMessage.
+//! The producer-facing handlers: SendMessage, EndTransaction, RecallMessage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use object_store::ObjectStore;
-use strata_meta::model::{MessageType, QueueRef};
+use strata_meta::model::{Hold, HoldKind, MessageType, QueueRef};
+use strata_meta::token::Sealer;
 use strata_meta::{Catalog, Membership};
 use strata_proto::v2;
 use strata_storage::BlockCache;
@@ -14,22 +15,27 @@ use tracing::instrument;
 
 use crate::config::IngestConfig;
 use crate::error::{Error, Result};
-use crate::flush::{Item, Pipeline, Shared, Submission};
+use crate::flush::{Item, Pipeline, Placed, Shared, Submission};
 use crate::message_id::MessageIdGenerator;
 use crate::record;
 
 /// What a producer gets back for a stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendReceipt {
     pub message_id: String,
     pub queue: i32,
-    pub offset: i64,
+    /// The offset in the queue; `None` for held messages (delay, transaction), which get
+    /// their offset when they are released.
+    pub offset: Option<i64>,
+    /// Transaction messages: what EndTransaction names.
+    pub transaction_id: Option<String>,
+    /// Delay messages: what RecallMessage names.
+    pub recall_handle: Option<String>,
 }
 
-/// Message types whose semantics this build implements.
-fn supported(t: MessageType) -> bool {
-    matches!(t, MessageType::Normal)
-}
+/// Token purposes (meta::token): a transaction id is not a recall handle.
+const TRANSACTION_TOKEN: u8 = 2;
+const RECALL_TOKEN: u8 = 3;
 
 pub struct Ingest {
     catalog: Catalog,
@@ -40,19 +46,30 @@ pub struct Ingest {
     budget_units: usize,
     round_robin: AtomicU64,
     ids: MessageIdGenerator,
+    transactions: Sealer,
+    recalls: Sealer,
     closed: AtomicBool,
 }
 
 const BUDGET_UNIT: usize = 1024;
 
+/// The queue of a FIFO message: all messages of a message group go to one queue.
+fn queue_of_group(group: &str, queues: i32) -> i32 {
+    let h = group.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % queues.max(1) as u64) as i32
+}
+
 impl Ingest {
-    pub fn new(
+    pub async fn new(
         catalog: Catalog,
         store: Arc<dyn ObjectStore>,
         cache: Option<BlockCache>,
         config: IngestConfig,
         membership: Arc<Membership>,
-    ) -> Self {
+    ) -> Result<Self> {
+        let key = catalog.coordinator().secret("tokens").await?;
         let ids = MessageIdGenerator::new(membership.id());
         let shared = Arc::new(Shared {
             config: config.clone(),
@@ -63,16 +80,18 @@ impl Ingest {
             membership,
         });
         let units = (config.max_inflight_bytes / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
-        Self {
+        Ok(Self {
             catalog,
             pipeline: Pipeline::start(shared),
             budget: Arc::new(Semaphore::new(units)),
             budget_units: units,
             round_robin: AtomicU64::new(0),
             ids,
+            transactions: Sealer::new(key.clone(), TRANSACTION_TOKEN),
+            recalls: Sealer::new(key, RECALL_TOKEN),
             closed: AtomicBool::new(false),
             config,
-        }
+        })
     }
 
     /// The largest body a producer may send (advertised to clients in their settings).
@@ -90,8 +109,8 @@ impl Ingest {
         let mut slots = Vec::new();
         for msg in messages {
             match self.prepare(tenant, msg, now).await {
-                Ok((item, id)) => {
-                    slots.push((results.len(), id, item.queue.queue));
+                Ok(item) => {
+                    slots.push((results.len(), item.record.message_id.clone(), item.queue.clone()));
                     items.push(item);
                     results.push(None);
                 }
@@ -102,13 +121,9 @@ impl Ingest {
             let outcome = self.submit(items).await;
             for (k, (idx, message_id, queue)) in slots.into_iter().enumerate() {
                 results[idx] = Some(match &outcome {
-                    Ok(offsets) => match offsets.get(k) {
-                        Some(&offset) => Ok(SendReceipt {
-                            message_id,
-                            queue,
-                            offset,
-                        }),
-                        None => Err(Error::Commit("missing offset".into())),
+                    Ok(placed) => match placed.get(k) {
+                        Some(p) => Ok(self.receipt(message_id, &queue, p)),
+                        None => Err(Error::Commit("missing placement".into())),
                     },
                     Err(e) => Err(e.clone()),
                 });
@@ -120,7 +135,28 @@ impl Ingest {
             .collect()
     }
 
-    async fn prepare(&self, tenant: &str, msg: &v2::Message, now: i64) -> Result<(Item, String)> {
+    fn receipt(&self, message_id: String, queue: &QueueRef, placed: &Placed) -> SendReceipt {
+        let mut receipt = SendReceipt {
+            message_id,
+            queue: queue.queue,
+            ..Default::default()
+        };
+        match placed {
+            Placed::Offset(o) => receipt.offset = Some(*o),
+            Placed::Held { id, kind } => match kind {
+                HoldKind::Transaction => {
+                    receipt.transaction_id = Some(self.transaction_id(&queue.tenant, &queue.topic, id))
+                }
+                HoldKind::Timer => {
+                    let fields: [&[u8]; 3] = [queue.tenant.as_bytes(), queue.topic.as_bytes(), id.as_bytes()];
+                    receipt.recall_handle = Some(self.recalls.seal(&fields));
+                }
+            },
+        }
+        receipt
+    }
+
+    async fn prepare(&self, tenant: &str, msg: &v2::Message, now: i64) -> Result<Item> {
         let checked = record::check(msg, self.config.max_body_bytes, now, || self.ids.next(now))?;
         let topic = self.catalog.topic(tenant, &checked.topic).await?;
         if checked.message_type != topic.message_type {
@@ -131,24 +167,67 @@ impl Ingest {
                 message_type: checked.message_type,
             });
         }
-        if !supported(topic.message_type) {
-            return Err(Error::UnsupportedType(topic.message_type));
-        }
-        let n = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        let queue = (n % topic.queue_count.max(1) as u64) as i32;
-        let id = checked.record.message_id.clone();
-        let item = Item {
+        let record = checked.record;
+        let round_robin =
+            || (self.round_robin.fetch_add(1, Ordering::Relaxed) % topic.queue_count.max(1) as u64) as i32;
+        let (queue, hold) = match topic.message_type {
+            MessageType::Normal => (round_robin(), None),
+            MessageType::Fifo => {
+                let group = record
+                    .message_group
+                    .as_deref()
+                    .ok_or_else(|| Error::IllegalMessageGroup("a FIFO message needs a message group".into()))?;
+                (queue_of_group(group, topic.queue_count), None)
+            }
+            MessageType::Delay => {
+                let at = record
+                    .delivery_timestamp_ms
+                    .ok_or_else(|| Error::IllegalDeliveryTime("a delay message needs a delivery timestamp".into()))?;
+                let max = self.config.max_delay.as_millis() as i64;
+                if at - now > max {
+                    return Err(Error::IllegalDeliveryTime(format!(
+                        "delivery in {} s is beyond the maximum delay of {} s",
+                        (at - now) / 1000,
+                        max / 1000
+                    )));
+                }
+                // Already due: delivered at once.
+                let hold = (at > now).then(|| Hold {
+                    kind: HoldKind::Timer,
+                    message_id: record.message_id.clone(),
+                    due_ms: at,
+                });
+                (round_robin(), hold)
+            }
+            MessageType::Transaction => {
+                let after = msg
+                    .system_properties
+                    .as_ref()
+                    .and_then(|sp| sp.orphaned_transaction_recovery_duration.as_ref())
+                    .filter(|d| d.seconds > 0 || d.nanos > 0)
+                    .map(|d| d.seconds * 1000 + i64::from(d.nanos) / 1_000_000)
+                    .unwrap_or(self.config.transaction_check_after.as_millis() as i64);
+                let hold = Hold {
+                    kind: HoldKind::Transaction,
+                    message_id: record.message_id.clone(),
+                    due_ms: now + after,
+                };
+                (round_robin(), Some(hold))
+            }
+            other => return Err(Error::UnsupportedType(other)),
+        };
+        Ok(Item {
             queue: QueueRef {
                 tenant: tenant.to_string(),
                 topic: topic.name,
                 queue,
             },
-            record: checked.record,
-        };
-        Ok((item, id))
+            record,
+            hold,
+        })
     }
 
-    async fn submit(&self, items: Vec<Item>) -> Result<Vec<i64>> {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Placed>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
@@ -168,6 +247,55 @@ impl Ingest {
         };
         self.pipeline.tx.send(submission).map_err(|_| Error::ShuttingDown)?;
         answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// The transaction id of a half message (for orphan checks sent to producers).
+    pub fn transaction_id(&self, tenant: &str, topic: &str, held_id: &str) -> String {
+        self.transactions
+            .seal(&[tenant.as_bytes(), topic.as_bytes(), held_id.as_bytes()])
+    }
+
+    /// The held record a token names, checked against the request's tenant and topic.
+    fn open(sealer: &Sealer, token: &str, tenant: &str, topic: &str) -> Option<String> {
+        let [t, tp, id] = <[String; 3]>::try_from(sealer.open_strings(token).ok()?).ok()?;
+        (t == tenant && tp == topic).then_some(id)
+    }
+
+    /// Commits or rolls back a transaction's half message.
+    #[instrument(skip_all, fields(tenant, topic, commit), err)]
+    pub async fn end_transaction(&self, tenant: &str, topic: &str, transaction_id: &str, commit: bool) -> Result<()> {
+        let id = Self::open(&self.transactions, transaction_id, tenant, topic).ok_or_else(|| {
+            Error::InvalidTransactionId(format!(
+                "not a transaction id of topic {tenant}/{topic} from this cluster"
+            ))
+        })?;
+        if self
+            .catalog
+            .coordinator()
+            .end_transaction(tenant, topic, &id, commit)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::InvalidTransactionId(
+                "the transaction is already resolved (committed, rolled back or expired)".into(),
+            ))
+        }
+    }
+
+    /// Cancels a delay message that has not been delivered; returns its message id.
+    #[instrument(skip_all, fields(tenant, topic), err)]
+    pub async fn recall(&self, tenant: &str, topic: &str, recall_handle: &str) -> Result<String> {
+        let id = Self::open(&self.recalls, recall_handle, tenant, topic).ok_or_else(|| {
+            Error::InvalidRecallHandle(format!(
+                "not a recall handle of topic {tenant}/{topic} from this cluster"
+            ))
+        })?;
+        self.catalog
+            .coordinator()
+            .recall_timer(tenant, topic, &id)
+            .await?
+            .ok_or(Error::NothingToRecall)
     }
 
     /// Message bytes accepted and not yet answered (what the budget holds back).

@@ -113,6 +113,33 @@ impl Catalog {
         Ok(topic)
     }
 
+    /// The dead-letter topic of a group (`%DLQ%{group}`, NORMAL, one queue), created on first
+    /// use whatever the auto-create setting: it is the broker's, not the user's.
+    pub async fn dead_letter_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
+        let name = crate::model::dead_letter_topic(group);
+        if let Some(t) = self.coordinator.topic(tenant, &name).await? {
+            return Ok(t);
+        }
+        let spec = TopicSpec {
+            tenant: tenant.into(),
+            name: name.clone(),
+            message_type: MessageType::Normal,
+            queue_count: 1,
+        };
+        match self.coordinator.create_topic(&spec, self.clock.now_ms()).await {
+            Ok(t) => {
+                tracing::info!(tenant, topic = %name, "created dead-letter topic");
+                Ok(t)
+            }
+            Err(Error::AlreadyExists { .. }) => self
+                .coordinator
+                .topic(tenant, &name)
+                .await?
+                .ok_or_else(|| Error::Inconsistent(format!("topic {tenant}/{name} exists and does not"))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The group, created (non-FIFO, default attempts) if auto-creation is on; else
     /// `GroupNotFound`.
     pub async fn group(&self, tenant: &str, name: &str) -> Result<Group> {

@@ -22,6 +22,26 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock plus an offset that can only grow: a running broker's "now" moved forward
+/// by an end-to-end test of long delays (`testing.clock_control`). Off the test path the
+/// offset stays zero.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
 /// A clock that moves only when told to (tests).
 #[derive(Debug, Default, Clone)]
 pub struct ManualClock {

@@ -22,6 +22,10 @@ pub async fn run_all(c: &dyn Coordinator) {
     commits_notify(c).await;
     nodes_register_heartbeat_and_expire(c).await;
     dead_writers_are_fenced(c).await;
+    timers_fire_when_due_and_can_be_recalled(c).await;
+    transactions_commit_roll_back_and_get_checked(c).await;
+    messages_out_of_attempts_go_to_the_dead_letter_topic(c).await;
+    fifo_groups_have_one_message_in_flight(c).await;
 }
 
 /// The node every flush of this suite claims to come from.
@@ -71,10 +75,16 @@ fn batch(q: QueueRef, count: u32) -> AppendBatch {
             uncompressed_length: 200,
             crc32c: 0xdead_beef,
             compression: 1,
+            block_records: count,
         },
         min_timestamp_ms: T0,
         max_timestamp_ms: T0 + 5,
+        held: vec![],
     }
+}
+
+fn new(offsets: std::ops::Range<i64>) -> Vec<Taken> {
+    offsets.map(|offset| Taken { offset, group: None }).collect()
 }
 
 /// A flush of `batches` by [`WRITER`] at `epoch`, all located in `object`.
@@ -175,7 +185,7 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
         )
         .await
         .unwrap();
-    assert_eq!(bases, [0, 0, 0]);
+    assert_eq!(bases, [Some(0), Some(0), Some(0)]);
     let bases = c
         .commit_flush(
             &flush(
@@ -187,7 +197,7 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
         )
         .await
         .unwrap();
-    assert_eq!(bases, [3, 7]);
+    assert_eq!(bases, [Some(3), Some(7)]);
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 7);
     let many: Vec<String> = (0..1200)
         .map(|i| format!("wal/zz/{i}.wal"))
@@ -226,7 +236,7 @@ pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
         .commit_flush(&flush(e, "wal/00/x.wal", vec![batch(queue(t, "a", 0), 5)]), T0)
         .await
         .unwrap();
-    assert_eq!(ok, [0]);
+    assert_eq!(ok, [Some(0)]);
 }
 
 pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
@@ -247,7 +257,7 @@ pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {
         .iter()
         .zip(&flushes)
         .map(|(r, f)| {
-            let base = r.as_ref().unwrap()[0];
+            let base = r.as_ref().unwrap()[0].unwrap();
             (base, base + i64::from(f.batches[0].count))
         })
         .collect();
@@ -304,12 +314,13 @@ fn claim_new(s: &Subscription, state: &QueuePopState, take: i64, now: i64, until
         subscription: s.clone(),
         now_ms: now,
         invisible_until_ms: until,
+        dead_letter_topic: None,
         queues: vec![QueueClaim {
             queue: state.queue,
             cursor_from: state.cursor,
             cursor_to: to,
-            deliver: (state.cursor..to).collect(),
-            redeliver: vec![],
+            deliver: new(state.cursor..to),
+            ..Default::default()
         }],
     }
 }
@@ -327,7 +338,7 @@ pub async fn pop_lifecycle(c: &dyn Coordinator) {
     let t = "conf-pop";
     fill(c, t, "a", 5).await;
     let s = sub(t, "g", "a");
-    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     assert_eq!(st[0].cursor, 0, "a new group starts at the first retained offset");
     assert_eq!(st[0].end, 5);
     assert!(st[0].expired.is_empty());
@@ -340,17 +351,17 @@ pub async fn pop_lifecycle(c: &dyn Coordinator) {
 
     // Another group sees everything independently.
     let other = sub(t, "other", "a");
-    assert_eq!(c.pop_state(&other, &[0], T0, 10).await.unwrap()[0].cursor, 0);
+    assert_eq!(c.pop_state(&other, &[0], T0, 10, false).await.unwrap()[0].cursor, 0);
 
     // Before the deadline nothing is expired; after it all three are.
-    let st = c.pop_state(&s, &[0], T0 + 999, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0 + 999, 10, false).await.unwrap();
     assert_eq!(st[0].cursor, 3);
     assert!(st[0].expired.is_empty());
     assert_eq!(
         c.ack(&[receipt(&s, &got.delivered[0])]).await.unwrap(),
         [AckOutcome::Acked]
     );
-    let st = c.pop_state(&s, &[0], T0 + 1000, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0 + 1000, 10, false).await.unwrap();
     let expired: Vec<_> = st[0].expired.iter().map(|f| f.offset).collect();
     assert_eq!(expired, [1, 2], "acked messages never come back");
 
@@ -359,12 +370,13 @@ pub async fn pop_lifecycle(c: &dyn Coordinator) {
         subscription: s.clone(),
         now_ms: T0 + 1000,
         invisible_until_ms: T0 + 5000,
+        dead_letter_topic: None,
         queues: vec![QueueClaim {
             queue: 0,
             cursor_from: 3,
             cursor_to: 3,
-            deliver: vec![],
             redeliver: vec![(1, st[0].expired[0].seq)],
+            ..Default::default()
         }],
     };
     let again = c.pop_claim(&redeliver).await.unwrap();
@@ -400,40 +412,40 @@ pub async fn pop_claims_conflict(c: &dyn Coordinator) {
     let t = "conf-conflict";
     fill(c, t, "a", 10).await;
     let s = sub(t, "g", "a");
-    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let first = c.pop_claim(&claim_new(&s, &st[0], 4, T0, T0 + 10)).await.unwrap();
     let second = c.pop_claim(&claim_new(&s, &st[0], 4, T0, T0 + 10)).await.unwrap();
     assert_eq!(first.delivered.len(), 4);
     assert!(second.delivered.is_empty());
     assert_eq!(second.conflicts, [0]);
     // Past the end of the queue is refused too.
-    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let mut too_far = claim_new(&s, &st[0], 4, T0, T0 + 10);
     too_far.queues[0].cursor_to = 11;
-    too_far.queues[0].deliver = vec![4];
+    too_far.queues[0].deliver = new(4..5);
     assert_eq!(c.pop_claim(&too_far).await.unwrap().conflicts, [0]);
     // A filtered-out range moves the cursor without delivering.
     let mut skip = claim_new(&s, &st[0], 6, T0, T0 + 10);
-    skip.queues[0].deliver = vec![9];
+    skip.queues[0].deliver = new(9..10);
     let got = c.pop_claim(&skip).await.unwrap();
     assert_eq!(got.delivered.iter().map(|f| f.offset).collect::<Vec<_>>(), [9]);
-    assert_eq!(c.pop_state(&s, &[0], T0, 10).await.unwrap()[0].cursor, 10);
+    assert_eq!(c.pop_state(&s, &[0], T0, 10, false).await.unwrap()[0].cursor, 10);
     // Unknown queues are skipped in the state.
-    assert!(c.pop_state(&s, &[7], T0, 10).await.unwrap().is_empty());
+    assert!(c.pop_state(&s, &[7], T0, 10, false).await.unwrap().is_empty());
 }
 
 pub async fn change_invisible_issues_new_seq(c: &dyn Coordinator) {
     let t = "conf-invisible";
     fill(c, t, "a", 1).await;
     let s = sub(t, "g", "a");
-    let st = c.pop_state(&s, &[0], T0, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let got = c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
     let first = receipt(&s, &got.delivered[0]);
     let changed = c.change_invisible(&first, T0 + 60_000).await.unwrap().unwrap();
     assert_ne!(changed.seq, first.seq);
     assert_eq!(changed.attempt, 1);
     assert!(
-        c.pop_state(&s, &[0], T0 + 30_000, 10).await.unwrap()[0]
+        c.pop_state(&s, &[0], T0 + 30_000, 10, false).await.unwrap()[0]
             .expired
             .is_empty()
     );
@@ -555,7 +567,7 @@ pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
     };
     assert_eq!(
         c.commit_flush(&commit("wal/05/a.wal", node.epoch), T0).await.unwrap(),
-        [0]
+        [Some(0)]
     );
     // Declared dead: its commits are refused and nothing is appended.
     c.expire_nodes(T0 + 100_000, 10_000).await.unwrap();
@@ -576,7 +588,7 @@ pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
     ));
     assert_eq!(
         c.commit_flush(&commit("wal/05/d.wal", new.epoch), T0).await.unwrap(),
-        [2]
+        [Some(2)]
     );
 }
 
@@ -585,7 +597,7 @@ pub async fn write_then_reopen_part1(c: &dyn Coordinator) {
     register_writer(c).await;
     let q = fill(c, "conf-reopen", "a", 3).await;
     let s = sub("conf-reopen", "g", "a");
-    let st = c.pop_state(&s, &[q.queue], T0, 10).await.unwrap();
+    let st = c.pop_state(&s, &[q.queue], T0, 10, false).await.unwrap();
     c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 100)).await.unwrap();
     c.secret("conf-reopen").await.unwrap();
 }
@@ -595,7 +607,7 @@ pub async fn write_then_reopen_part2(c: &dyn Coordinator) {
     assert_eq!(c.queue_end(&q).await.unwrap(), 3);
     assert_eq!(c.batches(&q, 0, 10).await.unwrap().len(), 1);
     let s = sub("conf-reopen", "g", "a");
-    let st = c.pop_state(&s, &[0], T0 + 100, 10).await.unwrap();
+    let st = c.pop_state(&s, &[0], T0 + 100, 10, false).await.unwrap();
     assert_eq!(st[0].cursor, 2);
     assert_eq!(st[0].expired.len(), 2);
     assert_eq!(c.secret("conf-reopen").await.unwrap().len(), 32);
@@ -635,7 +647,7 @@ pub async fn concurrent_committers(nodes: &[&dyn Coordinator]) {
                 )
             };
             let bases = n.commit_flush(&commit, T0).await.unwrap();
-            for (q, base) in queues.iter().zip(bases) {
+            for (q, base) in queues.iter().zip(bases.into_iter().flatten()) {
                 ranges.push((*q, base, base + i64::from(count)));
             }
         }
@@ -655,4 +667,355 @@ pub async fn concurrent_committers(nodes: &[&dyn Coordinator]) {
             nodes.len() * FLUSHES
         );
     }
+}
+
+/// A flush whose one block is held: each record a timer or a half message.
+fn held_flush(e: i64, object: &str, q: QueueRef, holds: Vec<Hold>) -> FlushCommit {
+    let mut b = batch(q, holds.len() as u32);
+    b.held = holds;
+    flush(e, object, vec![b])
+}
+
+fn hold(kind: HoldKind, id: &str, due_ms: i64) -> Hold {
+    Hold {
+        kind,
+        message_id: id.into(),
+        due_ms,
+    }
+}
+
+async fn records_of(c: &dyn Coordinator, q: &QueueRef) -> Vec<(String, u64, u32)> {
+    c.batches(q, 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| (0..b.count).map(move |i| (b.location.object.clone(), b.location.offset, b.first_record + i)))
+        .collect()
+}
+
+pub async fn timers_fire_when_due_and_can_be_recalled(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-timers";
+    c.create_topic(
+        &TopicSpec {
+            message_type: MessageType::Delay,
+            ..topic_spec(t, "d", 1)
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let q = queue(t, "d", 0);
+    // Three timers in one block: due in 1 s, in 365 days, and in 2 s.
+    let year = 365 * 24 * 3_600_000;
+    let holds = vec![
+        hold(HoldKind::Timer, "m0", T0 + 1_000),
+        hold(HoldKind::Timer, "m1", T0 + year),
+        hold(HoldKind::Timer, "m2", T0 + 2_000),
+    ];
+    let bases = c
+        .commit_flush(&held_flush(e, "wal/07/t.wal", q.clone(), holds), T0)
+        .await
+        .unwrap();
+    assert_eq!(bases, [None], "held records get no offset");
+    assert_eq!(c.queue_end(&q).await.unwrap(), 0, "nothing visible yet");
+    assert!(
+        c.committed_objects(&["wal/07/t.wal".into()])
+            .await
+            .unwrap()
+            .contains("wal/07/t.wal")
+    );
+    assert_eq!(c.next_timer_at().await.unwrap().map(|d| d <= T0 + 1_000), Some(true));
+
+    assert_eq!(c.fire_due_timers(T0 + 999, 100).await.unwrap(), 0);
+    assert_eq!(c.fire_due_timers(T0 + 5_000, 100).await.unwrap(), 2);
+    // Zero copy: the queue references records 0 and 2 of the original block, in due order.
+    assert_eq!(
+        records_of(c, &q).await,
+        [("wal/07/t.wal".into(), 8, 0), ("wal/07/t.wal".into(), 8, 2)]
+    );
+    assert_eq!(
+        c.fire_due_timers(T0 + 5_000, 100).await.unwrap(),
+        0,
+        "a timer fires once"
+    );
+
+    // The year-long timer can be recalled until it fires; afterwards recall finds nothing.
+    let long = held_id("wal/07/t.wal", 8, 1);
+    assert_eq!(
+        c.recall_timer(t, "other", &long).await.unwrap(),
+        None,
+        "recall is bound to the topic"
+    );
+    assert_eq!(c.recall_timer(t, "d", &long).await.unwrap().as_deref(), Some("m1"));
+    assert_eq!(c.recall_timer(t, "d", &long).await.unwrap(), None);
+    assert_eq!(
+        c.fire_due_timers(T0 + 2 * year, 100).await.unwrap(),
+        0,
+        "a recalled timer never fires"
+    );
+    let fired = held_id("wal/07/t.wal", 8, 0);
+    assert_eq!(c.recall_timer(t, "d", &fired).await.unwrap(), None, "fired: too late");
+}
+
+pub async fn transactions_commit_roll_back_and_get_checked(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-tx";
+    c.create_topic(
+        &TopicSpec {
+            message_type: MessageType::Transaction,
+            ..topic_spec(t, "x", 1)
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let q = queue(t, "x", 0);
+    let holds = (0..4)
+        .map(|i| hold(HoldKind::Transaction, &format!("h{i}"), T0 + 5_000))
+        .collect();
+    c.commit_flush(&held_flush(e, "wal/08/x.wal", q.clone(), holds), T0)
+        .await
+        .unwrap();
+    let id = |i: u32| held_id("wal/08/x.wal", 8, i);
+    assert_eq!(c.queue_end(&q).await.unwrap(), 0, "half messages are invisible");
+
+    assert!(c.end_transaction(t, "x", &id(0), true).await.unwrap());
+    assert!(!c.end_transaction(t, "x", &id(0), true).await.unwrap(), "resolved once");
+    assert!(c.end_transaction(t, "x", &id(1), false).await.unwrap());
+    assert_eq!(
+        records_of(c, &q).await,
+        [("wal/08/x.wal".into(), 8, 0)],
+        "only the committed one"
+    );
+    // Not timers: firing leaves them alone.
+    assert_eq!(c.fire_due_timers(T0 + 100_000, 100).await.unwrap(), 0);
+
+    // Checks: nothing due before the first check time; then each due one is claimed once.
+    let topics = [(t.to_string(), "x".to_string())];
+    assert!(
+        c.claim_transaction_checks(&topics, T0 + 4_999, 15_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = c
+        .claim_transaction_checks(&topics, T0 + 5_000, 15_000, 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = first.iter().map(|h| h.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, [id(2), id(3)]);
+    assert!(
+        first
+            .iter()
+            .all(|h| h.checks == 1 && h.due_ms == T0 + 20_000 && h.kind == HoldKind::Transaction)
+    );
+    assert!(
+        c.claim_transaction_checks(&topics, T0 + 5_000, 15_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        c.claim_transaction_checks(&[(t.into(), "other".into())], T0 + 99_000, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An answer to the check resolves it; an unanswered one rolls back after the last check.
+    assert!(c.end_transaction(t, "x", &id(2), true).await.unwrap());
+    assert_eq!(
+        c.expire_transactions(T0 + 19_999, 1).await.unwrap(),
+        0,
+        "its check may still be answered"
+    );
+    assert_eq!(c.expire_transactions(T0 + 20_000, 2).await.unwrap(), 0, "checks left");
+    // The second check of h3 comes twice as late (backoff).
+    let second = c
+        .claim_transaction_checks(&topics, T0 + 20_000, 15_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.iter().map(|h| (h.checks, h.due_ms)).collect::<Vec<_>>(),
+        [(2, T0 + 50_000)]
+    );
+    assert_eq!(c.expire_transactions(T0 + 49_999, 2).await.unwrap(), 0);
+    assert_eq!(c.expire_transactions(T0 + 50_000, 2).await.unwrap(), 1);
+    assert!(!c.end_transaction(t, "x", &id(3), true).await.unwrap(), "rolled back");
+    assert_eq!(c.queue_end(&q).await.unwrap(), 2);
+}
+
+pub async fn messages_out_of_attempts_go_to_the_dead_letter_topic(c: &dyn Coordinator) {
+    let t = "conf-dlq";
+    fill(c, t, "a", 3).await;
+    let dlq = dead_letter_topic("g");
+    c.create_topic(&topic_spec(t, &dlq, 1), T0).await.unwrap();
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    let got = c.pop_claim(&claim_new(&s, &st[0], 3, T0, T0 + 10)).await.unwrap();
+    assert_eq!(got.delivered.len(), 3);
+
+    // Offset 0 is out of attempts: it moves to the DLQ once expired, not before.
+    let out = |now: i64| PopClaim {
+        subscription: s.clone(),
+        now_ms: now,
+        invisible_until_ms: now + 10,
+        dead_letter_topic: Some(dlq.clone()),
+        queues: vec![QueueClaim {
+            queue: 0,
+            cursor_from: 3,
+            cursor_to: 3,
+            dead_letter: vec![(0, got.delivered[0].seq)],
+            ..Default::default()
+        }],
+    };
+    assert!(
+        c.pop_claim(&out(T0 + 5)).await.unwrap().dead_lettered.is_empty(),
+        "not expired yet"
+    );
+    assert_eq!(c.pop_claim(&out(T0 + 10)).await.unwrap().dead_lettered, [(0, 0)]);
+    assert!(
+        c.pop_claim(&out(T0 + 10)).await.unwrap().dead_lettered.is_empty(),
+        "moved once"
+    );
+    // The client forwards offset 1 itself after its last attempt.
+    assert_eq!(
+        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq).await.unwrap(),
+        Err(AckOutcome::AlreadyAcked)
+    );
+    // The DLQ references the original records (zero copy) and is consumed like any topic.
+    let dq = queue(t, &dlq, 0);
+    let object = format!("wal/03/{t}-a.wal");
+    assert_eq!(records_of(c, &dq).await, [(object.clone(), 8, 0), (object, 8, 1)]);
+    let dsub = sub(t, "dlq-reader", &dlq);
+    let dst = c.pop_state(&dsub, &[0], T0, 10, false).await.unwrap();
+    assert_eq!(
+        c.pop_claim(&claim_new(&dsub, &dst[0], 10, T0, T0 + 10))
+            .await
+            .unwrap()
+            .delivered
+            .len(),
+        2
+    );
+    // Nothing left in flight for the original group but offset 2.
+    assert_eq!(
+        c.pop_state(&s, &[0], T0 + 100, 10, false).await.unwrap()[0]
+            .expired
+            .len(),
+        1
+    );
+}
+
+pub async fn fifo_groups_have_one_message_in_flight(c: &dyn Coordinator) {
+    let t = "conf-fifo";
+    fill(c, t, "a", 5).await;
+    let s = sub(t, "g", "a");
+    let taken = |offset: i64, g: &str| Taken {
+        offset,
+        group: Some(g.into()),
+    };
+    let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
+    assert!(st[0].ready.is_empty() && st[0].busy.is_empty());
+    // Messages 0..5 belong to groups A A B A B: deliver the head of each group, park the rest.
+    let claim = |q: QueueClaim| PopClaim {
+        subscription: s.clone(),
+        now_ms: T0,
+        invisible_until_ms: T0 + 100,
+        dead_letter_topic: None,
+        queues: vec![q],
+    };
+    let got = c
+        .pop_claim(&claim(QueueClaim {
+            queue: 0,
+            cursor_from: 0,
+            cursor_to: 5,
+            deliver: vec![taken(0, "A"), taken(2, "B")],
+            park: vec![taken(1, "A"), taken(3, "A"), taken(4, "B")],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.delivered
+            .iter()
+            .map(|f| (f.offset, f.group.clone()))
+            .collect::<Vec<_>>(),
+        [(0, Some("A".into())), (2, Some("B".into()))]
+    );
+    let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
+    assert!(st[0].ready.is_empty(), "both groups have a message in flight");
+    let mut busy = st[0].busy.clone();
+    busy.sort();
+    assert_eq!(busy, ["A", "B"]);
+    assert!(st[0].expired.is_empty(), "waiting messages are not in flight");
+    assert_eq!(
+        c.next_visible_at(&s).await.unwrap(),
+        Some(T0 + 100),
+        "waiting messages have no deadline"
+    );
+
+    // Releasing A's next message while A's head is in flight is refused.
+    let release = |offsets: Vec<i64>| QueueClaim {
+        queue: 0,
+        cursor_from: 5,
+        cursor_to: 5,
+        release: offsets,
+        ..Default::default()
+    };
+    assert!(
+        c.pop_claim(&claim(release(vec![1])))
+            .await
+            .unwrap()
+            .delivered
+            .is_empty()
+    );
+    // Acked, A's next message is ready (B still busy); released, it is in flight.
+    assert_eq!(
+        c.ack(&[receipt(&s, &got.delivered[0])]).await.unwrap(),
+        [AckOutcome::Acked]
+    );
+    let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
+    assert_eq!(
+        st[0].ready,
+        [Waiting {
+            offset: 1,
+            group: "A".into()
+        }]
+    );
+    let next = c.pop_claim(&claim(release(vec![1, 3]))).await.unwrap();
+    assert_eq!(
+        next.delivered.iter().map(|f| f.offset).collect::<Vec<_>>(),
+        [1],
+        "only the head of A"
+    );
+    // A plan made before A became busy again cannot put a second A message in flight: it waits.
+    c.commit_flush(
+        &flush(epoch(c).await, "wal/09/f.wal", vec![batch(queue(t, "a", 0), 1)]),
+        T0,
+    )
+    .await
+    .unwrap();
+    let late = c
+        .pop_claim(&claim(QueueClaim {
+            queue: 0,
+            cursor_from: 5,
+            cursor_to: 6,
+            deliver: vec![taken(5, "A")],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(late.delivered.is_empty());
+    let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
+    assert_eq!(st[0].cursor, 6);
+    assert!(st[0].ready.is_empty());
+    // A retry stays in place: the expired head of A is redelivered before anything after it.
+    let st = c.pop_state(&s, &[0], T0 + 100, 10, true).await.unwrap();
+    let expired: Vec<_> = st[0].expired.iter().map(|f| (f.offset, f.group.clone())).collect();
+    assert_eq!(expired, [(1, Some("A".into())), (2, Some("B".into()))]);
 }

@@ -6,8 +6,8 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::model::{
-    AckOutcome, Batch, Claimed, CommitEvent, FlushCommit, Group, GroupSpec, InFlight, Node, PopClaim, QueuePopState,
-    QueueRef, Receipt, Roles, Subscription, Topic, TopicSpec,
+    AckOutcome, Batch, Claimed, CommitEvent, FlushCommit, Group, GroupSpec, HeldRecord, InFlight, MessageType, Node,
+    PopClaim, QueuePopState, QueueRef, Receipt, Roles, Subscription, Topic, TopicSpec,
 };
 
 #[async_trait]
@@ -16,6 +16,8 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// Creates a topic and its queues; `AlreadyExists` if the name is taken.
     async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic>;
     async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>>;
+    /// Changes a topic's message type (an admin action); `TopicNotFound` if there is none.
+    async fn update_topic_type(&self, tenant: &str, name: &str, message_type: MessageType) -> Result<Topic>;
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>>;
     /// Creates a consumer group; `AlreadyExists` if the name is taken.
     async fn create_group(&self, spec: &GroupSpec, now_ms: i64) -> Result<Group>;
@@ -24,9 +26,10 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 
     // --- the write path ------------------------------------------------------------------
     /// Appends every batch of a flush atomically and returns each batch's base offset, in
-    /// order. Offsets of a queue are dense and strictly increasing. All or nothing: if any
-    /// queue is unknown, or the writer's epoch is fenced, nothing is appended.
-    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>>;
+    /// order (`None` for held batches, which become timers or half messages). Offsets of a
+    /// queue are dense and strictly increasing. All or nothing: if any queue is unknown, or
+    /// the writer's epoch is fenced, nothing is appended.
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>>;
 
     /// Batches of `queue` that hold offsets `>= from`, lowest first, at most `limit`.
     async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>>;
@@ -39,7 +42,8 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     async fn queue_end(&self, queue: &QueueRef) -> Result<i64>;
 
     // --- pop consumption -----------------------------------------------------------------
-    /// Cursor, end and up to `max_expired` expired in-flight messages of each queue.
+    /// Cursor, end and up to `max_expired` expired in-flight messages of each queue; for a
+    /// FIFO consumer group (`fifo`) also its ready waiting messages and busy message groups.
     /// A group's cursor starts at the queue's first retained offset.
     async fn pop_state(
         &self,
@@ -47,12 +51,54 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         queues: &[i32],
         now_ms: i64,
         max_expired: u32,
+        fifo: bool,
     ) -> Result<Vec<QueuePopState>>;
 
     /// Applies a planned pop atomically per queue: moves cursors that did not move meanwhile,
-    /// marks new deliveries and still-expired redeliveries in flight until
-    /// `invisible_until_ms`. Returns what was claimed.
+    /// marks new deliveries, released waiting messages and still-expired redeliveries in
+    /// flight until `invisible_until_ms`, parks messages of busy FIFO groups, and moves
+    /// still-expired messages out of attempts to the dead-letter topic (zero copy). A FIFO
+    /// message group never has two messages in flight. Returns what was claimed.
     async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed>;
+
+    /// Moves a delivered message to `dead_letter_topic` (queue 0) by its receipt, as a
+    /// client does after its own last attempt. Zero copy.
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        dead_letter_topic: &str,
+    ) -> Result<std::result::Result<(), AckOutcome>>;
+
+    // --- held records: timers and transactions --------------------------------------------
+    /// Appends every timer due at `now_ms` to its queue (zero copy), at most `limit`;
+    /// returns how many fired.
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32>;
+
+    /// When the earliest timer is due.
+    async fn next_timer_at(&self) -> Result<Option<i64>>;
+
+    /// Cancels a timer that has not fired and returns its message id; `None` if there is none
+    /// (fired, recalled, unknown).
+    async fn recall_timer(&self, tenant: &str, topic: &str, id: &str) -> Result<Option<String>>;
+
+    /// Resolves a half message: commit appends it to its queue (zero copy), rollback drops
+    /// it. False if there is none (already resolved, unknown).
+    async fn end_transaction(&self, tenant: &str, topic: &str, id: &str, commit: bool) -> Result<bool>;
+
+    /// Claims half messages of `topics` whose orphan check is due: each claimed one's check
+    /// count grows and its next check moves `interval_ms` × 2^checks (at most 32×) ahead, so
+    /// exactly one node sends each check, with backoff. At most `limit`.
+    async fn claim_transaction_checks(
+        &self,
+        topics: &[(String, String)],
+        now_ms: i64,
+        interval_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<HeldRecord>>;
+
+    /// Rolls back half messages checked `max_checks` times whose last check went unanswered
+    /// (due again); returns how many.
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32>;
 
     /// Acknowledges deliveries; one outcome per receipt, in order.
     async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>>;

@@ -77,6 +77,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.topic(tenant, name).await
     }
+    async fn update_topic_type(&self, tenant: &str, name: &str, t: MessageType) -> Result<Topic> {
+        self.faults.check()?;
+        self.inner.update_topic_type(tenant, name, t).await
+    }
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
         self.faults.check()?;
         self.inner.list_topics(tenant).await
@@ -93,7 +97,7 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.list_groups(tenant).await
     }
-    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>> {
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
         self.faults.check_commit()?;
         self.inner.commit_flush(flush, now_ms).await
     }
@@ -109,9 +113,52 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.queue_end(queue).await
     }
-    async fn pop_state(&self, sub: &Subscription, queues: &[i32], now_ms: i64, max: u32) -> Result<Vec<QueuePopState>> {
+    async fn pop_state(
+        &self,
+        sub: &Subscription,
+        queues: &[i32],
+        now_ms: i64,
+        max: u32,
+        fifo: bool,
+    ) -> Result<Vec<QueuePopState>> {
         self.faults.check()?;
-        self.inner.pop_state(sub, queues, now_ms, max).await
+        self.inner.pop_state(sub, queues, now_ms, max, fifo).await
+    }
+    async fn dead_letter(&self, r: &Receipt, topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
+        self.faults.check()?;
+        self.inner.dead_letter(r, topic).await
+    }
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.fire_due_timers(now_ms, limit).await
+    }
+    async fn next_timer_at(&self) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.next_timer_at().await
+    }
+    async fn recall_timer(&self, tenant: &str, topic: &str, id: &str) -> Result<Option<String>> {
+        self.faults.check()?;
+        self.inner.recall_timer(tenant, topic, id).await
+    }
+    async fn end_transaction(&self, tenant: &str, topic: &str, id: &str, commit: bool) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.end_transaction(tenant, topic, id, commit).await
+    }
+    async fn claim_transaction_checks(
+        &self,
+        topics: &[(String, String)],
+        now_ms: i64,
+        next_check_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<HeldRecord>> {
+        self.faults.check()?;
+        self.inner
+            .claim_transaction_checks(topics, now_ms, next_check_ms, limit)
+            .await
+    }
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.expire_transactions(now_ms, max_checks).await
     }
     async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
         self.faults.check()?;

@@ -11,9 +11,10 @@ mod membership;
 pub mod model;
 mod schema;
 mod sql;
+pub mod token;
 
 pub use catalog::{AutoCreate, Catalog};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use coordinator::Coordinator;
 pub use error::{Error, Result};
 pub use membership::Membership;

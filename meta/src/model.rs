@@ -94,7 +94,20 @@ fn check_name(what: &'static str, name: &str, max: usize, allow_empty: bool) -> 
 }
 
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    check_name("topic name", name, MAX_TOPIC_LEN, false)
+    // A dead-letter topic is named after its group, which may be longer than a topic.
+    let max = if name.starts_with(DLQ_PREFIX) {
+        DLQ_PREFIX.len() + MAX_GROUP_LEN
+    } else {
+        MAX_TOPIC_LEN
+    };
+    check_name("topic name", name, max, false)
+}
+
+/// Dead-letter topics are `%DLQ%{group}`, as in Apache RocketMQ.
+pub const DLQ_PREFIX: &str = "%DLQ%";
+
+pub fn dead_letter_topic(group: &str) -> String {
+    format!("{DLQ_PREFIX}{group}")
 }
 
 pub fn validate_group_name(name: &str) -> Result<()> {
@@ -191,9 +204,12 @@ pub struct BlockLocation {
     pub crc32c: u32,
     /// storage::wal::Compression number (persisted).
     pub compression: i32,
+    /// Records in the whole block (what decoding verifies).
+    pub block_records: u32,
 }
 
-/// One queue's records of a flush, to be appended.
+/// One queue's records of a flush (a whole block), to be appended — or, when `held` is
+/// not empty, to be held (one entry per record) until a timer fires or a transaction commits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendBatch {
     pub queue: QueueRef,
@@ -201,6 +217,42 @@ pub struct AppendBatch {
     pub location: BlockLocation,
     pub min_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
+    pub held: Vec<Hold>,
+}
+
+/// Why a record is held back from its queue. Persisted tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HoldKind {
+    /// A delay message, due at `due_ms`.
+    Timer = 1,
+    /// A half message of a transaction; `due_ms` is its first orphan check.
+    Transaction = 2,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub kind: HoldKind,
+    pub message_id: String,
+    pub due_ms: i64,
+}
+
+/// The id of a held record: where it lies, which is unique.
+pub fn held_id(object: &str, block_offset: u64, record_index: u32) -> String {
+    format!("{object}#{block_offset}#{record_index}")
+}
+
+/// A record held back from its queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldRecord {
+    pub id: String,
+    pub kind: HoldKind,
+    pub queue: QueueRef,
+    pub location: BlockLocation,
+    pub record_index: u32,
+    pub message_id: String,
+    pub due_ms: i64,
+    /// Orphan checks sent so far (transactions).
+    pub checks: i64,
 }
 
 /// A flush to commit: one object, batches for many queues.
@@ -215,13 +267,15 @@ pub struct FlushCommit {
     pub batches: Vec<AppendBatch>,
 }
 
-/// A committed batch: records `base_offset .. base_offset + count` of a queue.
+/// A committed batch: records `base_offset .. base_offset + count` of a queue, which are
+/// records `first_record ..` of the block at `location`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     pub queue: QueueRef,
     pub base_offset: i64,
     pub count: u32,
     pub location: BlockLocation,
+    pub first_record: u32,
 }
 
 impl Batch {
@@ -311,32 +365,61 @@ pub struct InFlight {
     /// receipt from an earlier delivery is recognised as stale.
     pub seq: i64,
     pub invisible_until_ms: i64,
+    /// The message group, for FIFO consumer groups.
+    pub group: Option<String>,
+}
+
+/// A message of a FIFO consumer group passed by the cursor while its message group was busy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    pub offset: i64,
+    pub group: String,
 }
 
 /// The state a pop needs for one queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuePopState {
     pub queue: i32,
-    /// Next offset never delivered to the group.
+    /// Next offset never examined for the group.
     pub cursor: i64,
     /// Next offset to be written to the queue.
     pub end: i64,
     /// Delivered, unacknowledged and visible again, lowest offset first.
     pub expired: Vec<InFlight>,
+    /// FIFO only: the first waiting message of each message group with nothing in flight,
+    /// lowest offset first.
+    pub ready: Vec<Waiting>,
+    /// FIFO only: message groups with a message in flight or waiting; new messages of these
+    /// groups must wait behind them.
+    pub busy: Vec<String>,
+}
+
+/// A message newly taken from the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub offset: i64,
+    /// Its message group (FIFO consumer groups only).
+    pub group: Option<String>,
 }
 
 /// What a pop claims for one queue: checked against the state it was planned on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueClaim {
     pub queue: i32,
     /// The cursor the plan started from; the claim fails if it moved meanwhile.
     pub cursor_from: i64,
-    /// The new cursor: every offset below it was delivered or filtered out.
+    /// The new cursor: every offset below it was delivered, parked or filtered out.
     pub cursor_to: i64,
-    /// New offsets in `cursor_from..cursor_to` delivered now (the others did not match the filter).
-    pub deliver: Vec<i64>,
+    /// New offsets in `cursor_from..cursor_to` delivered now.
+    pub deliver: Vec<Taken>,
+    /// New offsets in `cursor_from..cursor_to` whose message group is busy: they wait.
+    pub park: Vec<Taken>,
+    /// Waiting messages delivered now (still waiting, their group idle).
+    pub release: Vec<i64>,
     /// Expired in-flight messages delivered again: `(offset, seq they were seen with)`.
     pub redeliver: Vec<(i64, i64)>,
+    /// Expired in-flight messages out of attempts, moved to the dead-letter queue.
+    pub dead_letter: Vec<(i64, i64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,6 +427,8 @@ pub struct PopClaim {
     pub subscription: Subscription,
     pub now_ms: i64,
     pub invisible_until_ms: i64,
+    /// The dead-letter topic (same tenant, one queue) for `dead_letter` claims.
+    pub dead_letter_topic: Option<String>,
     pub queues: Vec<QueueClaim>,
 }
 
@@ -351,6 +436,8 @@ pub struct PopClaim {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Claimed {
     pub delivered: Vec<InFlight>,
+    /// `(queue, offset)` of messages moved to the dead-letter queue.
+    pub dead_lettered: Vec<(i32, i64)>,
     /// Queues whose cursor moved under the claim (planned again by the caller).
     pub conflicts: Vec<i32>,
 }

@@ -89,4 +89,38 @@ pub const MIGRATIONS: &[&str] = &[
         alive BIGINT NOT NULL
     );
     "#,
+    // 3: zero-copy references, held records, FIFO consumption.
+    //  - a batch may reference a sub-range of a block's records (a fired timer, a committed
+    //    half message, a dead-lettered message point at the record where it already lies);
+    //  - `held`: records stored but not yet in a queue: delay timers and half messages;
+    //  - in-flight rows of FIFO groups carry their message group; `waiting` rows are messages
+    //    passed by the cursor while their message group was busy.
+    r#"
+    ALTER TABLE batches ADD COLUMN first_record BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN block_records BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE held (
+        id TEXT PRIMARY KEY,
+        kind BIGINT NOT NULL,
+        tenant TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        queue_id BIGINT NOT NULL,
+        object TEXT NOT NULL,
+        block_offset BIGINT NOT NULL,
+        block_length BIGINT NOT NULL,
+        uncompressed_length BIGINT NOT NULL,
+        crc32c BIGINT NOT NULL,
+        compression BIGINT NOT NULL,
+        block_records BIGINT NOT NULL,
+        record_index BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        due_ms BIGINT NOT NULL,
+        checks BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE INDEX held_by_due ON held (kind, due_ms);
+    CREATE INDEX held_by_object ON held (object);
+    ALTER TABLE inflight ADD COLUMN msg_group TEXT;
+    ALTER TABLE inflight ADD COLUMN waiting BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX inflight_by_group ON inflight (tenant, grp, topic, queue_id, msg_group);
+    "#,
 ];

@@ -213,19 +213,54 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
     })
 }
 
+/// A block location from the columns batches and held records share.
+fn location_from_row(row: &AnyRow, block_records: u32) -> Result<BlockLocation> {
+    Ok(BlockLocation {
+        object: row.try_get("object")?,
+        offset: int(row, "block_offset")? as u64,
+        length: int(row, "block_length")? as u64,
+        uncompressed_length: int(row, "uncompressed_length")? as u64,
+        crc32c: int(row, "crc32c")? as u32,
+        compression: int(row, "compression")? as i32,
+        block_records,
+    })
+}
+
 fn batch_from_row(queue: &QueueRef, row: &AnyRow) -> Result<Batch> {
+    let count = int(row, "record_count")? as u32;
+    // Rows from before migration 3 cover their whole block.
+    let block_records = match int(row, "block_records")? as u32 {
+        0 => count,
+        n => n,
+    };
     Ok(Batch {
         queue: queue.clone(),
         base_offset: int(row, "base_offset")?,
-        count: int(row, "record_count")? as u32,
-        location: BlockLocation {
-            object: row.try_get("object")?,
-            offset: int(row, "block_offset")? as u64,
-            length: int(row, "block_length")? as u64,
-            uncompressed_length: int(row, "uncompressed_length")? as u64,
-            crc32c: int(row, "crc32c")? as u32,
-            compression: int(row, "compression")? as i32,
+        count,
+        location: location_from_row(row, block_records)?,
+        first_record: int(row, "first_record")? as u32,
+    })
+}
+
+fn held_from_row(row: &AnyRow) -> Result<HeldRecord> {
+    let kind = match int(row, "kind")? {
+        1 => HoldKind::Timer,
+        2 => HoldKind::Transaction,
+        k => return Err(Error::Inconsistent(format!("unknown held kind {k}"))),
+    };
+    Ok(HeldRecord {
+        id: row.try_get("id")?,
+        kind,
+        queue: QueueRef {
+            tenant: row.try_get("tenant")?,
+            topic: row.try_get("topic")?,
+            queue: int(row, "queue_id")? as i32,
         },
+        location: location_from_row(row, int(row, "block_records")? as u32)?,
+        record_index: int(row, "record_index")? as u32,
+        message_id: row.try_get("message_id")?,
+        due_ms: int(row, "due_ms")?,
+        checks: int(row, "checks")?,
     })
 }
 
@@ -247,7 +282,101 @@ fn in_flight_from_row(queue: i32, row: &AnyRow) -> Result<InFlight> {
         attempt: int(row, "attempt")? as i32,
         seq: int(row, "seq")?,
         invisible_until_ms: int(row, "invisible_until_ms")?,
+        group: row.try_get("msg_group")?,
     })
+}
+
+/// Appends a batch of `count` records of the block at `l`, from its record `first_record`,
+/// to `q`; returns the batch's base offset. Zero copy: the batch points at bytes already
+/// stored.
+async fn append(
+    tx: &mut Tx,
+    q: &QueueRef,
+    count: u32,
+    l: &BlockLocation,
+    first_record: u32,
+    (min_ts, max_ts): (i64, i64),
+) -> Result<i64> {
+    let base: Option<i64> = sqlx::query(
+        "UPDATE queues SET next_offset = next_offset + $1 WHERE tenant = $2 AND topic = $3 AND queue_id = $4
+         RETURNING next_offset - $1 AS base",
+    )
+    .bind(i64::from(count))
+    .bind(&q.tenant)
+    .bind(&q.topic)
+    .bind(q.queue)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| int(&r, "base"))
+    .transpose()?;
+    let base = base.ok_or_else(|| queue_not_found(q))?;
+    sqlx::query(
+        "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
+           block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&q.tenant)
+    .bind(&q.topic)
+    .bind(q.queue)
+    .bind(base)
+    .bind(i64::from(count))
+    .bind(&l.object)
+    .bind(l.offset as i64)
+    .bind(l.length as i64)
+    .bind(l.uncompressed_length as i64)
+    .bind(i64::from(l.crc32c))
+    .bind(l.compression)
+    .bind(min_ts)
+    .bind(max_ts)
+    .bind(i64::from(first_record))
+    .bind(i64::from(l.block_records))
+    .execute(&mut **tx)
+    .await?;
+    Ok(base)
+}
+
+/// The batch holding `offset` of `q`.
+async fn locate(tx: &mut Tx, q: &QueueRef, offset: i64) -> Result<Batch> {
+    let row = sqlx::query(
+        "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset <= $4
+         ORDER BY base_offset DESC LIMIT 1",
+    )
+    .bind(&q.tenant)
+    .bind(&q.topic)
+    .bind(q.queue)
+    .bind(offset)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let batch = row.as_ref().map(|r| batch_from_row(q, r)).transpose()?;
+    batch.filter(|b| offset < b.end_offset()).ok_or_else(|| {
+        Error::Inconsistent(format!(
+            "no batch holds {}/{}/{} offset {offset}",
+            q.tenant, q.topic, q.queue
+        ))
+    })
+}
+
+/// Appends the record at `offset` of `from` to queue 0 of `topic` (a dead-letter move).
+async fn append_copy_of(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, now_ms: i64) -> Result<i64> {
+    let b = locate(tx, from, offset).await?;
+    let to = QueueRef {
+        tenant: from.tenant.clone(),
+        topic: topic.to_string(),
+        queue: 0,
+    };
+    let index = b.first_record + (offset - b.base_offset) as u32;
+    append(tx, &to, 1, &b.location, index, (now_ms, now_ms)).await
+}
+
+/// Appends held records to their queues, in due order (zero copy).
+async fn release_held(tx: &mut Tx, mut held: Vec<HeldRecord>) -> Result<HashSet<(String, String)>> {
+    held.sort_by(|a, b| (a.due_ms, &a.id).cmp(&(b.due_ms, &b.id)));
+    let mut topics = HashSet::new();
+    for h in &held {
+        append(tx, &h.queue, 1, &h.location, h.record_index, (h.due_ms, h.due_ms)).await?;
+        topics.insert((h.queue.tenant.clone(), h.queue.topic.clone()));
+    }
+    Ok(topics)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -284,17 +413,7 @@ async fn cursor(tx: &mut Tx, sub: &Subscription, queue: i32) -> Result<Option<(i
 /// Moves a group's cursor from `from` to `to` if it is still at `from` and `to` does not pass
 /// the queue's end. One conditional UPDATE: of two racing claims exactly one wins.
 async fn move_cursor(tx: &mut Tx, sub: &Subscription, queue: i32, from: i64, to: i64) -> Result<bool> {
-    sqlx::query(
-        "INSERT INTO cursors (tenant, grp, topic, queue_id, next_offset)
-         SELECT $1, $2, $3, $4, min_offset FROM queues WHERE tenant = $1 AND topic = $3 AND queue_id = $4
-         ON CONFLICT (tenant, grp, topic, queue_id) DO NOTHING",
-    )
-    .bind(&sub.tenant)
-    .bind(&sub.group)
-    .bind(&sub.topic)
-    .bind(queue)
-    .execute(&mut **tx)
-    .await?;
+    ensure_cursor(tx, sub, queue).await?;
     let moved = sqlx::query(
         "UPDATE cursors SET next_offset = $5
          WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND next_offset = $6
@@ -310,6 +429,93 @@ async fn move_cursor(tx: &mut Tx, sub: &Subscription, queue: i32, from: i64, to:
     .await?
     .rows_affected();
     Ok(moved == 1)
+}
+
+/// Creates a group's cursor on a queue at the queue's first retained offset, if missing.
+async fn ensure_cursor(tx: &mut Tx, sub: &Subscription, queue: i32) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cursors (tenant, grp, topic, queue_id, next_offset)
+         SELECT $1, $2, $3, $4, min_offset FROM queues WHERE tenant = $1 AND topic = $3 AND queue_id = $4
+         ON CONFLICT (tenant, grp, topic, queue_id) DO NOTHING",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the row lock of a group's cursor on a queue (creating the cursor if needed).
+async fn lock_cursor(tx: &mut Tx, sub: &Subscription, queue: i32) -> Result<()> {
+    ensure_cursor(tx, sub, queue).await?;
+    sqlx::query(
+        "UPDATE cursors SET next_offset = next_offset WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether a FIFO message group has a message in flight or waiting.
+async fn group_busy(tx: &mut Tx, sub: &Subscription, queue: i32, group: &str) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS busy FROM inflight
+         WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_group = $5 LIMIT 1",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .bind(group)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Records a taken message: in flight until `invisible_until_ms`, or waiting (`None`).
+async fn insert_inflight(
+    tx: &mut Tx,
+    sub: &Subscription,
+    queue: i32,
+    t: &Taken,
+    invisible_until_ms: Option<i64>,
+) -> Result<()> {
+    let (attempt, seq, until, waiting) = match invisible_until_ms {
+        Some(until) => (1i64, 1i64, until, 0i64),
+        None => (0, 0, 0, 1),
+    };
+    sqlx::query(
+        "INSERT INTO inflight (tenant, grp, topic, queue_id, msg_offset, attempt, seq, invisible_until_ms,
+           msg_group, waiting)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .bind(t.offset)
+    .bind(attempt)
+    .bind(seq)
+    .bind(until)
+    .bind(t.group.as_deref())
+    .bind(waiting)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Wall-clock milliseconds, for timestamps of records moved without a caller's clock.
+fn now_wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 const INFLIGHT_KEY: &str = "tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5";
@@ -341,7 +547,7 @@ async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
 impl SqlCoordinator {
     /// Announces commits on `topics`: on PostgreSQL within the transaction (delivered at
     /// commit, to every node); on SQLite the caller broadcasts after commit.
-    async fn notify_in(&self, tx: &mut Tx, topics: &HashSet<(&str, &str)>) -> Result<()> {
+    async fn notify_in(&self, tx: &mut Tx, topics: &HashSet<(String, String)>) -> Result<()> {
         if self.dialect == Dialect::Postgres {
             for (tenant, topic) in topics {
                 sqlx::query("SELECT pg_notify($1, $2)")
@@ -354,12 +560,12 @@ impl SqlCoordinator {
         Ok(())
     }
 
-    fn notify_after(&self, topics: &HashSet<(&str, &str)>) {
+    fn notify_after(&self, topics: &HashSet<(String, String)>) {
         if self.dialect == Dialect::Sqlite {
             for (tenant, topic) in topics {
                 let _ = self.events.send(CommitEvent {
-                    tenant: tenant.to_string(),
-                    topic: Some(topic.to_string()),
+                    tenant: tenant.clone(),
+                    topic: Some(topic.clone()),
                 });
             }
         }
@@ -424,6 +630,22 @@ impl Coordinator for SqlCoordinator {
             .transpose()
     }
 
+    async fn update_topic_type(&self, tenant: &str, name: &str, message_type: MessageType) -> Result<Topic> {
+        sqlx::query("UPDATE topics SET message_type = $3 WHERE tenant = $1 AND name = $2 RETURNING *")
+            .bind(tenant)
+            .bind(name)
+            .bind(message_type as i64)
+            .fetch_optional(&self.writer)
+            .await?
+            .as_ref()
+            .map(topic_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::TopicNotFound {
+                tenant: tenant.into(),
+                topic: name.into(),
+            })
+    }
+
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
         sqlx::query("SELECT * FROM topics WHERE tenant = $1 ORDER BY name")
             .bind(tenant)
@@ -486,7 +708,7 @@ impl Coordinator for SqlCoordinator {
     }
 
     #[instrument(skip_all, fields(object = %flush.object, batches = flush.batches.len()), err)]
-    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<i64>> {
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
         let mut tx = self.writer.begin().await?;
         // Fencing: only the writer's live epoch may commit. The row lock also orders this
         // commit against a concurrent declaration of the node's death.
@@ -512,51 +734,59 @@ impl Coordinator for SqlCoordinator {
         // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
         let mut order: Vec<usize> = (0..flush.batches.len()).collect();
         order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
-        let mut bases = vec![0i64; flush.batches.len()];
+        let mut bases = vec![None; flush.batches.len()];
         for i in order {
             let b = &flush.batches[i];
-            let q = &b.queue;
-            let base: Option<i64> = sqlx::query(
-                "UPDATE queues SET next_offset = next_offset + $1 WHERE tenant = $2 AND topic = $3 AND queue_id = $4
-                 RETURNING next_offset - $1 AS base",
-            )
-            .bind(i64::from(b.count))
-            .bind(&q.tenant)
-            .bind(&q.topic)
-            .bind(q.queue)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| int(&r, "base"))
-            .transpose()?;
-            // Returning drops `tx`, which rolls the whole flush back.
-            let base = base.ok_or_else(|| queue_not_found(q))?;
-            let l = &b.location;
-            sqlx::query(
-                "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
-                   block_length, uncompressed_length, crc32c, compression, min_ts, max_ts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&q.tenant)
-            .bind(&q.topic)
-            .bind(q.queue)
-            .bind(base)
-            .bind(i64::from(b.count))
-            .bind(&l.object)
-            .bind(l.offset as i64)
-            .bind(l.length as i64)
-            .bind(l.uncompressed_length as i64)
-            .bind(i64::from(l.crc32c))
-            .bind(l.compression)
-            .bind(b.min_timestamp_ms)
-            .bind(b.max_timestamp_ms)
-            .execute(&mut *tx)
-            .await?;
-            bases[i] = base;
+            if b.held.is_empty() {
+                let base = append(
+                    &mut tx,
+                    &b.queue,
+                    b.count,
+                    &b.location,
+                    0,
+                    (b.min_timestamp_ms, b.max_timestamp_ms),
+                )
+                .await?;
+                bases[i] = Some(base);
+                continue;
+            }
+            if b.held.len() != b.count as usize {
+                return Err(Error::invalid(
+                    "flush",
+                    format!("{} holds for {} records", b.held.len(), b.count),
+                ));
+            }
+            for (index, h) in b.held.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO held (id, kind, tenant, topic, queue_id, object, block_offset, block_length,
+                       uncompressed_length, crc32c, compression, block_records, record_index, message_id, due_ms,
+                       checks, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16)",
+                )
+                .bind(held_id(&b.location.object, b.location.offset, index as u32))
+                .bind(h.kind as i64)
+                .bind(&b.queue.tenant)
+                .bind(&b.queue.topic)
+                .bind(b.queue.queue)
+                .bind(&b.location.object)
+                .bind(b.location.offset as i64)
+                .bind(b.location.length as i64)
+                .bind(b.location.uncompressed_length as i64)
+                .bind(i64::from(b.location.crc32c))
+                .bind(b.location.compression)
+                .bind(i64::from(b.location.block_records))
+                .bind(index as i64)
+                .bind(&h.message_id)
+                .bind(h.due_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        let topics: HashSet<(&str, &str)> = flush
+        let topics: HashSet<(String, String)> = flush
             .batches
             .iter()
-            .map(|b| (b.queue.tenant.as_str(), b.queue.topic.as_str()))
+            .map(|b| (b.queue.tenant.clone(), b.queue.topic.clone()))
             .collect();
         self.notify_in(&mut tx, &topics).await?;
         tx.commit().await?;
@@ -619,6 +849,7 @@ impl Coordinator for SqlCoordinator {
         queues: &[i32],
         now_ms: i64,
         max_expired: u32,
+        fifo: bool,
     ) -> Result<Vec<QueuePopState>> {
         let mut tx = self.reader.begin().await?;
         let mut states = Vec::with_capacity(queues.len());
@@ -627,8 +858,9 @@ impl Coordinator for SqlCoordinator {
                 continue;
             };
             let expired = sqlx::query(
-                "SELECT msg_offset, attempt, seq, invisible_until_ms FROM inflight
-                 WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND invisible_until_ms <= $5
+                "SELECT msg_offset, attempt, seq, invisible_until_ms, msg_group FROM inflight
+                 WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND waiting = 0
+                   AND invisible_until_ms <= $5
                  ORDER BY msg_offset LIMIT $6",
             )
             .bind(&sub.tenant)
@@ -642,11 +874,55 @@ impl Coordinator for SqlCoordinator {
             .iter()
             .map(|r| in_flight_from_row(queue, r))
             .collect::<Result<Vec<_>>>()?;
+            let (ready, busy) = if fifo {
+                let ready = sqlx::query(
+                    "SELECT w.msg_offset, w.msg_group FROM inflight w
+                     WHERE w.tenant = $1 AND w.grp = $2 AND w.topic = $3 AND w.queue_id = $4 AND w.waiting = 1
+                       AND NOT EXISTS (SELECT 1 FROM inflight a WHERE a.tenant = $1 AND a.grp = $2 AND a.topic = $3
+                             AND a.queue_id = $4 AND a.msg_group = w.msg_group AND a.waiting = 0)
+                       AND w.msg_offset = (SELECT MIN(m.msg_offset) FROM inflight m WHERE m.tenant = $1 AND m.grp = $2
+                             AND m.topic = $3 AND m.queue_id = $4 AND m.msg_group = w.msg_group AND m.waiting = 1)
+                     ORDER BY w.msg_offset LIMIT $5",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(queue)
+                .bind(i64::from(max_expired))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Waiting {
+                        offset: int(r, "msg_offset")?,
+                        group: r.try_get("msg_group")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                let busy = sqlx::query(
+                    "SELECT DISTINCT msg_group FROM inflight
+                     WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_group IS NOT NULL",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(queue)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get::<String, _>("msg_group")?))
+                .collect::<Result<Vec<_>>>()?;
+                (ready, busy)
+            } else {
+                (Vec::new(), Vec::new())
+            };
             states.push(QueuePopState {
                 queue,
                 cursor,
                 end,
                 expired,
+                ready,
+                busy,
             });
         }
         tx.commit().await?;
@@ -658,45 +934,81 @@ impl Coordinator for SqlCoordinator {
         let sub = &claim.subscription;
         let mut tx = self.writer.begin().await?;
         let mut claimed = Claimed::default();
+        let mut dead_letters = false;
         for q in &claim.queues {
-            if q.cursor_to < q.cursor_from || q.deliver.iter().any(|o| !(q.cursor_from..q.cursor_to).contains(o)) {
+            let in_range = |o: &i64| (q.cursor_from..q.cursor_to).contains(o);
+            if q.cursor_to < q.cursor_from || !q.deliver.iter().chain(&q.park).all(|t| in_range(&t.offset)) {
                 return Err(Error::invalid(
                     "pop claim",
                     format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
                 ));
             }
+            let queue = QueueRef {
+                tenant: sub.tenant.clone(),
+                topic: sub.topic.clone(),
+                queue: q.queue,
+            };
+            let fifo = !q.release.is_empty() || q.deliver.iter().chain(&q.park).any(|t| t.group.is_some());
+            if fifo {
+                // FIFO claims of one queue run one at a time: their group checks hold.
+                lock_cursor(&mut tx, sub, q.queue).await?;
+            }
             let moved =
                 q.cursor_to == q.cursor_from || move_cursor(&mut tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
             if moved {
-                for &offset in &q.deliver {
-                    sqlx::query(
-                        "INSERT INTO inflight (tenant, grp, topic, queue_id, msg_offset, attempt, seq, invisible_until_ms)
-                         VALUES ($1, $2, $3, $4, $5, 1, 1, $6)",
-                    )
-                    .bind(&sub.tenant)
-                    .bind(&sub.group)
-                    .bind(&sub.topic)
-                    .bind(q.queue)
-                    .bind(offset)
-                    .bind(claim.invisible_until_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                    claimed.delivered.push(InFlight {
-                        queue: q.queue,
-                        offset,
-                        attempt: 1,
-                        seq: 1,
-                        invisible_until_ms: claim.invisible_until_ms,
-                    });
+                for t in &q.deliver {
+                    let busy = match &t.group {
+                        Some(g) => group_busy(&mut tx, sub, q.queue, g).await?,
+                        None => false,
+                    };
+                    if busy {
+                        // Another claim made the group busy since the plan: this one waits.
+                        insert_inflight(&mut tx, sub, q.queue, t, None).await?;
+                    } else {
+                        insert_inflight(&mut tx, sub, q.queue, t, Some(claim.invisible_until_ms)).await?;
+                        claimed.delivered.push(InFlight {
+                            queue: q.queue,
+                            offset: t.offset,
+                            attempt: 1,
+                            seq: 1,
+                            invisible_until_ms: claim.invisible_until_ms,
+                            group: t.group.clone(),
+                        });
+                    }
+                }
+                for t in &q.park {
+                    insert_inflight(&mut tx, sub, q.queue, t, None).await?;
                 }
             } else {
                 claimed.conflicts.push(q.queue);
             }
+            for &offset in &q.release {
+                let row = sqlx::query(
+                    "UPDATE inflight SET waiting = 0, attempt = 1, seq = 1, invisible_until_ms = $6
+                     WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5 AND waiting = 1
+                       AND NOT EXISTS (SELECT 1 FROM inflight a WHERE a.tenant = $1 AND a.grp = $2 AND a.topic = $3
+                             AND a.queue_id = $4 AND a.msg_group = inflight.msg_group AND a.waiting = 0)
+                       AND msg_offset = (SELECT MIN(m.msg_offset) FROM inflight m WHERE m.tenant = $1 AND m.grp = $2
+                             AND m.topic = $3 AND m.queue_id = $4 AND m.msg_group = inflight.msg_group AND m.waiting = 1)
+                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(q.queue)
+                .bind(offset)
+                .bind(claim.invisible_until_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(r) = row {
+                    claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
+                }
+            }
             for &(offset, seq) in &q.redeliver {
                 let sql = format!(
                     "UPDATE inflight SET attempt = attempt + 1, seq = seq + 1, invisible_until_ms = $6
-                     WHERE {INFLIGHT_KEY} AND seq = $7 AND invisible_until_ms <= $8
-                     RETURNING msg_offset, attempt, seq, invisible_until_ms"
+                     WHERE {INFLIGHT_KEY} AND seq = $7 AND waiting = 0 AND invisible_until_ms <= $8
+                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
                 );
                 let receipt = Receipt {
                     subscription: sub.clone(),
@@ -714,29 +1026,207 @@ impl Coordinator for SqlCoordinator {
                     claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
                 }
             }
+            for &(offset, seq) in &q.dead_letter {
+                let Some(dlq) = &claim.dead_letter_topic else {
+                    return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
+                };
+                let sql = format!(
+                    "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
+                );
+                let receipt = Receipt {
+                    subscription: sub.clone(),
+                    queue: q.queue,
+                    offset,
+                    seq,
+                };
+                let gone = inflight_query(&sql, &receipt)
+                    .bind(seq)
+                    .bind(claim.now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if gone == 1 {
+                    append_copy_of(&mut tx, &queue, offset, dlq, claim.now_ms).await?;
+                    claimed.dead_lettered.push((q.queue, offset));
+                    dead_letters = true;
+                }
+            }
         }
+        let topics: HashSet<(String, String)> = claim
+            .dead_letter_topic
+            .iter()
+            .filter(|_| dead_letters)
+            .map(|t| (sub.tenant.clone(), t.clone()))
+            .collect();
+        self.notify_in(&mut tx, &topics).await?;
         tx.commit().await?;
+        self.notify_after(&topics);
         Ok(claimed)
+    }
+
+    async fn dead_letter(&self, r: &Receipt, dead_letter_topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
+        let mut tx = self.writer.begin().await?;
+        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
+        let gone = inflight_query(&sql, r)
+            .bind(r.seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone != 1 {
+            let why = why_not_in_flight(&mut tx, r).await?;
+            tx.commit().await?;
+            return Ok(Err(why));
+        }
+        let queue = QueueRef {
+            tenant: r.subscription.tenant.clone(),
+            topic: r.subscription.topic.clone(),
+            queue: r.queue,
+        };
+        append_copy_of(&mut tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
+        // The dead-letter topic has news; a FIFO message group behind this message is free.
+        let topics: HashSet<(String, String)> = [
+            (r.subscription.tenant.clone(), dead_letter_topic.to_string()),
+            (r.subscription.tenant.clone(), r.subscription.topic.clone()),
+        ]
+        .into();
+        self.notify_in(&mut tx, &topics).await?;
+        tx.commit().await?;
+        self.notify_after(&topics);
+        Ok(Ok(()))
+    }
+
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
+        let mut tx = self.writer.begin().await?;
+        let due: Vec<HeldRecord> = sqlx::query(
+            "DELETE FROM held WHERE id IN
+               (SELECT id FROM held WHERE kind = 1 AND due_ms <= $1 ORDER BY due_ms LIMIT $2)
+             RETURNING *",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(held_from_row)
+        .collect::<Result<_>>()?;
+        let fired = due.len() as u32;
+        let topics = release_held(&mut tx, due).await?;
+        self.notify_in(&mut tx, &topics).await?;
+        tx.commit().await?;
+        self.notify_after(&topics);
+        Ok(fired)
+    }
+
+    async fn next_timer_at(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(due_ms) AS next FROM held WHERE kind = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("next")?)
+    }
+
+    async fn recall_timer(&self, tenant: &str, topic: &str, id: &str) -> Result<Option<String>> {
+        let gone = sqlx::query(
+            "DELETE FROM held WHERE id = $1 AND kind = 1 AND tenant = $2 AND topic = $3 RETURNING message_id",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(topic)
+        .fetch_optional(&self.writer)
+        .await?;
+        gone.map(|r| Ok(r.try_get::<String, _>("message_id")?)).transpose()
+    }
+
+    async fn end_transaction(&self, tenant: &str, topic: &str, id: &str, commit: bool) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let half: Vec<HeldRecord> =
+            sqlx::query("DELETE FROM held WHERE id = $1 AND kind = 2 AND tenant = $2 AND topic = $3 RETURNING *")
+                .bind(id)
+                .bind(tenant)
+                .bind(topic)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(held_from_row)
+                .collect::<Result<_>>()?;
+        let found = !half.is_empty();
+        let topics = if commit {
+            release_held(&mut tx, half).await?
+        } else {
+            HashSet::new()
+        };
+        self.notify_in(&mut tx, &topics).await?;
+        tx.commit().await?;
+        self.notify_after(&topics);
+        Ok(found)
+    }
+
+    async fn claim_transaction_checks(
+        &self,
+        topics: &[(String, String)],
+        now_ms: i64,
+        interval_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<HeldRecord>> {
+        let mut claimed = Vec::new();
+        for (tenant, topic) in topics {
+            let left = limit.saturating_sub(claimed.len() as u32);
+            if left == 0 {
+                break;
+            }
+            let rows = sqlx::query(
+                "UPDATE held SET checks = checks + 1, due_ms = $3 + $4 *
+                   CASE checks WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 4 WHEN 3 THEN 8 WHEN 4 THEN 16 ELSE 32 END
+                 WHERE id IN
+                   (SELECT id FROM held WHERE kind = 2 AND tenant = $1 AND topic = $2 AND due_ms <= $3
+                    ORDER BY due_ms LIMIT $5)
+                 RETURNING *",
+            )
+            .bind(tenant)
+            .bind(topic)
+            .bind(now_ms)
+            .bind(interval_ms)
+            .bind(i64::from(left))
+            .fetch_all(&self.writer)
+            .await?;
+            for r in &rows {
+                claimed.push(held_from_row(r)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32> {
+        let gone = sqlx::query("DELETE FROM held WHERE kind = 2 AND checks >= $1 AND due_ms <= $2")
+            .bind(max_checks)
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(gone as u32)
     }
 
     #[instrument(skip_all, fields(receipts = receipts.len()), err)]
     async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(receipts.len());
-        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
+        // Acking a FIFO message frees its message group: receivers waiting for it wake up.
+        let mut freed = HashSet::new();
+        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
         for r in receipts {
-            let deleted = inflight_query(&sql, r)
-                .bind(r.seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            outcomes.push(if deleted == 1 {
-                AckOutcome::Acked
-            } else {
-                why_not_in_flight(&mut tx, r).await?
+            let deleted = inflight_query(&sql, r).bind(r.seq).fetch_optional(&mut *tx).await?;
+            outcomes.push(match deleted {
+                Some(row) => {
+                    if row.try_get::<Option<String>, _>("msg_group")?.is_some() {
+                        freed.insert((r.subscription.tenant.clone(), r.subscription.topic.clone()));
+                    }
+                    AckOutcome::Acked
+                }
+                None => why_not_in_flight(&mut tx, r).await?,
             });
         }
+        self.notify_in(&mut tx, &freed).await?;
         tx.commit().await?;
+        self.notify_after(&freed);
         Ok(outcomes)
     }
 
@@ -748,7 +1238,7 @@ impl Coordinator for SqlCoordinator {
         let mut tx = self.writer.begin().await?;
         let sql = format!(
             "UPDATE inflight SET seq = seq + 1, invisible_until_ms = $6 WHERE {INFLIGHT_KEY} AND seq = $7
-             RETURNING msg_offset, attempt, seq, invisible_until_ms"
+             RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
         );
         let row = inflight_query(&sql, r)
             .bind(invisible_until_ms)
@@ -765,7 +1255,8 @@ impl Coordinator for SqlCoordinator {
 
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
         let row = sqlx::query(
-            "SELECT MIN(invisible_until_ms) AS next FROM inflight WHERE tenant = $1 AND grp = $2 AND topic = $3",
+            "SELECT MIN(invisible_until_ms) AS next FROM inflight
+             WHERE tenant = $1 AND grp = $2 AND topic = $3 AND waiting = 0",
         )
         .bind(&sub.tenant)
         .bind(&sub.group)

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use strata_proto::v2;
 
+use strata_proto::wal::WalRecord;
+
 use crate::query::Delivered;
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
@@ -22,7 +24,18 @@ fn duration(d: Duration) -> prost_types::Duration {
 
 /// The v2 message for a delivery. `store_host` names the node that serves it.
 pub fn to_message(tenant: &str, topic: &str, d: &Delivered, store_host: &str) -> v2::Message {
-    let r = &d.record;
+    let mut m = record_message(tenant, topic, &d.record, d.queue, store_host);
+    if let Some(sp) = m.system_properties.as_mut() {
+        sp.receipt_handle = Some(d.receipt_handle.clone());
+        sp.queue_offset = Some(d.offset);
+        sp.invisible_duration = Some(duration(d.invisible));
+        sp.delivery_attempt = Some(d.attempt);
+    }
+    m
+}
+
+/// The v2 message for a stored record (no delivery details).
+pub fn record_message(tenant: &str, topic: &str, r: &WalRecord, queue: i32, store_host: &str) -> v2::Message {
     v2::Message {
         topic: Some(v2::Resource {
             resource_namespace: tenant.to_string(),
@@ -48,11 +61,11 @@ pub fn to_message(tenant: &str, topic: &str, d: &Delivered, store_host: &str) ->
             store_timestamp: Some(timestamp(r.store_timestamp_ms)),
             store_host: store_host.to_string(),
             delivery_timestamp: r.delivery_timestamp_ms.map(timestamp),
-            receipt_handle: Some(d.receipt_handle.clone()),
-            queue_id: d.queue,
-            queue_offset: Some(d.offset),
-            invisible_duration: Some(duration(d.invisible)),
-            delivery_attempt: Some(d.attempt),
+            receipt_handle: None,
+            queue_id: queue,
+            queue_offset: None,
+            invisible_duration: None,
+            delivery_attempt: None,
             message_group: r.message_group.clone(),
             trace_context: r.trace_context.clone(),
             orphaned_transaction_recovery_duration: None,
@@ -67,7 +80,6 @@ pub fn to_message(tenant: &str, topic: &str, d: &Delivered, store_host: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_proto::wal::WalRecord;
 
     #[test]
     fn carries_what_clients_need() {

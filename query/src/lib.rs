@@ -7,7 +7,7 @@ pub mod convert;
 mod error;
 pub mod filter;
 mod query;
-mod reader;
+pub mod reader;
 mod receipt;
 
 pub use config::QueryConfig;

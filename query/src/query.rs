@@ -1,13 +1,15 @@
 //! The consumer-facing handlers: ReceiveMessage (pop with long polling), AckMessage,
 //! ChangeInvisibleDuration.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_meta::Catalog;
-use strata_meta::model::{AckOutcome, CommitEvent, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Topic};
+use strata_meta::model::{
+    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Taken, Topic,
+};
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
 use tokio::sync::{broadcast, watch};
@@ -56,6 +58,13 @@ pub struct Query {
     closed: watch::Sender<bool>,
 }
 
+/// How a consumer group consumes a topic.
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    fifo: bool,
+    max_attempts: i32,
+}
+
 /// Smallest wait before a pop is retried when the coordinator says an in-flight message is
 /// already visible but the pop found none (another consumer took it): no busy loop.
 const MIN_RETRY_WAIT: Duration = Duration::from_millis(10);
@@ -88,7 +97,12 @@ impl Query {
             )));
         }
         let topic = self.catalog.topic(&req.tenant, &req.topic).await?;
-        self.catalog.group(&req.tenant, &req.group).await?;
+        let group = self.catalog.group(&req.tenant, &req.group).await?;
+        let mode = Mode {
+            // Ordered consumption needs both: a FIFO topic and a FIFO consumer group.
+            fifo: group.fifo && topic.message_type == MessageType::Fifo,
+            max_attempts: group.max_attempts,
+        };
         let sub = Subscription {
             tenant: req.tenant.clone(),
             group: req.group.clone(),
@@ -100,7 +114,7 @@ impl Query {
         let mut events = self.catalog.coordinator().subscribe();
         let mut closed = self.closed.subscribe();
         loop {
-            let (got, raced) = self.pop_once(&sub, &topic, &req.filter, batch, invisible).await?;
+            let (got, raced) = self.pop_once(&sub, &topic, mode, &req.filter, batch, invisible).await?;
             if !got.is_empty() {
                 return Ok(got);
             }
@@ -124,12 +138,16 @@ impl Query {
         }
     }
 
-    /// One pop over every queue of the topic: expired in-flight messages first, then new
-    /// ones. Returns the deliveries and whether another consumer raced us on some queue.
+    /// One pop over every queue of the topic: expired in-flight messages first (those out of
+    /// attempts go to the dead-letter topic instead), then — for FIFO — the waiting heads of
+    /// idle message groups, then new messages. A FIFO message group gets at most one message
+    /// in flight; new messages of busy groups wait. Returns the deliveries and whether
+    /// another consumer raced us on some queue.
     async fn pop_once(
         &self,
         sub: &Subscription,
         topic: &Topic,
+        mode: Mode,
         filter: &Filter,
         batch: usize,
         invisible: Duration,
@@ -139,15 +157,15 @@ impl Query {
         let n = topic.queue_count.max(1) as usize;
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
         let queues: Vec<i32> = (0..n).map(|i| ((start + i) % n) as i32).collect();
-        let states = coordinator.pop_state(sub, &queues, now, batch as u32).await?;
+        let states = coordinator
+            .pop_state(sub, &queues, now, batch as u32, mode.fifo)
+            .await?;
 
         let mut want = batch;
         let mut claims = Vec::new();
         let mut records: HashMap<(i32, i64), WalRecord> = HashMap::new();
+        let mut dead_letters = false;
         for st in states {
-            if want == 0 {
-                break;
-            }
             let queue = QueueRef {
                 tenant: sub.tenant.clone(),
                 topic: sub.topic.clone(),
@@ -157,50 +175,96 @@ impl Query {
                 queue: st.queue,
                 cursor_from: st.cursor,
                 cursor_to: st.cursor,
-                deliver: Vec::new(),
-                redeliver: Vec::new(),
+                ..Default::default()
             };
-            for f in st.expired.iter().take(want) {
-                if let Some(r) = self.reader.read_one(&queue, f.offset).await? {
+            // Groups with a message in flight after this pop: those already busy, plus heads
+            // redelivered or released now.
+            let mut busy: HashSet<String> = st.busy.iter().cloned().collect();
+            for f in &st.expired {
+                if f.attempt >= mode.max_attempts {
+                    claim.dead_letter.push((f.offset, f.seq));
+                    dead_letters = true;
+                } else if want > 0
+                    && let Some(r) = self.reader.read_one(&queue, f.offset).await?
+                {
                     records.insert((st.queue, f.offset), r);
                     claim.redeliver.push((f.offset, f.seq));
                     want -= 1;
                 }
             }
+            for w in &st.ready {
+                if want == 0 {
+                    break;
+                }
+                if let Some(r) = self.reader.read_one(&queue, w.offset).await? {
+                    records.insert((st.queue, w.offset), r);
+                    claim.release.push(w.offset);
+                    busy.insert(w.group.clone());
+                    want -= 1;
+                }
+            }
             if want > 0 && st.cursor < st.end {
                 let scan_to = st.end.min(st.cursor + self.config.max_scan);
-                let read_to = match filter {
-                    Filter::All => scan_to.min(st.cursor + want as i64),
-                    Filter::Tags(_) => scan_to,
+                let read_to = match (filter, mode.fifo) {
+                    (Filter::All, false) => scan_to.min(st.cursor + want as i64),
+                    _ => scan_to,
                 };
                 for (offset, record) in self.reader.read(&queue, st.cursor, read_to).await? {
                     claim.cursor_to = offset + 1;
-                    if filter.matches(&record) {
-                        claim.deliver.push(offset);
-                        records.insert((st.queue, offset), record);
-                        want -= 1;
-                        if want == 0 {
-                            break;
+                    if !filter.matches(&record) {
+                        continue;
+                    }
+                    let group = record.message_group.clone().filter(|_| mode.fifo);
+                    let taken = Taken { offset, group };
+                    match &taken.group {
+                        // Behind a message of its group: it waits its turn.
+                        Some(g) if busy.contains(g) => claim.park.push(taken),
+                        _ => {
+                            if let Some(g) = &taken.group {
+                                busy.insert(g.clone());
+                            }
+                            records.insert((st.queue, offset), record);
+                            claim.deliver.push(taken);
+                            want -= 1;
+                            if want == 0 {
+                                break;
+                            }
                         }
                     }
                 }
             }
-            if claim.cursor_to > claim.cursor_from || !claim.redeliver.is_empty() {
+            let empty = claim.cursor_to == claim.cursor_from
+                && claim.redeliver.is_empty()
+                && claim.release.is_empty()
+                && claim.dead_letter.is_empty();
+            if !empty {
                 claims.push(claim);
             }
         }
         if claims.is_empty() {
             return Ok((Vec::new(), false));
         }
+        let dead_letter_topic = if dead_letters {
+            Some(self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?.name)
+        } else {
+            None
+        };
         let invisible_until_ms = now + invisible.as_millis() as i64;
         let claimed = coordinator
             .pop_claim(&PopClaim {
                 subscription: sub.clone(),
                 now_ms: now,
                 invisible_until_ms,
+                dead_letter_topic,
                 queues: claims,
             })
             .await?;
+        if !claimed.dead_lettered.is_empty() {
+            tracing::info!(
+                tenant = %sub.tenant, group = %sub.group, topic = %sub.topic, messages = claimed.dead_lettered.len(),
+                "moved to the dead-letter topic after {} attempts", mode.max_attempts
+            );
+        }
         let delivered = claimed
             .delivered
             .into_iter()
@@ -223,6 +287,21 @@ impl Query {
             })
             .collect();
         Ok((delivered, !claimed.conflicts.is_empty()))
+    }
+
+    /// Moves a delivered message to its group's dead-letter topic, as a push consumer asks
+    /// after its last local attempt.
+    #[instrument(skip_all, fields(tenant = %sub.tenant, group = %sub.group, topic = %sub.topic), err)]
+    pub async fn forward_to_dead_letter(&self, sub: &Subscription, handle: &str) -> Result<()> {
+        let receipt = self.receipt_for(sub, handle)?;
+        let dlq = self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?;
+        match self.catalog.coordinator().dead_letter(&receipt, &dlq.name).await? {
+            Ok(()) => Ok(()),
+            Err(outcome) => {
+                outcome_result(outcome)?;
+                Err(Error::InvalidReceipt("the message was already acknowledged".into()))
+            }
+        }
     }
 
     /// Ends every long poll now (they answer with what they have: nothing).

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use moka::future::Cache;
 use strata_meta::Coordinator;
-use strata_meta::model::{Batch, QueueRef};
+use strata_meta::model::{Batch, BlockLocation, QueueRef};
 use strata_proto::wal::{Compression, WalRecord};
 use strata_storage::wal::BlockSpan;
 use strata_storage::{BlockCache, Path};
@@ -19,6 +19,33 @@ const INDEX_FETCH: u32 = 64;
 const INDEX_PER_QUEUE: usize = 4096;
 
 type QueueIndex = Arc<RwLock<BTreeMap<i64, Batch>>>;
+
+/// Where a block lies, as storage reads it.
+pub fn span_of(l: &BlockLocation) -> Result<BlockSpan> {
+    Ok(BlockSpan {
+        offset: l.offset,
+        length: l.length,
+        uncompressed_length: l.uncompressed_length,
+        crc32c: l.crc32c,
+        compression: Compression::try_from(l.compression)
+            .map_err(|_| Error::Corrupt(format!("{}: unknown compression {}", l.object, l.compression)))?,
+        record_count: l.block_records,
+    })
+}
+
+/// Every record of the block at `l`, through the cache.
+pub async fn block_records(blocks: &BlockCache, l: &BlockLocation) -> Result<Vec<WalRecord>> {
+    Ok(blocks.records(&Path::from(l.object.as_str()), &span_of(l)?).await?)
+}
+
+/// One record of a block (a held record: a timer or a half message).
+pub async fn record_at(blocks: &BlockCache, l: &BlockLocation, index: u32) -> Result<WalRecord> {
+    block_records(blocks, l)
+        .await?
+        .into_iter()
+        .nth(index as usize)
+        .ok_or_else(|| Error::Corrupt(format!("{} block at {} has no record {index}", l.object, l.offset)))
+}
 
 #[derive(Clone)]
 pub struct Reader {
@@ -65,26 +92,20 @@ impl Reader {
 
     async fn block(&self, batch: &Batch) -> Result<Vec<WalRecord>> {
         let l = &batch.location;
-        let span = BlockSpan {
-            offset: l.offset,
-            length: l.length,
-            uncompressed_length: l.uncompressed_length,
-            crc32c: l.crc32c,
-            compression: Compression::try_from(l.compression)
-                .map_err(|_| Error::Corrupt(format!("{}: unknown compression {}", l.object, l.compression)))?,
-            record_count: batch.count,
-        };
-        let records = self.blocks.records(&Path::from(l.object.as_str()), &span).await?;
-        if records.len() != batch.count as usize {
+        let mut records = block_records(&self.blocks, l).await?;
+        // A batch may reference a sub-range of its block (a fired timer, a dead letter).
+        let first = batch.first_record as usize;
+        let last = first + batch.count as usize;
+        if last > records.len() {
             return Err(Error::Corrupt(format!(
-                "{} block at {} holds {} records, index says {}",
+                "{} block at {} holds {} records, the index references {first}..{last}",
                 l.object,
                 l.offset,
                 records.len(),
-                batch.count
             )));
         }
-        Ok(records)
+        records.truncate(last);
+        Ok(records.split_off(first))
     }
 
     /// Records at offsets `from..to` that are committed, in order.

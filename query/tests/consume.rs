@@ -102,9 +102,11 @@ impl Env {
                     uncompressed_length: span.uncompressed_length,
                     crc32c: span.crc32c,
                     compression: span.compression as i32,
+                    block_records: span.record_count,
                 },
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
+                held: vec![],
             });
         }
         let object = writer.finish("test", 0);

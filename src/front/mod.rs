@@ -1,6 +1,7 @@
 //! The gRPC front: one `MessagingService` routing each RPC to the role that owns it
 //! (ingest or query) and owning client sessions (DESIGN §1).
 
+mod checks;
 mod context;
 mod route;
 mod session;
@@ -21,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
+pub use checks::spawn_transaction_checks;
 use context::Ctx;
 pub use route::Routes;
 pub use session::Sessions;
@@ -139,9 +141,10 @@ impl MessagingService for Front {
                 Ok(receipt) => v2::SendResultEntry {
                     status: Some(ok()),
                     message_id: receipt.message_id.clone(),
-                    transaction_id: String::new(),
-                    offset: receipt.offset,
-                    recall_handle: String::new(),
+                    transaction_id: receipt.transaction_id.clone().unwrap_or_default(),
+                    // Held messages (delay, transaction) get their offset when released.
+                    offset: receipt.offset.unwrap_or_default(),
+                    recall_handle: receipt.recall_handle.clone().unwrap_or_default(),
                 },
                 Err(e) => {
                     debug!(error = %e, "send refused");
@@ -309,10 +312,22 @@ impl MessagingService for Front {
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+        request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let status = match &self.query {
+            None => role_missing("query"),
+            Some(query) => {
+                let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
+                match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
+                    Ok(()) => ok(),
+                    Err(e) => from_query(&e),
+                }
+            }
+        };
         Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
-            status: Some(unsupported("ForwardMessageToDeadLetterQueue")),
+            status: Some(status),
         }))
     }
 
@@ -344,10 +359,32 @@ impl MessagingService for Front {
         }))
     }
 
-    async fn end_transaction(&self, _request: Request<v2::EndTransactionRequest>) -> Reply<v2::EndTransactionResponse> {
-        Ok(Response::new(v2::EndTransactionResponse {
-            status: Some(unsupported("EndTransaction (transactional messages)")),
-        }))
+    async fn end_transaction(&self, request: Request<v2::EndTransactionRequest>) -> Reply<v2::EndTransactionResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let commit = match v2::TransactionResolution::try_from(req.resolution) {
+            Ok(v2::TransactionResolution::Commit) => true,
+            Ok(v2::TransactionResolution::Rollback) => false,
+            _ => {
+                let s = status(Code::BadRequest, "resolution must be COMMIT or ROLLBACK");
+                return Ok(Response::new(v2::EndTransactionResponse { status: Some(s) }));
+            }
+        };
+        let status = match &self.ingest {
+            None => role_missing("ingest"),
+            Some(ingest) => {
+                let topic = req.topic.unwrap_or_default();
+                let tenant = ctx.tenant(Some(&topic));
+                match ingest
+                    .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
+                    .await
+                {
+                    Ok(()) => ok(),
+                    Err(e) => from_ingest(&e),
+                }
+            }
+        };
+        Ok(Response::new(v2::EndTransactionResponse { status: Some(status) }))
     }
 
     type TelemetryStream = BoxStream<v2::TelemetryCommand>;
@@ -378,7 +415,15 @@ impl MessagingService for Front {
                         Some(Command::Settings(settings)) => {
                             let client_type = settings.client_type.unwrap_or_default();
                             let timeout = settings.request_timeout.as_ref().and_then(to_std);
-                            front.sessions.settings(&client_id, client_type, timeout, tx.clone());
+                            let topics = match &settings.pub_sub {
+                                Some(v2::settings::PubSub::Publishing(p)) => {
+                                    p.topics.iter().map(|t| (ctx.tenant(Some(t)), t.name.clone())).collect()
+                                }
+                                _ => Vec::new(),
+                            };
+                            front
+                                .sessions
+                                .settings(&client_id, client_type, timeout, topics, tx.clone());
                             let reply = front.settings_reply(&ctx.namespace, settings).await;
                             if tx.send(Ok(reply)).await.is_err() {
                                 break;
@@ -443,10 +488,23 @@ impl MessagingService for Front {
         Ok(Response::new(response))
     }
 
-    async fn recall_message(&self, _request: Request<v2::RecallMessageRequest>) -> Reply<v2::RecallMessageResponse> {
+    async fn recall_message(&self, request: Request<v2::RecallMessageRequest>) -> Reply<v2::RecallMessageResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let (status, message_id) = match &self.ingest {
+            None => (role_missing("ingest"), String::new()),
+            Some(ingest) => {
+                let topic = req.topic.unwrap_or_default();
+                let tenant = ctx.tenant(Some(&topic));
+                match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
+                    Ok(id) => (ok(), id),
+                    Err(e) => (from_ingest(&e), String::new()),
+                }
+            }
+        };
         Ok(Response::new(v2::RecallMessageResponse {
-            status: Some(unsupported("RecallMessage (delay messages)")),
-            message_id: String::new(),
+            status: Some(status),
+            message_id,
         }))
     }
 

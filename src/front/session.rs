@@ -20,6 +20,8 @@ pub struct Session {
     pub client_type: i32,
     pub request_timeout: Duration,
     pub telemetry: Option<TelemetrySender>,
+    /// Producers: the `(tenant, topic)`s they publish to (transaction checks go to them).
+    pub topics: Vec<(String, String)>,
     last_seen: Instant,
 }
 
@@ -39,6 +41,7 @@ impl Sessions {
             client_type: 0,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             telemetry: None,
+            topics: Vec::new(),
             last_seen: Instant::now(),
         });
         s.last_seen = Instant::now();
@@ -61,6 +64,7 @@ impl Sessions {
         client_id: &str,
         client_type: i32,
         request_timeout: Option<Duration>,
+        topics: Vec<(String, String)>,
         stream: TelemetrySender,
     ) {
         self.with(|m| {
@@ -69,8 +73,35 @@ impl Sessions {
             if let Some(t) = request_timeout.filter(|t| !t.is_zero()) {
                 s.request_timeout = t;
             }
+            s.topics = topics;
             s.telemetry = Some(stream);
         });
+    }
+
+    /// Every `(tenant, topic)` a connected producer publishes to.
+    pub fn published_topics(&self) -> Vec<(String, String)> {
+        let mut topics: Vec<_> = self.with(|m| {
+            m.values()
+                .filter(|s| s.telemetry.is_some())
+                .flat_map(|s| s.topics.iter().cloned())
+                .collect()
+        });
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// The Telemetry stream of a connected producer of `(tenant, topic)`, chosen by `pick`
+    /// among them.
+    pub fn producer_of(&self, tenant: &str, topic: &str, pick: usize) -> Option<TelemetrySender> {
+        self.with(|m| {
+            let streams: Vec<&TelemetrySender> = m
+                .values()
+                .filter(|s| s.topics.iter().any(|(t, tp)| t == tenant && tp == topic))
+                .filter_map(|s| s.telemetry.as_ref())
+                .collect();
+            (!streams.is_empty()).then(|| streams[pick % streams.len()].clone())
+        })
     }
 
     pub fn request_timeout(&self, client_id: Option<&str>) -> Duration {
@@ -111,8 +142,11 @@ mod tests {
         s.touch("c1", Some(1));
         assert_eq!(s.request_timeout(Some("c1")), DEFAULT_REQUEST_TIMEOUT);
         let (tx, _rx) = mpsc::channel(1);
-        s.settings("c1", 3, Some(Duration::from_secs(9)), tx);
+        s.settings("c1", 1, Some(Duration::from_secs(9)), vec![("".into(), "t".into())], tx);
         assert_eq!(s.request_timeout(Some("c1")), Duration::from_secs(9));
+        assert_eq!(s.published_topics(), [("".to_string(), "t".to_string())]);
+        assert!(s.producer_of("", "t", 7).is_some());
+        assert!(s.producer_of("", "other", 0).is_none());
         assert_eq!(s.request_timeout(None), DEFAULT_REQUEST_TIMEOUT);
         s.detach("c1");
         assert_eq!(s.sweep(), 1);

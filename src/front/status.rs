@@ -28,6 +28,10 @@ pub fn from_ingest(e: &strata_ingest::Error) -> Status {
         E::PropertiesTooLarge { .. } => Code::MessagePropertiesTooLarge,
         E::IllegalMessageId(_) => Code::IllegalMessageId,
         E::TypeMismatch { .. } => Code::MessagePropertyConflictWithType,
+        E::IllegalDeliveryTime(_) => Code::IllegalDeliveryTime,
+        E::InvalidTransactionId(_) => Code::InvalidTransactionId,
+        E::InvalidRecallHandle(_) => Code::BadRequest,
+        E::NothingToRecall => Code::NotFound,
         E::UnsupportedType(_) | E::UnknownType(_) => Code::Unsupported,
         E::Store(_) | E::Commit(_) | E::Coordinator(_) | E::ShuttingDown => Code::InternalServerError,
     };
