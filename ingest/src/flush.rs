@@ -53,6 +53,9 @@ pub struct Submission {
     pub budget: OwnedSemaphorePermit,
 }
 
+/// What records share a block: their queue, and whether (and how) they are held.
+type BlockKey = (QueueRef, Option<HoldKind>);
+
 /// A flush whose upload has started.
 struct Pending {
     started: Instant,
@@ -176,7 +179,7 @@ async fn batcher(
 fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePermit) -> Pending {
     let now = shared.clock.now_ms();
     // One block per queue and hold kind: a block is either appended or held as a whole.
-    let mut by_queue: BTreeMap<(QueueRef, Option<HoldKind>), Vec<(usize, usize)>> = BTreeMap::new();
+    let mut by_queue: BTreeMap<BlockKey, Vec<(usize, usize)>> = BTreeMap::new();
     for (s, sub) in batch.iter().enumerate() {
         for (i, item) in sub.items.iter().enumerate() {
             let key = (item.queue.clone(), item.hold.as_ref().map(|h| h.kind));
