@@ -368,9 +368,10 @@ async fn append_copy_of(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, 
     append(tx, &to, 1, &b.location, index, (now_ms, now_ms)).await
 }
 
-/// Appends held records to their queues, in due order (zero copy).
+/// Appends held records to their queues (zero copy): queues in one global order, so this
+/// cannot deadlock with a concurrent commit; each queue's records in due order.
 async fn release_held(tx: &mut Tx, mut held: Vec<HeldRecord>) -> Result<HashSet<(String, String)>> {
-    held.sort_by(|a, b| (a.due_ms, &a.id).cmp(&(b.due_ms, &b.id)));
+    held.sort_by(|a, b| (&a.queue, a.due_ms, &a.id).cmp(&(&b.queue, b.due_ms, &b.id)));
     let mut topics = HashSet::new();
     for h in &held {
         append(tx, &h.queue, 1, &h.location, h.record_index, (h.due_ms, h.due_ms)).await?;
@@ -935,7 +936,11 @@ impl Coordinator for SqlCoordinator {
         let mut tx = self.writer.begin().await?;
         let mut claimed = Claimed::default();
         let mut dead_letters = false;
-        for q in &claim.queues {
+        // Rows are locked in one global order (queue id), so concurrent claims, whose
+        // plans rotate over the queues, cannot deadlock.
+        let mut queues: Vec<&QueueClaim> = claim.queues.iter().collect();
+        queues.sort_by_key(|q| q.queue);
+        for q in queues {
             let in_range = |o: &i64| (q.cursor_from..q.cursor_to).contains(o);
             if q.cursor_to < q.cursor_from || !q.deliver.iter().chain(&q.park).all(|t| in_range(&t.offset)) {
                 return Err(Error::invalid(
@@ -1208,13 +1213,17 @@ impl Coordinator for SqlCoordinator {
     #[instrument(skip_all, fields(receipts = receipts.len()), err)]
     async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
         let mut tx = self.writer.begin().await?;
-        let mut outcomes = Vec::with_capacity(receipts.len());
         // Acking a FIFO message frees its message group: receivers waiting for it wake up.
         let mut freed = HashSet::new();
         let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
-        for r in receipts {
+        // Rows are deleted in one global order, so concurrent acks cannot deadlock.
+        let mut order: Vec<usize> = (0..receipts.len()).collect();
+        order.sort_by_key(|&i| (receipts[i].queue, receipts[i].offset));
+        let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
+        for i in order {
+            let r = &receipts[i];
             let deleted = inflight_query(&sql, r).bind(r.seq).fetch_optional(&mut *tx).await?;
-            outcomes.push(match deleted {
+            outcomes[i] = match deleted {
                 Some(row) => {
                     if row.try_get::<Option<String>, _>("msg_group")?.is_some() {
                         freed.insert((r.subscription.tenant.clone(), r.subscription.topic.clone()));
@@ -1222,7 +1231,7 @@ impl Coordinator for SqlCoordinator {
                     AckOutcome::Acked
                 }
                 None => why_not_in_flight(&mut tx, r).await?,
-            });
+            };
         }
         self.notify_in(&mut tx, &freed).await?;
         tx.commit().await?;

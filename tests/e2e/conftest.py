@@ -82,10 +82,13 @@ class Broker:
         return out.stdout
 
 
-def _broker(tmp_path, backend, extra_args=()):
+def _broker(tmp_path, backend, extra_args=(), config=None):
     log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {}
+    if config:
+        (tmp_path / "strata.toml").write_text(config)
+        extra_args = [*extra_args, "--config", str(tmp_path / "strata.toml")]
     if backend == "postgres+s3":
         from cluster import fresh_database, services
         pg, _, s3, bucket = services()
@@ -105,6 +108,28 @@ def broker(tmp_path, request):
     yield b
     if b.alive():
         assert b.stop() == 0, "the broker exits cleanly on SIGTERM"
+
+
+# Short transaction check timings, a year of delay allowed, and a clock tests may move.
+SEMANTICS_CONFIG = """
+[ingest]
+max_delay = "400days"
+transaction_check_after = "1s"
+transaction_check_interval = "1s"
+[compactor]
+transaction_max_checks = 2
+[testing]
+clock_control = true
+"""
+
+
+@pytest.fixture(params=BACKENDS)
+def semantics_broker(tmp_path, request):
+    """A broker for message-type tests (see SEMANTICS_CONFIG)."""
+    b = _broker(tmp_path, request.param, config=SEMANTICS_CONFIG)
+    yield b
+    if b.alive():
+        assert b.stop() == 0
 
 
 @pytest.fixture(params=BACKENDS)
