@@ -1,5 +1,6 @@
 //! The compactor role: background upkeep of the cluster. Today: firing due delay timers,
-//! rolling back transactions whose orphan checks went unanswered, declaring dead nodes (which
+//! rolling back transactions whose orphan checks went unanswered, moving messages out of
+//! attempts to dead-letter topics when nobody receives them, declaring dead nodes (which
 //! fences their epochs) and deleting orphan WAL objects (PUT but never committed).
 //! Compaction to Parquet and retention come in a later milestone.
 
@@ -79,18 +80,24 @@ pub fn spawn(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            match coordinator_for_tx
-                .expire_transactions(clock_for_tx.now_ms(), max_checks)
-                .await
-            {
+            let now = clock_for_tx.now_ms();
+            match coordinator_for_tx.expire_transactions(now, max_checks).await {
                 Ok(0) => {}
                 Ok(n) => warn!(rolled_back = n, "rolled back transactions whose checks went unanswered"),
                 Err(e) => warn!(error = %e, "transaction expiry failed"),
+            }
+            match coordinator_for_tx.dead_letter_expired(now, DEAD_LETTER_BATCH).await {
+                Ok(0) => {}
+                Ok(n) => info!(messages = n, "moved to dead-letter topics after their last attempt"),
+                Err(e) => warn!(error = %e, "dead-lettering failed"),
             }
         }
     });
     vec![expiry, gc, timers, transactions]
 }
+
+/// Messages moved to dead-letter topics per round (rounds are a second apart).
+const DEAD_LETTER_BATCH: u32 = 1000;
 
 /// Timers fire at most this late: the loop never sleeps longer.
 const TIMER_TICK: Duration = Duration::from_secs(1);

@@ -69,6 +69,11 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         dead_letter_topic: &str,
     ) -> Result<std::result::Result<(), AckOutcome>>;
 
+    /// Moves expired in-flight messages that are out of attempts (attempt ≥ their group's
+    /// max attempts) to their group's dead-letter topic, created if needed, at most `limit`:
+    /// the background half of retries, for groups nobody is receiving from. Returns how many.
+    async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32>;
+
     // --- held records: timers and transactions --------------------------------------------
     /// Appends every timer due at `now_ms` to its queue (zero copy), at most `limit`;
     /// returns how many fired.

@@ -128,6 +128,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.dead_letter(r, topic).await
     }
+    async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.dead_letter_expired(now_ms, limit).await
+    }
     async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
         self.faults.check()?;
         self.inner.fire_due_timers(now_ms, limit).await

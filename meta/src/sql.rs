@@ -356,6 +356,29 @@ async fn locate(tx: &mut Tx, q: &QueueRef, offset: i64) -> Result<Batch> {
     })
 }
 
+/// Creates a dead-letter topic (NORMAL, one queue) if missing.
+async fn ensure_dead_letter_topic(tx: &mut Tx, tenant: &str, topic: &str, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO topics (tenant, name, message_type, queue_count, created_ms) VALUES ($1, $2, $3, 1, $4)
+         ON CONFLICT (tenant, name) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(topic)
+    .bind(MessageType::Normal as i64)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset) VALUES ($1, $2, 0, 0, 0)
+         ON CONFLICT (tenant, topic, queue_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(topic)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Appends the record at `offset` of `from` to queue 0 of `topic` (a dead-letter move).
 async fn append_copy_of(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, now_ms: i64) -> Result<i64> {
     let b = locate(tx, from, offset).await?;
@@ -1098,6 +1121,62 @@ impl Coordinator for SqlCoordinator {
         tx.commit().await?;
         self.notify_after(&topics);
         Ok(Ok(()))
+    }
+
+    async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32> {
+        let candidates = sqlx::query(
+            "SELECT i.tenant, i.grp, i.topic, i.queue_id, i.msg_offset, i.seq FROM inflight i
+             JOIN consumer_groups g ON g.tenant = i.tenant AND g.name = i.grp
+             WHERE i.waiting = 0 AND i.invisible_until_ms <= $1 AND i.attempt >= g.max_attempts
+             LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut moved = 0;
+        // One small transaction per message: an in-flight row, then a dead-letter queue row,
+        // the order pop claims lock them in.
+        for row in &candidates {
+            let receipt = Receipt {
+                subscription: Subscription {
+                    tenant: row.try_get("tenant")?,
+                    group: row.try_get("grp")?,
+                    topic: row.try_get("topic")?,
+                },
+                queue: int(row, "queue_id")? as i32,
+                offset: int(row, "msg_offset")?,
+                seq: int(row, "seq")?,
+            };
+            let dlq = dead_letter_topic(&receipt.subscription.group);
+            let mut tx = self.writer.begin().await?;
+            let sql = format!(
+                "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
+            );
+            let gone = inflight_query(&sql, &receipt)
+                .bind(receipt.seq)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone != 1 {
+                continue; // acked or redelivered meanwhile
+            }
+            ensure_dead_letter_topic(&mut tx, &receipt.subscription.tenant, &dlq, now_ms).await?;
+            let from = QueueRef {
+                tenant: receipt.subscription.tenant.clone(),
+                topic: receipt.subscription.topic.clone(),
+                queue: receipt.queue,
+            };
+            append_copy_of(&mut tx, &from, receipt.offset, &dlq, now_ms).await?;
+            let topics: HashSet<(String, String)> =
+                [(from.tenant.clone(), dlq), (from.tenant.clone(), from.topic.clone())].into();
+            self.notify_in(&mut tx, &topics).await?;
+            tx.commit().await?;
+            self.notify_after(&topics);
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {

@@ -11,3 +11,16 @@ def test_node_client_roundtrip(broker):
                          cwd=NODE_DIR, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK 150 messages intact" in out.stdout
+
+
+def test_node_client_message_types(semantics_broker):
+    b = semantics_broker
+    for topic, kind in [("node-fifo", "fifo"), ("node-delay", "delay"), ("node-tx", "transaction"),
+                        ("node-retry", "normal")]:
+        b.cli("topic", "create", topic, "--type", kind, "--queues", "2")
+    b.cli("group", "create", "node-fifo-g", "--fifo")
+    b.cli("group", "create", "node-retry-g", "--max-attempts", "2")
+    out = subprocess.run(["node", "semantics.js", b.endpoint], cwd=NODE_DIR, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK fifo, delay, recall, transactions, dead letters" in out.stdout
