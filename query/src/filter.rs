@@ -1,4 +1,4 @@
-//! Subscription filter expressions: tags (`*`, `A`, `A || B`). SQL92 comes later.
+//! Subscription filter expressions: tags (`*`, `A`, `A || B`) and SQL92 on properties.
 
 use std::collections::HashSet;
 
@@ -7,19 +7,20 @@ use strata_proto::wal::WalRecord;
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
     All,
     Tags(HashSet<String>),
+    Sql(crate::sql92::Expr),
 }
 
 impl Filter {
     pub fn parse(expr: Option<&v2::FilterExpression>) -> Result<Self> {
         let Some(expr) = expr else { return Ok(Filter::All) };
         match v2::FilterType::try_from(expr.r#type) {
-            Ok(v2::FilterType::Sql) => Err(Error::Unsupported(
-                "SQL92 filter expressions are not supported yet; use tag expressions".into(),
-            )),
+            Ok(v2::FilterType::Sql) => crate::sql92::parse(&expr.expression)
+                .map(Filter::Sql)
+                .map_err(|e| Error::IllegalFilter(format!("{:?}: {e}", expr.expression))),
             Ok(v2::FilterType::Tag) | Ok(v2::FilterType::Unspecified) => Self::parse_tags(&expr.expression),
             Err(_) => Err(Error::IllegalFilter(format!("unknown filter type {}", expr.r#type))),
         }
@@ -43,6 +44,10 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::Tags(tags) => record.tag.as_ref().is_some_and(|t| tags.contains(t)),
+            Filter::Sql(expr) => expr.matches(&|name| match name {
+                "TAGS" => record.tag.clone(),
+                _ => record.user_properties.get(name).cloned(),
+            }),
         }
     }
 }
@@ -69,10 +74,16 @@ mod tests {
         assert_eq!(Filter::parse_tags("").unwrap(), Filter::All);
         assert!(Filter::All.matches(&tagged(None)));
         assert!(Filter::parse_tags("A||").is_err());
-        let sql = v2::FilterExpression {
+        let sql = |e: &str| v2::FilterExpression {
             r#type: v2::FilterType::Sql as i32,
-            expression: "a > 1".into(),
+            expression: e.into(),
         };
-        assert!(matches!(Filter::parse(Some(&sql)), Err(Error::Unsupported(_))));
+        let f = Filter::parse(Some(&sql("a > 1 AND TAGS = 'TagA'"))).unwrap();
+        let mut r = tagged(Some("TagA"));
+        r.user_properties.insert("a".into(), "2".into());
+        assert!(f.matches(&r));
+        r.user_properties.insert("a".into(), "0".into());
+        assert!(!f.matches(&r));
+        assert!(matches!(Filter::parse(Some(&sql("a >"))), Err(Error::IllegalFilter(_))));
     }
 }

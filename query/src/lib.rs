@@ -9,6 +9,7 @@ pub mod filter;
 mod query;
 pub mod reader;
 mod receipt;
+pub mod sql92;
 
 pub use config::QueryConfig;
 pub use error::{Error, Result};

@@ -332,3 +332,30 @@ def test_topic_types_are_enforced_and_changed_by_an_admin(semantics_broker):
             time.sleep(0.5)
     finally:
         raw.close()
+
+
+def test_sql92_filter_on_properties(semantics_broker):
+    from rocketmq.grpc_protocol import FilterType
+
+    b = semantics_broker
+    producer = Producer(config(b.endpoint), ("sql-topic",))
+    producer.startup()
+    try:
+        for i in range(20):
+            region = ["eu", "us", "ap"][i % 3]
+            producer.send(make_message("sql-topic", i, f"m{i}".encode(), tag=f"T{i % 2}",
+                                       props={"amount": str(i * 10), "region": region}))
+    finally:
+        producer.shutdown()
+    expression = "amount >= 50 AND region IN ('eu', 'us') AND TAGS = 'T0'"
+    c = SimpleConsumer(config(b.endpoint), "sql-readers",
+                       {"sql-topic": FilterExpression(expression, FilterType.SQL)}, await_duration=2)
+    c.startup()
+    try:
+        expected = {f"m{i}".encode() for i in range(20)
+                    if i * 10 >= 50 and ["eu", "us", "ap"][i % 3] in ("eu", "us") and i % 2 == 0}
+        got = {m.body for m in receive_until(c, len(expected))}
+        assert got == expected
+        nothing_arrives(c, 2)
+    finally:
+        c.shutdown()
