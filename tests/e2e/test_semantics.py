@@ -1,6 +1,7 @@
 """Message types and consumption semantics with the official Python client: FIFO, delay,
 transactions, retries and the dead-letter queue."""
 
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -359,3 +360,38 @@ def test_sql92_filter_on_properties(semantics_broker):
         nothing_arrives(c, 2)
     finally:
         c.shutdown()
+
+
+def test_timers_and_half_messages_survive_a_restart(semantics_broker):
+    b = semantics_broker
+    b.cli("topic", "create", "restart-delay", "--type", "delay", "--queues", "1")
+    b.cli("topic", "create", "restart-tx", "--type", "transaction", "--queues", "1")
+    producer = Producer(config(b.endpoint), ("restart-delay",))
+    producer.startup()
+    try:
+        due = int(time.time()) + 4
+        producer.send(delayed("restart-delay", b"after restart", due))
+    finally:
+        producer.shutdown()
+    checker = Checker({b"pending": TransactionResolution.COMMIT})
+    tx_producer = Producer(config(b.endpoint), ("restart-tx",), checker)
+    tx_producer.startup()
+    try:
+        t = tx_producer.begin_transaction()
+        tx_producer.send(make_message("restart-tx", 0, b"pending"), t)
+    finally:
+        tx_producer.shutdown()
+    b.stop(signal.SIGKILL)
+    b.start()
+    # The timer fires after the restart; the half message is checked with a new producer.
+    tx_producer = Producer(config(b.endpoint), ("restart-tx",), checker)
+    tx_producer.startup()
+    c = SimpleConsumer(config(b.endpoint), "restart-readers",
+                       {"restart-delay": FilterExpression("*"), "restart-tx": FilterExpression("*")}, await_duration=1)
+    c.startup()
+    try:
+        got = sorted(m.body for m in receive_until(c, 2, deadline_s=30))
+        assert got == [b"after restart", b"pending"]
+    finally:
+        c.shutdown()
+        tx_producer.shutdown()
