@@ -57,7 +57,9 @@ mod tests {
     use object_store::PutPayload;
     use object_store::memory::InMemory;
     use strata_meta::SqlCoordinator;
-    use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Roles, TopicSpec};
+    use strata_meta::model::{
+        AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Roles, TopicSpec,
+    };
 
     use super::*;
 
@@ -100,6 +102,7 @@ mod tests {
                     crc32c: 0,
                     compression: 0,
                     block_records: 1,
+                    format: BlockFormat::Wal,
                 },
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,

@@ -225,7 +225,7 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
             .map(|((queue, (span, records)), held)| AppendBatch {
                 queue,
                 count: records.len() as u32,
-                location: location(&path, span),
+                location: BlockLocation::wal(path.as_ref(), span),
                 min_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).min().unwrap_or(now),
                 max_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).max().unwrap_or(now),
                 held,
@@ -255,18 +255,6 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
         replies,
         _slot: slot,
         _budgets: budgets,
-    }
-}
-
-fn location(path: &Path, span: &BlockSpan) -> BlockLocation {
-    BlockLocation {
-        object: path.to_string(),
-        offset: span.offset,
-        length: span.length,
-        uncompressed_length: span.uncompressed_length,
-        crc32c: span.crc32c,
-        compression: span.compression as i32,
-        block_records: span.record_count,
     }
 }
 

@@ -180,6 +180,50 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.next_visible_at(sub).await
     }
+    async fn compaction_candidates(&self, before_ms: i64, limit: u32) -> Result<Vec<QueueRef>> {
+        self.faults.check()?;
+        self.inner.compaction_candidates(before_ms, limit).await
+    }
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.acquire_lease(name, holder, now_ms, ttl_ms).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        self.faults.check()?;
+        self.inner.release_lease(name, holder).await
+    }
+    async fn swap_compacted(&self, swap: &CompactionSwap, now_ms: i64) -> Result<bool> {
+        self.faults.check_commit()?;
+        self.inner.swap_compacted(swap, now_ms).await
+    }
+    async fn apply_retention(&self, now_ms: i64, archive_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.apply_retention(now_ms, archive_ms, limit).await
+    }
+    async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>> {
+        self.faults.check()?;
+        self.inner.unreferenced_objects(now_ms, grace_ms, limit).await
+    }
+    async fn forget_object(&self, path: &str) -> Result<()> {
+        self.faults.check()?;
+        self.inner.forget_object(path).await
+    }
+    async fn queue_bounds(&self, queue: &QueueRef) -> Result<(i64, i64)> {
+        self.faults.check()?;
+        self.inner.queue_bounds(queue).await
+    }
+    async fn batch_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<Option<Batch>> {
+        self.faults.check()?;
+        self.inner.batch_at_time(queue, ts_ms).await
+    }
+    async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.commit_offset(sub, queue, offset).await
+    }
+    async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.committed_offset(sub, queue).await
+    }
     async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
         self.faults.check()?;
         self.inner.register_node(id, roles, advertise, now_ms).await

@@ -149,7 +149,12 @@ pub struct Topic {
     pub message_type: MessageType,
     pub queue_count: i32,
     pub created_ms: i64,
+    /// How long messages stay readable (default 72 h).
+    pub retention_ms: i64,
 }
+
+/// Default topic retention: 72 hours, as Apache RocketMQ.
+pub const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
 
 /// Default delivery attempts before a message goes to the dead-letter queue (Apache's 16).
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 16;
@@ -194,18 +199,31 @@ pub struct QueueRef {
     pub queue: i32,
 }
 
-/// Where a batch of records sits: a block of an object. Mirrors storage's `BlockSpan`.
+/// Where a batch's records sit: a WAL block or a Parquet row group (storage's type).
+pub use strata_storage::location::{BlockFormat, BlockLocation};
+
+/// A compaction: a queue's WAL batches `from..to` become the row groups of one Parquet file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockLocation {
-    pub object: String,
-    pub offset: u64,
-    pub length: u64,
-    pub uncompressed_length: u64,
-    pub crc32c: u32,
-    /// storage::wal::Compression number (persisted).
-    pub compression: i32,
-    /// Records in the whole block (what decoding verifies).
-    pub block_records: u32,
+pub struct CompactionSwap {
+    pub queue: QueueRef,
+    pub from: i64,
+    pub to: i64,
+    /// How many WAL batches the file replaces (checked: they must still be there).
+    pub replaced_batches: u32,
+    pub file: String,
+    pub file_size: u64,
+    /// Rows of each row group, in order, and their min/max store timestamps.
+    pub row_groups: Vec<RowGroup>,
+    /// The lease under which the job ran: the swap is refused if it was lost.
+    pub lease: String,
+    pub holder: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowGroup {
+    pub rows: u32,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
 }
 
 /// One queue's records of a flush (a whole block), to be appended — or, when `held` is
@@ -276,6 +294,8 @@ pub struct Batch {
     pub count: u32,
     pub location: BlockLocation,
     pub first_record: u32,
+    /// The newest store timestamp of its records (retention, time lookups).
+    pub max_timestamp_ms: i64,
 }
 
 impl Batch {

@@ -123,4 +123,30 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE inflight ADD COLUMN waiting BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX inflight_by_group ON inflight (tenant, grp, topic, queue_id, msg_group);
     "#,
+    // 4: compaction, retention, GC and stream consumption.
+    //  - a batch's block is a WAL block (format 0) or a Parquet row group (format 1);
+    //  - topics have a retention (consumers) and objects an archive horizon (GC);
+    //  - objects remember since when nothing references them (deleted after a grace period);
+    //  - leases split compaction jobs among compactors;
+    //  - stream consumers (PullMessage) commit offsets per group and queue.
+    r#"
+    ALTER TABLE batches ADD COLUMN format BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX batches_by_age ON batches (format, max_ts);
+    ALTER TABLE topics ADD COLUMN retention_ms BIGINT NOT NULL DEFAULT 259200000;
+    ALTER TABLE objects ADD COLUMN unreferenced_ms BIGINT;
+    ALTER TABLE objects ADD COLUMN keep_until_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE stream_offsets (
+        tenant TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        queue_id BIGINT NOT NULL,
+        committed BIGINT NOT NULL,
+        PRIMARY KEY (tenant, grp, topic, queue_id)
+    );
+    "#,
 ];

@@ -200,6 +200,7 @@ fn topic_from_row(row: &AnyRow) -> Result<Topic> {
             .ok_or_else(|| Error::Inconsistent(format!("unknown message type {t}")))?,
         queue_count: int(row, "queue_count")? as i32,
         created_ms: int(row, "created_ms")?,
+        retention_ms: int(row, "retention_ms")?,
     })
 }
 
@@ -214,8 +215,9 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
 }
 
 /// A block location from the columns batches and held records share.
-fn location_from_row(row: &AnyRow, block_records: u32) -> Result<BlockLocation> {
+fn location_from_row(row: &AnyRow, block_records: u32, format: BlockFormat) -> Result<BlockLocation> {
     Ok(BlockLocation {
+        format,
         object: row.try_get("object")?,
         offset: int(row, "block_offset")? as u64,
         length: int(row, "block_length")? as u64,
@@ -233,12 +235,18 @@ fn batch_from_row(queue: &QueueRef, row: &AnyRow) -> Result<Batch> {
         0 => count,
         n => n,
     };
+    let format = match int(row, "format")? {
+        0 => BlockFormat::Wal,
+        1 => BlockFormat::Parquet,
+        f => return Err(Error::Inconsistent(format!("unknown block format {f}"))),
+    };
     Ok(Batch {
         queue: queue.clone(),
         base_offset: int(row, "base_offset")?,
         count,
-        location: location_from_row(row, block_records)?,
+        location: location_from_row(row, block_records, format)?,
         first_record: int(row, "first_record")? as u32,
+        max_timestamp_ms: int(row, "max_ts")?,
     })
 }
 
@@ -256,7 +264,8 @@ fn held_from_row(row: &AnyRow) -> Result<HeldRecord> {
             topic: row.try_get("topic")?,
             queue: int(row, "queue_id")? as i32,
         },
-        location: location_from_row(row, int(row, "block_records")? as u32)?,
+        // Held records lie in WAL blocks.
+        location: location_from_row(row, int(row, "block_records")? as u32, BlockFormat::Wal)?,
         record_index: int(row, "record_index")? as u32,
         message_id: row.try_get("message_id")?,
         due_ms: int(row, "due_ms")?,
@@ -312,8 +321,8 @@ async fn append(
     let base = base.ok_or_else(|| queue_not_found(q))?;
     sqlx::query(
         "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
-           block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+           block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records, format)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&q.tenant)
     .bind(&q.topic)
@@ -330,6 +339,7 @@ async fn append(
     .bind(max_ts)
     .bind(i64::from(first_record))
     .bind(i64::from(l.block_records))
+    .bind(l.format as i64)
     .execute(&mut **tx)
     .await?;
     Ok(base)
@@ -640,6 +650,7 @@ impl Coordinator for SqlCoordinator {
             message_type: spec.message_type,
             queue_count: spec.queue_count,
             created_ms: now_ms,
+            retention_ms: DEFAULT_RETENTION_MS,
         })
     }
 
@@ -1352,6 +1363,321 @@ impl Coordinator for SqlCoordinator {
         .fetch_one(&self.reader)
         .await?;
         Ok(row.try_get::<Option<i64>, _>("next")?)
+    }
+
+    async fn compaction_candidates(&self, before_ms: i64, limit: u32) -> Result<Vec<QueueRef>> {
+        sqlx::query(
+            "SELECT DISTINCT tenant, topic, queue_id FROM batches WHERE format = 0 AND max_ts < $1
+             ORDER BY tenant, topic, queue_id LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(QueueRef {
+                tenant: r.try_get("tenant")?,
+                topic: r.try_get("topic")?,
+                queue: int(r, "queue_id")? as i32,
+            })
+        })
+        .collect()
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+               WHERE leases.holder = excluded.holder OR leases.expires_ms <= $4
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms + ttl_ms)
+        .bind(now_ms)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(queue = ?swap.queue, from = swap.from, to = swap.to), err)]
+    async fn swap_compacted(&self, swap: &CompactionSwap, now_ms: i64) -> Result<bool> {
+        let q = &swap.queue;
+        let mut tx = self.writer.begin().await?;
+        // Fencing: the job's lease must still be ours (a compactor that stalled past its
+        // lease must not swap over a newer job).
+        let held = sqlx::query(
+            "UPDATE leases SET expires_ms = expires_ms WHERE name = $1 AND holder = $2 AND expires_ms > $3",
+        )
+        .bind(&swap.lease)
+        .bind(&swap.holder)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held != 1 {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(record_count), 0) AS BIGINT) AS records, COALESCE(MIN(format), 0) AS lo,
+                    COALESCE(MAX(format), 0) AS hi
+             FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset >= $4 AND base_offset < $5",
+        )
+        .bind(&q.tenant)
+        .bind(&q.topic)
+        .bind(q.queue)
+        .bind(swap.from)
+        .bind(swap.to)
+        .fetch_one(&mut *tx)
+        .await?;
+        let expected = int(&row, "n")? == i64::from(swap.replaced_batches)
+            && int(&row, "records")? == swap.to - swap.from
+            && int(&row, "lo")? == 0
+            && int(&row, "hi")? == 0;
+        if !expected {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset >= $4 AND base_offset < $5")
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(swap.from)
+            .bind(swap.to)
+            .execute(&mut *tx)
+            .await?;
+        let mut base = swap.from;
+        for (index, g) in swap.row_groups.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
+                   block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records,
+                   format)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, $9, $10, 0, $5, 1)",
+            )
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(base)
+            .bind(i64::from(g.rows))
+            .bind(&swap.file)
+            .bind(index as i64)
+            .bind(swap.file_size as i64)
+            .bind(g.min_timestamp_ms)
+            .bind(g.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+            base += i64::from(g.rows);
+        }
+        if base != swap.to {
+            return Err(Error::invalid(
+                "compaction",
+                format!(
+                    "row groups hold {} records, not {}",
+                    base - swap.from,
+                    swap.to - swap.from
+                ),
+            ));
+        }
+        sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&swap.file)
+            .bind(swap.file_size as i64)
+            .bind(&swap.holder)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn apply_retention(&self, now_ms: i64, archive_ms: i64, limit: u32) -> Result<u32> {
+        // Queues whose first batch is past its topic's retention.
+        let queues = sqlx::query(
+            "SELECT q.tenant, q.topic, q.queue_id, t.retention_ms FROM queues q
+             JOIN topics t ON t.tenant = q.tenant AND t.name = q.topic
+             JOIN batches b ON b.tenant = q.tenant AND b.topic = q.topic AND b.queue_id = q.queue_id
+               AND b.base_offset = q.min_offset
+             WHERE b.max_ts < $1 - t.retention_ms
+             LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut removed = 0u32;
+        for row in &queues {
+            let q = QueueRef {
+                tenant: row.try_get("tenant")?,
+                topic: row.try_get("topic")?,
+                queue: int(row, "queue_id")? as i32,
+            };
+            let cutoff = now_ms - int(row, "retention_ms")?;
+            let mut tx = self.writer.begin().await?;
+            let batches: Vec<Batch> = sqlx::query(
+                "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 ORDER BY base_offset LIMIT $4",
+            )
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| batch_from_row(&q, r))
+            .collect::<Result<_>>()?;
+            let mut first = None;
+            for b in batches.iter().take_while(|b| b.max_timestamp_ms < cutoff) {
+                first = Some(b.end_offset());
+                sqlx::query(
+                    "DELETE FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset = $4",
+                )
+                .bind(&q.tenant)
+                .bind(&q.topic)
+                .bind(q.queue)
+                .bind(b.base_offset)
+                .execute(&mut *tx)
+                .await?;
+                if b.location.format == BlockFormat::Parquet {
+                    // The archive outlives the consumers' view of it.
+                    sqlx::query("UPDATE objects SET keep_until_ms = $2 WHERE path = $1 AND keep_until_ms < $2")
+                        .bind(&b.location.object)
+                        .bind(b.max_timestamp_ms + archive_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                removed += 1;
+            }
+            if let Some(min) = first {
+                sqlx::query("UPDATE queues SET min_offset = $4 WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND min_offset < $4")
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(q.queue)
+                    .bind(min)
+                    .execute(&mut *tx)
+                    .await?;
+                for table in ["cursors", "stream_offsets"] {
+                    let column = if table == "cursors" { "next_offset" } else { "committed" };
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET {column} = $4 WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND {column} < $4"
+                    )))
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(q.queue)
+                    .bind(min)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "DELETE FROM inflight WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset < $4",
+                )
+                .bind(&q.tenant)
+                .bind(&q.topic)
+                .bind(q.queue)
+                .bind(min)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>> {
+        const REFERENCED: &str = "(EXISTS (SELECT 1 FROM batches b WHERE b.object = objects.path)
+             OR EXISTS (SELECT 1 FROM held h WHERE h.object = objects.path))";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE objects SET unreferenced_ms = NULL WHERE unreferenced_ms IS NOT NULL AND {REFERENCED}"
+        )))
+        .execute(&self.writer)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE objects SET unreferenced_ms = $1
+             WHERE unreferenced_ms IS NULL AND keep_until_ms <= $1 AND NOT {REFERENCED}"
+        )))
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        sqlx::query("SELECT path FROM objects WHERE unreferenced_ms IS NOT NULL AND unreferenced_ms <= $1 ORDER BY path LIMIT $2")
+            .bind(now_ms - grace_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get::<String, _>("path")?))
+            .collect()
+    }
+
+    async fn forget_object(&self, path: &str) -> Result<()> {
+        sqlx::query("DELETE FROM objects WHERE path = $1 AND unreferenced_ms IS NOT NULL")
+            .bind(path)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_bounds(&self, queue: &QueueRef) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT min_offset, next_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| queue_not_found(queue))?;
+        Ok((int(&row, "min_offset")?, int(&row, "next_offset")?))
+    }
+
+    async fn batch_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<Option<Batch>> {
+        sqlx::query(
+            "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND max_ts >= $4
+             ORDER BY base_offset LIMIT 1",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .bind(ts_ms)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(|r| batch_from_row(queue, r))
+        .transpose()
+    }
+
+    async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO stream_offsets (tenant, grp, topic, queue_id, committed) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, grp, topic, queue_id) DO UPDATE SET committed = excluded.committed",
+        )
+        .bind(&sub.tenant)
+        .bind(&sub.group)
+        .bind(&sub.topic)
+        .bind(queue)
+        .bind(offset)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT committed FROM stream_offsets WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4",
+        )
+        .bind(&sub.tenant)
+        .bind(&sub.group)
+        .bind(&sub.topic)
+        .bind(queue)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| int(&r, "committed")).transpose()
     }
 
     async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {

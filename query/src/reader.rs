@@ -7,9 +7,8 @@ use std::sync::{Arc, RwLock};
 use moka::future::Cache;
 use strata_meta::Coordinator;
 use strata_meta::model::{Batch, BlockLocation, QueueRef};
-use strata_proto::wal::{Compression, WalRecord};
-use strata_storage::wal::BlockSpan;
-use strata_storage::{BlockCache, Path};
+use strata_proto::wal::WalRecord;
+use strata_storage::BlockCache;
 
 use crate::error::{Error, Result};
 
@@ -20,27 +19,10 @@ const INDEX_PER_QUEUE: usize = 4096;
 
 type QueueIndex = Arc<RwLock<BTreeMap<i64, Batch>>>;
 
-/// Where a block lies, as storage reads it.
-pub fn span_of(l: &BlockLocation) -> Result<BlockSpan> {
-    Ok(BlockSpan {
-        offset: l.offset,
-        length: l.length,
-        uncompressed_length: l.uncompressed_length,
-        crc32c: l.crc32c,
-        compression: Compression::try_from(l.compression)
-            .map_err(|_| Error::Corrupt(format!("{}: unknown compression {}", l.object, l.compression)))?,
-        record_count: l.block_records,
-    })
-}
-
-/// Every record of the block at `l`, through the cache.
-pub async fn block_records(blocks: &BlockCache, l: &BlockLocation) -> Result<Vec<WalRecord>> {
-    Ok(blocks.records(&Path::from(l.object.as_str()), &span_of(l)?).await?)
-}
-
 /// One record of a block (a held record: a timer or a half message).
 pub async fn record_at(blocks: &BlockCache, l: &BlockLocation, index: u32) -> Result<WalRecord> {
-    block_records(blocks, l)
+    blocks
+        .block(l)
         .await?
         .into_iter()
         .nth(index as usize)
@@ -92,7 +74,7 @@ impl Reader {
 
     async fn block(&self, batch: &Batch) -> Result<Vec<WalRecord>> {
         let l = &batch.location;
-        let mut records = block_records(&self.blocks, l).await?;
+        let mut records = self.blocks.block(l).await?;
         // A batch may reference a sub-range of its block (a fired timer, a dead letter).
         let first = batch.first_record as usize;
         let last = first + batch.count as usize;

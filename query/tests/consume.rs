@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_meta::model::Roles;
-use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec};
+use strata_meta::model::{
+    AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec,
+};
 use strata_meta::{AutoCreate, Catalog, ManualClock, Membership, SqlCoordinator};
 use strata_proto::wal::WalRecord;
 use strata_query::{Error, Filter, Query, QueryConfig, ReceiveRequest};
@@ -103,6 +105,7 @@ impl Env {
                     crc32c: span.crc32c,
                     compression: span.compression as i32,
                     block_records: span.record_count,
+                    format: BlockFormat::Wal,
                 },
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,

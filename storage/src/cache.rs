@@ -17,6 +17,8 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use crate::error::{Error, Result};
+use crate::location::{BlockFormat, BlockLocation};
+use crate::parquet::ParquetFiles;
 use crate::wal::{BlockSpan, WalRecord, decode_block};
 
 /// Cache sizes. The memory tier holds decoded records; the disk tier their encoded form.
@@ -107,11 +109,12 @@ impl Code for Block {
     }
 }
 
-/// Reads WAL blocks through the cache.
+/// Reads WAL blocks and Parquet row groups through the cache.
 #[derive(Clone)]
 pub struct BlockCache {
     store: Arc<dyn ObjectStore>,
     cache: HybridCache<BlockKey, Block>,
+    parquet: ParquetFiles,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -146,7 +149,8 @@ impl BlockCache {
             }
         }
         .map_err(|e| Error::Cache(e.to_string()))?;
-        Ok(Self { store, cache })
+        let parquet = ParquetFiles::new(Arc::clone(&store));
+        Ok(Self { store, cache, parquet })
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -181,6 +185,48 @@ impl BlockCache {
                     .map_err(|e| Error::store(&path, e))?;
                 let data = got.bytes().await.map_err(|e| Error::store(&path, e))?;
                 decode_block(&path, &span_copy, data).map(|records| Block { records })
+            })
+            .await
+            .map_err(from_foyer)?;
+        Ok(entry.value().records.clone())
+    }
+}
+
+impl BlockCache {
+    /// Every record of the block at `l` (a WAL block or a Parquet row group).
+    pub async fn block(&self, l: &BlockLocation) -> Result<Vec<WalRecord>> {
+        let path = Path::from(l.object.as_str());
+        let records = match l.format {
+            BlockFormat::Wal => self.records(&path, &l.span()?).await?,
+            BlockFormat::Parquet => self.row_group(&path, l.length, l.offset as u32).await?,
+        };
+        if records.len() != l.block_records as usize {
+            return Err(Error::corrupt(
+                &path,
+                l.offset,
+                format!("{} records, the index says {}", records.len(), l.block_records),
+            ));
+        }
+        Ok(records)
+    }
+
+    /// The records of one row group of a Parquet file (`file_size` bytes): from the cache,
+    /// or its column chunks fetched with range GETs.
+    #[instrument(skip_all, fields(object = %object, row_group))]
+    pub async fn row_group(&self, object: &Path, file_size: u64, row_group: u32) -> Result<Vec<WalRecord>> {
+        let files = self.parquet.clone();
+        let path = object.clone();
+        let key = BlockKey {
+            object: object.to_string(),
+            offset: u64::from(row_group),
+        };
+        let entry = self
+            .cache
+            .get_or_fetch(&key, move || async move {
+                let rows = files.row_group(&path, file_size, row_group as usize).await?;
+                Ok::<_, Error>(Block {
+                    records: rows.into_iter().map(|(_, r)| r).collect(),
+                })
             })
             .await
             .map_err(from_foyer)?;

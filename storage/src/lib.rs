@@ -9,11 +9,14 @@ pub mod counting;
 mod error;
 pub mod faults;
 pub mod hooked;
+pub mod location;
+pub mod parquet;
 pub mod paths;
 mod store;
 pub mod wal;
 
 pub use cache::{BlockCache, CacheConfig};
 pub use error::{Error, Result};
+pub use location::{BlockFormat, BlockLocation};
 pub use object_store::{self, ObjectStore, path::Path};
 pub use store::{S3Options, open_store};
