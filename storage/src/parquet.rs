@@ -401,14 +401,14 @@ mod tests {
     fn record(i: usize) -> WalRecord {
         WalRecord {
             message_id: format!("id-{i}"),
-            tag: (i % 2 == 0).then(|| format!("T{i}")),
+            tag: i.is_multiple_of(2).then(|| format!("T{i}")),
             keys: (0..i % 3).map(|k| format!("k{k}")).collect(),
-            message_group: (i % 5 == 0).then(|| "g".to_string()),
+            message_group: i.is_multiple_of(5).then(|| "g".to_string()),
             user_properties: [("a".to_string(), i.to_string()), ("b".to_string(), "x".to_string())].into(),
             body: Bytes::from(vec![i as u8; 100 + i * 50]),
             born_timestamp_ms: 1_000 + i as i64,
             store_timestamp_ms: 2_000 + i as i64,
-            delivery_timestamp_ms: (i % 4 == 0).then_some(9_000),
+            delivery_timestamp_ms: i.is_multiple_of(4).then_some(9_000),
             born_host: "10.0.0.1".into(),
             message_type: 1,
             reconsume_count: 0,
