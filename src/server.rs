@@ -66,7 +66,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     .await?;
     let mut tasks = vec![membership.spawn_heartbeats(settings.cluster.heartbeat_interval)];
 
-    let blocks = if roles.contains(Roles::INGEST) || roles.contains(Roles::QUERY) {
+    let blocks = if roles != Roles::NONE {
         let mut cache_config = settings.cache.clone();
         if cache_config.disk_dir.is_none() {
             cache_config.disk_dir = Some(settings.data_dir.join("cache"));
@@ -95,16 +95,17 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         )),
         _ => None,
     };
-    if roles.contains(Roles::COMPACTOR) {
-        tasks.extend(strata_compactor::spawn(
-            Arc::clone(&dyn_coordinator),
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            settings.compactor.clone(),
-            settings.cluster.node_ttl,
-        ));
+    if let (true, Some(blocks)) = (roles.contains(Roles::COMPACTOR), &cache) {
+        let compaction = strata_compactor::Compaction {
+            coordinator: Arc::clone(&dyn_coordinator),
+            store: Arc::clone(&store),
+            blocks: blocks.clone(),
+            clock: Arc::clone(&clock),
+            config: settings.compactor.clone(),
+            node: node_id.clone(),
+        };
+        tasks.extend(strata_compactor::spawn(compaction, settings.cluster.node_ttl));
     }
-
     let sessions = Arc::new(Sessions::default());
     if let (Some(ingest), Some(blocks)) = (&ingest, &cache) {
         tasks.push(spawn_transaction_checks(

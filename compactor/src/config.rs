@@ -16,6 +16,35 @@ pub struct CompactorConfig {
     pub orphan_grace: Duration,
     /// Unanswered orphan checks after which a half message is rolled back (Apache's 15).
     pub transaction_max_checks: i64,
+    /// How often queues are looked at for compaction (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
+    /// WAL batches are compacted once their newest record is this old (default 60 s): the
+    /// freshest data stays in the WAL (and the ingest node's cache) where consumers read it
+    /// first; older data moves to one Parquet file per queue range. Shorter: fewer objects
+    /// sooner, smaller files.
+    #[serde(with = "humantime_serde")]
+    pub compact_after: Duration,
+    /// Most records per Parquet file (default 200,000).
+    pub max_file_records: u64,
+    /// Most bytes of bodies per Parquet file (default 128 MiB).
+    pub max_file_bytes: u64,
+    /// How long a compaction job's lease lasts (default 60 s); a compactor that stalls
+    /// longer loses its job to another (its swap is refused).
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// An object nothing references any more (compacted WAL objects, expired Parquet files)
+    /// is deleted after this (default 10 min), which covers reads in progress and readers'
+    /// cached locations.
+    #[serde(with = "humantime_serde")]
+    pub gc_grace: Duration,
+    /// How often topic retention is applied (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    /// Parquet files are kept this long after their newest record even when consumers no
+    /// longer see them (default 0: as long as topic retention). The archive for analytics.
+    #[serde(with = "humantime_serde")]
+    pub archive_retention: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -24,6 +53,14 @@ impl Default for CompactorConfig {
             gc_interval: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
             transaction_max_checks: 15,
+            compaction_interval: Duration::from_secs(10),
+            compact_after: Duration::from_secs(60),
+            max_file_records: 200_000,
+            max_file_bytes: 128 << 20,
+            lease_ttl: Duration::from_secs(60),
+            gc_grace: Duration::from_secs(600),
+            retention_interval: Duration::from_secs(60),
+            archive_retention: Duration::ZERO,
         }
     }
 }

@@ -18,8 +18,9 @@ pub struct GcReport {
     pub kept: usize,
 }
 
-/// Deletes every `wal/` object older than `grace` (at `now_ms`) that the coordinator does
-/// not reference.
+/// Deletes every `wal/` and `data/` object older than `grace` (at `now_ms`) that the
+/// coordinator does not know (a WAL object whose commit failed, a Parquet file whose
+/// compactor died before its swap).
 #[instrument(skip_all, err)]
 pub async fn collect_orphans(
     store: &dyn ObjectStore,
@@ -28,12 +29,16 @@ pub async fn collect_orphans(
     grace: Duration,
 ) -> Result<GcReport, Error> {
     let cutoff = now_ms - grace.as_millis() as i64;
-    let old: Vec<Path> = store
-        .list(Some(&Path::from("wal")))
-        .try_filter(|m| futures::future::ready(m.last_modified.timestamp_millis() < cutoff))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await?;
+    let mut old: Vec<Path> = Vec::new();
+    for prefix in ["wal", "data"] {
+        let listed: Vec<Path> = store
+            .list(Some(&Path::from(prefix)))
+            .try_filter(|m| futures::future::ready(m.last_modified.timestamp_millis() < cutoff))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        old.extend(listed);
+    }
     let mut report = GcReport::default();
     for chunk in old.chunks(1000) {
         let names: Vec<String> = chunk.iter().map(|p| p.to_string()).collect();
@@ -76,7 +81,12 @@ mod tests {
         };
         c.create_topic(&spec, 0).await.unwrap();
         let node = c.register_node("n", Roles::INGEST, "h:1", 0).await.unwrap();
-        for name in ["wal/00/committed.wal", "wal/00/orphan.wal", "data/x.parquet"] {
+        for name in [
+            "wal/00/committed.wal",
+            "wal/00/orphan.wal",
+            "data/x.parquet",
+            "other/kept",
+        ] {
             store
                 .put(&Path::from(name), PutPayload::from_static(b"x"))
                 .await
@@ -119,7 +129,7 @@ mod tests {
 
         let later = now + 2 * 3_600_000;
         let report = collect_orphans(&store, &c, later, grace).await.unwrap();
-        assert_eq!(report, GcReport { deleted: 1, kept: 1 });
+        assert_eq!(report, GcReport { deleted: 2, kept: 1 });
         let left: Vec<String> = store
             .list(None)
             .map_ok(|m| m.location.to_string())
@@ -130,8 +140,8 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            ["data/x.parquet", "wal/00/committed.wal"],
-            "only the orphan is gone"
+            ["other/kept", "wal/00/committed.wal"],
+            "only the orphans are gone"
         );
     }
 

@@ -1,99 +1,150 @@
 //! The compactor role: background upkeep of the cluster. Today: firing due delay timers,
 //! rolling back transactions whose orphan checks went unanswered, moving messages out of
 //! attempts to dead-letter topics when nobody receives them, declaring dead nodes (which
-//! fences their epochs) and deleting orphan WAL objects (PUT but never committed).
-//! Compaction to Parquet and retention come in a later milestone.
+//! fences their epochs), compacting WAL batches into per-queue Parquet files, applying topic
+//! retention, deleting objects nothing references any more, and orphan objects (PUT but
+//! never committed).
 
+mod compact;
 mod config;
 mod gc;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::ObjectStore;
 use strata_meta::{Clock, Coordinator};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+pub use compact::{Compacted, Compaction, lease_name};
 pub use config::CompactorConfig;
 pub use gc::{GcReport, collect_orphans};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
+    Store(String),
+    #[error("reading stored data: {0}")]
+    Storage(#[from] strata_storage::Error),
     #[error("coordinator: {0}")]
     Coordinator(#[from] strata_meta::Error),
+    #[error("inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::Store(e.to_string())
+    }
 }
 
 /// Starts the compactor's loops; abort the handles to stop them.
-pub fn spawn(
-    coordinator: Arc<dyn Coordinator>,
-    store: Arc<dyn ObjectStore>,
-    clock: Arc<dyn Clock>,
-    config: CompactorConfig,
-    node_ttl: std::time::Duration,
-) -> Vec<JoinHandle<()>> {
+pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> {
+    let coordinator = Arc::clone(&compaction.coordinator);
+    let store = Arc::clone(&compaction.store);
+    let clock = Arc::clone(&compaction.clock);
+    let config = compaction.config.clone();
     let expiry = {
         let (coordinator, clock) = (Arc::clone(&coordinator), Arc::clone(&clock));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(node_ttl / 4);
+            // After the coordinator was unreachable, every node's last heartbeat looks old
+            // (they could not reach it either): wait one TTL before declaring anyone dead.
+            let mut calm_since = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
+                if calm_since.elapsed() < node_ttl {
+                    if let Err(e) = coordinator.list_nodes().await {
+                        warn!(error = %e, "coordinator unreachable");
+                        calm_since = tokio::time::Instant::now();
+                    }
+                    continue;
+                }
                 match coordinator
                     .expire_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
                     .await
                 {
                     Ok(dead) if !dead.is_empty() => warn!(nodes = ?dead, "declared dead; their epochs are fenced"),
                     Ok(_) => {}
-                    Err(e) => warn!(error = %e, "node expiry failed"),
+                    Err(e) => {
+                        warn!(error = %e, "node expiry failed");
+                        calm_since = tokio::time::Instant::now();
+                    }
                 }
             }
         })
     };
-    let (coordinator_for_timers, clock_for_timers) = (Arc::clone(&coordinator), Arc::clone(&clock));
-    let (coordinator_for_tx, clock_for_tx) = (Arc::clone(&coordinator), Arc::clone(&clock));
-    let max_checks = config.transaction_max_checks;
-    let gc = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(config.gc_interval);
+    let gc = {
+        let (coordinator, clock, config) = (Arc::clone(&coordinator), Arc::clone(&clock), config.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(config.gc_interval);
+            loop {
+                tick.tick().await;
+                match collect_orphans(
+                    store.as_ref(),
+                    coordinator.as_ref(),
+                    clock.now_ms(),
+                    config.orphan_grace,
+                )
+                .await
+                {
+                    Ok(r) if r.deleted > 0 => info!(deleted = r.deleted, kept = r.kept, "deleted orphan objects"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "orphan collection failed"),
+                }
+            }
+        })
+    };
+    let timers = tokio::spawn(fire_timers(Arc::clone(&coordinator), Arc::clone(&clock)));
+    let transactions = {
+        let (coordinator, clock) = (Arc::clone(&coordinator), Arc::clone(&clock));
+        let max_checks = config.transaction_max_checks;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = clock.now_ms();
+                match coordinator.expire_transactions(now, max_checks).await {
+                    Ok(0) => {}
+                    Ok(n) => warn!(rolled_back = n, "rolled back transactions whose checks went unanswered"),
+                    Err(e) => warn!(error = %e, "transaction expiry failed"),
+                }
+                match coordinator.dead_letter_expired(now, DEAD_LETTER_BATCH).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(messages = n, "moved to dead-letter topics after their last attempt"),
+                    Err(e) => warn!(error = %e, "dead-lettering failed"),
+                }
+            }
+        })
+    };
+    let compactions = {
+        let compaction = compaction.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(compaction.config.compaction_interval);
+            loop {
+                tick.tick().await;
+                if let Err(e) = compaction.round().await {
+                    warn!(error = %e, "compaction round failed");
+                }
+                if let Err(e) = compaction.collect_unreferenced().await {
+                    warn!(error = %e, "deleting unreferenced objects failed");
+                }
+            }
+        })
+    };
+    let retention = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(config.retention_interval);
+        let archive = config.archive_retention.as_millis() as i64;
         loop {
             tick.tick().await;
-            match collect_orphans(
-                store.as_ref(),
-                coordinator.as_ref(),
-                clock.now_ms(),
-                config.orphan_grace,
-            )
-            .await
-            {
-                Ok(r) if r.deleted > 0 => info!(deleted = r.deleted, kept = r.kept, "deleted orphan WAL objects"),
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "orphan collection failed"),
+            match coordinator.apply_retention(clock.now_ms(), archive, 1000).await {
+                Ok(0) => {}
+                Ok(n) => info!(batches = n, "removed batches past their topic's retention"),
+                Err(e) => warn!(error = %e, "retention failed"),
             }
         }
     });
-    let timers = tokio::spawn(fire_timers(
-        Arc::clone(&coordinator_for_timers),
-        Arc::clone(&clock_for_timers),
-    ));
-    let transactions = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let now = clock_for_tx.now_ms();
-            match coordinator_for_tx.expire_transactions(now, max_checks).await {
-                Ok(0) => {}
-                Ok(n) => warn!(rolled_back = n, "rolled back transactions whose checks went unanswered"),
-                Err(e) => warn!(error = %e, "transaction expiry failed"),
-            }
-            match coordinator_for_tx.dead_letter_expired(now, DEAD_LETTER_BATCH).await {
-                Ok(0) => {}
-                Ok(n) => info!(messages = n, "moved to dead-letter topics after their last attempt"),
-                Err(e) => warn!(error = %e, "dead-lettering failed"),
-            }
-        }
-    });
-    vec![expiry, gc, timers, transactions]
+    vec![expiry, gc, timers, transactions, compactions, retention]
 }
 
 /// Messages moved to dead-letter topics per round (rounds are a second apart).

@@ -19,6 +19,9 @@ const INDEX_PER_QUEUE: usize = 4096;
 
 type QueueIndex = Arc<RwLock<BTreeMap<i64, Batch>>>;
 
+/// How long a queue's cached batch locations are trusted.
+const INDEX_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One record of a block (a held record: a timer or a half message).
 pub async fn record_at(blocks: &BlockCache, l: &BlockLocation, index: u32) -> Result<WalRecord> {
     blocks
@@ -41,7 +44,9 @@ impl Reader {
         Self {
             coordinator,
             blocks,
-            index: Cache::builder().max_capacity(100_000).build(),
+            // Compaction replaces locations: forget them well within the GC grace period
+            // (10 min), after which old WAL objects may be deleted.
+            index: Cache::builder().max_capacity(100_000).time_to_live(INDEX_TTL).build(),
         }
     }
 

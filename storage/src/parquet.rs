@@ -321,6 +321,18 @@ impl AsyncFileReader for ObjectFile {
         .boxed()
     }
 
+    /// A row group's column chunks in as few requests as the store allows (object_store
+    /// coalesces ranges less than 1 MiB apart).
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
     fn get_metadata<'a>(
         &'a mut self,
         _options: Option<&'a ArrowReaderOptions>,

@@ -10,10 +10,21 @@ pub fn wal_object(id: Ulid) -> Path {
     Path::from(format!("wal/{hh:02x}/{id}.wal"))
 }
 
-/// `data/{tenant}/{topic}/{queue}/{base_offset:020}.parquet` (compacted and archive files).
-pub fn data_object(tenant: &str, topic: &str, queue: i32, base_offset: i64) -> Path {
+/// `data/{tenant}/{topic}/{queue}/{base_offset:020}-{ulid}.parquet` (compacted and archive
+/// files; listing a queue's folder lists its files in offset order). The ULID makes every
+/// compaction attempt's file distinct, so a stalled attempt can never overwrite the file of
+/// one that won.
+pub fn data_object(tenant: &str, topic: &str, queue: i32, base_offset: i64, id: Ulid) -> Path {
+    Path::from(format!(
+        "{}/{base_offset:020}-{id}.parquet",
+        data_queue_prefix(tenant, topic, queue)
+    ))
+}
+
+/// The folder of a queue's Parquet files (the empty tenant is `_default`).
+pub fn data_queue_prefix(tenant: &str, topic: &str, queue: i32) -> String {
     let tenant = if tenant.is_empty() { "_default" } else { tenant };
-    Path::from(format!("data/{tenant}/{topic}/{queue}/{base_offset:020}.parquet"))
+    format!("data/{tenant}/{topic}/{queue}")
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -41,9 +52,10 @@ mod tests {
 
     #[test]
     fn data_paths_are_zero_padded() {
+        let id = Ulid::from_parts(7, 9);
         assert_eq!(
-            data_object("", "orders", 3, 42).to_string(),
-            "data/_default/orders/3/00000000000000000042.parquet"
+            data_object("", "orders", 3, 42, id).to_string(),
+            format!("data/_default/orders/3/00000000000000000042-{id}.parquet")
         );
     }
 }

@@ -1,0 +1,195 @@
+//! Compaction: a queue's older WAL batches become one Parquet file, its row groups swapped
+//! into the batch index in place of the WAL batches (same offsets) in one coordinator
+//! transaction, under a lease that splits jobs among compactors.
+
+use std::sync::Arc;
+
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_meta::model::{Batch, BlockFormat, CompactionSwap, QueueRef, RowGroup};
+use strata_meta::{Clock, Coordinator};
+use strata_storage::wal::WalRecord;
+use strata_storage::{BlockCache, parquet, paths};
+use tracing::{info, instrument, warn};
+
+use crate::{CompactorConfig, Error};
+
+/// What one compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compacted {
+    pub file: String,
+    pub records: u64,
+    pub wal_batches: u32,
+    pub row_groups: usize,
+    pub file_bytes: u64,
+}
+
+/// The shared parts a compaction needs.
+#[derive(Clone)]
+pub struct Compaction {
+    pub coordinator: Arc<dyn Coordinator>,
+    pub store: Arc<dyn ObjectStore>,
+    pub blocks: BlockCache,
+    pub clock: Arc<dyn Clock>,
+    pub config: CompactorConfig,
+    /// This compactor's name (lease holder).
+    pub node: String,
+}
+
+pub fn lease_name(q: &QueueRef) -> String {
+    format!("compact/{}/{}/{}", q.tenant, q.topic, q.queue)
+}
+
+impl Compaction {
+    /// Compacts the oldest WAL batches of `queue`, if any are old enough and no other
+    /// compactor holds the queue. `None`: nothing done.
+    #[instrument(skip_all, fields(tenant = %queue.tenant, topic = %queue.topic, queue = queue.queue), err)]
+    pub async fn compact_queue(&self, queue: &QueueRef) -> Result<Option<Compacted>, Error> {
+        let lease = lease_name(queue);
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        if !self
+            .coordinator
+            .acquire_lease(&lease, &self.node, self.clock.now_ms(), ttl)
+            .await?
+        {
+            return Ok(None);
+        }
+        let result = self.compact_leased(queue, &lease).await;
+        if let Err(e) = self.coordinator.release_lease(&lease, &self.node).await {
+            warn!(error = %e, "releasing the compaction lease failed; it expires by itself");
+        }
+        result
+    }
+
+    /// The WAL batches to compact: the contiguous run of WAL batches old enough, after the
+    /// queue's Parquet files, within the file limits.
+    fn plan(&self, batches: Vec<Batch>, now_ms: i64) -> Vec<Batch> {
+        let cutoff = now_ms - self.config.compact_after.as_millis() as i64;
+        let mut job: Vec<Batch> = Vec::new();
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for b in batches {
+            if b.location.format == BlockFormat::Parquet {
+                if job.is_empty() {
+                    continue;
+                }
+                break;
+            }
+            let contiguous = job.last().is_none_or(|last| last.end_offset() == b.base_offset);
+            let full = !job.is_empty()
+                && (records + u64::from(b.count) > self.config.max_file_records
+                    || bytes + b.location.uncompressed_length > self.config.max_file_bytes);
+            if b.max_timestamp_ms >= cutoff || !contiguous || full {
+                break;
+            }
+            records += u64::from(b.count);
+            bytes += b.location.uncompressed_length;
+            job.push(b);
+        }
+        job
+    }
+
+    async fn compact_leased(&self, queue: &QueueRef, lease: &str) -> Result<Option<Compacted>, Error> {
+        let (first, _) = self.coordinator.queue_bounds(queue).await?;
+        let batches = self.coordinator.batches(queue, first, 100_000).await?;
+        let job = self.plan(batches, self.clock.now_ms());
+        let (Some(head), Some(tail)) = (job.first(), job.last()) else {
+            return Ok(None);
+        };
+        let (from, to) = (head.base_offset, tail.end_offset());
+        let mut rows: Vec<(i64, WalRecord)> = Vec::with_capacity((to - from) as usize);
+        for b in &job {
+            let block = self.blocks.block(&b.location).await?;
+            let first = b.first_record as usize;
+            let records = block.into_iter().skip(first).take(b.count as usize);
+            rows.extend(records.enumerate().map(|(i, r)| (b.base_offset + i as i64, r)));
+        }
+        if rows.len() as i64 != to - from {
+            return Err(Error::Inconsistent(format!(
+                "read {} records for offsets {from}..{to}",
+                rows.len()
+            )));
+        }
+        let labels = [
+            ("tenant", queue.tenant.clone()),
+            ("topic", queue.topic.clone()),
+            ("queue", queue.queue.to_string()),
+            ("base_offset", from.to_string()),
+        ];
+        let written = parquet::write_file(&rows, &labels)?;
+        let mut row_groups = Vec::with_capacity(written.row_groups.len());
+        let mut start = 0usize;
+        for &n in &written.row_groups {
+            let group = &rows[start..start + n as usize];
+            let ts = group.iter().map(|(_, r)| r.store_timestamp_ms);
+            row_groups.push(RowGroup {
+                rows: n,
+                min_timestamp_ms: ts.clone().min().unwrap_or_default(),
+                max_timestamp_ms: ts.max().unwrap_or_default(),
+            });
+            start += n as usize;
+        }
+        let path = paths::data_object(&queue.tenant, &queue.topic, queue.queue, from, ulid::Ulid::new());
+        let file_bytes = written.bytes.len() as u64;
+        self.store
+            .put(&path, PutPayload::from(written.bytes))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let swap = CompactionSwap {
+            queue: queue.clone(),
+            from,
+            to,
+            replaced_batches: job.len() as u32,
+            file: path.to_string(),
+            file_size: file_bytes,
+            row_groups,
+            lease: lease.to_string(),
+            holder: self.node.clone(),
+        };
+        if !self.coordinator.swap_compacted(&swap, self.clock.now_ms()).await? {
+            // Lost the lease or the batches changed: the file was never visible.
+            warn!(file = %path, "compaction superseded; removing its file");
+            let _ = self.store.delete(&path).await;
+            return Ok(None);
+        }
+        let done = Compacted {
+            file: path.to_string(),
+            records: (to - from) as u64,
+            wal_batches: job.len() as u32,
+            row_groups: swap.row_groups.len(),
+            file_bytes,
+        };
+        info!(file = %done.file, records = done.records, wal_batches = done.wal_batches, bytes = done.file_bytes, "compacted");
+        Ok(Some(done))
+    }
+
+    /// One round: every queue with WAL data old enough, in random order (so compactors
+    /// spread over queues).
+    pub async fn round(&self) -> Result<Vec<Compacted>, Error> {
+        let before = self.clock.now_ms() - self.config.compact_after.as_millis() as i64;
+        let mut queues = self.coordinator.compaction_candidates(before, 1000).await?;
+        use rand::seq::SliceRandom;
+        queues.shuffle(&mut rand::rng());
+        let mut done = Vec::new();
+        for q in queues {
+            if let Some(c) = self.compact_queue(&q).await? {
+                done.push(c);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Deletes objects nothing has referenced for the grace period.
+    pub async fn collect_unreferenced(&self) -> Result<usize, Error> {
+        let grace = self.config.gc_grace.as_millis() as i64;
+        let due = self
+            .coordinator
+            .unreferenced_objects(self.clock.now_ms(), grace, 1000)
+            .await?;
+        for path in &due {
+            match self.store.delete(&object_store::path::Path::from(path.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => self.coordinator.forget_object(path).await?,
+                Err(e) => return Err(Error::Store(e.to_string())),
+            }
+        }
+        Ok(due.len())
+    }
+}
