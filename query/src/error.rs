@@ -17,6 +17,10 @@ pub enum Error {
     IllegalTopic(String),
     #[error("illegal consumer group: {0}")]
     IllegalGroup(String),
+    #[error("illegal offset: {0}")]
+    IllegalOffset(String),
+    #[error("no offset committed for group {group} on {topic} queue {queue}")]
+    OffsetNotFound { group: String, topic: String, queue: i32 },
     #[error("stored message is corrupt: {0}")]
     Corrupt(String),
     #[error("object store read failed: {0}")]

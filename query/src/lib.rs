@@ -10,9 +10,11 @@ mod query;
 pub mod reader;
 mod receipt;
 pub mod sql92;
+mod stream;
 
 pub use config::QueryConfig;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use query::{Delivered, Query, ReceiveRequest};
 pub use receipt::ReceiptCodec;
+pub use stream::{Position, PullRequest, Pulled};

@@ -86,6 +86,14 @@ impl Query {
         &self.config
     }
 
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
     /// Receives up to `batch_size` messages, waiting up to `long_polling` for some to arrive.
     #[instrument(skip_all, fields(tenant = %req.tenant, group = %req.group, topic = %req.topic), err)]
     pub async fn receive(&self, req: &ReceiveRequest) -> Result<Vec<Delivered>> {
@@ -377,7 +385,7 @@ fn outcome_result(outcome: AckOutcome) -> Result<()> {
 }
 
 /// Resolves when a commit touches the subscription's topic (or events were missed).
-async fn commit_on(events: &mut broadcast::Receiver<CommitEvent>, sub: &Subscription) {
+pub(crate) async fn commit_on(events: &mut broadcast::Receiver<CommitEvent>, sub: &Subscription) {
     loop {
         match events.recv().await {
             Ok(e) if e.concerns(&sub.tenant, &sub.topic) => return,

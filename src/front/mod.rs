@@ -15,8 +15,9 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
 use strata_meta::Catalog;
+use strata_meta::model::QueueRef;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
-use strata_query::{Filter, Query, ReceiveRequest};
+use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
@@ -333,29 +334,135 @@ impl MessagingService for Front {
 
     type PullMessageStream = BoxStream<v2::PullMessageResponse>;
 
-    async fn pull_message(&self, _request: Request<v2::PullMessageRequest>) -> Reply<Self::PullMessageStream> {
-        Ok(Response::new(stream_of(vec![v2::PullMessageResponse {
-            content: Some(v2::pull_message_response::Content::Status(unsupported("PullMessage"))),
-        }])))
+    async fn pull_message(&self, request: Request<v2::PullMessageRequest>) -> Reply<Self::PullMessageStream> {
+        use v2::pull_message_response::Content;
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let only = |s: v2::Status| -> Reply<Self::PullMessageStream> {
+            Ok(Response::new(stream_of(vec![v2::PullMessageResponse {
+                content: Some(Content::Status(s)),
+            }])))
+        };
+        let Some(query) = self.query.clone() else {
+            return only(role_missing("query"));
+        };
+        let filter = match Filter::parse(req.filter_expression.as_ref()) {
+            Ok(f) => f,
+            Err(e) => return only(from_query(&e)),
+        };
+        let mq = req.message_queue.unwrap_or_default();
+        let topic = mq.topic.unwrap_or_default();
+        let tenant = ctx.tenant(Some(&topic));
+        let pull = PullRequest {
+            queue: QueueRef {
+                tenant: tenant.clone(),
+                topic: topic.name.clone(),
+                queue: mq.id,
+            },
+            group: req.group.map(|g| g.name).unwrap_or_default(),
+            offset: req.offset,
+            batch_size: req.batch_size.max(1) as usize,
+            filter,
+            long_polling: self.long_polling(&ctx, req.long_polling_timeout.as_ref()),
+        };
+        let store_host = self.node_id.clone();
+        let responses = async move {
+            match query.pull(&pull).await {
+                Err(e) => vec![Content::Status(from_query(&e))],
+                Ok(pulled) => std::iter::once(Content::Status(if pulled.messages.is_empty() {
+                    status(Code::MessageNotFound, "no new message")
+                } else {
+                    ok()
+                }))
+                .chain(pulled.messages.iter().map(|(offset, r)| {
+                    let mut m = strata_query::convert::record_message(&tenant, &topic.name, r, mq.id, &store_host);
+                    if let Some(sp) = m.system_properties.as_mut() {
+                        sp.queue_offset = Some(*offset);
+                    }
+                    Content::Message(m)
+                }))
+                .chain(std::iter::once(Content::NextOffset(pulled.next_offset)))
+                .collect(),
+            }
+        };
+        let stream = futures::stream::once(responses).flat_map(|items| {
+            futures::stream::iter(
+                items
+                    .into_iter()
+                    .map(|c| Ok(v2::PullMessageResponse { content: Some(c) })),
+            )
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn update_offset(&self, _request: Request<v2::UpdateOffsetRequest>) -> Reply<v2::UpdateOffsetResponse> {
-        Ok(Response::new(v2::UpdateOffsetResponse {
-            status: Some(unsupported("UpdateOffset")),
-        }))
+    async fn update_offset(&self, request: Request<v2::UpdateOffsetRequest>) -> Reply<v2::UpdateOffsetResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let mq = req.message_queue.unwrap_or_default();
+        let status = match &self.query {
+            None => role_missing("query"),
+            Some(query) => {
+                let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+                match query.update_offset(&sub, mq.id, req.offset).await {
+                    Ok(()) => ok(),
+                    Err(e) => from_query(&e),
+                }
+            }
+        };
+        Ok(Response::new(v2::UpdateOffsetResponse { status: Some(status) }))
     }
 
-    async fn get_offset(&self, _request: Request<v2::GetOffsetRequest>) -> Reply<v2::GetOffsetResponse> {
+    async fn get_offset(&self, request: Request<v2::GetOffsetRequest>) -> Reply<v2::GetOffsetResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let mq = req.message_queue.unwrap_or_default();
+        let (status, offset) = match &self.query {
+            None => (role_missing("query"), 0),
+            Some(query) => {
+                let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+                match query.committed_offset(&sub, mq.id).await {
+                    Ok(o) => (ok(), o),
+                    Err(e) => (from_query(&e), 0),
+                }
+            }
+        };
         Ok(Response::new(v2::GetOffsetResponse {
-            status: Some(unsupported("GetOffset")),
-            offset: 0,
+            status: Some(status),
+            offset,
         }))
     }
 
-    async fn query_offset(&self, _request: Request<v2::QueryOffsetRequest>) -> Reply<v2::QueryOffsetResponse> {
+    async fn query_offset(&self, request: Request<v2::QueryOffsetRequest>) -> Reply<v2::QueryOffsetResponse> {
+        let ctx = Ctx::new(request.metadata());
+        let req = request.into_inner();
+        let mq = req.message_queue.unwrap_or_default();
+        let topic = mq.topic.unwrap_or_default();
+        let position = match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
+            Ok(v2::QueryOffsetPolicy::Beginning) => Some(Position::Beginning),
+            Ok(v2::QueryOffsetPolicy::End) => Some(Position::End),
+            Ok(v2::QueryOffsetPolicy::Timestamp) => req
+                .timestamp
+                .map(|t| Position::Timestamp(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)),
+            Err(_) => None,
+        };
+        let (status, offset) = match (&self.query, position) {
+            (None, _) => (role_missing("query"), 0),
+            (_, None) => (status(Code::BadRequest, "a TIMESTAMP query needs a timestamp"), 0),
+            (Some(query), Some(position)) => {
+                let queue = QueueRef {
+                    tenant: ctx.tenant(Some(&topic)),
+                    topic: topic.name,
+                    queue: mq.id,
+                };
+                match query.query_offset(&queue, position).await {
+                    Ok(o) => (ok(), o),
+                    Err(e) => (from_query(&e), 0),
+                }
+            }
+        };
         Ok(Response::new(v2::QueryOffsetResponse {
-            status: Some(unsupported("QueryOffset")),
-            offset: 0,
+            status: Some(status),
+            offset,
         }))
     }
 

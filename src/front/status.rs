@@ -49,6 +49,8 @@ pub fn from_query(e: &strata_query::Error) -> Status {
         E::GroupNotFound { .. } => Code::ConsumerGroupNotFound,
         E::IllegalTopic(_) => Code::IllegalTopic,
         E::IllegalGroup(_) => Code::IllegalConsumerGroup,
+        E::IllegalOffset(_) => Code::IllegalOffset,
+        E::OffsetNotFound { .. } => Code::OffsetNotFound,
         E::Corrupt(_) | E::Storage(_) | E::Coordinator(_) => Code::InternalServerError,
     };
     status(code, e.to_string())

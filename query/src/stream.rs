@@ -1,0 +1,138 @@
+//! Stream consumption (PullMessage and offsets): a reader names a queue and an offset and
+//! gets the messages from there, from Parquet files for old data and WAL objects for fresh
+//! data alike; groups commit their offsets per queue.
+
+use std::time::Duration;
+
+use strata_meta::model::{QueueRef, Subscription};
+use strata_proto::wal::WalRecord;
+use tokio::time::Instant;
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::query::{Query, commit_on};
+
+/// A pull as the front received it.
+#[derive(Clone, Debug)]
+pub struct PullRequest {
+    pub queue: QueueRef,
+    pub group: String,
+    pub offset: i64,
+    pub batch_size: usize,
+    pub filter: Filter,
+    pub long_polling: Duration,
+}
+
+/// What a pull returns: messages with their offsets, and where to continue.
+#[derive(Clone, Debug, Default)]
+pub struct Pulled {
+    pub messages: Vec<(i64, WalRecord)>,
+    pub next_offset: i64,
+}
+
+/// Where QueryOffset starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Beginning,
+    End,
+    /// The first message stored at or after this time (ms).
+    Timestamp(i64),
+}
+
+impl Query {
+    /// Messages of `queue` from `offset`: waits up to `long_polling` at the end of the queue.
+    /// An offset outside the retained range is `IllegalOffset` (ask QueryOffset).
+    #[instrument(skip_all, fields(topic = %req.queue.topic, queue = req.queue.queue, offset = req.offset), err)]
+    pub async fn pull(&self, req: &PullRequest) -> Result<Pulled> {
+        let catalog = self.catalog();
+        catalog.topic(&req.queue.tenant, &req.queue.topic).await?;
+        catalog.group(&req.queue.tenant, &req.group).await?;
+        let coordinator = catalog.coordinator();
+        let batch = req.batch_size.clamp(1, self.config().max_batch);
+        let deadline = Instant::now() + req.long_polling.min(self.config().max_long_polling);
+        let sub = Subscription {
+            tenant: req.queue.tenant.clone(),
+            group: req.group.clone(),
+            topic: req.queue.topic.clone(),
+        };
+        let mut events = coordinator.subscribe();
+        loop {
+            let (first, end) = coordinator.queue_bounds(&req.queue).await?;
+            if req.offset < first || req.offset > end {
+                return Err(Error::IllegalOffset(format!(
+                    "{} is outside the queue's retained offsets {first}..{end}",
+                    req.offset
+                )));
+            }
+            if req.offset < end {
+                let to = end.min(req.offset + self.config().max_scan);
+                let mut messages = Vec::new();
+                let mut next = req.offset;
+                for (offset, record) in self.reader().read(&req.queue, req.offset, to).await? {
+                    next = offset + 1;
+                    if req.filter.matches(&record) {
+                        messages.push((offset, record));
+                        if messages.len() == batch {
+                            break;
+                        }
+                    }
+                }
+                return Ok(Pulled {
+                    messages,
+                    next_offset: next,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Ok(Pulled {
+                    messages: Vec::new(),
+                    next_offset: req.offset,
+                });
+            }
+            tokio::select! {
+                () = commit_on(&mut events, &sub) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// The offset a position names in `queue`.
+    pub async fn query_offset(&self, queue: &QueueRef, position: Position) -> Result<i64> {
+        let coordinator = self.catalog().coordinator();
+        let (first, end) = coordinator.queue_bounds(queue).await?;
+        Ok(match position {
+            Position::Beginning => first,
+            Position::End => end,
+            Position::Timestamp(ts) => match coordinator.batch_at_time(queue, ts).await? {
+                None => end,
+                Some(b) => {
+                    let from = b.base_offset.max(first);
+                    let records = self.reader().read(queue, from, b.end_offset()).await?;
+                    records
+                        .iter()
+                        .find(|(_, r)| r.store_timestamp_ms >= ts)
+                        .map_or(b.end_offset(), |(o, _)| *o)
+                }
+            },
+        })
+    }
+
+    /// Records a group's progress on a queue.
+    pub async fn update_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        self.catalog().group(&sub.tenant, &sub.group).await?;
+        Ok(self.catalog().coordinator().commit_offset(sub, queue, offset).await?)
+    }
+
+    /// A group's committed progress on a queue.
+    pub async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<i64> {
+        self.catalog()
+            .coordinator()
+            .committed_offset(sub, queue)
+            .await?
+            .ok_or_else(|| Error::OffsetNotFound {
+                group: sub.group.clone(),
+                topic: sub.topic.clone(),
+                queue,
+            })
+    }
+}
