@@ -6,14 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY_CLIENT="rocketmq-python-client==5.1.2"
-PYTEST="pytest==8.3.4"
+# The official client, the test runner, and two readers of the Parquet archive.
+PY_PACKAGES=("rocketmq-python-client==5.1.2" "pytest==8.3.4" "pyarrow==26.0.1" "duckdb==2.0.1")
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(0 if m.version("rocketmq-python-client")=="5.1.2" and m.version("pytest")=="8.3.4" else 1)' 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check "$PY_CLIENT" "$PYTEST"
+if ! .venv/bin/python - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+sys.exit(0 if all(m.version(p.split("==")[0]) == p.split("==")[1] for p in sys.argv[1:]) else 1)
+PY
+  .venv/bin/pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
 if [ ! -f tests/node/node_modules/rocketmq-client-nodejs/package.json ]; then

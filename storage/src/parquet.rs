@@ -22,7 +22,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
@@ -165,24 +165,18 @@ pub struct Written {
 }
 
 /// Writes records (with their queue offsets, ascending) into one Parquet file.
-/// `labels` go into the file's key-value metadata (tenant, topic, queue …).
+/// `labels` (tenant, topic, queue …) go into the file's metadata as `strata.{label}`.
 pub fn write_file(rows: &[(i64, WalRecord)], labels: &[(&str, String)]) -> Result<Written> {
-    let schema = schema();
-    let mut kv = vec![KeyValue::new(
-        "strata.schema_version".into(),
-        SCHEMA_VERSION.to_string(),
-    )];
-    kv.extend(
-        labels
-            .iter()
-            .map(|(k, v)| KeyValue::new(format!("strata.{k}"), v.clone())),
-    );
+    // Labels travel in the Arrow schema's metadata, which the writer also copies into the
+    // file's key-value metadata: pyarrow, DuckDB and parquet-tools all see them.
+    let mut metadata =
+        std::collections::HashMap::from([("strata.schema_version".to_string(), SCHEMA_VERSION.to_string())]);
+    metadata.extend(labels.iter().map(|(k, v)| (format!("strata.{k}"), v.clone())));
+    let schema: SchemaRef = Arc::new(schema().as_ref().clone().with_metadata(metadata));
+    let zstd = ZstdLevel::try_new(1).map_err(|e| Error::Cache(e.to_string()))?;
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).map_err(|e| Error::Cache(e.to_string()))?,
-        ))
+        .set_compression(Compression::ZSTD(zstd))
         .set_max_row_group_row_count(Some(MAX_ROWS))
-        .set_key_value_metadata(Some(kv))
         .build();
     let fail = |e: parquet::errors::ParquetError| Error::Cache(format!("writing parquet: {e}"));
     let mut buf = Vec::new();
