@@ -19,6 +19,10 @@ heartbeat_interval = "500ms"
 node_ttl = "3s"
 [compactor]
 gc_interval = "2s"
+compact_after = "1s"
+compaction_interval = "1s"
+max_file_records = 200
+lease_ttl = "5s"
 """
 
 
@@ -44,6 +48,7 @@ class Cluster:
         self.tmp = tmp
         self.log_dir = log_dir
         self.coordinator = coordinator
+        self.s3_endpoint = s3_endpoint
         self.store = store
         self.env = {**os.environ, "AWS_ENDPOINT": s3_endpoint, "RUST_LOG": os.environ.get("RUST_LOG", "info")}
         self.config = tmp / "node.toml"
@@ -103,6 +108,11 @@ class Cluster:
             if node[2] is not None:
                 assert node[2].wait(timeout=30) == 0, f"{name} exits cleanly on SIGTERM"
                 node[2] = None
+
+
+    def sql(self, query: str) -> str:
+        out = subprocess.run(["psql", self.coordinator, "-tAc", query], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
 
 
 def make_cluster(tmp_path, ingest=2, query=2, compactor=1) -> Cluster:

@@ -42,3 +42,32 @@ class Raw:
         req = s.AckMessageRequest(group=d.Resource(name=group), topic=d.Resource(name=topic),
                                   entries=[s.AckMessageEntry(message_id="x", receipt_handle=handle)])
         return self.stub.AckMessage(req, metadata=HEADERS, timeout=10)
+
+    def pull(self, topic: str, queue: int, offset: int, group="puller", batch=32):
+        """PullMessage: (messages, next offset); raises on a non-OK status."""
+        req = s.PullMessageRequest(group=d.Resource(name=group),
+                                   message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=queue),
+                                   offset=offset, batch_size=batch)
+        req.long_polling_timeout.seconds = 0
+        messages, next_offset = [], offset
+        for r in self.stub.PullMessage(req, metadata=HEADERS, timeout=30):
+            if r.HasField("status") and r.status.code not in (d.OK, d.MESSAGE_NOT_FOUND):
+                raise RuntimeError(f"PullMessage: {r.status.code} {r.status.message}")
+            if r.HasField("message"):
+                messages.append(r.message)
+            if r.HasField("next_offset"):
+                next_offset = r.next_offset
+        return messages, next_offset
+
+    def replay(self, topic: str, queue: int):
+        """Every message of a queue from its beginning: [(offset, message id, body)]."""
+        q = s.QueryOffsetRequest(message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=queue),
+                                 query_offset_policy=d.BEGINNING)
+        offset = self.stub.QueryOffset(q, metadata=HEADERS, timeout=10).offset
+        out = []
+        while True:
+            messages, nxt = self.pull(topic, queue, offset)
+            out.extend((m.system_properties.queue_offset, m.system_properties.message_id, m.body) for m in messages)
+            if nxt == offset:
+                return out
+            offset = nxt
