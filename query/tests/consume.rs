@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_meta::model::Roles;
-use strata_meta::model::{
-    AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec,
-};
+use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec};
 use strata_meta::{AutoCreate, Catalog, ManualClock, Membership, SqlCoordinator};
 use strata_proto::wal::WalRecord;
 use strata_query::{Error, Filter, Query, QueryConfig, ReceiveRequest};
@@ -97,16 +95,7 @@ impl Env {
                     queue: q,
                 },
                 count: records.len() as u32,
-                location: BlockLocation {
-                    object: path.to_string(),
-                    offset: span.offset,
-                    length: span.length,
-                    uncompressed_length: span.uncompressed_length,
-                    crc32c: span.crc32c,
-                    compression: span.compression as i32,
-                    block_records: span.record_count,
-                    format: BlockFormat::Wal,
-                },
+                location: BlockLocation::wal(path.as_ref(), &span),
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
                 held: vec![],
