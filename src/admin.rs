@@ -59,14 +59,7 @@ impl StrataAdmin for Admin {
         request: Request<admin::CreateTopicRequest>,
     ) -> Result<Response<admin::CreateTopicResponse>, Status> {
         let t = request.into_inner().topic.unwrap_or_default();
-        let message_type = MessageType::from_i32(t.message_type)
-            .filter(|m| {
-                matches!(
-                    m,
-                    MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction
-                )
-            })
-            .ok_or_else(|| Status::invalid_argument(format!("message type {} is not a topic type", t.message_type)))?;
+        let message_type = topic_type(t.message_type)?;
         let spec = TopicSpec {
             tenant: t.namespace,
             name: t.name,

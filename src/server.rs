@@ -66,21 +66,16 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     .await?;
     let mut tasks = vec![membership.spawn_heartbeats(settings.cluster.heartbeat_interval)];
 
-    let blocks = if roles != Roles::NONE {
-        let mut cache_config = settings.cache.clone();
-        if cache_config.disk_dir.is_none() {
-            cache_config.disk_dir = Some(settings.data_dir.join("cache"));
-        }
-        Some(BlockCache::open(Arc::clone(&store), &cache_config).await?)
-    } else {
-        None
-    };
-    let cache = blocks.clone();
+    let mut cache_config = settings.cache.clone();
+    if cache_config.disk_dir.is_none() {
+        cache_config.disk_dir = Some(settings.data_dir.join("cache"));
+    }
+    let blocks = BlockCache::open(Arc::clone(&store), &cache_config).await?;
     let ingest = if roles.contains(Roles::INGEST) {
         let ingest = Ingest::new(
             catalog.clone(),
             Arc::clone(&store),
-            blocks.clone(),
+            Some(blocks.clone()),
             settings.ingest.clone(),
             Arc::clone(&membership),
         )
@@ -89,13 +84,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     } else {
         None
     };
-    let query = match (roles.contains(Roles::QUERY), blocks) {
-        (true, Some(blocks)) => Some(Arc::new(
-            Query::new(catalog.clone(), blocks, settings.query.clone()).await?,
-        )),
-        _ => None,
+    let query = if roles.contains(Roles::QUERY) {
+        Some(Arc::new(
+            Query::new(catalog.clone(), blocks.clone(), settings.query.clone()).await?,
+        ))
+    } else {
+        None
     };
-    if let (true, Some(blocks)) = (roles.contains(Roles::COMPACTOR), &cache) {
+    if roles.contains(Roles::COMPACTOR) {
         let compaction = strata_compactor::Compaction {
             coordinator: Arc::clone(&dyn_coordinator),
             store: Arc::clone(&store),
@@ -107,7 +103,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         tasks.extend(strata_compactor::spawn(compaction, settings.cluster.node_ttl));
     }
     let sessions = Arc::new(Sessions::default());
-    if let (Some(ingest), Some(blocks)) = (&ingest, &cache) {
+    if let Some(ingest) = &ingest {
         tasks.push(spawn_transaction_checks(
             catalog.clone(),
             Arc::clone(ingest),
@@ -179,9 +175,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     if let Some(ingest) = ingest {
         ingest.shutdown().await;
     }
-    if let Some(cache) = cache {
-        cache.close().await;
-    }
+    blocks.close().await;
     coordinator.close().await;
     info!("stopped");
     Ok(())

@@ -97,16 +97,13 @@ impl Compaction {
         let (from, to) = (head.base_offset, tail.end_offset());
         let mut rows: Vec<(i64, WalRecord)> = Vec::with_capacity((to - from) as usize);
         for b in &job {
-            let block = self.blocks.block(&b.location).await?;
-            let first = b.first_record as usize;
-            let records = block.into_iter().skip(first).take(b.count as usize);
-            rows.extend(records.enumerate().map(|(i, r)| (b.base_offset + i as i64, r)));
-        }
-        if rows.len() as i64 != to - from {
-            return Err(Error::Inconsistent(format!(
-                "read {} records for offsets {from}..{to}",
-                rows.len()
-            )));
+            let records = self.blocks.slice(&b.location, b.first_record, b.count).await?;
+            rows.extend(
+                records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (b.base_offset + i as i64, r)),
+            );
         }
         let labels = [
             ("tenant", queue.tenant.clone()),

@@ -28,8 +28,6 @@ pub enum Error {
     Storage(#[from] strata_storage::Error),
     #[error("coordinator: {0}")]
     Coordinator(#[from] strata_meta::Error),
-    #[error("inconsistent: {0}")]
-    Inconsistent(String),
 }
 
 impl From<object_store::Error> for Error {
@@ -160,15 +158,22 @@ const TIMER_BATCH: u32 = 1000;
 async fn fire_timers(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>) {
     let mut events = coordinator.subscribe();
     loop {
-        match coordinator.fire_due_timers(clock.now_ms(), TIMER_BATCH).await {
+        let wait = match coordinator.fire_due_timers(clock.now_ms(), TIMER_BATCH).await {
             Ok(TIMER_BATCH) => continue,
-            Ok(n) if n > 0 => info!(fired = n, "delay timers fired"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "firing timers failed"),
-        }
-        let wait = match coordinator.next_timer_at().await {
-            Ok(Some(at)) => Duration::from_millis((at - clock.now_ms()).max(0) as u64).min(TIMER_TICK),
-            _ => TIMER_TICK,
+            Ok(n) => {
+                if n > 0 {
+                    info!(fired = n, "delay timers fired");
+                }
+                match coordinator.next_timer_at().await {
+                    Ok(Some(at)) => Duration::from_millis((at - clock.now_ms()).max(0) as u64).min(TIMER_TICK),
+                    _ => TIMER_TICK,
+                }
+            }
+            // Due timers stay due: retry after a tick rather than at once.
+            Err(e) => {
+                warn!(error = %e, "firing timers failed");
+                TIMER_TICK
+            }
         };
         if wait.is_zero() {
             continue;

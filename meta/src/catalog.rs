@@ -88,19 +88,7 @@ impl Catalog {
                     message_type: MessageType::Normal,
                     queue_count: self.auto_create.queue_count,
                 };
-                match self.coordinator.create_topic(&spec, self.clock.now_ms()).await {
-                    Ok(t) => {
-                        tracing::info!(tenant, topic = name, "auto-created topic");
-                        t
-                    }
-                    // Another node or request won the race.
-                    Err(Error::AlreadyExists { .. }) => self
-                        .coordinator
-                        .topic(tenant, name)
-                        .await?
-                        .ok_or_else(|| Error::Inconsistent(format!("topic {tenant}/{name} exists and does not")))?,
-                    Err(e) => return Err(e),
-                }
+                self.create_topic(&spec, "auto-created topic").await?
             }
             None => {
                 return Err(Error::TopicNotFound {
@@ -117,23 +105,37 @@ impl Catalog {
     /// use whatever the auto-create setting: it is the broker's, not the user's.
     pub async fn dead_letter_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
         let name = crate::model::dead_letter_topic(group);
-        if let Some(t) = self.coordinator.topic(tenant, &name).await? {
+        let key = (tenant.to_string(), name.clone());
+        if let Some(t) = self.topics.get(&key).await {
             return Ok(t);
         }
-        let spec = TopicSpec {
-            tenant: tenant.into(),
-            name: name.clone(),
-            message_type: MessageType::Normal,
-            queue_count: 1,
+        let topic = match self.coordinator.topic(tenant, &name).await? {
+            Some(t) => t,
+            None => {
+                let spec = TopicSpec {
+                    tenant: tenant.into(),
+                    name,
+                    message_type: MessageType::Normal,
+                    queue_count: 1,
+                };
+                self.create_topic(&spec, "created dead-letter topic").await?
+            }
         };
-        match self.coordinator.create_topic(&spec, self.clock.now_ms()).await {
+        self.topics.insert(key, topic.clone()).await;
+        Ok(topic)
+    }
+
+    /// Creates a topic; if another node or request won the race, the topic it created.
+    async fn create_topic(&self, spec: &TopicSpec, what: &str) -> Result<Topic> {
+        let (tenant, name) = (spec.tenant.as_str(), spec.name.as_str());
+        match self.coordinator.create_topic(spec, self.clock.now_ms()).await {
             Ok(t) => {
-                tracing::info!(tenant, topic = %name, "created dead-letter topic");
+                tracing::info!(tenant, topic = name, "{what}");
                 Ok(t)
             }
             Err(Error::AlreadyExists { .. }) => self
                 .coordinator
-                .topic(tenant, &name)
+                .topic(tenant, name)
                 .await?
                 .ok_or_else(|| Error::Inconsistent(format!("topic {tenant}/{name} exists and does not"))),
             Err(e) => Err(e),

@@ -330,7 +330,6 @@ impl Roles {
     pub const QUERY: Roles = Roles(2);
     pub const COMPACTOR: Roles = Roles(4);
     pub const ALL: Roles = Roles(7);
-    pub const NONE: Roles = Roles(0);
 
     pub fn contains(self, other: Roles) -> bool {
         self.0 & other.0 == other.0

@@ -24,11 +24,9 @@ const INDEX_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One record of a block (a held record: a timer or a half message).
 pub async fn record_at(blocks: &BlockCache, l: &BlockLocation, index: u32) -> Result<WalRecord> {
-    blocks
-        .block(l)
-        .await?
-        .into_iter()
-        .nth(index as usize)
+    let mut records = blocks.slice(l, index, 1).await?;
+    records
+        .pop()
         .ok_or_else(|| Error::Corrupt(format!("{} block at {} has no record {index}", l.object, l.offset)))
 }
 
@@ -77,24 +75,6 @@ impl Reader {
         Ok(find(&map))
     }
 
-    async fn block(&self, batch: &Batch) -> Result<Vec<WalRecord>> {
-        let l = &batch.location;
-        let mut records = self.blocks.block(l).await?;
-        // A batch may reference a sub-range of its block (a fired timer, a dead letter).
-        let first = batch.first_record as usize;
-        let last = first + batch.count as usize;
-        if last > records.len() {
-            return Err(Error::Corrupt(format!(
-                "{} block at {} holds {} records, the index references {first}..{last}",
-                l.object,
-                l.offset,
-                records.len(),
-            )));
-        }
-        records.truncate(last);
-        Ok(records.split_off(first))
-    }
-
     /// Records at offsets `from..to` that are committed, in order.
     pub async fn read(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Vec<(i64, WalRecord)>> {
         let mut out = Vec::new();
@@ -103,7 +83,10 @@ impl Reader {
             let Some(batch) = self.locate(queue, at).await? else {
                 break;
             };
-            let records = self.block(&batch).await?;
+            let records = self
+                .blocks
+                .slice(&batch.location, batch.first_record, batch.count)
+                .await?;
             let first = (at - batch.base_offset) as usize;
             let last = (to.min(batch.end_offset()) - batch.base_offset) as usize;
             for (i, r) in records.into_iter().enumerate().take(last).skip(first) {

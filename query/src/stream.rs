@@ -66,7 +66,12 @@ impl Query {
                 )));
             }
             if req.offset < end {
-                let to = end.min(req.offset + self.config().max_scan);
+                let scan_to = end.min(req.offset + self.config().max_scan);
+                // Without a filter, the first `batch` offsets are the answer: read no further.
+                let to = match req.filter {
+                    Filter::All => scan_to.min(req.offset + batch as i64),
+                    _ => scan_to,
+                };
                 let mut messages = Vec::new();
                 let mut next = req.offset;
                 for (offset, record) in self.reader().read(&req.queue, req.offset, to).await? {

@@ -38,6 +38,11 @@ pub struct StreamReader {
     turn: usize,
 }
 
+/// Maps a failed call of `rpc` (transport or gRPC status) to our error.
+fn rpc_failed(rpc: &'static str) -> impl FnOnce(tonic::Status) -> Error {
+    move |status| Error::Rpc { rpc, status }
+}
+
 fn check(rpc: &'static str, status: Option<v2::Status>) -> Result<()> {
     match status {
         Some(s) if s.code == Code::Ok as i32 => Ok(()),
@@ -90,10 +95,7 @@ impl StreamReader {
                 }),
             })
             .await
-            .map_err(|status| Error::Rpc {
-                rpc: "QueryRoute",
-                status,
-            })?
+            .map_err(rpc_failed("QueryRoute"))?
             .into_inner();
         check("QueryRoute", route.status)?;
         let queues: std::collections::BTreeSet<i32> = route.message_queues.iter().map(|q| q.id).collect();
@@ -149,10 +151,7 @@ impl StreamReader {
                 timestamp,
             })
             .await
-            .map_err(|status| Error::Rpc {
-                rpc: "QueryOffset",
-                status,
-            })?
+            .map_err(rpc_failed("QueryOffset"))?
             .into_inner();
         check("QueryOffset", r.status)?;
         Ok(r.offset)
@@ -166,10 +165,7 @@ impl StreamReader {
                 message_queue: Some(self.queue(queue)),
             })
             .await
-            .map_err(|status| Error::Rpc {
-                rpc: "GetOffset",
-                status,
-            })?
+            .map_err(rpc_failed("GetOffset"))?
             .into_inner();
         match r.status {
             Some(s) if s.code == Code::OffsetNotFound as i32 => Ok(None),
@@ -205,17 +201,11 @@ impl StreamReader {
             .client
             .pull_message(request)
             .await
-            .map_err(|status| Error::Rpc {
-                rpc: "PullMessage",
-                status,
-            })?
+            .map_err(rpc_failed("PullMessage"))?
             .into_inner();
         let mut records = Vec::new();
         let mut next = offset;
-        while let Some(item) = stream.message().await.map_err(|status| Error::Rpc {
-            rpc: "PullMessage",
-            status,
-        })? {
+        while let Some(item) = stream.message().await.map_err(rpc_failed("PullMessage"))? {
             match item.content {
                 Some(v2::pull_message_response::Content::Status(s))
                     if s.code != Code::Ok as i32 && s.code != Code::MessageNotFound as i32 =>
@@ -274,10 +264,7 @@ impl StreamReader {
                     offset,
                 })
                 .await
-                .map_err(|status| Error::Rpc {
-                    rpc: "UpdateOffset",
-                    status,
-                })?
+                .map_err(rpc_failed("UpdateOffset"))?
                 .into_inner();
             check("UpdateOffset", r.status)?;
         }

@@ -210,6 +210,22 @@ impl BlockCache {
         Ok(records)
     }
 
+    /// Records `first..first + count` of the block at `l`: a batch may reference part of a
+    /// block (a fired timer, a dead letter). An index pointing past the block is corruption.
+    pub async fn slice(&self, l: &BlockLocation, first: u32, count: u32) -> Result<Vec<WalRecord>> {
+        let mut records = self.block(l).await?;
+        let (first, last) = (first as usize, first as usize + count as usize);
+        if last > records.len() {
+            return Err(Error::corrupt(
+                &Path::from(l.object.as_str()),
+                l.offset,
+                format!("{} records, the index references {first}..{last}", records.len()),
+            ));
+        }
+        records.truncate(last);
+        Ok(records.split_off(first))
+    }
+
     /// The records of one row group of a Parquet file (`file_size` bytes): from the cache,
     /// or its column chunks fetched with range GETs.
     #[instrument(skip_all, fields(object = %object, row_group))]
