@@ -1,7 +1,13 @@
 //! The StrataAdmin gRPC service (topics, groups) and the CLI client that calls it.
 
 use std::sync::Arc;
+use std::time::Instant;
+
 use strata_meta::model::{GroupSpec, MessageType, TopicSpec};
+use strata_storage::counting::RequestCounts;
+use strata_storage::hooked::Op;
+use strata_storage::object_store::{ObjectStoreExt, PutPayload};
+use strata_storage::{ObjectStore, Path};
 
 use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
@@ -12,6 +18,27 @@ pub struct Admin {
     pub catalog: Catalog,
     /// Present only with `testing.clock_control`.
     pub clock_control: Option<Arc<OffsetClock>>,
+    /// The node's object store, counted (Stats) and timed raw (Floor).
+    pub store: Arc<dyn ObjectStore>,
+    pub store_requests: Arc<RequestCounts>,
+}
+
+/// Most samples one Floor request may take, and the largest object it may write.
+const FLOOR_MAX_SAMPLES: u32 = 1000;
+const FLOOR_MAX_OBJECT: u64 = 64 << 20;
+
+/// The process's resident set size, from /proc (0 where there is none).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
 }
 
 fn topic_type(n: i32) -> Result<MessageType, Status> {
@@ -168,6 +195,54 @@ impl StrataAdmin for Admin {
                 })
                 .collect(),
         }))
+    }
+
+    async fn stats(&self, _request: Request<admin::StatsRequest>) -> Result<Response<admin::StatsResponse>, Status> {
+        let tx = self.catalog.coordinator().transactions();
+        Ok(Response::new(admin::StatsResponse {
+            rss_bytes: rss_bytes(),
+            store_requests: Op::ALL
+                .iter()
+                .map(|op| (op.as_str().to_string(), self.store_requests.get(*op)))
+                .collect(),
+            coordinator_transactions: tx.all,
+            coordinator_writes: tx.writes,
+        }))
+    }
+
+    async fn floor(&self, request: Request<admin::FloorRequest>) -> Result<Response<admin::FloorResponse>, Status> {
+        let req = request.into_inner();
+        if req.samples == 0 || req.samples > FLOOR_MAX_SAMPLES || req.object_bytes > FLOOR_MAX_OBJECT {
+            return Err(Status::invalid_argument(format!(
+                "samples must be within 1..={FLOOR_MAX_SAMPLES} and objects at most {FLOOR_MAX_OBJECT} bytes"
+            )));
+        }
+        let store_error = |e: strata_storage::object_store::Error| Status::unavailable(format!("object store: {e}"));
+        let body = bytes::Bytes::from(vec![0x5a; req.object_bytes as usize]);
+        let mut out = admin::FloorResponse::default();
+        for _ in 0..req.samples {
+            let path = Path::from(format!("bench/floor/{}", ulid::Ulid::new()));
+            let t = Instant::now();
+            self.store
+                .put(&path, PutPayload::from(body.clone()))
+                .await
+                .map_err(store_error)?;
+            out.put_micros.push(micros(t));
+            let t = Instant::now();
+            self.store
+                .get(&path)
+                .await
+                .map_err(store_error)?
+                .bytes()
+                .await
+                .map_err(store_error)?;
+            out.get_micros.push(micros(t));
+            self.store.delete(&path).await.map_err(store_error)?;
+            let t = Instant::now();
+            self.catalog.coordinator().probe_commit().await.map_err(to_status)?;
+            out.commit_micros.push(micros(t));
+        }
+        Ok(Response::new(out))
     }
 
     async fn list_groups(

@@ -1,6 +1,7 @@
 //! `strata`: the StrataMQ broker and its admin CLI.
 
 mod admin;
+mod bench;
 mod config;
 mod front;
 mod server;
@@ -49,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
+    /// Load a running broker with producers and consumers and report rates, latency
+    /// percentiles and costs against the floor of its store and coordinator.
+    Bench(bench::BenchArgs),
     /// Move a test broker's clock forward (needs `testing.clock_control`; tests only).
     AdvanceClock {
         /// How far, e.g. "30days".
@@ -132,8 +136,8 @@ impl NodeArgs {
 
 #[derive(clap::Args, Debug)]
 struct Target {
-    /// The broker's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:8081", env = "STRATA_ENDPOINT")]
+    /// The broker's gRPC endpoint (host:port or a URL).
+    #[arg(long, default_value = "127.0.0.1:8081", env = "STRATA_ENDPOINT")]
     endpoint: String,
     /// Namespace (tenant); empty is the default tenant.
     #[arg(long, default_value = "")]
@@ -205,7 +209,7 @@ enum GroupAction {
 type BoxError = server::BoxError;
 
 async fn admin_client(target: &Target) -> Result<StrataAdminClient<tonic::transport::Channel>, BoxError> {
-    StrataAdminClient::connect(target.endpoint.clone())
+    StrataAdminClient::connect(bench::endpoint_url(&target.endpoint))
         .await
         .map_err(|e| format!("cannot reach the broker at {}: {e}", target.endpoint).into())
 }
@@ -214,6 +218,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
         Command::Standalone(args) => server::run(args.settings()?, Roles::ALL).await,
         Command::Ingest(args) => server::run(args.settings()?, Roles::INGEST).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Query(args) => server::run(args.settings()?, Roles::QUERY).await,
         Command::Compactor(args) => server::run(args.settings()?, Roles::COMPACTOR).await,
         Command::Topic {

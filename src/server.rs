@@ -36,7 +36,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     let offset_clock = Arc::new(OffsetClock::default());
     let clock: Arc<dyn Clock> = offset_clock.clone();
     let store_url = settings.store_url();
-    let store = open_store(&store_url, &settings.s3)?;
+    let (store, store_requests) = strata_storage::counting::counting(open_store(&store_url, &settings.s3)?);
     let catalog = Catalog::new(
         Arc::clone(&dyn_coordinator),
         Arc::clone(&clock),
@@ -160,6 +160,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         .add_service(StrataAdminServer::new(Admin {
             catalog,
             clock_control: settings.testing.clock_control.then_some(offset_clock),
+            store: Arc::clone(&store),
+            store_requests,
         }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown_signal().await;

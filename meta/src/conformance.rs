@@ -19,6 +19,7 @@ pub async fn run_all(c: &dyn Coordinator) {
     pop_claims_conflict(c).await;
     change_invisible_issues_new_seq(c).await;
     secrets_are_stable(c).await;
+    probe_commits_are_counted(c).await;
     commits_notify(c).await;
     nodes_register_heartbeat_and_expire(c).await;
     dead_writers_are_fenced(c).await;
@@ -29,6 +30,17 @@ pub async fn run_all(c: &dyn Coordinator) {
     compaction_swaps_batches_atomically(c).await;
     retention_moves_everyone_past_expired_batches(c).await;
     stream_offsets_bounds_and_time_lookup(c).await;
+}
+
+/// A probe commit is one write transaction, and the counters see it.
+pub async fn probe_commits_are_counted(c: &dyn Coordinator) {
+    let before = c.transactions();
+    for _ in 0..3 {
+        c.probe_commit().await.unwrap();
+    }
+    let after = c.transactions();
+    assert!(after.writes >= before.writes + 3, "{before:?} -> {after:?}");
+    assert!(after.all >= after.writes, "{after:?}");
 }
 
 /// The node every flush of this suite claims to come from.

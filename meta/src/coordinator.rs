@@ -182,4 +182,21 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 
     /// Commit notifications (one per committed flush and topic).
     fn subscribe(&self) -> broadcast::Receiver<CommitEvent>;
+
+    // --- measurement -------------------------------------------------------------------
+    /// One minimal write transaction (a one-row upsert): the floor every commit is compared
+    /// against by `strata bench --floor`.
+    async fn probe_commit(&self) -> Result<()>;
+
+    /// Transactions run since the coordinator was opened.
+    fn transactions(&self) -> TransactionCounts;
+}
+
+/// How many transactions a coordinator ran (a statement outside a transaction counts as one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransactionCounts {
+    pub all: u64,
+    /// Of those, on the write path (SQLite: each one an fsync of its journal). PostgreSQL
+    /// serves reads and writes from one pool: there every transaction counts as a write.
+    pub writes: u64,
 }

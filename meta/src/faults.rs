@@ -251,4 +251,11 @@ impl Coordinator for FaultyCoordinator {
     fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
         self.inner.subscribe()
     }
+    async fn probe_commit(&self) -> Result<()> {
+        self.faults.check()?;
+        self.inner.probe_commit().await
+    }
+    fn transactions(&self) -> crate::TransactionCounts {
+        self.inner.transactions()
+    }
 }

@@ -15,7 +15,7 @@ pub mod token;
 
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
-pub use coordinator::Coordinator;
+pub use coordinator::{Coordinator, TransactionCounts};
 pub use error::{Error, Result};
 pub use membership::Membership;
 pub use sql::SqlCoordinator;

@@ -149,4 +149,11 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, grp, topic, queue_id)
     );
     "#,
+    // 5: a one-row table the floor measurement writes to (`strata bench --floor`).
+    r#"
+    CREATE TABLE probe (
+        id BIGINT PRIMARY KEY,
+        n BIGINT NOT NULL
+    );
+    "#,
 ];

@@ -10,7 +10,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::{instrument, warn};
 
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, TransactionCounts};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::schema::MIGRATIONS;
@@ -43,6 +44,20 @@ pub struct SqlCoordinator {
     reader: AnyPool,
     events: broadcast::Sender<CommitEvent>,
     listener: Option<JoinHandle<()>>,
+    /// Connections returned to the writer and reader pools: one per transaction (or
+    /// statement outside one). On PostgreSQL both name the one pool's counter.
+    writes: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+}
+
+/// Counts every connection released to a pool: each release ends one transaction or one
+/// statement run outside a transaction.
+fn counting(options: AnyPoolOptions, counter: &Arc<AtomicU64>) -> AnyPoolOptions {
+    let counter = Arc::clone(counter);
+    options.after_release(move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async { Ok(true) })
+    })
 }
 
 fn install_drivers() {
@@ -70,7 +85,8 @@ impl SqlCoordinator {
         let abs = std::path::absolute(path)
             .map_err(|e| Error::invalid("coordinator path", format!("{}: {e}", path.display())))?;
         let url = |mode: &str| format!("sqlite://{}?mode={mode}", abs.display());
-        let writer = AnyPoolOptions::new()
+        let (writes, reads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let writer = counting(AnyPoolOptions::new(), &writes)
             .max_connections(1)
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -83,7 +99,7 @@ impl SqlCoordinator {
             .connect(&url("rwc"))
             .await?;
         migrate(&writer, Dialect::Sqlite).await?;
-        let reader = AnyPoolOptions::new()
+        let reader = counting(AnyPoolOptions::new(), &reads)
             .max_connections(4)
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -102,6 +118,8 @@ impl SqlCoordinator {
             reader,
             events,
             listener: None,
+            writes,
+            reads,
         })
     }
 
@@ -109,7 +127,8 @@ impl SqlCoordinator {
     /// for commit notifications.
     pub async fn open_postgres(url: &str) -> Result<Self> {
         install_drivers();
-        let pool = AnyPoolOptions::new()
+        let writes = Arc::new(AtomicU64::new(0));
+        let pool = counting(AnyPoolOptions::new(), &writes)
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
@@ -148,6 +167,8 @@ impl SqlCoordinator {
             reader: pool,
             events,
             listener: Some(listener),
+            reads: Arc::new(AtomicU64::new(0)),
+            writes,
         })
     }
 
@@ -1758,6 +1779,21 @@ impl Coordinator for SqlCoordinator {
 
     fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
         self.events.subscribe()
+    }
+
+    async fn probe_commit(&self) -> Result<()> {
+        sqlx::query("INSERT INTO probe (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = probe.n + 1")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    fn transactions(&self) -> TransactionCounts {
+        let writes = self.writes.load(Ordering::Relaxed);
+        TransactionCounts {
+            all: writes + self.reads.load(Ordering::Relaxed),
+            writes,
+        }
     }
 }
 
