@@ -12,6 +12,7 @@ mod gc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_meta::model::CommitEvent;
 use strata_meta::{Clock, Coordinator};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -148,6 +149,20 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
 /// Messages moved to dead-letter topics per round (rounds are a second apart).
 const DEAD_LETTER_BATCH: u32 = 1000;
 
+/// Resolves when a commit may have added a timer (or notifications were missed); commits of
+/// appended messages, the bulk, do not wake the timer loop.
+async fn held_commit(events: &mut tokio::sync::broadcast::Receiver<CommitEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(e) if e.may_hold() => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
 /// Timers fire at most this late: the loop never sleeps longer.
 const TIMER_TICK: Duration = Duration::from_secs(1);
 /// Timers fired per coordinator transaction.
@@ -180,11 +195,7 @@ async fn fire_timers(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>) {
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            r = events.recv() => {
-                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
+            () = held_commit(&mut events) => {}
         }
     }
 }

@@ -166,12 +166,12 @@ impl Env {
             for b in self.coordinator.batches(&queue(q), first, 100_000).await.unwrap() {
                 let block = self.compaction.blocks.block(&b.location).await.unwrap();
                 for (i, r) in block
-                    .into_iter()
+                    .iter()
                     .skip(b.first_record as usize)
                     .take(b.count as usize)
                     .enumerate()
                 {
-                    got.insert(b.base_offset + i as i64, r.body);
+                    got.insert(b.base_offset + i as i64, r.body.clone());
                 }
             }
             out.insert(q, got);

@@ -168,14 +168,19 @@ async fn batcher(
                 Err(_) => break,
             }
         }
-        let pending = start_flush(&shared, batch, slot);
+        // Encoding (zstd) is CPU work: off the async runtime, overlapping the flush ahead.
+        let for_flush = Arc::clone(&shared);
+        let Ok(pending) = tokio::task::spawn_blocking(move || start_flush(&for_flush, batch, slot)).await else {
+            break;
+        };
         if commit_tx.send(pending).is_err() {
             break;
         }
     }
 }
 
-/// Packs submissions into one WAL object (one block per queue) and starts its PUT.
+/// Packs submissions into one WAL object (one block per queue) and starts its PUT. Runs on
+/// a blocking thread, inside the runtime's context.
 fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePermit) -> Pending {
     let now = shared.clock.now_ms();
     // One block per queue and hold kind: a block is either appended or held as a whole.

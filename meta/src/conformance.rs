@@ -39,7 +39,7 @@ pub async fn probe_commits_are_counted(c: &dyn Coordinator) {
         c.probe_commit().await.unwrap();
     }
     let after = c.transactions();
-    assert!(after.writes >= before.writes + 3, "{before:?} -> {after:?}");
+    assert_eq!(after.writes, before.writes + 3, "{before:?} -> {after:?}");
     assert!(after.all >= after.writes, "{after:?}");
 }
 
@@ -202,6 +202,7 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
         .await
         .unwrap();
     assert_eq!(bases, [Some(0), Some(0), Some(0)]);
+    let before = c.transactions();
     let bases = c
         .commit_flush(
             &flush(
@@ -212,6 +213,14 @@ pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
             T0,
         )
         .await
+        .inspect(|_| {
+            let after = c.transactions();
+            assert_eq!(
+                (after.all - before.all, after.writes - before.writes),
+                (1, 1),
+                "one flush, one transaction"
+            );
+        })
         .unwrap();
     assert_eq!(bases, [Some(3), Some(7)]);
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 7);
@@ -505,17 +514,18 @@ pub async fn commits_notify(c: &dyn Coordinator) {
         event,
         CommitEvent {
             tenant: t.into(),
-            topic: Some("a".into())
+            topic: Some("a".into()),
+            held: false,
         }
     );
     assert!(event.concerns(t, "a") && !event.concerns(t, "b") && !event.concerns("x", "a"));
+    assert!(!event.may_hold(), "nothing was held");
+    assert!(CommitEvent::missed().concerns(t, "b"), "a wildcard concerns everyone");
+    assert!(CommitEvent::missed().may_hold());
+    let held = CommitEvent { held: true, ..event };
     assert!(
-        CommitEvent {
-            tenant: String::new(),
-            topic: None
-        }
-        .concerns(t, "b"),
-        "a wildcard concerns everyone"
+        held.may_hold() && !held.concerns(t, "a"),
+        "held records are not for consumers yet"
     );
 }
 

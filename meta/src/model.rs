@@ -310,14 +310,32 @@ pub struct CommitEvent {
     pub tenant: String,
     /// `None`: notifications may have been missed (a reconnect); every waiter should look.
     pub topic: Option<String>,
+    /// The commit held records back (delay timers, half messages) instead of appending
+    /// them: nothing for consumers to read yet, only the timer loop cares.
+    pub held: bool,
 }
 
 impl CommitEvent {
+    /// Notifications may have been missed: everyone should look.
+    pub fn missed() -> Self {
+        Self {
+            tenant: String::new(),
+            topic: None,
+            held: false,
+        }
+    }
+
+    /// Whether consumers of `tenant/topic` may have something new to read.
     pub fn concerns(&self, tenant: &str, topic: &str) -> bool {
         match &self.topic {
             None => true,
-            Some(t) => t == topic && self.tenant == tenant,
+            Some(t) => !self.held && t == topic && self.tenant == tenant,
         }
+    }
+
+    /// Whether delay timers may have been added (or notifications missed).
+    pub fn may_hold(&self) -> bool {
+        self.held || self.topic.is_none()
     }
 }
 

@@ -36,6 +36,8 @@ enum Dialect {
 
 /// The LISTEN/NOTIFY channel commits are announced on.
 const CHANNEL: &str = "strata_commits";
+/// Marks the notification of a commit that held records back (names never contain ':').
+const HELD_PREFIX: &str = "held:";
 
 #[derive(Debug)]
 pub struct SqlCoordinator {
@@ -142,20 +144,22 @@ impl SqlCoordinator {
             loop {
                 match listener.recv().await {
                     Ok(n) => {
-                        if let Some((tenant, topic)) = n.payload().split_once('/') {
+                        let (held, payload) = match n.payload().strip_prefix(HELD_PREFIX) {
+                            Some(rest) => (true, rest),
+                            None => (false, n.payload()),
+                        };
+                        if let Some((tenant, topic)) = payload.split_once('/') {
                             let _ = tx.send(CommitEvent {
                                 tenant: tenant.to_string(),
                                 topic: Some(topic.to_string()),
+                                held,
                             });
                         }
                     }
                     Err(e) => {
                         // Notifications may be lost while reconnecting: wake every waiter.
                         warn!(error = %e, "commit notification listener lost its connection; reconnecting");
-                        let _ = tx.send(CommitEvent {
-                            tenant: String::new(),
-                            topic: None,
-                        });
+                        let _ = tx.send(CommitEvent::missed());
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
@@ -585,6 +589,13 @@ fn inflight_query<'q>(sql: &'q str, r: &'q Receipt) -> sqlx::query::Query<'q, sq
         .bind(r.offset)
 }
 
+/// The order in-flight rows are locked in, across subscriptions: one global order, so
+/// concurrent transactions cannot deadlock.
+fn lock_order(r: &Receipt) -> (&str, &str, &str, i32, i64) {
+    let s = &r.subscription;
+    (&s.tenant, &s.group, &s.topic, r.queue, r.offset)
+}
+
 /// Why a receipt matched no in-flight row.
 async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
     let sql = format!("SELECT seq FROM inflight WHERE {INFLIGHT_KEY}");
@@ -600,14 +611,16 @@ async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
 }
 
 impl SqlCoordinator {
-    /// Announces commits on `topics`: on PostgreSQL within the transaction (delivered at
-    /// commit, to every node); on SQLite the caller broadcasts after commit.
-    async fn notify_in(&self, tx: &mut Tx, topics: &HashSet<(String, String)>) -> Result<()> {
+    /// Announces commits on `topics` (`held`: of records held back, see [`CommitEvent`]): on
+    /// PostgreSQL within the transaction (delivered at commit, to every node); on SQLite the
+    /// caller broadcasts after commit.
+    async fn notify_in(&self, tx: &mut Tx, topics: &HashSet<(String, String)>, held: bool) -> Result<()> {
         if self.dialect == Dialect::Postgres {
+            let prefix = if held { HELD_PREFIX } else { "" };
             for (tenant, topic) in topics {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
-                    .bind(format!("{tenant}/{topic}"))
+                    .bind(format!("{prefix}{tenant}/{topic}"))
                     .execute(&mut **tx)
                     .await?;
             }
@@ -615,12 +628,13 @@ impl SqlCoordinator {
         Ok(())
     }
 
-    fn notify_after(&self, topics: &HashSet<(String, String)>) {
+    fn notify_after(&self, topics: &HashSet<(String, String)>, held: bool) {
         if self.dialect == Dialect::Sqlite {
             for (tenant, topic) in topics {
                 let _ = self.events.send(CommitEvent {
                     tenant: tenant.clone(),
                     topic: Some(topic.clone()),
+                    held,
                 });
             }
         }
@@ -839,14 +853,17 @@ impl Coordinator for SqlCoordinator {
                 .await?;
             }
         }
-        let topics: HashSet<(String, String)> = flush
-            .batches
-            .iter()
-            .map(|b| (b.queue.tenant.clone(), b.queue.topic.clone()))
-            .collect();
-        self.notify_in(&mut tx, &topics).await?;
+        // Consumers hear of appended batches, the timer loop of held ones.
+        let (mut appended, mut held) = (HashSet::new(), HashSet::new());
+        for b in &flush.batches {
+            let topics = if b.held.is_empty() { &mut appended } else { &mut held };
+            topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
+        }
+        self.notify_in(&mut tx, &appended, false).await?;
+        self.notify_in(&mut tx, &held, true).await?;
         tx.commit().await?;
-        self.notify_after(&topics);
+        self.notify_after(&appended, false);
+        self.notify_after(&held, true);
         Ok(bases)
     }
 
@@ -1118,9 +1135,9 @@ impl Coordinator for SqlCoordinator {
             .filter(|_| dead_letters)
             .map(|t| (sub.tenant.clone(), t.clone()))
             .collect();
-        self.notify_in(&mut tx, &topics).await?;
+        self.notify_in(&mut tx, &topics, false).await?;
         tx.commit().await?;
-        self.notify_after(&topics);
+        self.notify_after(&topics, false);
         Ok(claimed)
     }
 
@@ -1149,9 +1166,9 @@ impl Coordinator for SqlCoordinator {
             (r.subscription.tenant.clone(), r.subscription.topic.clone()),
         ]
         .into();
-        self.notify_in(&mut tx, &topics).await?;
+        self.notify_in(&mut tx, &topics, false).await?;
         tx.commit().await?;
-        self.notify_after(&topics);
+        self.notify_after(&topics, false);
         Ok(Ok(()))
     }
 
@@ -1203,9 +1220,9 @@ impl Coordinator for SqlCoordinator {
             append_copy_of(&mut tx, &from, receipt.offset, &dlq, now_ms).await?;
             let topics: HashSet<(String, String)> =
                 [(from.tenant.clone(), dlq), (from.tenant.clone(), from.topic.clone())].into();
-            self.notify_in(&mut tx, &topics).await?;
+            self.notify_in(&mut tx, &topics, false).await?;
             tx.commit().await?;
-            self.notify_after(&topics);
+            self.notify_after(&topics, false);
             moved += 1;
         }
         Ok(moved)
@@ -1227,9 +1244,9 @@ impl Coordinator for SqlCoordinator {
         .collect::<Result<_>>()?;
         let fired = due.len() as u32;
         let topics = release_held(&mut tx, due).await?;
-        self.notify_in(&mut tx, &topics).await?;
+        self.notify_in(&mut tx, &topics, false).await?;
         tx.commit().await?;
-        self.notify_after(&topics);
+        self.notify_after(&topics, false);
         Ok(fired)
     }
 
@@ -1270,9 +1287,9 @@ impl Coordinator for SqlCoordinator {
         } else {
             HashSet::new()
         };
-        self.notify_in(&mut tx, &topics).await?;
+        self.notify_in(&mut tx, &topics, false).await?;
         tx.commit().await?;
-        self.notify_after(&topics);
+        self.notify_after(&topics, false);
         Ok(found)
     }
 
@@ -1329,7 +1346,7 @@ impl Coordinator for SqlCoordinator {
         let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
         // Rows are deleted in one global order, so concurrent acks cannot deadlock.
         let mut order: Vec<usize> = (0..receipts.len()).collect();
-        order.sort_by_key(|&i| (receipts[i].queue, receipts[i].offset));
+        order.sort_by(|&a, &b| lock_order(&receipts[a]).cmp(&lock_order(&receipts[b])));
         let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
         for i in order {
             let r = &receipts[i];
@@ -1344,9 +1361,9 @@ impl Coordinator for SqlCoordinator {
                 None => why_not_in_flight(&mut tx, r).await?,
             };
         }
-        self.notify_in(&mut tx, &freed).await?;
+        self.notify_in(&mut tx, &freed, false).await?;
         tx.commit().await?;
-        self.notify_after(&freed);
+        self.notify_after(&freed, false);
         Ok(outcomes)
     }
 

@@ -2,6 +2,7 @@
 //! commit notifications), acknowledges them, changes their invisible time; reads through
 //! the batch index (moka) and the block cache (foyer).
 
+mod acks;
 mod config;
 pub mod convert;
 mod error;
@@ -11,6 +12,7 @@ pub mod reader;
 mod receipt;
 pub mod sql92;
 mod stream;
+mod wakeups;
 
 pub use config::QueryConfig;
 pub use error::{Error, Result};

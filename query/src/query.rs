@@ -16,11 +16,13 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tracing::instrument;
 
+use crate::acks::AckCommitter;
 use crate::config::QueryConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::reader::Reader;
 use crate::receipt::ReceiptCodec;
+use crate::wakeups::Wakeups;
 
 /// A receive as the front received it.
 #[derive(Clone, Debug)]
@@ -54,6 +56,10 @@ pub struct Query {
     receipts: ReceiptCodec,
     config: QueryConfig,
     rotation: AtomicUsize,
+    /// Acks are group-committed: one coordinator transaction at a time per node.
+    acks: AckCommitter,
+    /// Long polls wait here, per subscription, for commits to their topic.
+    wakeups: Arc<Wakeups>,
     /// Set on shutdown: long polls return at once.
     closed: watch::Sender<bool>,
 }
@@ -73,6 +79,8 @@ impl Query {
     pub async fn new(catalog: Catalog, blocks: BlockCache, config: QueryConfig) -> Result<Self> {
         let key = catalog.coordinator().secret("receipt-handle-key").await?;
         Ok(Self {
+            acks: AckCommitter::start(Arc::clone(catalog.coordinator())),
+            wakeups: Wakeups::start(catalog.coordinator().subscribe()),
             reader: Reader::new(Arc::clone(catalog.coordinator()), blocks),
             catalog,
             receipts: ReceiptCodec::new(key),
@@ -118,12 +126,17 @@ impl Query {
         };
         let batch = req.batch_size.clamp(1, self.config.max_batch);
         let deadline = Instant::now() + req.long_polling.min(self.config.max_long_polling);
-        // Subscribe before the first pop so that no commit between the pop and the wait is missed.
-        let mut events = self.catalog.coordinator().subscribe();
+        // Registered before the first pop: a commit between a pop and the wait leaves a
+        // permit, so it is not missed.
+        let wakeup = self.wakeups.waiter(&sub);
         let mut closed = self.closed.subscribe();
         loop {
             let (got, raced) = self.pop_once(&sub, &topic, mode, &req.filter, batch, invisible).await?;
             if !got.is_empty() {
+                if got.len() >= batch {
+                    // There may be more: the next waiter of this group looks.
+                    wakeup.notify_one();
+                }
                 return Ok(got);
             }
             if raced {
@@ -139,7 +152,7 @@ impl Query {
                 wake = wake.min(now + until.max(MIN_RETRY_WAIT));
             }
             tokio::select! {
-                () = commit_on(&mut events, &sub) => {}
+                () = wakeup.notified() => {}
                 () = tokio::time::sleep_until(wake) => {}
                 _ = closed.changed() => {}
             }
@@ -334,12 +347,9 @@ impl Query {
     pub async fn ack(&self, sub: &Subscription, handles: &[String]) -> Vec<Result<()>> {
         let parsed: Vec<Result<Receipt>> = handles.iter().map(|h| self.receipt_for(sub, h)).collect();
         let valid: Vec<Receipt> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-        let mut outcomes = match self.catalog.coordinator().ack(&valid).await {
+        let mut outcomes = match self.acks.ack(valid).await {
             Ok(o) => o.into_iter(),
-            Err(e) => {
-                let e = Error::from(e);
-                return parsed.into_iter().map(|p| p.and(Err(e.clone()))).collect();
-            }
+            Err(e) => return parsed.into_iter().map(|p| p.and(Err(e.clone()))).collect(),
         };
         parsed
             .into_iter()

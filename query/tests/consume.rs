@@ -285,3 +285,32 @@ async fn out_of_range_invisible_times_are_refused() {
         Err(Error::IllegalInvisibleTime(_))
     ));
 }
+
+/// Acks that arrive while none is being committed travel in ONE coordinator transaction,
+/// and each caller still gets its own outcomes. (A current-thread runtime: every ack below
+/// is submitted before the committer task first runs.)
+#[tokio::test]
+async fn concurrent_acks_are_group_committed() {
+    let e = env(2).await;
+    e.produce(0, 40, &["A"], 2).await;
+    let got = e.drain("g", Filter::All).await;
+    assert_eq!(got.len(), 40);
+    let s = sub("g");
+    let before = e.catalog.coordinator().transactions();
+    let acks = got.iter().map(|d| {
+        let handle = [d.receipt_handle.clone()];
+        let (query, s) = (&e.query, &s);
+        async move { query.ack(s, &handle).await }
+    });
+    let mut results = futures::future::join_all(acks).await;
+    results.push(e.query.ack(&s, &["forged".into()]).await);
+    let after = e.catalog.coordinator().transactions();
+    assert!(results[..40].iter().all(|r| r.len() == 1 && r[0].is_ok()));
+    assert!(
+        matches!(results[40][0], Err(Error::InvalidReceipt(_))),
+        "a bad handle fails alone"
+    );
+    assert_eq!(after.writes - before.writes, 1, "40 ack RPCs, one transaction");
+    e.clock.advance(Duration::from_secs(3600));
+    assert!(e.drain("g", Filter::All).await.is_empty(), "every ack took effect");
+}

@@ -2,9 +2,9 @@
 //! every send's latency and every delivery's end-to-end latency in HDR histograms.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -108,7 +108,10 @@ impl Counters {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
 }
 
 async fn client(plan: &Plan) -> Result<MessagingServiceClient<Channel>, BoxError> {
@@ -156,7 +159,11 @@ fn message(plan: &Plan, seq: u64) -> v2::Message {
             message_id: format!("{}-{seq}", plan.run_id),
             born_timestamp: Some(timestamp(sent)),
             born_host: "strata-bench".into(),
-            message_type: if plan.fifo { v2::MessageType::Fifo } else { v2::MessageType::Normal } as i32,
+            message_type: if plan.fifo {
+                v2::MessageType::Fifo
+            } else {
+                v2::MessageType::Normal
+            } as i32,
             message_group: plan.fifo.then(|| format!("g{}", seq % FIFO_GROUPS)),
             ..Default::default()
         }),
@@ -166,7 +173,13 @@ fn message(plan: &Plan, seq: u64) -> v2::Message {
 
 /// One producer: sends until `until`, `plan.inflight` requests at a time, paced at `rate`
 /// messages/s when it is positive.
-async fn producer(plan: Arc<Plan>, id: usize, rate: f64, until: Instant, counters: Arc<Counters>) -> Result<(), BoxError> {
+async fn producer(
+    plan: Arc<Plan>,
+    id: usize,
+    rate: f64,
+    until: Instant,
+    counters: Arc<Counters>,
+) -> Result<(), BoxError> {
     let client = client(&plan).await?;
     let client_id = format!("bench-{}-p{id}", plan.run_id);
     let start = Instant::now();
@@ -277,7 +290,14 @@ async fn consumer(plan: Arc<Plan>, id: usize, stop: Arc<AtomicBool>, counters: A
             );
             async move {
                 match client.ack_message(req).await {
-                    Ok(r) if r.get_ref().status.as_ref().is_some_and(|s| s.code == v2::Code::Ok as i32) => 0,
+                    Ok(r)
+                        if r.get_ref()
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.code == v2::Code::Ok as i32) =>
+                    {
+                        0
+                    }
                     _ => chunk.len() as u64,
                 }
             }
@@ -337,7 +357,15 @@ fn spawn_producers(
     counters: &Arc<Counters>,
 ) -> Vec<tokio::task::JoinHandle<Result<(), BoxError>>> {
     (0..n)
-        .map(|i| tokio::spawn(producer(Arc::clone(plan), i, rate / n as f64, until, Arc::clone(counters))))
+        .map(|i| {
+            tokio::spawn(producer(
+                Arc::clone(plan),
+                i,
+                rate / n as f64,
+                until,
+                Arc::clone(counters),
+            ))
+        })
         .collect()
 }
 

@@ -149,20 +149,53 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         let counters = Arc::new(Counters::new());
         let before = stats(&mut admin).await?;
         let produced = load::produce(&plan, args.producers, args.rate, duration, &counters, "backlog").await?;
-        phases.push(Phase::measure("produce backlog", &counters, produced, plan.size, &before, &stats(&mut admin).await?));
+        phases.push(Phase::measure(
+            "produce backlog",
+            &counters,
+            produced,
+            plan.size,
+            &before,
+            &stats(&mut admin).await?,
+        ));
         if args.consumers > 0 {
             let counters = Arc::new(Counters::with_sent(&counters));
             let before = stats(&mut admin).await?;
             let took = load::consume_until_done(&plan, args.consumers, &counters, settle, "drain").await?;
-            phases.push(Phase::measure("drain backlog", &counters, took, plan.size, &before, &stats(&mut admin).await?));
+            phases.push(Phase::measure(
+                "drain backlog",
+                &counters,
+                took,
+                plan.size,
+                &before,
+                &stats(&mut admin).await?,
+            ));
         }
     } else {
         let counters = Arc::new(Counters::new());
         let before = stats(&mut admin).await?;
-        let took = load::produce_and_consume(&plan, args.producers, args.consumers, args.rate, duration, settle, &counters)
-            .await?;
-        let name = if args.consumers > 0 { "produce + consume" } else { "produce" };
-        phases.push(Phase::measure(name, &counters, took, plan.size, &before, &stats(&mut admin).await?));
+        let took = load::produce_and_consume(
+            &plan,
+            args.producers,
+            args.consumers,
+            args.rate,
+            duration,
+            settle,
+            &counters,
+        )
+        .await?;
+        let name = if args.consumers > 0 {
+            "produce + consume"
+        } else {
+            "produce"
+        };
+        phases.push(Phase::measure(
+            name,
+            &counters,
+            took,
+            plan.size,
+            &before,
+            &stats(&mut admin).await?,
+        ));
     }
     let floor = if args.floor {
         let object_bytes = phases.first().map_or(64 << 10, Phase::bytes_per_put).max(1024);

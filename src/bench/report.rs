@@ -110,10 +110,17 @@ impl Phase {
         let store_requests: HashMap<String, u64> = after
             .store_requests
             .iter()
-            .map(|(k, v)| (k.clone(), v.saturating_sub(before.store_requests.get(k).copied().unwrap_or(0))))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.saturating_sub(before.store_requests.get(k).copied().unwrap_or(0)),
+                )
+            })
             .filter(|(_, v)| *v > 0)
             .collect();
-        let tx = after.coordinator_transactions.saturating_sub(before.coordinator_transactions);
+        let tx = after
+            .coordinator_transactions
+            .saturating_sub(before.coordinator_transactions);
         let writes = after.coordinator_writes.saturating_sub(before.coordinator_writes);
         let moved = if received > 0 { received } else { sent };
         let lock = |h: &std::sync::Mutex<Histogram<u64>>| Percentiles::of(&h.lock().unwrap_or_else(|p| p.into_inner()));
@@ -251,7 +258,15 @@ impl Report {
         let _ = writeln!(
             out,
             "strata bench: {} producers × {} consumers, {} B {} messages, batch {}, in flight {}, receive {}, ack {}, topic {}",
-            s.producers, s.consumers, s.size, s.message_type, s.batch, s.inflight, s.receive_batch, s.ack_batch, s.topic
+            s.producers,
+            s.consumers,
+            s.size,
+            s.message_type,
+            s.batch,
+            s.inflight,
+            s.receive_batch,
+            s.ack_batch,
+            s.topic
         );
         for p in &self.phases {
             let _ = writeln!(out, "\n[{}] {:.1} s", p.name, p.seconds);
@@ -276,7 +291,11 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  store     {}  ({:.1} PUT/1k sent, {:.1} GET/1k received)",
-                requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+                requests
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 p.puts_per_1k_sent,
                 p.gets_per_1k_received
             );
@@ -288,7 +307,11 @@ impl Report {
                 p.transactions_per_1k_messages,
                 p.writes_per_1k_messages
             );
-            let _ = writeln!(out, "  broker    RSS {:.1} MiB", p.broker_rss_bytes as f64 / (1 << 20) as f64);
+            let _ = writeln!(
+                out,
+                "  broker    RSS {:.1} MiB",
+                p.broker_rss_bytes as f64 / (1 << 20) as f64
+            );
         }
         if let Some(f) = &self.floor {
             let _ = writeln!(out, "\n[floor] objects of {} B", f.object_bytes);

@@ -72,22 +72,32 @@ impl Code for BlockKey {
     }
 }
 
-/// A decoded block: the records of one queue from one flush.
+/// A decoded block: the records of one queue from one flush, shared by every reader (a hit
+/// copies no record; bodies are slices of the block's decompressed bytes).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Block {
-    pub records: Vec<WalRecord>,
+    pub records: Arc<Vec<WalRecord>>,
 }
 
+/// Memory a decoded record holds beyond its encoded bytes (strings, the property map).
+const RECORD_OVERHEAD: usize = 192;
+
 impl Block {
+    fn new(records: Vec<WalRecord>) -> Self {
+        Self {
+            records: Arc::new(records),
+        }
+    }
+
     fn weight(&self) -> usize {
-        self.records.iter().map(|r| r.body.len() + 128).sum()
+        self.records.iter().map(|r| r.encoded_len() + RECORD_OVERHEAD).sum()
     }
 }
 
 impl Code for Block {
     fn encode(&self, writer: &mut impl Write) -> foyer::Result<()> {
         let mut buf = Vec::with_capacity(self.estimated_size());
-        for r in &self.records {
+        for r in self.records.iter() {
             let _ = r.encode_length_delimited(&mut buf);
         }
         Code::encode(&Bytes::from(buf), writer)
@@ -101,7 +111,7 @@ impl Code for Block {
                 .map_err(|e| foyer::Error::new(foyer::ErrorKind::Parse, e.to_string()))?;
             records.push(r);
         }
-        Ok(Self { records })
+        Ok(Self::new(records))
     }
 
     fn estimated_size(&self) -> usize {
@@ -166,13 +176,13 @@ impl BlockCache {
 
     /// Puts a block just written into the cache.
     pub fn insert(&self, object: &Path, span: &BlockSpan, records: Vec<WalRecord>) {
-        self.cache.insert(key(object, span), Block { records });
+        self.cache.insert(key(object, span), Block::new(records));
     }
 
     /// The records of a block: from the cache, or one range GET (concurrent misses of the
-    /// same block share one GET).
+    /// same block share one GET). Decompression and decoding run off the async runtime.
     #[instrument(skip_all, fields(object = %object, offset = span.offset, bytes = span.length))]
-    pub async fn records(&self, object: &Path, span: &BlockSpan) -> Result<Vec<WalRecord>> {
+    pub async fn records(&self, object: &Path, span: &BlockSpan) -> Result<Arc<Vec<WalRecord>>> {
         let store = Arc::clone(&self.store);
         let (path, span_copy) = (object.clone(), *span);
         let entry = self
@@ -184,17 +194,19 @@ impl BlockCache {
                     .await
                     .map_err(|e| Error::store(&path, e))?;
                 let data = got.bytes().await.map_err(|e| Error::store(&path, e))?;
-                decode_block(&path, &span_copy, data).map(|records| Block { records })
+                tokio::task::spawn_blocking(move || decode_block(&path, &span_copy, data).map(Block::new))
+                    .await
+                    .map_err(|e| Error::Cache(format!("block decoding stopped: {e}")))?
             })
             .await
             .map_err(from_foyer)?;
-        Ok(entry.value().records.clone())
+        Ok(Arc::clone(&entry.value().records))
     }
 }
 
 impl BlockCache {
     /// Every record of the block at `l` (a WAL block or a Parquet row group).
-    pub async fn block(&self, l: &BlockLocation) -> Result<Vec<WalRecord>> {
+    pub async fn block(&self, l: &BlockLocation) -> Result<Arc<Vec<WalRecord>>> {
         let path = Path::from(l.object.as_str());
         let records = match l.format {
             BlockFormat::Wal => self.records(&path, &l.span()?).await?,
@@ -212,24 +224,24 @@ impl BlockCache {
 
     /// Records `first..first + count` of the block at `l`: a batch may reference part of a
     /// block (a fired timer, a dead letter). An index pointing past the block is corruption.
+    /// Only the records asked for are copied.
     pub async fn slice(&self, l: &BlockLocation, first: u32, count: u32) -> Result<Vec<WalRecord>> {
-        let mut records = self.block(l).await?;
+        let records = self.block(l).await?;
         let (first, last) = (first as usize, first as usize + count as usize);
-        if last > records.len() {
-            return Err(Error::corrupt(
+        match records.get(first..last) {
+            Some(part) => Ok(part.to_vec()),
+            None => Err(Error::corrupt(
                 &Path::from(l.object.as_str()),
                 l.offset,
                 format!("{} records, the index references {first}..{last}", records.len()),
-            ));
+            )),
         }
-        records.truncate(last);
-        Ok(records.split_off(first))
     }
 
     /// The records of one row group of a Parquet file (`file_size` bytes): from the cache,
     /// or its column chunks fetched with range GETs.
     #[instrument(skip_all, fields(object = %object, row_group))]
-    pub async fn row_group(&self, object: &Path, file_size: u64, row_group: u32) -> Result<Vec<WalRecord>> {
+    pub async fn row_group(&self, object: &Path, file_size: u64, row_group: u32) -> Result<Arc<Vec<WalRecord>>> {
         let files = self.parquet.clone();
         let path = object.clone();
         let key = BlockKey {
@@ -240,13 +252,11 @@ impl BlockCache {
             .cache
             .get_or_fetch(&key, move || async move {
                 let rows = files.row_group(&path, file_size, row_group as usize).await?;
-                Ok::<_, Error>(Block {
-                    records: rows.into_iter().map(|(_, r)| r).collect(),
-                })
+                Ok::<_, Error>(Block::new(rows.into_iter().map(|(_, r)| r).collect()))
             })
             .await
             .map_err(from_foyer)?;
-        Ok(entry.value().records.clone())
+        Ok(Arc::clone(&entry.value().records))
     }
 }
 
@@ -304,7 +314,7 @@ mod tests {
         };
         let cache = BlockCache::open(store, &config).await.unwrap();
         for _ in 0..3 {
-            assert_eq!(cache.records(&path, &span).await.unwrap(), records(10));
+            assert_eq!(*cache.records(&path, &span).await.unwrap(), records(10));
         }
         assert_eq!(counts.get(Op::Get), 1);
     }
@@ -320,7 +330,7 @@ mod tests {
         let path = Path::from("wal/00/b.wal");
         let mut object = w.finish("n", 0).to_vec();
         cache.insert(&path, &span, records(3));
-        assert_eq!(cache.records(&path, &span).await.unwrap(), records(3));
+        assert_eq!(*cache.records(&path, &span).await.unwrap(), records(3));
         assert_eq!(counts.get(Op::Get), 0);
 
         object[span.offset as usize + 3] ^= 0xff;
@@ -337,7 +347,7 @@ mod tests {
 
     #[test]
     fn block_code_round_trips() {
-        let block = Block { records: records(4) };
+        let block = Block::new(records(4));
         let mut buf = Vec::new();
         Code::encode(&block, &mut buf).unwrap();
         assert_eq!(<Block as Code>::decode(&mut buf.as_slice()).unwrap(), block);
