@@ -10,7 +10,7 @@ use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use crate::admin::Admin;
@@ -163,7 +163,9 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             store: Arc::clone(&store),
             store_requests,
         }))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
+        // against the client's delayed ACK stalled each such answer ~40 ms.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
             shutdown_signal().await;
             info!("shutting down: ending long polls, flushing accepted messages");
             if let Some(q) = stopping {
