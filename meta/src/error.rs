@@ -26,6 +26,10 @@ pub enum Error {
     #[error("coordinator database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// The transaction a write was group-committed in failed (every write in it failed).
+    #[error("coordinator commit failed: {0}")]
+    GroupCommit(std::sync::Arc<sqlx::Error>),
+
     #[error("stored state is inconsistent: {0}")]
     Inconsistent(String),
 }

@@ -26,7 +26,9 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::schema::MIGRATIONS;
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+mod writes;
+
+use writes::{Announce, GroupCommit, Tx, Work};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
@@ -50,6 +52,8 @@ pub struct SqlCoordinator {
     /// statement outside one). On PostgreSQL both name the one pool's counter.
     writes: Arc<AtomicU64>,
     reads: Arc<AtomicU64>,
+    /// SQLite: the hot writes are group-committed (see `writes`); PostgreSQL: none.
+    group: Option<GroupCommit>,
 }
 
 /// Counts every connection released to a pool: each release ends one transaction or one
@@ -116,6 +120,7 @@ impl SqlCoordinator {
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             dialect: Dialect::Sqlite,
+            group: Some(GroupCommit::start(writer.clone(), events.clone())),
             writer,
             reader,
             events,
@@ -173,6 +178,7 @@ impl SqlCoordinator {
             listener: Some(listener),
             reads: Arc::new(AtomicU64::new(0)),
             writes,
+            group: None,
         })
     }
 
@@ -610,6 +616,299 @@ async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
     })
 }
 
+// --- the hot writes, run inside a (group) transaction -----------------------------------
+
+async fn commit_flush_in(tx: &mut Tx, flush: &FlushCommit, now_ms: i64) -> Result<(Vec<Option<i64>>, Announce)> {
+    // Fencing: only the writer's live epoch may commit. The row lock also orders this
+    // commit against a concurrent declaration of the node's death.
+    let live = sqlx::query("UPDATE nodes SET alive = alive WHERE id = $1 AND epoch = $2 AND alive = 1")
+        .bind(&flush.writer)
+        .bind(flush.writer_epoch)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if live != 1 {
+        return Err(Error::Fenced {
+            node: flush.writer.clone(),
+            epoch: flush.writer_epoch,
+        });
+    }
+    sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
+        .bind(&flush.object)
+        .bind(flush.object_size as i64)
+        .bind(&flush.writer)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
+    let mut order: Vec<usize> = (0..flush.batches.len()).collect();
+    order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
+    let mut bases = vec![None; flush.batches.len()];
+    for i in order {
+        let b = &flush.batches[i];
+        if b.held.is_empty() {
+            let base = append(
+                tx,
+                &b.queue,
+                b.count,
+                &b.location,
+                0,
+                (b.min_timestamp_ms, b.max_timestamp_ms),
+            )
+            .await?;
+            bases[i] = Some(base);
+            continue;
+        }
+        if b.held.len() != b.count as usize {
+            return Err(Error::invalid(
+                "flush",
+                format!("{} holds for {} records", b.held.len(), b.count),
+            ));
+        }
+        for (index, h) in b.held.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO held (id, kind, tenant, topic, queue_id, object, block_offset, block_length,
+                       uncompressed_length, crc32c, compression, block_records, record_index, message_id, due_ms,
+                       checks, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16)",
+            )
+            .bind(held_id(&b.location.object, b.location.offset, index as u32))
+            .bind(h.kind as i64)
+            .bind(&b.queue.tenant)
+            .bind(&b.queue.topic)
+            .bind(b.queue.queue)
+            .bind(&b.location.object)
+            .bind(b.location.offset as i64)
+            .bind(b.location.length as i64)
+            .bind(b.location.uncompressed_length as i64)
+            .bind(i64::from(b.location.crc32c))
+            .bind(b.location.compression)
+            .bind(i64::from(b.location.block_records))
+            .bind(index as i64)
+            .bind(&h.message_id)
+            .bind(h.due_ms)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    // Consumers hear of appended batches, the timer loop of held ones.
+    let (mut appended, mut held) = (HashSet::new(), HashSet::new());
+    for b in &flush.batches {
+        let topics = if b.held.is_empty() { &mut appended } else { &mut held };
+        topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
+    }
+    Ok((bases, Announce { appended, held }))
+}
+
+async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announce)> {
+    let sub = &claim.subscription;
+    let mut claimed = Claimed::default();
+    let mut dead_letters = false;
+    // Rows are locked in one global order (queue id), so concurrent claims, whose
+    // plans rotate over the queues, cannot deadlock.
+    let mut queues: Vec<&QueueClaim> = claim.queues.iter().collect();
+    queues.sort_by_key(|q| q.queue);
+    for q in queues {
+        let in_range = |o: &i64| (q.cursor_from..q.cursor_to).contains(o);
+        if q.cursor_to < q.cursor_from || !q.deliver.iter().chain(&q.park).all(|t| in_range(&t.offset)) {
+            return Err(Error::invalid(
+                "pop claim",
+                format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
+            ));
+        }
+        let queue = QueueRef {
+            tenant: sub.tenant.clone(),
+            topic: sub.topic.clone(),
+            queue: q.queue,
+        };
+        let fifo = !q.release.is_empty() || q.deliver.iter().chain(&q.park).any(|t| t.group.is_some());
+        if fifo {
+            // FIFO claims of one queue run one at a time: their group checks hold.
+            lock_cursor(tx, sub, q.queue).await?;
+        }
+        let moved = q.cursor_to == q.cursor_from || move_cursor(tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
+        if moved {
+            for t in &q.deliver {
+                let busy = match &t.group {
+                    Some(g) => group_busy(tx, sub, q.queue, g).await?,
+                    None => false,
+                };
+                if busy {
+                    // Another claim made the group busy since the plan: this one waits.
+                    insert_inflight(tx, sub, q.queue, t, None).await?;
+                } else {
+                    insert_inflight(tx, sub, q.queue, t, Some(claim.invisible_until_ms)).await?;
+                    claimed.delivered.push(InFlight {
+                        queue: q.queue,
+                        offset: t.offset,
+                        attempt: 1,
+                        seq: 1,
+                        invisible_until_ms: claim.invisible_until_ms,
+                        group: t.group.clone(),
+                    });
+                }
+            }
+            for t in &q.park {
+                insert_inflight(tx, sub, q.queue, t, None).await?;
+            }
+        } else {
+            claimed.conflicts.push(q.queue);
+        }
+        for &offset in &q.release {
+            let row = sqlx::query(
+                    "UPDATE inflight SET waiting = 0, attempt = 1, seq = 1, invisible_until_ms = $6
+                     WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5 AND waiting = 1
+                       AND NOT EXISTS (SELECT 1 FROM inflight a WHERE a.tenant = $1 AND a.grp = $2 AND a.topic = $3
+                             AND a.queue_id = $4 AND a.msg_group = inflight.msg_group AND a.waiting = 0)
+                       AND msg_offset = (SELECT MIN(m.msg_offset) FROM inflight m WHERE m.tenant = $1 AND m.grp = $2
+                             AND m.topic = $3 AND m.queue_id = $4 AND m.msg_group = inflight.msg_group AND m.waiting = 1)
+                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(q.queue)
+                .bind(offset)
+                .bind(claim.invisible_until_ms)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(r) = row {
+                claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
+            }
+        }
+        for &(offset, seq) in &q.redeliver {
+            let sql = format!(
+                "UPDATE inflight SET attempt = attempt + 1, seq = seq + 1, invisible_until_ms = $6
+                     WHERE {INFLIGHT_KEY} AND seq = $7 AND waiting = 0 AND invisible_until_ms <= $8
+                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
+            );
+            let receipt = Receipt {
+                subscription: sub.clone(),
+                queue: q.queue,
+                offset,
+                seq,
+            };
+            let row = inflight_query(&sql, &receipt)
+                .bind(claim.invisible_until_ms)
+                .bind(seq)
+                .bind(claim.now_ms)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(r) = row {
+                claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
+            }
+        }
+        for &(offset, seq) in &q.dead_letter {
+            let Some(dlq) = &claim.dead_letter_topic else {
+                return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
+            };
+            let sql = format!(
+                "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
+            );
+            let receipt = Receipt {
+                subscription: sub.clone(),
+                queue: q.queue,
+                offset,
+                seq,
+            };
+            let gone = inflight_query(&sql, &receipt)
+                .bind(seq)
+                .bind(claim.now_ms)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            if gone == 1 {
+                append_copy_of(tx, &queue, offset, dlq, claim.now_ms).await?;
+                claimed.dead_lettered.push((q.queue, offset));
+                dead_letters = true;
+            }
+        }
+    }
+    let topics: HashSet<(String, String)> = claim
+        .dead_letter_topic
+        .iter()
+        .filter(|_| dead_letters)
+        .map(|t| (sub.tenant.clone(), t.clone()))
+        .collect();
+    Ok((claimed, Announce::appended(topics)))
+}
+
+async fn dead_letter_in(
+    tx: &mut Tx,
+    r: &Receipt,
+    dead_letter_topic: &str,
+) -> Result<(std::result::Result<(), AckOutcome>, Announce)> {
+    let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
+    let gone = inflight_query(&sql, r)
+        .bind(r.seq)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if gone != 1 {
+        let why = why_not_in_flight(tx, r).await?;
+        return Ok((Err(why), Announce::default()));
+    }
+    let queue = QueueRef {
+        tenant: r.subscription.tenant.clone(),
+        topic: r.subscription.topic.clone(),
+        queue: r.queue,
+    };
+    append_copy_of(tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
+    // The dead-letter topic has news; a FIFO message group behind this message is free.
+    let topics: HashSet<(String, String)> = [
+        (r.subscription.tenant.clone(), dead_letter_topic.to_string()),
+        (r.subscription.tenant.clone(), r.subscription.topic.clone()),
+    ]
+    .into();
+    Ok((Ok(()), Announce::appended(topics)))
+}
+
+async fn ack_in(tx: &mut Tx, receipts: &[Receipt]) -> Result<(Vec<AckOutcome>, Announce)> {
+    // Acking a FIFO message frees its message group: receivers waiting for it wake up.
+    let mut freed = HashSet::new();
+    let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
+    // Rows are deleted in one global order, so concurrent acks cannot deadlock.
+    let mut order: Vec<usize> = (0..receipts.len()).collect();
+    order.sort_by(|&a, &b| lock_order(&receipts[a]).cmp(&lock_order(&receipts[b])));
+    let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
+    for i in order {
+        let r = &receipts[i];
+        let deleted = inflight_query(&sql, r).bind(r.seq).fetch_optional(&mut **tx).await?;
+        outcomes[i] = match deleted {
+            Some(row) => {
+                if row.try_get::<Option<String>, _>("msg_group")?.is_some() {
+                    freed.insert((r.subscription.tenant.clone(), r.subscription.topic.clone()));
+                }
+                AckOutcome::Acked
+            }
+            None => why_not_in_flight(tx, r).await?,
+        };
+    }
+    Ok((outcomes, Announce::appended(freed)))
+}
+
+async fn change_invisible_in(
+    tx: &mut Tx,
+    r: &Receipt,
+    invisible_until_ms: i64,
+) -> Result<(std::result::Result<InFlight, AckOutcome>, Announce)> {
+    let sql = format!(
+        "UPDATE inflight SET seq = seq + 1, invisible_until_ms = $6 WHERE {INFLIGHT_KEY} AND seq = $7
+             RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
+    );
+    let row = inflight_query(&sql, r)
+        .bind(invisible_until_ms)
+        .bind(r.seq)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let result = match row {
+        Some(row) => Ok(in_flight_from_row(r.queue, &row)?),
+        None => Err(why_not_in_flight(tx, r).await?),
+    };
+    Ok((result, Announce::default()))
+}
+
 impl SqlCoordinator {
     /// Announces commits on `topics` (`held`: of records held back, see [`CommitEvent`]): on
     /// PostgreSQL within the transaction (delivered at commit, to every node); on SQLite the
@@ -626,6 +925,20 @@ impl SqlCoordinator {
             }
         }
         Ok(())
+    }
+
+    /// Runs a hot write: in the next group commit on SQLite, in its own transaction on
+    /// PostgreSQL (announced within it).
+    async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T> {
+        if let Some(group) = &self.group {
+            return group.write(work).await;
+        }
+        let mut tx = self.writer.begin().await?;
+        let (value, announce) = work(&mut tx).await?;
+        self.notify_in(&mut tx, &announce.appended, false).await?;
+        self.notify_in(&mut tx, &announce.held, true).await?;
+        tx.commit().await?;
+        Ok(value)
     }
 
     fn notify_after(&self, topics: &HashSet<(String, String)>, held: bool) {
@@ -779,92 +1092,11 @@ impl Coordinator for SqlCoordinator {
 
     #[instrument(skip_all, fields(object = %flush.object, batches = flush.batches.len()), err)]
     async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
-        let mut tx = self.writer.begin().await?;
-        // Fencing: only the writer's live epoch may commit. The row lock also orders this
-        // commit against a concurrent declaration of the node's death.
-        let live = sqlx::query("UPDATE nodes SET alive = alive WHERE id = $1 AND epoch = $2 AND alive = 1")
-            .bind(&flush.writer)
-            .bind(flush.writer_epoch)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if live != 1 {
-            return Err(Error::Fenced {
-                node: flush.writer.clone(),
-                epoch: flush.writer_epoch,
-            });
-        }
-        sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(&flush.object)
-            .bind(flush.object_size as i64)
-            .bind(&flush.writer)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
-        let mut order: Vec<usize> = (0..flush.batches.len()).collect();
-        order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
-        let mut bases = vec![None; flush.batches.len()];
-        for i in order {
-            let b = &flush.batches[i];
-            if b.held.is_empty() {
-                let base = append(
-                    &mut tx,
-                    &b.queue,
-                    b.count,
-                    &b.location,
-                    0,
-                    (b.min_timestamp_ms, b.max_timestamp_ms),
-                )
-                .await?;
-                bases[i] = Some(base);
-                continue;
-            }
-            if b.held.len() != b.count as usize {
-                return Err(Error::invalid(
-                    "flush",
-                    format!("{} holds for {} records", b.held.len(), b.count),
-                ));
-            }
-            for (index, h) in b.held.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO held (id, kind, tenant, topic, queue_id, object, block_offset, block_length,
-                       uncompressed_length, crc32c, compression, block_records, record_index, message_id, due_ms,
-                       checks, created_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16)",
-                )
-                .bind(held_id(&b.location.object, b.location.offset, index as u32))
-                .bind(h.kind as i64)
-                .bind(&b.queue.tenant)
-                .bind(&b.queue.topic)
-                .bind(b.queue.queue)
-                .bind(&b.location.object)
-                .bind(b.location.offset as i64)
-                .bind(b.location.length as i64)
-                .bind(b.location.uncompressed_length as i64)
-                .bind(i64::from(b.location.crc32c))
-                .bind(b.location.compression)
-                .bind(i64::from(b.location.block_records))
-                .bind(index as i64)
-                .bind(&h.message_id)
-                .bind(h.due_ms)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        // Consumers hear of appended batches, the timer loop of held ones.
-        let (mut appended, mut held) = (HashSet::new(), HashSet::new());
-        for b in &flush.batches {
-            let topics = if b.held.is_empty() { &mut appended } else { &mut held };
-            topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
-        }
-        self.notify_in(&mut tx, &appended, false).await?;
-        self.notify_in(&mut tx, &held, true).await?;
-        tx.commit().await?;
-        self.notify_after(&appended, false);
-        self.notify_after(&held, true);
-        Ok(bases)
+        let (flush, now_ms) = (flush.clone(), now_ms);
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { commit_flush_in(tx, &flush, now_ms).await })
+        }))
+        .await
     }
 
     async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>> {
@@ -1004,172 +1236,19 @@ impl Coordinator for SqlCoordinator {
 
     #[instrument(skip_all, fields(group = %claim.subscription.group, topic = %claim.subscription.topic), err)]
     async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
-        let sub = &claim.subscription;
-        let mut tx = self.writer.begin().await?;
-        let mut claimed = Claimed::default();
-        let mut dead_letters = false;
-        // Rows are locked in one global order (queue id), so concurrent claims, whose
-        // plans rotate over the queues, cannot deadlock.
-        let mut queues: Vec<&QueueClaim> = claim.queues.iter().collect();
-        queues.sort_by_key(|q| q.queue);
-        for q in queues {
-            let in_range = |o: &i64| (q.cursor_from..q.cursor_to).contains(o);
-            if q.cursor_to < q.cursor_from || !q.deliver.iter().chain(&q.park).all(|t| in_range(&t.offset)) {
-                return Err(Error::invalid(
-                    "pop claim",
-                    format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
-                ));
-            }
-            let queue = QueueRef {
-                tenant: sub.tenant.clone(),
-                topic: sub.topic.clone(),
-                queue: q.queue,
-            };
-            let fifo = !q.release.is_empty() || q.deliver.iter().chain(&q.park).any(|t| t.group.is_some());
-            if fifo {
-                // FIFO claims of one queue run one at a time: their group checks hold.
-                lock_cursor(&mut tx, sub, q.queue).await?;
-            }
-            let moved =
-                q.cursor_to == q.cursor_from || move_cursor(&mut tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
-            if moved {
-                for t in &q.deliver {
-                    let busy = match &t.group {
-                        Some(g) => group_busy(&mut tx, sub, q.queue, g).await?,
-                        None => false,
-                    };
-                    if busy {
-                        // Another claim made the group busy since the plan: this one waits.
-                        insert_inflight(&mut tx, sub, q.queue, t, None).await?;
-                    } else {
-                        insert_inflight(&mut tx, sub, q.queue, t, Some(claim.invisible_until_ms)).await?;
-                        claimed.delivered.push(InFlight {
-                            queue: q.queue,
-                            offset: t.offset,
-                            attempt: 1,
-                            seq: 1,
-                            invisible_until_ms: claim.invisible_until_ms,
-                            group: t.group.clone(),
-                        });
-                    }
-                }
-                for t in &q.park {
-                    insert_inflight(&mut tx, sub, q.queue, t, None).await?;
-                }
-            } else {
-                claimed.conflicts.push(q.queue);
-            }
-            for &offset in &q.release {
-                let row = sqlx::query(
-                    "UPDATE inflight SET waiting = 0, attempt = 1, seq = 1, invisible_until_ms = $6
-                     WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5 AND waiting = 1
-                       AND NOT EXISTS (SELECT 1 FROM inflight a WHERE a.tenant = $1 AND a.grp = $2 AND a.topic = $3
-                             AND a.queue_id = $4 AND a.msg_group = inflight.msg_group AND a.waiting = 0)
-                       AND msg_offset = (SELECT MIN(m.msg_offset) FROM inflight m WHERE m.tenant = $1 AND m.grp = $2
-                             AND m.topic = $3 AND m.queue_id = $4 AND m.msg_group = inflight.msg_group AND m.waiting = 1)
-                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group",
-                )
-                .bind(&sub.tenant)
-                .bind(&sub.group)
-                .bind(&sub.topic)
-                .bind(q.queue)
-                .bind(offset)
-                .bind(claim.invisible_until_ms)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(r) = row {
-                    claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
-                }
-            }
-            for &(offset, seq) in &q.redeliver {
-                let sql = format!(
-                    "UPDATE inflight SET attempt = attempt + 1, seq = seq + 1, invisible_until_ms = $6
-                     WHERE {INFLIGHT_KEY} AND seq = $7 AND waiting = 0 AND invisible_until_ms <= $8
-                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
-                );
-                let receipt = Receipt {
-                    subscription: sub.clone(),
-                    queue: q.queue,
-                    offset,
-                    seq,
-                };
-                let row = inflight_query(&sql, &receipt)
-                    .bind(claim.invisible_until_ms)
-                    .bind(seq)
-                    .bind(claim.now_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(r) = row {
-                    claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
-                }
-            }
-            for &(offset, seq) in &q.dead_letter {
-                let Some(dlq) = &claim.dead_letter_topic else {
-                    return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
-                };
-                let sql = format!(
-                    "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
-                );
-                let receipt = Receipt {
-                    subscription: sub.clone(),
-                    queue: q.queue,
-                    offset,
-                    seq,
-                };
-                let gone = inflight_query(&sql, &receipt)
-                    .bind(seq)
-                    .bind(claim.now_ms)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if gone == 1 {
-                    append_copy_of(&mut tx, &queue, offset, dlq, claim.now_ms).await?;
-                    claimed.dead_lettered.push((q.queue, offset));
-                    dead_letters = true;
-                }
-            }
-        }
-        let topics: HashSet<(String, String)> = claim
-            .dead_letter_topic
-            .iter()
-            .filter(|_| dead_letters)
-            .map(|t| (sub.tenant.clone(), t.clone()))
-            .collect();
-        self.notify_in(&mut tx, &topics, false).await?;
-        tx.commit().await?;
-        self.notify_after(&topics, false);
-        Ok(claimed)
+        let claim = claim.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { pop_claim_in(tx, &claim).await })
+        }))
+        .await
     }
 
     async fn dead_letter(&self, r: &Receipt, dead_letter_topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
-        let mut tx = self.writer.begin().await?;
-        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
-        let gone = inflight_query(&sql, r)
-            .bind(r.seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone != 1 {
-            let why = why_not_in_flight(&mut tx, r).await?;
-            tx.commit().await?;
-            return Ok(Err(why));
-        }
-        let queue = QueueRef {
-            tenant: r.subscription.tenant.clone(),
-            topic: r.subscription.topic.clone(),
-            queue: r.queue,
-        };
-        append_copy_of(&mut tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
-        // The dead-letter topic has news; a FIFO message group behind this message is free.
-        let topics: HashSet<(String, String)> = [
-            (r.subscription.tenant.clone(), dead_letter_topic.to_string()),
-            (r.subscription.tenant.clone(), r.subscription.topic.clone()),
-        ]
-        .into();
-        self.notify_in(&mut tx, &topics, false).await?;
-        tx.commit().await?;
-        self.notify_after(&topics, false);
-        Ok(Ok(()))
+        let (r, dlq) = (r.clone(), dead_letter_topic.to_string());
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { dead_letter_in(tx, &r, &dlq).await })
+        }))
+        .await
     }
 
     async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32> {
@@ -1340,31 +1419,9 @@ impl Coordinator for SqlCoordinator {
 
     #[instrument(skip_all, fields(receipts = receipts.len()), err)]
     async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
-        let mut tx = self.writer.begin().await?;
-        // Acking a FIFO message frees its message group: receivers waiting for it wake up.
-        let mut freed = HashSet::new();
-        let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
-        // Rows are deleted in one global order, so concurrent acks cannot deadlock.
-        let mut order: Vec<usize> = (0..receipts.len()).collect();
-        order.sort_by(|&a, &b| lock_order(&receipts[a]).cmp(&lock_order(&receipts[b])));
-        let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
-        for i in order {
-            let r = &receipts[i];
-            let deleted = inflight_query(&sql, r).bind(r.seq).fetch_optional(&mut *tx).await?;
-            outcomes[i] = match deleted {
-                Some(row) => {
-                    if row.try_get::<Option<String>, _>("msg_group")?.is_some() {
-                        freed.insert((r.subscription.tenant.clone(), r.subscription.topic.clone()));
-                    }
-                    AckOutcome::Acked
-                }
-                None => why_not_in_flight(&mut tx, r).await?,
-            };
-        }
-        self.notify_in(&mut tx, &freed, false).await?;
-        tx.commit().await?;
-        self.notify_after(&freed, false);
-        Ok(outcomes)
+        let receipts = receipts.to_vec();
+        self.write(Box::new(move |tx| Box::pin(async move { ack_in(tx, &receipts).await })))
+            .await
     }
 
     async fn change_invisible(
@@ -1372,22 +1429,11 @@ impl Coordinator for SqlCoordinator {
         r: &Receipt,
         invisible_until_ms: i64,
     ) -> Result<std::result::Result<InFlight, AckOutcome>> {
-        let mut tx = self.writer.begin().await?;
-        let sql = format!(
-            "UPDATE inflight SET seq = seq + 1, invisible_until_ms = $6 WHERE {INFLIGHT_KEY} AND seq = $7
-             RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
-        );
-        let row = inflight_query(&sql, r)
-            .bind(invisible_until_ms)
-            .bind(r.seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let result = match row {
-            Some(row) => Ok(in_flight_from_row(r.queue, &row)?),
-            None => Err(why_not_in_flight(&mut tx, r).await?),
-        };
-        tx.commit().await?;
-        Ok(result)
+        let r = r.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { change_invisible_in(tx, &r, invisible_until_ms).await })
+        }))
+        .await
     }
 
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
@@ -1735,21 +1781,25 @@ impl Coordinator for SqlCoordinator {
     }
 
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
-        let updated = sqlx::query("UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1")
-            .bind(id)
-            .bind(epoch)
-            .bind(now_ms)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(Error::Fenced {
-                node: id.to_string(),
-                epoch,
+        let id = id.to_string();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let updated =
+                    sqlx::query("UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1")
+                        .bind(&id)
+                        .bind(epoch)
+                        .bind(now_ms)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                if updated == 1 {
+                    Ok(((), Announce::default()))
+                } else {
+                    Err(Error::Fenced { node: id, epoch })
+                }
             })
-        }
+        }))
+        .await
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>> {
