@@ -197,7 +197,9 @@ async fn producer(
         while pending.len() >= plan.inflight {
             pending.next().await;
         }
-        tokio::time::sleep_until(scheduled).await;
+        if rate > 0.0 {
+            tokio::time::sleep_until(scheduled).await;
+        }
         requests += 1;
         let messages = (0..plan.batch)
             .map(|_| message(&plan, counters.next_seq.fetch_add(1, Ordering::Relaxed)))
