@@ -1157,28 +1157,49 @@ impl Coordinator for SqlCoordinator {
         fifo: bool,
     ) -> Result<Vec<QueuePopState>> {
         let mut tx = self.reader.begin().await?;
+        // Two statements for every queue of the topic: cursors and ends, then up to
+        // `max_expired` expired in-flight messages per queue.
+        let mut bounds = std::collections::HashMap::new();
+        for r in sqlx::query(
+            "SELECT q.queue_id, q.next_offset AS end_offset, COALESCE(c.next_offset, q.min_offset) AS cursor
+             FROM queues q LEFT JOIN cursors c
+               ON c.tenant = q.tenant AND c.topic = q.topic AND c.queue_id = q.queue_id AND c.grp = $1
+             WHERE q.tenant = $2 AND q.topic = $3",
+        )
+        .bind(&sub.group)
+        .bind(&sub.tenant)
+        .bind(&sub.topic)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            bounds.insert(int(&r, "queue_id")? as i32, (int(&r, "cursor")?, int(&r, "end_offset")?));
+        }
+        let mut expired_by_queue: std::collections::HashMap<i32, Vec<InFlight>> = std::collections::HashMap::new();
+        for r in sqlx::query(
+            "SELECT queue_id, msg_offset, attempt, seq, invisible_until_ms, msg_group FROM
+               (SELECT queue_id, msg_offset, attempt, seq, invisible_until_ms, msg_group,
+                       ROW_NUMBER() OVER (PARTITION BY queue_id ORDER BY msg_offset) AS nth
+                FROM inflight
+                WHERE tenant = $1 AND grp = $2 AND topic = $3 AND waiting = 0 AND invisible_until_ms <= $4) e
+             WHERE nth <= $5 ORDER BY queue_id, msg_offset",
+        )
+        .bind(&sub.tenant)
+        .bind(&sub.group)
+        .bind(&sub.topic)
+        .bind(now_ms)
+        .bind(i64::from(max_expired))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let queue = int(&r, "queue_id")? as i32;
+            expired_by_queue.entry(queue).or_default().push(in_flight_from_row(queue, &r)?);
+        }
         let mut states = Vec::with_capacity(queues.len());
         for &queue in queues {
-            let Some((cursor, end)) = cursor(&mut tx, sub, queue).await? else {
+            let Some(&(cursor, end)) = bounds.get(&queue) else {
                 continue;
             };
-            let expired = sqlx::query(
-                "SELECT msg_offset, attempt, seq, invisible_until_ms, msg_group FROM inflight
-                 WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND waiting = 0
-                   AND invisible_until_ms <= $5
-                 ORDER BY msg_offset LIMIT $6",
-            )
-            .bind(&sub.tenant)
-            .bind(&sub.group)
-            .bind(&sub.topic)
-            .bind(queue)
-            .bind(now_ms)
-            .bind(i64::from(max_expired))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| in_flight_from_row(queue, r))
-            .collect::<Result<Vec<_>>>()?;
+            let expired = expired_by_queue.remove(&queue).unwrap_or_default();
             let (ready, busy) = if fifo {
                 let ready = sqlx::query(
                     "SELECT w.msg_offset, w.msg_group FROM inflight w
