@@ -1172,7 +1172,10 @@ impl Coordinator for SqlCoordinator {
         .fetch_all(&mut *tx)
         .await?
         {
-            bounds.insert(int(&r, "queue_id")? as i32, (int(&r, "cursor")?, int(&r, "end_offset")?));
+            bounds.insert(
+                int(&r, "queue_id")? as i32,
+                (int(&r, "cursor")?, int(&r, "end_offset")?),
+            );
         }
         let mut expired_by_queue: std::collections::HashMap<i32, Vec<InFlight>> = std::collections::HashMap::new();
         for r in sqlx::query(
@@ -1192,7 +1195,10 @@ impl Coordinator for SqlCoordinator {
         .await?
         {
             let queue = int(&r, "queue_id")? as i32;
-            expired_by_queue.entry(queue).or_default().push(in_flight_from_row(queue, &r)?);
+            expired_by_queue
+                .entry(queue)
+                .or_default()
+                .push(in_flight_from_row(queue, &r)?);
         }
         let mut states = Vec::with_capacity(queues.len());
         for &queue in queues {
