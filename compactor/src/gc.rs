@@ -65,6 +65,7 @@ mod tests {
     use strata_meta::model::{
         AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Roles, TopicSpec,
     };
+    use strata_meta::prelude::*;
 
     use super::*;
 

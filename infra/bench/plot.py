@@ -4,7 +4,7 @@
 
     python3 infra/bench/plot.py OUT.svg LABEL=DIR [LABEL=DIR ...]
 
-Each DIR holds the JSON files infra/bench/standalone.sh wrote; every phase that both sent
+Each DIR holds the JSON files infra/bench/run.sh wrote; every phase that both sent
 and received becomes a point (x: messages/s received, y: latency in ms, log scale)."""
 
 import json

@@ -2,9 +2,9 @@
 //! (each function uses its own tenant, so they may share one).
 #![allow(clippy::unwrap_used)] // a test suite: a failed step is a failed test
 
-use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::model::*;
+use crate::prelude::*;
 
 const T0: i64 = 1_700_000_000_000;
 

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::prelude::*;
 
 /// Switches for a [`FaultyCoordinator`]; keep the `Arc` to flip them during a test.
 #[derive(Debug, Default)]
@@ -68,7 +68,7 @@ impl FaultyCoordinator {
 }
 
 #[async_trait]
-impl Coordinator for FaultyCoordinator {
+impl CatalogStore for FaultyCoordinator {
     async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic> {
         self.faults.check()?;
         self.inner.create_topic(spec, now_ms).await
@@ -97,6 +97,14 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.list_groups(tenant).await
     }
+    async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        self.faults.check()?;
+        self.inner.secret(name).await
+    }
+}
+
+#[async_trait]
+impl Log for FaultyCoordinator {
     async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
         self.faults.check_commit()?;
         self.inner.commit_flush(flush, now_ms).await
@@ -113,6 +121,28 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.queue_end(queue).await
     }
+    async fn queue_bounds(&self, queue: &QueueRef) -> Result<(i64, i64)> {
+        self.faults.check()?;
+        self.inner.queue_bounds(queue).await
+    }
+    async fn batch_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<Option<Batch>> {
+        self.faults.check()?;
+        self.inner.batch_at_time(queue, ts_ms).await
+    }
+    fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.inner.subscribe()
+    }
+    async fn probe_commit(&self) -> Result<()> {
+        self.faults.check()?;
+        self.inner.probe_commit().await
+    }
+    fn transactions(&self) -> crate::TransactionCounts {
+        self.inner.transactions()
+    }
+}
+
+#[async_trait]
+impl Consumption for FaultyCoordinator {
     async fn pop_state(
         &self,
         sub: &Subscription,
@@ -124,6 +154,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.pop_state(sub, queues, now_ms, max, fifo).await
     }
+    async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
+        self.faults.check()?;
+        self.inner.pop_claim(claim).await
+    }
     async fn dead_letter(&self, r: &Receipt, topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
         self.faults.check()?;
         self.inner.dead_letter(r, topic).await
@@ -132,6 +166,30 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.dead_letter_expired(now_ms, limit).await
     }
+    async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
+        self.faults.check()?;
+        self.inner.ack(receipts).await
+    }
+    async fn change_invisible(&self, r: &Receipt, until: i64) -> Result<std::result::Result<InFlight, AckOutcome>> {
+        self.faults.check()?;
+        self.inner.change_invisible(r, until).await
+    }
+    async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.next_visible_at(sub).await
+    }
+    async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.commit_offset(sub, queue, offset).await
+    }
+    async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.committed_offset(sub, queue).await
+    }
+}
+
+#[async_trait]
+impl HeldRecords for FaultyCoordinator {
     async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
         self.faults.check()?;
         self.inner.fire_due_timers(now_ms, limit).await
@@ -164,22 +222,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.expire_transactions(now_ms, max_checks).await
     }
-    async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
-        self.faults.check()?;
-        self.inner.pop_claim(claim).await
-    }
-    async fn ack(&self, receipts: &[Receipt]) -> Result<Vec<AckOutcome>> {
-        self.faults.check()?;
-        self.inner.ack(receipts).await
-    }
-    async fn change_invisible(&self, r: &Receipt, until: i64) -> Result<std::result::Result<InFlight, AckOutcome>> {
-        self.faults.check()?;
-        self.inner.change_invisible(r, until).await
-    }
-    async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
-        self.faults.check()?;
-        self.inner.next_visible_at(sub).await
-    }
+}
+
+#[async_trait]
+impl Maintenance for FaultyCoordinator {
     async fn compaction_candidates(&self, before_ms: i64, limit: u32) -> Result<Vec<QueueRef>> {
         self.faults.check()?;
         self.inner.compaction_candidates(before_ms, limit).await
@@ -208,22 +254,10 @@ impl Coordinator for FaultyCoordinator {
         self.faults.check()?;
         self.inner.forget_object(path).await
     }
-    async fn queue_bounds(&self, queue: &QueueRef) -> Result<(i64, i64)> {
-        self.faults.check()?;
-        self.inner.queue_bounds(queue).await
-    }
-    async fn batch_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<Option<Batch>> {
-        self.faults.check()?;
-        self.inner.batch_at_time(queue, ts_ms).await
-    }
-    async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
-        self.faults.check()?;
-        self.inner.commit_offset(sub, queue, offset).await
-    }
-    async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<Option<i64>> {
-        self.faults.check()?;
-        self.inner.committed_offset(sub, queue).await
-    }
+}
+
+#[async_trait]
+impl Members for FaultyCoordinator {
     async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
         self.faults.check()?;
         self.inner.register_node(id, roles, advertise, now_ms).await
@@ -243,19 +277,5 @@ impl Coordinator for FaultyCoordinator {
     async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
         self.faults.check()?;
         self.inner.expire_nodes(now_ms, ttl_ms).await
-    }
-    async fn secret(&self, name: &str) -> Result<Vec<u8>> {
-        self.faults.check()?;
-        self.inner.secret(name).await
-    }
-    fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
-        self.inner.subscribe()
-    }
-    async fn probe_commit(&self) -> Result<()> {
-        self.faults.check()?;
-        self.inner.probe_commit().await
-    }
-    fn transactions(&self) -> crate::TransactionCounts {
-        self.inner.transactions()
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod catalog;
 pub mod clock;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod coordinator;
 mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod faults;
 mod membership;
 pub mod model;
@@ -15,7 +17,14 @@ pub mod token;
 
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
-pub use coordinator::{Coordinator, TransactionCounts};
+pub use coordinator::{
+    CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members, TransactionCounts,
+};
+
+/// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.
+pub mod prelude {
+    pub use crate::coordinator::{CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members};
+}
 pub use error::{Error, Result};
 pub use membership::Membership;
 pub use sql::SqlCoordinator;

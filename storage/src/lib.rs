@@ -4,9 +4,11 @@
 //! The storage seam is `Arc<dyn ObjectStore>` itself; wrappers add behaviour around it.
 
 pub mod cache;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod counting;
 mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod faults;
 pub mod hooked;
 pub mod location;

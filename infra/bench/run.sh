@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs a benchmark set of docs/benchmarks.md against a fresh `strata standalone`:
+#   infra/bench/run.sh table [STRATA_BIN] [OUT_DIR] [broker flags, e.g. --store s3://bucket/prefix]
+#   infra/bench/run.sh sweep [STRATA_BIN] [OUT_DIR] [broker flags]
+# `table`: the runs of the results table (~3 min). `sweep`: 8 producers and 4 consumers paced
+# at rising rates (BENCH_RATES, default "200 400 800 1200 1600"), for
+#   python3 infra/bench/plot.py docs/benchmarks-latency.svg after=OUT_DIR [before=OTHER_DIR]
+# STRATA_BIN defaults to target/release/strata (`cargo build --release`); one JSON file per
+# run goes to OUT_DIR (default bench-results/) and a summary line per run is printed.
+# Not a CI step.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SET=${1:?table|sweep}
+BIN=${2:-target/release/strata}
+OUT=${3:-bench-results}
+shift $(( $# > 3 ? 3 : $# ))
+PORT=${BENCH_PORT:-18181}
+DURATION=${BENCH_DURATION:-15s}
+mkdir -p "$OUT"
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
+"$BIN" standalone --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" "$@" >"$OUT/broker.log" 2>&1 &
+BROKER=$!
+trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  sleep 0.1
+done
+kill -0 $BROKER || { echo "the broker did not start; see $OUT/broker.log" >&2; exit 1; }
+
+run() {
+  local name=$1; shift
+  "$BIN" bench --endpoint "127.0.0.1:$PORT" --output json "$@" >"$OUT/$name.json"
+  python3 - "$OUT/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for p in r["phases"]:
+    s, e = p["send_latency_ms"], p["end_to_end_ms"]
+    print(f'{sys.argv[2]:>12} {p["name"]:>18}: sent {p["sent_per_s"]:8.0f}/s p50 {s["p50"]:6.2f} p99 {s["p99"]:7.2f} ms | '
+          f'received {p["received_per_s"]:8.0f}/s e2e p50 {e["p50"]:7.2f} p99 {e["p99"]:8.2f} ms | '
+          f'tx/1k {p["transactions_per_1k_messages"]:7.1f} writes/1k {p["writes_per_1k_messages"]:7.1f} | '
+          f'PUT/1k {p["puts_per_1k_sent"]:6.1f} GET/1k {p["gets_per_1k_received"]:5.1f} | RSS {p["broker_rss_bytes"]/2**20:6.1f} MiB | '
+          f'missing {p["missing"]} dup {p["duplicates"]}')
+f = r.get("floor")
+if f:
+    print(f'{"":>12} {"floor":>18}: PUT p50 {f["put_ms"]["p50"]:.2f} p99 {f["put_ms"]["p99"]:.2f} | GET p50 {f["get_ms"]["p50"]:.2f} '
+          f'p99 {f["get_ms"]["p99"]:.2f} | commit p50 {f["commit_ms"]["p50"]:.2f} p99 {f["commit_ms"]["p99"]:.2f} ms ({f["object_bytes"]} B objects)')
+PY
+}
+
+case "$SET" in
+  table)
+    run p1       --producers 1  --consumers 0 --duration "$DURATION" --floor
+    run p64      --producers 64 --consumers 0 --duration "$DURATION" --floor
+    run p4c2     --producers 4  --consumers 2 --duration "$DURATION" --floor
+    run p16c4    --producers 16 --consumers 4 --duration "$DURATION" --floor
+    run drain-c2 --producers 32 --consumers 2 --duration "$DURATION" --drain
+    run drain-c4 --producers 32 --consumers 4 --duration "$DURATION" --drain
+    ;;
+  sweep)
+    for rate in ${BENCH_RATES:-200 400 800 1200 1600}; do
+      run "rate-$rate" --producers 8 --consumers 4 --rate "$rate" --duration "${BENCH_DURATION:-10s}"
+    done
+    ;;
+  *) echo "unknown set $SET (table|sweep)" >&2; exit 2 ;;
+esac
+echo "broker RSS after the runs: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$BROKER/status)"

@@ -1,0 +1,37 @@
+//! Compaction swaps under leases, retention and garbage collection.
+
+use crate::error::Result;
+use crate::model::{CompactionSwap, QueueRef};
+use async_trait::async_trait;
+
+/// Compaction swaps under leases, retention and garbage collection.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Queues with WAL batches whose newest record is older than `before_ms`, at most `limit`.
+    async fn compaction_candidates(&self, before_ms: i64, limit: u32) -> Result<Vec<QueueRef>>;
+
+    /// Takes (or renews) the lease `name` for `holder` until `now_ms + ttl_ms`; false if
+    /// another holder has it.
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Atomically replaces a queue's WAL batches `from..to` with the row groups of a Parquet
+    /// file: offsets stay the same, readers see either the old or the new locations. False
+    /// (nothing changed) if the lease was lost or the batches are not exactly those
+    /// expected any more.
+    async fn swap_compacted(&self, swap: &CompactionSwap, now_ms: i64) -> Result<bool>;
+
+    /// Removes the batches of each topic older than its retention (whole batches, from the
+    /// front of each queue); moves queues' first offsets, consumers' cursors and stream
+    /// readers past them. Parquet files removed this way are kept for `archive_ms` after
+    /// their newest record (archive retention). Returns how many batches were removed.
+    async fn apply_retention(&self, now_ms: i64, archive_ms: i64, limit: u32) -> Result<u32>;
+
+    /// Objects nothing references (no batch, no held record, past their archive horizon)
+    /// for at least `grace_ms`: safe to delete. Notes newly unreferenced ones as of now.
+    async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>>;
+
+    /// Drops the record of an object deleted from the store.
+    async fn forget_object(&self, path: &str) -> Result<()>;
+}

@@ -1,0 +1,25 @@
+//! Nodes: registration, heartbeats, epochs (fencing) and expiry.
+
+use crate::error::Result;
+use crate::model::{Node, Roles};
+use async_trait::async_trait;
+
+/// Nodes: registration, heartbeats, epochs (fencing) and expiry.
+#[async_trait]
+pub trait Members: Send + Sync {
+    /// Registers (or re-registers) a node and returns it with a new epoch.
+    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node>;
+
+    /// Records that the node is alive. `Fenced` if `epoch` is not its live epoch.
+    async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()>;
+
+    /// Every registered node, dead ones included.
+    async fn list_nodes(&self) -> Result<Vec<Node>>;
+
+    /// Nodes alive and heard from within `ttl_ms`.
+    async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
+
+    /// Declares dead every node not heard from within `ttl_ms` (their epochs are fenced);
+    /// returns their ids.
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>>;
+}

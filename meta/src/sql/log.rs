@@ -1,0 +1,195 @@
+//! SQL of `Log`: flush commits, the batch index, queue bounds, commit notifications.
+
+use super::*;
+
+#[async_trait]
+impl Log for SqlCoordinator {
+    #[instrument(skip_all, fields(object = %flush.object, batches = flush.batches.len()), err)]
+    async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
+        let flush = flush.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { commit_flush_in(tx, &flush, now_ms).await })
+        }))
+        .await
+    }
+
+    async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>> {
+        sqlx::query(
+            "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3
+               AND base_offset >= COALESCE((SELECT MAX(base_offset) FROM batches
+                   WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset <= $4), 0)
+               AND base_offset + record_count > $4
+             ORDER BY base_offset LIMIT $5",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| batch_from_row(queue, r))
+        .collect()
+    }
+
+    async fn committed_objects(&self, objects: &[String]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in objects.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT path FROM objects WHERE path IN ({})", placeholders.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for o in chunk {
+                q = q.bind(o);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                found.insert(row.try_get::<String, _>("path")?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn queue_end(&self, queue: &QueueRef) -> Result<i64> {
+        let row = sqlx::query("SELECT next_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3")
+            .bind(&queue.tenant)
+            .bind(&queue.topic)
+            .bind(queue.queue)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(r) => int(&r, "next_offset"),
+            None => Err(queue_not_found(queue)),
+        }
+    }
+
+    async fn queue_bounds(&self, queue: &QueueRef) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT min_offset, next_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| queue_not_found(queue))?;
+        Ok((int(&row, "min_offset")?, int(&row, "next_offset")?))
+    }
+
+    async fn batch_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<Option<Batch>> {
+        sqlx::query(
+            "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND max_ts >= $4
+             ORDER BY base_offset LIMIT 1",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .bind(ts_ms)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(|r| batch_from_row(queue, r))
+        .transpose()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.events.subscribe()
+    }
+
+    async fn probe_commit(&self) -> Result<()> {
+        sqlx::query("INSERT INTO probe (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = probe.n + 1")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    fn transactions(&self) -> TransactionCounts {
+        let writes = self.writes.load(Ordering::Relaxed);
+        TransactionCounts {
+            all: writes + self.reads.load(Ordering::Relaxed),
+            writes,
+        }
+    }
+}
+
+async fn commit_flush_in(tx: &mut Tx, flush: &FlushCommit, now_ms: i64) -> Result<(Vec<Option<i64>>, Announce)> {
+    // Fencing: only the writer's live epoch may commit. The row lock also orders this
+    // commit against a concurrent declaration of the node's death.
+    let live = sqlx::query("UPDATE nodes SET alive = alive WHERE id = $1 AND epoch = $2 AND alive = 1")
+        .bind(&flush.writer)
+        .bind(flush.writer_epoch)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if live != 1 {
+        return Err(Error::Fenced {
+            node: flush.writer.clone(),
+            epoch: flush.writer_epoch,
+        });
+    }
+    sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
+        .bind(&flush.object)
+        .bind(flush.object_size as i64)
+        .bind(&flush.writer)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
+    let mut order: Vec<usize> = (0..flush.batches.len()).collect();
+    order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
+    let mut bases = vec![None; flush.batches.len()];
+    for i in order {
+        let b = &flush.batches[i];
+        if b.held.is_empty() {
+            let base = append(
+                tx,
+                &b.queue,
+                b.count,
+                &b.location,
+                0,
+                (b.min_timestamp_ms, b.max_timestamp_ms),
+            )
+            .await?;
+            bases[i] = Some(base);
+            continue;
+        }
+        if b.held.len() != b.count as usize {
+            return Err(Error::invalid(
+                "flush",
+                format!("{} holds for {} records", b.held.len(), b.count),
+            ));
+        }
+        for (index, h) in b.held.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO held (id, kind, tenant, topic, queue_id, object, block_offset, block_length,
+                       uncompressed_length, crc32c, compression, block_records, record_index, message_id, due_ms,
+                       checks, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16)",
+            )
+            .bind(held_id(&b.location.object, b.location.offset, index as u32))
+            .bind(h.kind as i64)
+            .bind(&b.queue.tenant)
+            .bind(&b.queue.topic)
+            .bind(b.queue.queue)
+            .bind(&b.location.object)
+            .bind(b.location.offset as i64)
+            .bind(b.location.length as i64)
+            .bind(b.location.uncompressed_length as i64)
+            .bind(i64::from(b.location.crc32c))
+            .bind(b.location.compression)
+            .bind(i64::from(b.location.block_records))
+            .bind(index as i64)
+            .bind(&h.message_id)
+            .bind(h.due_ms)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    // Consumers hear of appended batches, the timer loop of held ones.
+    let (mut appended, mut held) = (HashSet::new(), HashSet::new());
+    for b in &flush.batches {
+        let topics = if b.held.is_empty() { &mut appended } else { &mut held };
+        topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
+    }
+    Ok((bases, Announce { appended, held }))
+}

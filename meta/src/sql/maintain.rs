@@ -1,0 +1,264 @@
+//! SQL of `Maintenance`: compaction swaps under leases, retention and garbage collection.
+
+use super::*;
+
+#[async_trait]
+impl Maintenance for SqlCoordinator {
+    async fn compaction_candidates(&self, before_ms: i64, limit: u32) -> Result<Vec<QueueRef>> {
+        sqlx::query(
+            "SELECT DISTINCT tenant, topic, queue_id FROM batches WHERE format = 0 AND max_ts < $1
+             ORDER BY tenant, topic, queue_id LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(QueueRef {
+                tenant: r.try_get("tenant")?,
+                topic: r.try_get("topic")?,
+                queue: int(r, "queue_id")? as i32,
+            })
+        })
+        .collect()
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+               WHERE leases.holder = excluded.holder OR leases.expires_ms <= $4
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms + ttl_ms)
+        .bind(now_ms)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(queue = ?swap.queue, from = swap.from, to = swap.to), err)]
+    async fn swap_compacted(&self, swap: &CompactionSwap, now_ms: i64) -> Result<bool> {
+        let q = &swap.queue;
+        let mut tx = self.writer.begin().await?;
+        // Fencing: the job's lease must still be ours (a compactor that stalled past its
+        // lease must not swap over a newer job).
+        let held = sqlx::query(
+            "UPDATE leases SET expires_ms = expires_ms WHERE name = $1 AND holder = $2 AND expires_ms > $3",
+        )
+        .bind(&swap.lease)
+        .bind(&swap.holder)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held != 1 {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(record_count), 0) AS BIGINT) AS records, COALESCE(MIN(format), 0) AS lo,
+                    COALESCE(MAX(format), 0) AS hi
+             FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset >= $4 AND base_offset < $5",
+        )
+        .bind(&q.tenant)
+        .bind(&q.topic)
+        .bind(q.queue)
+        .bind(swap.from)
+        .bind(swap.to)
+        .fetch_one(&mut *tx)
+        .await?;
+        let expected = int(&row, "n")? == i64::from(swap.replaced_batches)
+            && int(&row, "records")? == swap.to - swap.from
+            && int(&row, "lo")? == 0
+            && int(&row, "hi")? == 0;
+        if !expected {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset >= $4 AND base_offset < $5")
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(swap.from)
+            .bind(swap.to)
+            .execute(&mut *tx)
+            .await?;
+        let mut base = swap.from;
+        for (index, g) in swap.row_groups.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
+                   block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records,
+                   format)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, $9, $10, 0, $5, 1)",
+            )
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(base)
+            .bind(i64::from(g.rows))
+            .bind(&swap.file)
+            .bind(index as i64)
+            .bind(swap.file_size as i64)
+            .bind(g.min_timestamp_ms)
+            .bind(g.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+            base += i64::from(g.rows);
+        }
+        if base != swap.to {
+            return Err(Error::invalid(
+                "compaction",
+                format!(
+                    "row groups hold {} records, not {}",
+                    base - swap.from,
+                    swap.to - swap.from
+                ),
+            ));
+        }
+        sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&swap.file)
+            .bind(swap.file_size as i64)
+            .bind(&swap.holder)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn apply_retention(&self, now_ms: i64, archive_ms: i64, limit: u32) -> Result<u32> {
+        // Queues whose first batch is past its topic's retention.
+        let queues = sqlx::query(
+            "SELECT q.tenant, q.topic, q.queue_id, t.retention_ms FROM queues q
+             JOIN topics t ON t.tenant = q.tenant AND t.name = q.topic
+             JOIN batches b ON b.tenant = q.tenant AND b.topic = q.topic AND b.queue_id = q.queue_id
+               AND b.base_offset = q.min_offset
+             WHERE b.max_ts < $1 - t.retention_ms
+             LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut removed = 0u32;
+        for row in &queues {
+            let q = QueueRef {
+                tenant: row.try_get("tenant")?,
+                topic: row.try_get("topic")?,
+                queue: int(row, "queue_id")? as i32,
+            };
+            let cutoff = now_ms - int(row, "retention_ms")?;
+            let mut tx = self.writer.begin().await?;
+            let batches: Vec<Batch> = sqlx::query(
+                "SELECT * FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 ORDER BY base_offset LIMIT $4",
+            )
+            .bind(&q.tenant)
+            .bind(&q.topic)
+            .bind(q.queue)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| batch_from_row(&q, r))
+            .collect::<Result<_>>()?;
+            let mut first = None;
+            for b in batches.iter().take_while(|b| b.max_timestamp_ms < cutoff) {
+                first = Some(b.end_offset());
+                sqlx::query(
+                    "DELETE FROM batches WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset = $4",
+                )
+                .bind(&q.tenant)
+                .bind(&q.topic)
+                .bind(q.queue)
+                .bind(b.base_offset)
+                .execute(&mut *tx)
+                .await?;
+                if b.location.format == BlockFormat::Parquet {
+                    // The archive outlives the consumers' view of it.
+                    sqlx::query("UPDATE objects SET keep_until_ms = $2 WHERE path = $1 AND keep_until_ms < $2")
+                        .bind(&b.location.object)
+                        .bind(b.max_timestamp_ms + archive_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                removed += 1;
+            }
+            if let Some(min) = first {
+                sqlx::query("UPDATE queues SET min_offset = $4 WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND min_offset < $4")
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(q.queue)
+                    .bind(min)
+                    .execute(&mut *tx)
+                    .await?;
+                for table in ["cursors", "stream_offsets"] {
+                    let column = if table == "cursors" { "next_offset" } else { "committed" };
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET {column} = $4 WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND {column} < $4"
+                    )))
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(q.queue)
+                    .bind(min)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "DELETE FROM inflight WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset < $4",
+                )
+                .bind(&q.tenant)
+                .bind(&q.topic)
+                .bind(q.queue)
+                .bind(min)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>> {
+        const REFERENCED: &str = "(EXISTS (SELECT 1 FROM batches b WHERE b.object = objects.path)
+             OR EXISTS (SELECT 1 FROM held h WHERE h.object = objects.path))";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE objects SET unreferenced_ms = NULL WHERE unreferenced_ms IS NOT NULL AND {REFERENCED}"
+        )))
+        .execute(&self.writer)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE objects SET unreferenced_ms = $1
+             WHERE unreferenced_ms IS NULL AND keep_until_ms <= $1 AND NOT {REFERENCED}"
+        )))
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        sqlx::query("SELECT path FROM objects WHERE unreferenced_ms IS NOT NULL AND unreferenced_ms <= $1 ORDER BY path LIMIT $2")
+            .bind(now_ms - grace_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get::<String, _>("path")?))
+            .collect()
+    }
+
+    async fn forget_object(&self, path: &str) -> Result<()> {
+        sqlx::query("DELETE FROM objects WHERE path = $1 AND unreferenced_ms IS NOT NULL")
+            .bind(path)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! SQL of `Members`: node registration, heartbeats, epochs and expiry.
+
+use super::*;
+
+#[async_trait]
+impl Members for SqlCoordinator {
+    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
+        let row = sqlx::query(
+            "INSERT INTO nodes (id, roles, advertise, epoch, heartbeat_ms, alive) VALUES ($1, $2, $3, 1, $4, 1)
+             ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, advertise = excluded.advertise,
+               epoch = nodes.epoch + 1, heartbeat_ms = excluded.heartbeat_ms, alive = 1
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(roles.0)
+        .bind(advertise)
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await?;
+        node_from_row(&row)
+    }
+
+    async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
+        let id = id.to_string();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let updated =
+                    sqlx::query("UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1")
+                        .bind(&id)
+                        .bind(epoch)
+                        .bind(now_ms)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                if updated == 1 {
+                    Ok(((), Announce::default()))
+                } else {
+                    Err(Error::Fenced { node: id, epoch })
+                }
+            })
+        }))
+        .await
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>> {
+        sqlx::query("SELECT * FROM nodes ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(node_from_row)
+            .collect()
+    }
+
+    async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
+        sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND heartbeat_ms >= $1 ORDER BY id")
+            .bind(now_ms - ttl_ms)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(node_from_row)
+            .collect()
+    }
+
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("UPDATE nodes SET alive = 0 WHERE alive = 1 AND heartbeat_ms < $1 RETURNING id")
+            .bind(now_ms - ttl_ms)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+    }
+}
