@@ -1,5 +1,6 @@
 //! Checks a producer's message and turns it into the record stored in the WAL.
 
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use strata_meta::model::MessageType;
@@ -179,7 +180,9 @@ pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnc
         keys: sp.keys.clone(),
         message_group: sp.message_group.clone(),
         user_properties: msg.user_properties.clone(),
-        body: msg.body.clone(),
+        // A copy of its own: a slice would pin the whole receive buffer it came in for as
+        // long as the record lives (in flight, then in the block cache).
+        body: Bytes::copy_from_slice(&msg.body),
         born_timestamp_ms: millis(&sp.born_timestamp).unwrap_or(now_ms),
         store_timestamp_ms: now_ms,
         delivery_timestamp_ms: millis(&sp.delivery_timestamp),
