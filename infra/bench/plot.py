@@ -5,7 +5,8 @@
     python3 infra/bench/plot.py OUT.svg LABEL=DIR [LABEL=DIR ...]
 
 Each DIR holds the JSON files infra/bench/run.sh wrote; every phase that both sent
-and received becomes a point (x: messages/s received, y: latency in ms, log scale)."""
+and received becomes a point (x: messages/s received, y: latency in ms, log scale), joined
+in the order of the offered load."""
 
 import json
 import math
@@ -18,11 +19,13 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
 def points(directory):
     out = []
-    for f in sorted(Path(directory).glob("*.json")):
-        for p in json.loads(f.read_text())["phases"]:
+    for f in Path(directory).glob("*.json"):
+        r = json.loads(f.read_text())
+        for p in r["phases"]:
             if p["sent"] and p["received"]:
-                out.append((p["received_per_s"], p["end_to_end_ms"], p["send_latency_ms"]))
-    return sorted(out, key=lambda x: x[0])
+                out.append((r["settings"]["rate"], p["received_per_s"], p["end_to_end_ms"], p["send_latency_ms"]))
+    # In the order of the offered load: past saturation, more load consumes no more.
+    return [x[1:] for x in sorted(out, key=lambda x: x[0])]
 
 
 def main():

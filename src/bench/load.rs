@@ -28,6 +28,8 @@ const LONG_POLL: Duration = Duration::from_secs(2);
 const INVISIBLE: Duration = Duration::from_secs(60);
 /// A request's time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a consumer waits after a failed receive before the next.
+const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What every producer and consumer of a run shares.
 #[derive(Debug)]
@@ -54,6 +56,7 @@ pub struct Counters {
     pub received: AtomicU64,
     pub duplicates: AtomicU64,
     pub ack_errors: AtomicU64,
+    pub receive_errors: AtomicU64,
     pub send_latency: Mutex<Histogram<u64>>,
     pub e2e_latency: Mutex<Histogram<u64>>,
     seen: Mutex<HashSet<u64>>,
@@ -69,6 +72,7 @@ impl Counters {
             received: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             ack_errors: AtomicU64::new(0),
+            receive_errors: AtomicU64::new(0),
             send_latency: Mutex::new(histogram()),
             e2e_latency: Mutex::new(histogram()),
             seen: Mutex::new(HashSet::new()),
@@ -261,12 +265,22 @@ async fn consumer(plan: Arc<Plan>, id: usize, stop: Arc<AtomicBool>, counters: A
         );
         let mut stream = match client.receive_message(req).await {
             Ok(s) => s.into_inner(),
-            Err(_) => continue,
+            Err(_) => {
+                counters.receive_errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(ERROR_BACKOFF).await;
+                continue;
+            }
         };
         let mut entries = Vec::new();
+        let mut failed = false;
         while let Some(Ok(item)) = stream.next().await {
-            let Some(v2::receive_message_response::Content::Message(m)) = item.content else {
-                continue;
+            let m = match item.content {
+                Some(v2::receive_message_response::Content::Message(m)) => m,
+                Some(v2::receive_message_response::Content::Status(s)) => {
+                    failed |= s.code != v2::Code::Ok as i32 && s.code != v2::Code::MessageNotFound as i32;
+                    continue;
+                }
+                _ => continue,
             };
             if m.body.len() >= HEADER_BYTES {
                 let sent = u64::from_le_bytes(m.body[0..8].try_into().unwrap_or_default());
@@ -304,8 +318,13 @@ async fn consumer(plan: Arc<Plan>, id: usize, stop: Arc<AtomicBool>, counters: A
                 }
             }
         });
-        let failed: u64 = futures::future::join_all(acks).await.into_iter().sum();
-        counters.ack_errors.fetch_add(failed, Ordering::Relaxed);
+        let failed_acks: u64 = futures::future::join_all(acks).await.into_iter().sum();
+        counters.ack_errors.fetch_add(failed_acks, Ordering::Relaxed);
+        if failed {
+            // A refused receive (not "no message"): do not hammer the broker with it.
+            counters.receive_errors.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(ERROR_BACKOFF).await;
+        }
     }
     Ok(())
 }
@@ -336,7 +355,9 @@ impl Progress {
                     "sent {} received {} errors {}",
                     c.sent.load(Ordering::Relaxed),
                     c.received.load(Ordering::Relaxed),
-                    c.send_errors.load(Ordering::Relaxed) + c.ack_errors.load(Ordering::Relaxed)
+                    c.send_errors.load(Ordering::Relaxed)
+                        + c.ack_errors.load(Ordering::Relaxed)
+                        + c.receive_errors.load(Ordering::Relaxed)
                 ));
             }
         });

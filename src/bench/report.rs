@@ -71,6 +71,8 @@ pub struct Phase {
     /// Sent (in this phase or the backlog it drains) and never received.
     pub missing: u64,
     pub ack_errors: u64,
+    /// Receives refused or failed (not "no message").
+    pub receive_errors: u64,
     pub received_per_s: f64,
     pub received_mb_per_s: f64,
     pub send_latency_ms: Percentiles,
@@ -136,6 +138,7 @@ impl Phase {
             duplicates: c.duplicates.load(Ordering::Relaxed),
             missing: expected.saturating_sub(received),
             ack_errors: c.ack_errors.load(Ordering::Relaxed),
+            receive_errors: c.receive_errors.load(Ordering::Relaxed),
             received_per_s: received as f64 / secs,
             received_mb_per_s: mb(received),
             send_latency_ms: lock(&c.send_latency),
@@ -281,8 +284,14 @@ impl Report {
             if p.received > 0 {
                 let _ = writeln!(
                     out,
-                    "  received  {:>10} msgs  {:>10.0} msg/s  {:>7.2} MB/s  duplicates {}  missing {}  ack errors {}",
-                    p.received, p.received_per_s, p.received_mb_per_s, p.duplicates, p.missing, p.ack_errors
+                    "  received  {:>10} msgs  {:>10.0} msg/s  {:>7.2} MB/s  duplicates {}  missing {}  errors: ack {} receive {}",
+                    p.received,
+                    p.received_per_s,
+                    p.received_mb_per_s,
+                    p.duplicates,
+                    p.missing,
+                    p.ack_errors,
+                    p.receive_errors
                 );
                 let _ = writeln!(out, "  e2e       {}", p.end_to_end_ms.line());
             }

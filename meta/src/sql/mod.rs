@@ -63,6 +63,17 @@ pub struct SqlCoordinator {
     group: Option<GroupCommit>,
 }
 
+/// A pool of up to `max` SQLite connections to `url`, each set up with `pragmas`, counted in
+/// `counter`.
+async fn sqlite_pool(url: &str, pragmas: &'static str, max: u32, counter: &Arc<AtomicU64>) -> Result<AnyPool> {
+    let pool = counting(AnyPoolOptions::new(), counter)
+        .max_connections(max)
+        .after_connect(move |conn, _| Box::pin(async move { sqlx::raw_sql(pragmas).execute(conn).await.map(|_| ()) }))
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
 /// Counts every connection released to a pool: each release ends one transaction or one
 /// statement run outside a transaction.
 fn counting(options: AnyPoolOptions, counter: &Arc<AtomicU64>) -> AnyPoolOptions {
@@ -99,31 +110,15 @@ impl SqlCoordinator {
             .map_err(|e| Error::invalid("coordinator path", format!("{}: {e}", path.display())))?;
         let url = |mode: &str| format!("sqlite://{}?mode={mode}", abs.display());
         let (writes, reads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let writer = counting(AnyPoolOptions::new(), &writes)
-            .max_connections(1)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
-            })
-            .connect(&url("rwc"))
-            .await?;
+        let writer = sqlite_pool(
+            &url("rwc"),
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+            1,
+            &writes,
+        )
+        .await?;
         migrate(&writer, Dialect::Sqlite).await?;
-        let reader = counting(AnyPoolOptions::new(), &reads)
-            .max_connections(4)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql("PRAGMA busy_timeout = 10000;")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
-            })
-            .connect(&url("ro"))
-            .await?;
+        let reader = sqlite_pool(&url("ro"), "PRAGMA busy_timeout = 10000;", 4, &reads).await?;
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             dialect: Dialect::Sqlite,
