@@ -652,13 +652,7 @@ impl SqlCoordinator {
 
     fn notify_after(&self, topics: &HashSet<(String, String)>, held: bool) {
         if self.dialect == Dialect::Sqlite {
-            for (tenant, topic) in topics {
-                let _ = self.events.send(CommitEvent {
-                    tenant: tenant.clone(),
-                    topic: Some(topic.clone()),
-                    held,
-                });
-            }
+            writes::publish(&self.events, topics, held);
         }
     }
 }

@@ -41,14 +41,19 @@ impl Announce {
 
     /// Publishes to in-process subscribers (SQLite: there are no other nodes).
     pub(crate) fn publish(self, events: &broadcast::Sender<CommitEvent>) {
-        let all = self.appended.into_iter().map(|t| (t, false));
-        for ((tenant, topic), held) in all.chain(self.held.into_iter().map(|t| (t, true))) {
-            let _ = events.send(CommitEvent {
-                tenant,
-                topic: Some(topic),
-                held,
-            });
-        }
+        publish(events, &self.appended, false);
+        publish(events, &self.held, true);
+    }
+}
+
+/// Tells in-process subscribers of commits on `topics` (`held`: of records held back).
+pub(crate) fn publish(events: &broadcast::Sender<CommitEvent>, topics: &HashSet<(String, String)>, held: bool) {
+    for (tenant, topic) in topics {
+        let _ = events.send(CommitEvent {
+            tenant: tenant.clone(),
+            topic: Some(topic.clone()),
+            held,
+        });
     }
 }
 
@@ -146,22 +151,17 @@ async fn writer(pool: AnyPool, events: broadcast::Sender<CommitEvent>, mut rx: m
     }
 }
 
-async fn run_group(pool: &AnyPool, writes: Vec<Queued>) -> std::result::Result<Vec<Ran>, (sqlx::Error, Vec<Ran>)> {
+async fn run_group(pool: &AnyPool, mut writes: Vec<Queued>) -> std::result::Result<Vec<Ran>, (sqlx::Error, Vec<Ran>)> {
     let mut tx = pool.begin().await.map_err(|e| (e, Vec::new()))?;
-    if let [_] = writes.as_slice() {
+    if writes.len() == 1
+        && let Some(w) = writes.pop()
+    {
         // A write alone needs no savepoint (two statements fewer): its transaction is its own.
-        let mut ran: Vec<Ran> = Vec::with_capacity(1);
-        for w in writes {
-            ran.push(w(&mut tx).await);
-        }
-        let outcome = if ran.iter().all(|r| r.ok) {
-            tx.commit().await
-        } else {
-            tx.rollback().await
-        };
+        let r = w(&mut tx).await;
+        let outcome = if r.ok { tx.commit().await } else { tx.rollback().await };
         return match outcome {
-            Ok(()) => Ok(ran),
-            Err(e) => Err((e, ran)),
+            Ok(()) => Ok(vec![r]),
+            Err(e) => Err((e, vec![r])),
         };
     }
     let mut ran = Vec::with_capacity(writes.len());
