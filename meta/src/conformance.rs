@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::model::*;
 use crate::prelude::*;
 
-const T0: i64 = 1_700_000_000_000;
+pub const T0: i64 = 1_700_000_000_000;
 
 pub async fn run_all(c: &dyn Coordinator) {
     register_writer(c).await;
@@ -18,6 +18,7 @@ pub async fn run_all(c: &dyn Coordinator) {
     pop_lifecycle(c).await;
     pop_claims_conflict(c).await;
     change_invisible_issues_new_seq(c).await;
+    one_claim_keeps_per_message_rules(c).await;
     secrets_are_stable(c).await;
     probe_commits_are_counted(c).await;
     commits_notify(c).await;
@@ -117,7 +118,7 @@ fn flush(epoch: i64, object: &str, mut batches: Vec<AppendBatch>) -> FlushCommit
     }
 }
 
-fn sub(tenant: &str, group: &str, topic: &str) -> Subscription {
+pub fn sub(tenant: &str, group: &str, topic: &str) -> Subscription {
     Subscription {
         tenant: tenant.into(),
         group: group.into(),
@@ -320,7 +321,7 @@ pub async fn batch_lookup(c: &dyn Coordinator) {
     assert_eq!(b.location.compression, 1);
 }
 
-async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
+pub async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
     let e = epoch(c).await;
     let q = queue(t, topic, 0);
     c.create_topic(&topic_spec(t, topic, 1), T0).await.unwrap();
@@ -333,7 +334,7 @@ async fn fill(c: &dyn Coordinator, t: &str, topic: &str, n: u32) -> QueueRef {
     q
 }
 
-fn claim_new(s: &Subscription, state: &QueuePopState, take: i64, now: i64, until: i64) -> PopClaim {
+pub fn claim_new(s: &Subscription, state: &QueuePopState, take: i64, now: i64, until: i64) -> PopClaim {
     let to = (state.cursor + take).min(state.end);
     PopClaim {
         subscription: s.clone(),
@@ -457,6 +458,76 @@ pub async fn pop_claims_conflict(c: &dyn Coordinator) {
     assert_eq!(c.pop_state(&s, &[0], T0, 10, false).await.unwrap()[0].cursor, 10);
     // Unknown queues are skipped in the state.
     assert!(c.pop_state(&s, &[7], T0, 10, false).await.unwrap().is_empty());
+}
+
+/// A claim of many messages is recorded as one checkpoint; each message in it is still
+/// acknowledged, hidden longer, expired and redelivered on its own.
+pub async fn one_claim_keeps_per_message_rules(c: &dyn Coordinator) {
+    let t = "conf-checkpoint";
+    fill(c, t, "a", 8).await;
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    let got = c.pop_claim(&claim_new(&s, &st[0], 8, T0, T0 + 1000)).await.unwrap();
+    let r: Vec<Receipt> = got.delivered.iter().map(|f| receipt(&s, f)).collect();
+    assert_eq!(r.len(), 8);
+
+    // Acks of part of it, one receipt twice in the same batch.
+    assert_eq!(
+        c.ack(&[r[2].clone(), r[0].clone(), r[2].clone()]).await.unwrap(),
+        [AckOutcome::Acked, AckOutcome::Acked, AckOutcome::AlreadyAcked]
+    );
+    // One message hidden longer: its old receipt is stale, its neighbours' are not.
+    let later = c.change_invisible(&r[5], T0 + 9000).await.unwrap().unwrap();
+    assert_eq!((later.offset, later.attempt), (5, 1));
+    assert_eq!(c.ack(std::slice::from_ref(&r[5])).await.unwrap(), [AckOutcome::Stale]);
+    assert_eq!(c.ack(std::slice::from_ref(&r[3])).await.unwrap(), [AckOutcome::Acked]);
+
+    // At the deadline the rest expires, except the one hidden longer.
+    let st = c.pop_state(&s, &[0], T0 + 1000, 10, false).await.unwrap();
+    let expired: Vec<i64> = st[0].expired.iter().map(|f| f.offset).collect();
+    assert_eq!(expired, [1, 4, 6, 7]);
+    assert_eq!(c.pop_state(&s, &[0], T0 + 1000, 2, false).await.unwrap()[0].expired.len(), 2);
+    assert_eq!(c.next_visible_at(&s).await.unwrap(), Some(T0 + 1000));
+    // Part of it is redelivered; the other part stays expired with its receipts.
+    let redeliver = |offsets: &[i64]| PopClaim {
+        subscription: s.clone(),
+        now_ms: T0 + 1000,
+        invisible_until_ms: T0 + 5000,
+        dead_letter_topic: None,
+        queues: vec![QueueClaim {
+            queue: 0,
+            cursor_from: 8,
+            cursor_to: 8,
+            redeliver: st[0]
+                .expired
+                .iter()
+                .filter(|f| offsets.contains(&f.offset))
+                .map(|f| (f.offset, f.seq))
+                .collect(),
+            ..Default::default()
+        }],
+    };
+    let again = c.pop_claim(&redeliver(&[1, 4])).await.unwrap();
+    let attempts: Vec<(i64, i32)> = again.delivered.iter().map(|f| (f.offset, f.attempt)).collect();
+    assert_eq!(attempts, [(1, 2), (4, 2)]);
+    let st2 = c.pop_state(&s, &[0], T0 + 1000, 10, false).await.unwrap();
+    assert_eq!(st2[0].expired.iter().map(|f| f.offset).collect::<Vec<_>>(), [6, 7]);
+    assert_eq!(c.ack(std::slice::from_ref(&r[1])).await.unwrap(), [AckOutcome::Stale]);
+    assert_eq!(
+        c.ack(&[receipt(&s, &again.delivered[0]), r[6].clone()]).await.unwrap(),
+        [AckOutcome::Acked, AckOutcome::Acked]
+    );
+    // The rest of the first claim is redelivered whole; then everything is acknowledged.
+    let last = c.pop_claim(&redeliver(&[7])).await.unwrap();
+    assert_eq!(last.delivered.iter().map(|f| (f.offset, f.attempt)).collect::<Vec<_>>(), [(7, 2)]);
+    let rest = [
+        receipt(&s, &last.delivered[0]),
+        receipt(&s, &again.delivered[1]),
+        receipt(&s, &later),
+    ];
+    assert_eq!(c.ack(&rest).await.unwrap(), [AckOutcome::Acked; 3]);
+    assert_eq!(c.next_visible_at(&s).await.unwrap(), None);
+    assert_eq!(c.ack(&rest).await.unwrap(), [AckOutcome::AlreadyAcked; 3]);
 }
 
 pub async fn change_invisible_issues_new_seq(c: &dyn Coordinator) {

@@ -156,4 +156,12 @@ pub const MIGRATIONS: &[&str] = &[
         n BIGINT NOT NULL
     );
     "#,
+    // 6: pop checkpoints — an `inflight` row holds the pending offsets of one claim of a queue
+    //    (`msg_offset` the lowest, `last_offset` the highest, `rest` the others as runs relative
+    //    to the lowest, NULL for one offset), not one message; see sql/checkpoint.rs.
+    r#"
+    ALTER TABLE inflight ADD COLUMN last_offset BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE inflight ADD COLUMN rest TEXT;
+    UPDATE inflight SET last_offset = msg_offset;
+    "#,
 ];

@@ -1,5 +1,6 @@
 //! SQL of `Consumption`: pop claims, acks, invisible time, FIFO, dead letters, stream offsets.
 
+use super::checkpoint::{COLUMNS, Checkpoint, why_not_in_flight};
 use super::*;
 
 #[async_trait]
@@ -33,28 +34,30 @@ impl Consumption for SqlCoordinator {
                 (int(&r, "cursor")?, int(&r, "end_offset")?),
             );
         }
+        // Expired checkpoints, lowest first, then their offsets: up to `max_expired` per queue.
         let mut expired_by_queue: std::collections::HashMap<i32, Vec<InFlight>> = std::collections::HashMap::new();
-        for r in sqlx::query(
-            "SELECT queue_id, msg_offset, attempt, seq, invisible_until_ms, msg_group FROM
-               (SELECT queue_id, msg_offset, attempt, seq, invisible_until_ms, msg_group,
-                       ROW_NUMBER() OVER (PARTITION BY queue_id ORDER BY msg_offset) AS nth
+        let sql = format!(
+            "SELECT {COLUMNS} FROM
+               (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY queue_id ORDER BY msg_offset) AS nth
                 FROM inflight
                 WHERE tenant = $1 AND grp = $2 AND topic = $3 AND waiting = 0 AND invisible_until_ms <= $4) e
-             WHERE nth <= $5 ORDER BY queue_id, msg_offset",
-        )
-        .bind(&sub.tenant)
-        .bind(&sub.group)
-        .bind(&sub.topic)
-        .bind(now_ms)
-        .bind(i64::from(max_expired))
-        .fetch_all(&mut *tx)
-        .await?
+             WHERE nth <= $5 ORDER BY queue_id, msg_offset"
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&sub.tenant)
+            .bind(&sub.group)
+            .bind(&sub.topic)
+            .bind(now_ms)
+            .bind(i64::from(max_expired))
+            .fetch_all(&mut *tx)
+            .await?
         {
-            let queue = int(&r, "queue_id")? as i32;
-            expired_by_queue
-                .entry(queue)
-                .or_default()
-                .push(in_flight_from_row(queue, &r)?);
+            let cp = Checkpoint::from_row(&r)?;
+            expired_by_queue.entry(cp.queue).or_default().extend(cp.in_flight());
+        }
+        for expired in expired_by_queue.values_mut() {
+            expired.sort_by_key(|f| f.offset);
+            expired.truncate(max_expired as usize);
         }
         let mut states = Vec::with_capacity(queues.len());
         for &queue in queues {
@@ -135,57 +138,43 @@ impl Consumption for SqlCoordinator {
     }
 
     async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32> {
-        let candidates = sqlx::query(
-            "SELECT i.tenant, i.grp, i.topic, i.queue_id, i.msg_offset, i.seq FROM inflight i
-             JOIN consumer_groups g ON g.tenant = i.tenant AND g.name = i.grp
-             WHERE i.waiting = 0 AND i.invisible_until_ms <= $1 AND i.attempt >= g.max_attempts
-             LIMIT $2",
+        let mut tx = self.reader.begin().await?;
+        let candidates = Checkpoint::select(
+            &mut tx,
+            "waiting = 0 AND invisible_until_ms <= $1 AND attempt >= (SELECT g.max_attempts FROM consumer_groups g
+               WHERE g.tenant = inflight.tenant AND g.name = inflight.grp) ORDER BY msg_offset LIMIT $2",
+            |q| q.bind(now_ms).bind(i64::from(limit)),
         )
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
         .await?;
+        tx.commit().await?;
         let mut moved = 0;
-        // One small transaction per message: an in-flight row, then a dead-letter queue row,
+        // One small transaction per checkpoint: its row, then the dead-letter queue's row,
         // the order pop claims lock them in.
-        for row in &candidates {
-            let receipt = Receipt {
-                subscription: Subscription {
-                    tenant: row.try_get("tenant")?,
-                    group: row.try_get("grp")?,
-                    topic: row.try_get("topic")?,
-                },
-                queue: int(row, "queue_id")? as i32,
-                offset: int(row, "msg_offset")?,
-                seq: int(row, "seq")?,
-            };
-            let dlq = dead_letter_topic(&receipt.subscription.group);
-            let mut tx = self.writer.begin().await?;
-            let sql = format!(
-                "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
-            );
-            let gone = inflight_query(&sql, &receipt)
-                .bind(receipt.seq)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if gone != 1 {
-                continue; // acked or redelivered meanwhile
+        for mut cp in candidates {
+            if moved >= limit {
+                break;
             }
-            ensure_dead_letter_topic(&mut tx, &receipt.subscription.tenant, &dlq, now_ms).await?;
+            let offsets = std::mem::take(&mut cp.offsets);
+            let dlq = dead_letter_topic(&cp.sub.group);
+            let mut tx = self.writer.begin().await?;
+            if !cp.store(&mut tx).await? {
+                continue; // acked, redelivered or changed meanwhile
+            }
+            ensure_dead_letter_topic(&mut tx, &cp.sub.tenant, &dlq, now_ms).await?;
             let from = QueueRef {
-                tenant: receipt.subscription.tenant.clone(),
-                topic: receipt.subscription.topic.clone(),
-                queue: receipt.queue,
+                tenant: cp.sub.tenant.clone(),
+                topic: cp.sub.topic.clone(),
+                queue: cp.queue,
             };
-            append_copy_of(&mut tx, &from, receipt.offset, &dlq, now_ms).await?;
+            for &offset in &offsets {
+                append_copy_of(&mut tx, &from, offset, &dlq, now_ms).await?;
+            }
             let topics: HashSet<(String, String)> =
                 [(from.tenant.clone(), dlq), (from.tenant.clone(), from.topic.clone())].into();
             self.notify_in(&mut tx, &topics, false).await?;
             tx.commit().await?;
             self.notify_after(&topics, false);
-            moved += 1;
+            moved += offsets.len() as u32;
         }
         Ok(moved)
     }
@@ -253,10 +242,11 @@ impl Consumption for SqlCoordinator {
 
 async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announce)> {
     let sub = &claim.subscription;
+    let until = claim.invisible_until_ms;
     let mut claimed = Claimed::default();
     let mut dead_letters = false;
-    // Rows are locked in one global order (queue id), so concurrent claims, whose
-    // plans rotate over the queues, cannot deadlock.
+    // Rows are locked in one global order (queue id, then offset), so concurrent claims,
+    // whose plans rotate over the queues, cannot deadlock.
     let mut queues: Vec<&QueueClaim> = claim.queues.iter().collect();
     queues.sort_by_key(|q| q.queue);
     for q in queues {
@@ -279,33 +269,37 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
         }
         let moved = q.cursor_to == q.cursor_from || move_cursor(tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
         if moved {
+            // The new deliveries of a concurrent group are one checkpoint; a FIFO delivery
+            // is one of its own, holding its message group.
+            let mut run = Vec::new();
             for t in &q.deliver {
-                let busy = match &t.group {
-                    Some(g) => group_busy(tx, sub, q.queue, g).await?,
-                    None => false,
+                let Some(g) = &t.group else {
+                    run.push(t.offset);
+                    continue;
                 };
-                if busy {
+                if group_busy(tx, sub, q.queue, g).await? {
                     // Another claim made the group busy since the plan: this one waits.
-                    insert_inflight(tx, sub, q.queue, t, None).await?;
+                    Checkpoint::parked(sub, q.queue, t.offset, t.group.clone()).store(tx).await?;
                 } else {
-                    insert_inflight(tx, sub, q.queue, t, Some(claim.invisible_until_ms)).await?;
-                    claimed.delivered.push(InFlight {
-                        queue: q.queue,
-                        offset: t.offset,
-                        attempt: 1,
-                        seq: 1,
-                        invisible_until_ms: claim.invisible_until_ms,
-                        group: t.group.clone(),
-                    });
+                    let mut cp = Checkpoint::delivered(sub, q.queue, vec![t.offset], until, t.group.clone());
+                    cp.store(tx).await?;
+                    claimed.delivered.extend(cp.in_flight());
                 }
             }
+            if !run.is_empty() {
+                run.sort_unstable();
+                let mut cp = Checkpoint::delivered(sub, q.queue, run, until, None);
+                cp.store(tx).await?;
+                claimed.delivered.extend(cp.in_flight());
+            }
             for t in &q.park {
-                insert_inflight(tx, sub, q.queue, t, None).await?;
+                Checkpoint::parked(sub, q.queue, t.offset, t.group.clone()).store(tx).await?;
             }
         } else {
             claimed.conflicts.push(q.queue);
         }
         for &offset in &q.release {
+            // Waiting messages are one per row.
             let row = sqlx::query(
                     "UPDATE inflight SET waiting = 0, attempt = 1, seq = 1, invisible_until_ms = $6
                      WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5 AND waiting = 1
@@ -320,56 +314,37 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
                 .bind(&sub.topic)
                 .bind(q.queue)
                 .bind(offset)
-                .bind(claim.invisible_until_ms)
+                .bind(until)
                 .fetch_optional(&mut **tx)
                 .await?;
             if let Some(r) = row {
                 claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
             }
         }
-        for &(offset, seq) in &q.redeliver {
-            let sql = format!(
-                "UPDATE inflight SET attempt = attempt + 1, seq = seq + 1, invisible_until_ms = $6
-                     WHERE {INFLIGHT_KEY} AND seq = $7 AND waiting = 0 AND invisible_until_ms <= $8
-                     RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
-            );
-            let receipt = Receipt {
-                subscription: sub.clone(),
-                queue: q.queue,
-                offset,
-                seq,
-            };
-            let row = inflight_query(&sql, &receipt)
-                .bind(claim.invisible_until_ms)
-                .bind(seq)
-                .bind(claim.now_ms)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(r) = row {
-                claimed.delivered.push(in_flight_from_row(q.queue, &r)?);
+        // Still-expired deliveries: those of one checkpoint move together (all of it: the
+        // row is updated in place), with the next attempt and seq. A row changed meanwhile
+        // is skipped.
+        for (mut cp, offsets) in expired_holding(tx, sub, q.queue, &q.redeliver, claim.now_ms).await? {
+            let mut next = cp.split(&offsets, until, 1);
+            if cp.store(tx).await? && next.store(tx).await? {
+                claimed.delivered.extend(next.in_flight());
             }
         }
-        for &(offset, seq) in &q.dead_letter {
-            let Some(dlq) = &claim.dead_letter_topic else {
-                return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
-            };
-            let sql = format!(
-                "DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 AND waiting = 0 AND invisible_until_ms <= $7"
-            );
-            let receipt = Receipt {
-                subscription: sub.clone(),
-                queue: q.queue,
-                offset,
-                seq,
-            };
-            let gone = inflight_query(&sql, &receipt)
-                .bind(seq)
-                .bind(claim.now_ms)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if gone == 1 {
-                append_copy_of(tx, &queue, offset, dlq, claim.now_ms).await?;
+        let dead = expired_holding(tx, sub, q.queue, &q.dead_letter, claim.now_ms).await?;
+        if !dead.is_empty() && claim.dead_letter_topic.is_none() {
+            return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
+        }
+        for (mut cp, offsets) in dead {
+            offsets.iter().for_each(|&o| {
+                cp.remove(o);
+            });
+            if !cp.store(tx).await? {
+                continue;
+            }
+            for offset in offsets {
+                if let Some(dlq) = &claim.dead_letter_topic {
+                    append_copy_of(tx, &queue, offset, dlq, claim.now_ms).await?;
+                }
                 claimed.dead_lettered.push((q.queue, offset));
                 dead_letters = true;
             }
@@ -384,18 +359,48 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
     Ok((claimed, Announce::appended(topics)))
 }
 
+/// The checkpoints of a queue holding the given deliveries `(offset, seq)` and expired at
+/// `now_ms`, each with the offsets it holds, in lock order.
+async fn expired_holding(
+    tx: &mut Tx,
+    sub: &Subscription,
+    queue: i32,
+    deliveries: &[(i64, i64)],
+    now_ms: i64,
+) -> Result<Vec<(Checkpoint, Vec<i64>)>> {
+    let mut found: Vec<(Checkpoint, Vec<i64>)> = Vec::new();
+    for &(offset, seq) in deliveries {
+        let r = Receipt {
+            subscription: sub.clone(),
+            queue,
+            offset,
+            seq,
+        };
+        if let Some((_, offsets)) = found.iter_mut().find(|(cp, _)| cp.holds(&r)) {
+            offsets.push(offset);
+        } else if let Some(cp) = Checkpoint::holding(tx, &r, false).await?.filter(|cp| cp.expired(now_ms)) {
+            found.push((cp, vec![offset]));
+        }
+    }
+    for (_, offsets) in &mut found {
+        offsets.sort_unstable();
+        offsets.dedup();
+    }
+    found.sort_by(|a, b| a.0.lock_order().cmp(&b.0.lock_order()));
+    Ok(found)
+}
+
 async fn dead_letter_in(
     tx: &mut Tx,
     r: &Receipt,
     dead_letter_topic: &str,
 ) -> Result<(std::result::Result<(), AckOutcome>, Announce)> {
-    let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6");
-    let gone = inflight_query(&sql, r)
-        .bind(r.seq)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if gone != 1 {
+    let removed = Checkpoint::change_holding(tx, r, |cp| {
+        cp.remove(r.offset);
+        None
+    })
+    .await?;
+    if removed.is_none() {
         let why = why_not_in_flight(tx, r).await?;
         return Ok((Err(why), Announce::default()));
     }
@@ -417,23 +422,51 @@ async fn dead_letter_in(
 async fn ack_in(tx: &mut Tx, receipts: &[Receipt]) -> Result<(Vec<AckOutcome>, Announce)> {
     // Acking a FIFO message frees its message group: receivers waiting for it wake up.
     let mut freed = HashSet::new();
-    let sql = format!("DELETE FROM inflight WHERE {INFLIGHT_KEY} AND seq = $6 RETURNING msg_group");
-    // Rows are deleted in one global order, so concurrent acks cannot deadlock.
-    let mut order: Vec<usize> = (0..receipts.len()).collect();
-    order.sort_by(|&a, &b| lock_order(&receipts[a]).cmp(&lock_order(&receipts[b])));
     let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
-    for i in order {
-        let r = &receipts[i];
-        let deleted = inflight_query(&sql, r).bind(r.seq).fetch_optional(&mut **tx).await?;
-        outcomes[i] = match deleted {
-            Some(row) => {
-                if row.try_get::<Option<String>, _>("msg_group")?.is_some() {
-                    freed.insert((r.subscription.tenant.clone(), r.subscription.topic.clone()));
-                }
-                AckOutcome::Acked
+    // Each checkpoint holding acknowledged deliveries is read once and written once.
+    let mut held: Vec<(Checkpoint, Vec<usize>)> = Vec::new();
+    for (i, r) in receipts.iter().enumerate() {
+        if let Some((_, acks)) = held.iter_mut().find(|(cp, _)| cp.holds(r)) {
+            acks.push(i);
+            continue;
+        }
+        match Checkpoint::holding(tx, r, false).await? {
+            Some(cp) => held.push((cp, vec![i])),
+            None => outcomes[i] = why_not_in_flight(tx, r).await?,
+        }
+    }
+    // Rows are written in one global order, so concurrent acks cannot deadlock.
+    held.sort_by(|a, b| a.0.lock_order().cmp(&b.0.lock_order()));
+    for (mut cp, acks) in held {
+        let mut removed = Vec::with_capacity(acks.len());
+        for i in acks {
+            // The same receipt twice in one batch: the second finds it acknowledged.
+            match cp.remove(receipts[i].offset) {
+                true => removed.push(i),
+                false => outcomes[i] = AckOutcome::AlreadyAcked,
             }
-            None => why_not_in_flight(tx, r).await?,
-        };
+        }
+        let group = cp.group.is_some();
+        if cp.store(tx).await? {
+            removed.iter().for_each(|&i| outcomes[i] = AckOutcome::Acked);
+        } else {
+            // Changed meanwhile by another node: one receipt at a time, read again.
+            for &i in &removed {
+                let r = &receipts[i];
+                let acked = Checkpoint::change_holding(tx, r, |cp| {
+                    cp.remove(r.offset);
+                    None
+                })
+                .await?;
+                outcomes[i] = match acked {
+                    Some(_) => AckOutcome::Acked,
+                    None => why_not_in_flight(tx, r).await?,
+                };
+            }
+        }
+        if group && removed.iter().any(|&i| outcomes[i] == AckOutcome::Acked) {
+            freed.insert((cp.sub.tenant.clone(), cp.sub.topic.clone()));
+        }
     }
     Ok((outcomes, Announce::appended(freed)))
 }
@@ -443,17 +476,12 @@ async fn change_invisible_in(
     r: &Receipt,
     invisible_until_ms: i64,
 ) -> Result<(std::result::Result<InFlight, AckOutcome>, Announce)> {
-    let sql = format!(
-        "UPDATE inflight SET seq = seq + 1, invisible_until_ms = $6 WHERE {INFLIGHT_KEY} AND seq = $7
-             RETURNING msg_offset, attempt, seq, invisible_until_ms, msg_group"
-    );
-    let row = inflight_query(&sql, r)
-        .bind(invisible_until_ms)
-        .bind(r.seq)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let result = match row {
-        Some(row) => Ok(in_flight_from_row(r.queue, &row)?),
+    // The delivery moves to a checkpoint of its own with the next seq: the other receipts
+    // of its checkpoint stay valid.
+    let changed = Checkpoint::change_holding(tx, r, |cp| Some(cp.split(&[r.offset], invisible_until_ms, 0))).await?;
+    let moved = changed.and_then(|(_, split)| split).and_then(|cp| cp.in_flight().next());
+    let result = match moved {
+        Some(f) => Ok(f),
         None => Err(why_not_in_flight(tx, r).await?),
     };
     Ok((result, Announce::default()))

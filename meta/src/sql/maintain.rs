@@ -1,5 +1,6 @@
 //! SQL of `Maintenance`: compaction swaps under leases, retention and garbage collection.
 
+use super::checkpoint::Checkpoint;
 use super::*;
 
 #[async_trait]
@@ -215,7 +216,7 @@ impl Maintenance for SqlCoordinator {
                     .await?;
                 }
                 sqlx::query(
-                    "DELETE FROM inflight WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset < $4",
+                    "DELETE FROM inflight WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND last_offset < $4",
                 )
                 .bind(&q.tenant)
                 .bind(&q.topic)
@@ -223,6 +224,17 @@ impl Maintenance for SqlCoordinator {
                 .bind(min)
                 .execute(&mut *tx)
                 .await?;
+                // Checkpoints reaching past the new start keep their retained offsets.
+                let straddling = Checkpoint::select(
+                    &mut tx,
+                    "tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset < $4",
+                    |s| s.bind(&q.tenant).bind(&q.topic).bind(q.queue).bind(min),
+                )
+                .await?;
+                for mut cp in straddling {
+                    cp.offsets.retain(|&o| o >= min);
+                    cp.store(&mut tx).await?;
+                }
             }
             tx.commit().await?;
         }

@@ -28,6 +28,7 @@ use crate::prelude::*;
 use crate::schema::MIGRATIONS;
 
 mod catalog;
+mod checkpoint;
 mod consume;
 mod held;
 mod log;
@@ -545,77 +546,12 @@ async fn group_busy(tx: &mut Tx, sub: &Subscription, queue: i32, group: &str) ->
     Ok(row.is_some())
 }
 
-/// Records a taken message: in flight until `invisible_until_ms`, or waiting (`None`).
-async fn insert_inflight(
-    tx: &mut Tx,
-    sub: &Subscription,
-    queue: i32,
-    t: &Taken,
-    invisible_until_ms: Option<i64>,
-) -> Result<()> {
-    let (attempt, seq, until, waiting) = match invisible_until_ms {
-        Some(until) => (1i64, 1i64, until, 0i64),
-        None => (0, 0, 0, 1),
-    };
-    sqlx::query(
-        "INSERT INTO inflight (tenant, grp, topic, queue_id, msg_offset, attempt, seq, invisible_until_ms,
-           msg_group, waiting)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&sub.tenant)
-    .bind(&sub.group)
-    .bind(&sub.topic)
-    .bind(queue)
-    .bind(t.offset)
-    .bind(attempt)
-    .bind(seq)
-    .bind(until)
-    .bind(t.group.as_deref())
-    .bind(waiting)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Wall-clock milliseconds, for timestamps of records moved without a caller's clock.
 fn now_wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
-}
-
-const INFLIGHT_KEY: &str = "tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND msg_offset = $5";
-
-/// Binds the key of the in-flight row a receipt names to `$1..$5`.
-fn inflight_query<'q>(sql: &'q str, r: &'q Receipt) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&r.subscription.tenant)
-        .bind(&r.subscription.group)
-        .bind(&r.subscription.topic)
-        .bind(r.queue)
-        .bind(r.offset)
-}
-
-/// The order in-flight rows are locked in, across subscriptions: one global order, so
-/// concurrent transactions cannot deadlock.
-fn lock_order(r: &Receipt) -> (&str, &str, &str, i32, i64) {
-    let s = &r.subscription;
-    (&s.tenant, &s.group, &s.topic, r.queue, r.offset)
-}
-
-/// Why a receipt matched no in-flight row.
-async fn why_not_in_flight(tx: &mut Tx, r: &Receipt) -> Result<AckOutcome> {
-    let sql = format!("SELECT seq FROM inflight WHERE {INFLIGHT_KEY}");
-    if inflight_query(&sql, r).fetch_optional(&mut **tx).await?.is_some() {
-        return Ok(AckOutcome::Stale);
-    }
-    let delivered = matches!(cursor(tx, &r.subscription, r.queue).await?, Some((c, _)) if r.offset < c);
-    Ok(if delivered {
-        AckOutcome::AlreadyAcked
-    } else {
-        AckOutcome::Unknown
-    })
 }
 
 impl SqlCoordinator {
@@ -712,6 +648,40 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = SqlCoordinator::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
         crate::conformance::run_all(&c).await;
+    }
+
+    /// DESIGN §5: a receive is one checkpoint row, not one row per message.
+    #[tokio::test]
+    async fn a_claim_is_one_row_whatever_its_size() {
+        use crate::conformance::{T0, claim_new, fill, register_writer, sub};
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqlCoordinator::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
+        register_writer(&c).await;
+        fill(&c, "rows", "a", 32).await;
+        let s = sub("rows", "g", "a");
+        let rows = || async {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM inflight").fetch_one(&c.reader).await.unwrap();
+            int(&row, "n").unwrap()
+        };
+        let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+        let got = c.pop_claim(&claim_new(&s, &st[0], 32, T0, T0 + 1000)).await.unwrap();
+        assert_eq!((got.delivered.len(), rows().await), (32, 1));
+        let receipts: Vec<Receipt> = got
+            .delivered
+            .iter()
+            .map(|f| Receipt {
+                subscription: s.clone(),
+                queue: f.queue,
+                offset: f.offset,
+                seq: f.seq,
+            })
+            .collect();
+        let before = c.transactions().writes;
+        c.ack(&receipts[..31]).await.unwrap();
+        assert_eq!(rows().await, 1);
+        c.ack(&receipts[31..]).await.unwrap();
+        assert_eq!(rows().await, 0);
+        assert_eq!(c.transactions().writes - before, 2);
     }
 
     #[tokio::test]
