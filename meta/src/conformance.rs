@@ -486,7 +486,12 @@ pub async fn one_claim_keeps_per_message_rules(c: &dyn Coordinator) {
     let st = c.pop_state(&s, &[0], T0 + 1000, 10, false).await.unwrap();
     let expired: Vec<i64> = st[0].expired.iter().map(|f| f.offset).collect();
     assert_eq!(expired, [1, 4, 6, 7]);
-    assert_eq!(c.pop_state(&s, &[0], T0 + 1000, 2, false).await.unwrap()[0].expired.len(), 2);
+    assert_eq!(
+        c.pop_state(&s, &[0], T0 + 1000, 2, false).await.unwrap()[0]
+            .expired
+            .len(),
+        2
+    );
     assert_eq!(c.next_visible_at(&s).await.unwrap(), Some(T0 + 1000));
     // Part of it is redelivered; the other part stays expired with its receipts.
     let redeliver = |offsets: &[i64]| PopClaim {
@@ -519,7 +524,10 @@ pub async fn one_claim_keeps_per_message_rules(c: &dyn Coordinator) {
     );
     // The rest of the first claim is redelivered whole; then everything is acknowledged.
     let last = c.pop_claim(&redeliver(&[7])).await.unwrap();
-    assert_eq!(last.delivered.iter().map(|f| (f.offset, f.attempt)).collect::<Vec<_>>(), [(7, 2)]);
+    assert_eq!(
+        last.delivered.iter().map(|f| (f.offset, f.attempt)).collect::<Vec<_>>(),
+        [(7, 2)]
+    );
     let rest = [
         receipt(&s, &last.delivered[0]),
         receipt(&s, &again.delivered[1]),

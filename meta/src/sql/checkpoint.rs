@@ -19,7 +19,8 @@
 use super::*;
 
 /// Columns every checkpoint read selects.
-pub(super) const COLUMNS: &str = "tenant, grp, topic, queue_id, msg_offset, rest, attempt, seq, invisible_until_ms, msg_group, waiting";
+pub(super) const COLUMNS: &str =
+    "tenant, grp, topic, queue_id, msg_offset, rest, attempt, seq, invisible_until_ms, msg_group, waiting";
 
 /// Most times a change is retried after another transaction changed the row meanwhile.
 const MAX_RETRIES: usize = 16;
@@ -354,12 +355,7 @@ mod tests {
 
     #[test]
     fn offsets_round_trip_as_runs() {
-        for offsets in [
-            vec![7],
-            vec![0, 1, 2, 3],
-            vec![10, 12, 15, 16, 17, 30],
-            vec![5, 6, 9],
-        ] {
+        for offsets in [vec![7], vec![0, 1, 2, 3], vec![10, 12, 15, 16, 17, 30], vec![5, 6, 9]] {
             let rest = encode_rest(&offsets);
             assert_eq!(decode_offsets(offsets[0], rest.as_deref()).ok(), Some(offsets.clone()));
         }

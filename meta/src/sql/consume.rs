@@ -279,7 +279,9 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
                 };
                 if group_busy(tx, sub, q.queue, g).await? {
                     // Another claim made the group busy since the plan: this one waits.
-                    Checkpoint::parked(sub, q.queue, t.offset, t.group.clone()).store(tx).await?;
+                    Checkpoint::parked(sub, q.queue, t.offset, t.group.clone())
+                        .store(tx)
+                        .await?;
                 } else {
                     let mut cp = Checkpoint::delivered(sub, q.queue, vec![t.offset], until, t.group.clone());
                     cp.store(tx).await?;
@@ -293,7 +295,9 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
                 claimed.delivered.extend(cp.in_flight());
             }
             for t in &q.park {
-                Checkpoint::parked(sub, q.queue, t.offset, t.group.clone()).store(tx).await?;
+                Checkpoint::parked(sub, q.queue, t.offset, t.group.clone())
+                    .store(tx)
+                    .await?;
             }
         } else {
             claimed.conflicts.push(q.queue);
@@ -378,7 +382,10 @@ async fn expired_holding(
         };
         if let Some((_, offsets)) = found.iter_mut().find(|(cp, _)| cp.holds(&r)) {
             offsets.push(offset);
-        } else if let Some(cp) = Checkpoint::holding(tx, &r, false).await?.filter(|cp| cp.expired(now_ms)) {
+        } else if let Some(cp) = Checkpoint::holding(tx, &r, false)
+            .await?
+            .filter(|cp| cp.expired(now_ms))
+        {
             found.push((cp, vec![offset]));
         }
     }
@@ -479,7 +486,9 @@ async fn change_invisible_in(
     // The delivery moves to a checkpoint of its own with the next seq: the other receipts
     // of its checkpoint stay valid.
     let changed = Checkpoint::change_holding(tx, r, |cp| Some(cp.split(&[r.offset], invisible_until_ms, 0))).await?;
-    let moved = changed.and_then(|(_, split)| split).and_then(|cp| cp.in_flight().next());
+    let moved = changed
+        .and_then(|(_, split)| split)
+        .and_then(|cp| cp.in_flight().next());
     let result = match moved {
         Some(f) => Ok(f),
         None => Err(why_not_in_flight(tx, r).await?),

@@ -660,7 +660,10 @@ pub(crate) mod tests {
         fill(&c, "rows", "a", 32).await;
         let s = sub("rows", "g", "a");
         let rows = || async {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM inflight").fetch_one(&c.reader).await.unwrap();
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM inflight")
+                .fetch_one(&c.reader)
+                .await
+                .unwrap();
             int(&row, "n").unwrap()
         };
         let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
