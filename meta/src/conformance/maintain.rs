@@ -1,0 +1,181 @@
+//! Maintenance: compaction swaps and retention.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// Every maintain check, on a coordinator that [`register_writer`] ran on.
+pub async fn run(c: &dyn Coordinator) {
+    compaction_swaps_batches_atomically(c).await;
+    retention_moves_everyone_past_expired_batches(c).await;
+}
+
+fn swap(q: &QueueRef, from: i64, to: i64, replaced: u32, rows: &[u32], holder: &str) -> CompactionSwap {
+    CompactionSwap {
+        queue: q.clone(),
+        from,
+        to,
+        replaced_batches: replaced,
+        file: format!("data/{}/{}/{}/{from:020}.parquet", q.tenant, q.topic, q.queue),
+        file_size: 4096,
+        row_groups: rows
+            .iter()
+            .map(|&r| RowGroup {
+                rows: r,
+                min_timestamp_ms: T0,
+                max_timestamp_ms: T0 + 5,
+            })
+            .collect(),
+        lease: format!("compact/{}/{}/{}", q.tenant, q.topic, q.queue),
+        holder: holder.into(),
+    }
+}
+
+pub async fn compaction_swaps_batches_atomically(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-compact";
+    let q = queue(t, "a", 0);
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    for (i, n) in [2u32, 3, 1].iter().enumerate() {
+        c.commit_flush(&flush(e, &format!("wal/10/{i}.wal"), vec![batch(q.clone(), *n)]), T0)
+            .await
+            .unwrap();
+    }
+    assert!(
+        !c.compaction_candidates(T0, 100).await.unwrap().contains(&q),
+        "too fresh"
+    );
+    assert!(c.compaction_candidates(T0 + 10, 1000).await.unwrap().contains(&q));
+
+    let lease = swap(&q, 0, 6, 3, &[4, 2], "c1").lease;
+    assert!(c.acquire_lease(&lease, "c1", T0, 1_000).await.unwrap());
+    assert!(
+        c.acquire_lease(&lease, "c1", T0 + 10, 1_000).await.unwrap(),
+        "renewed by its holder"
+    );
+    assert!(
+        !c.acquire_lease(&lease, "c2", T0 + 500, 1_000).await.unwrap(),
+        "held by another"
+    );
+    // Stale expectations change nothing.
+    assert!(
+        !c.swap_compacted(&swap(&q, 0, 6, 2, &[4, 2], "c1"), T0 + 20)
+            .await
+            .unwrap(),
+        "batch count"
+    );
+    assert!(
+        !c.swap_compacted(&swap(&q, 0, 5, 3, &[5], "c1"), T0 + 20).await.unwrap(),
+        "range"
+    );
+    assert!(
+        !c.swap_compacted(&swap(&q, 0, 6, 3, &[4, 2], "c2"), T0 + 20)
+            .await
+            .unwrap(),
+        "not the lease holder"
+    );
+    // A holder whose lease expired and was taken over is fenced.
+    assert!(c.acquire_lease(&lease, "c2", T0 + 2_000, 1_000).await.unwrap());
+    assert!(
+        !c.swap_compacted(&swap(&q, 0, 6, 3, &[4, 2], "c1"), T0 + 2_001)
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.batches(&q, 0, 10).await.unwrap().len(), 3, "nothing changed");
+
+    assert!(
+        c.swap_compacted(&swap(&q, 0, 6, 3, &[4, 2], "c2"), T0 + 2_001)
+            .await
+            .unwrap()
+    );
+    c.release_lease(&lease, "c2").await.unwrap();
+    let after = c.batches(&q, 0, 10).await.unwrap();
+    let shape: Vec<_> = after
+        .iter()
+        .map(|b| (b.base_offset, b.count, b.location.format, b.location.offset))
+        .collect();
+    assert_eq!(
+        shape,
+        [(0, 4, BlockFormat::Parquet, 0), (4, 2, BlockFormat::Parquet, 1)],
+        "row groups are batches"
+    );
+    assert_eq!(
+        c.batches(&q, 5, 10).await.unwrap()[0].base_offset,
+        4,
+        "offsets unchanged"
+    );
+    assert_eq!(c.queue_end(&q).await.unwrap(), 6);
+    assert!(
+        !c.swap_compacted(&swap(&q, 0, 6, 3, &[4, 2], "c2"), T0 + 3_000)
+            .await
+            .unwrap(),
+        "done once"
+    );
+    assert!(!c.compaction_candidates(T0 + 10_000, 1000).await.unwrap().contains(&q));
+
+    // The WAL objects are now referenced by nothing: deletable after the grace period.
+    let wal: Vec<String> = (0..3).map(|i| format!("wal/10/{i}.wal")).collect();
+    let early = c.unreferenced_objects(T0 + 3_000, 60_000, 1000).await.unwrap();
+    assert!(!early.iter().any(|o| wal.contains(o)), "not before the grace period");
+    let due = c.unreferenced_objects(T0 + 63_000, 60_000, 1000).await.unwrap();
+    for w in &wal {
+        assert!(due.contains(w), "{w} in {due:?}");
+    }
+    assert!(!due.iter().any(|o| o.ends_with(".parquet")), "the file is referenced");
+    c.forget_object(&wal[0]).await.unwrap();
+    assert!(
+        !c.unreferenced_objects(T0 + 63_000, 60_000, 1000)
+            .await
+            .unwrap()
+            .contains(&wal[0])
+    );
+}
+
+pub async fn retention_moves_everyone_past_expired_batches(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-retention";
+    let q = queue(t, "a", 0);
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let topic = c.topic(t, "a").await.unwrap().unwrap();
+    assert_eq!(topic.retention_ms, DEFAULT_RETENTION_MS);
+    let mut b1 = batch(q.clone(), 3);
+    b1.max_timestamp_ms = T0;
+    let mut b2 = batch(q.clone(), 2);
+    b2.max_timestamp_ms = T0 + DEFAULT_RETENTION_MS;
+    c.commit_flush(&flush(e, "wal/11/a.wal", vec![b1]), T0).await.unwrap();
+    c.commit_flush(&flush(e, "wal/11/b.wal", vec![b2]), T0).await.unwrap();
+    // A consumer at offset 1 with offset 1 in flight; a stream reader at 0.
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 10)).await.unwrap();
+    c.commit_offset(&s, 0, 0).await.unwrap();
+
+    assert_eq!(
+        c.apply_retention(T0 + DEFAULT_RETENTION_MS - 1, 0, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        c.apply_retention(T0 + DEFAULT_RETENTION_MS + 1, 0, 100).await.unwrap(),
+        1,
+        "only the old batch"
+    );
+    assert_eq!(c.queue_bounds(&q).await.unwrap(), (3, 5));
+    assert_eq!(c.batches(&q, 0, 10).await.unwrap().len(), 1);
+    let st = c.pop_state(&s, &[0], T0 + 100, 10, false).await.unwrap();
+    assert_eq!(st[0].cursor, 3, "the group's cursor moved past the removed batch");
+    assert!(
+        st[0].expired.is_empty(),
+        "in-flight messages of removed batches are gone"
+    );
+    assert_eq!(c.committed_offset(&s, 0).await.unwrap(), Some(3));
+    let fresh = sub(t, "fresh", "a");
+    assert_eq!(
+        c.pop_state(&fresh, &[0], T0, 10, false).await.unwrap()[0].cursor,
+        3,
+        "new groups start at the first kept offset"
+    );
+    let gone = c
+        .unreferenced_objects(T0 + DEFAULT_RETENTION_MS + 1, 0, 1000)
+        .await
+        .unwrap();
+    assert!(gone.contains(&"wal/11/a.wal".to_string()) && !gone.contains(&"wal/11/b.wal".to_string()));
+}

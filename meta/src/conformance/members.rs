@@ -1,0 +1,99 @@
+//! Membership: node registry, heartbeats, fencing.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// Every members check, on a coordinator that [`register_writer`] ran on.
+pub async fn run(c: &dyn Coordinator) {
+    nodes_register_heartbeat_and_expire(c).await;
+    dead_writers_are_fenced(c).await;
+}
+
+pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
+    let a = c
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8081", T0)
+        .await
+        .unwrap();
+    let b = c
+        .register_node("conf-node-b", Roles::QUERY.union(Roles::COMPACTOR), "10.0.0.2:8081", T0)
+        .await
+        .unwrap();
+    assert!(a.alive && b.roles.contains(Roles::QUERY) && !b.roles.contains(Roles::INGEST));
+    let again = c
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8082", T0)
+        .await
+        .unwrap();
+    assert!(again.epoch > a.epoch, "a restart is a new epoch");
+    assert!(matches!(
+        c.heartbeat_node("conf-node-a", a.epoch, T0 + 1).await,
+        Err(Error::Fenced { .. })
+    ));
+    c.heartbeat_node("conf-node-a", again.epoch, T0 + 5_000).await.unwrap();
+
+    let ours = |nodes: Vec<Node>| {
+        nodes
+            .into_iter()
+            .filter(|n| n.id.starts_with("conf-node-"))
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ours(c.live_nodes(T0 + 6_000, 10_000).await.unwrap()),
+        ["conf-node-a", "conf-node-b"]
+    );
+    assert_eq!(
+        ours(c.live_nodes(T0 + 12_000, 10_000).await.unwrap()),
+        ["conf-node-a"],
+        "b missed heartbeats"
+    );
+    let expired = c.expire_nodes(T0 + 12_000, 10_000).await.unwrap();
+    assert!(expired.contains(&"conf-node-b".to_string()) && !expired.contains(&"conf-node-a".to_string()));
+    assert!(matches!(
+        c.heartbeat_node("conf-node-b", b.epoch, T0 + 12_001).await,
+        Err(Error::Fenced { .. })
+    ));
+    let back = c
+        .register_node("conf-node-b", Roles::QUERY, "10.0.0.2:8081", T0 + 13_000)
+        .await
+        .unwrap();
+    assert!(back.alive && back.epoch > b.epoch);
+}
+
+pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
+    let t = "conf-fence";
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let node = c
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0)
+        .await
+        .unwrap();
+    let commit = |object: &str, epoch: i64| FlushCommit {
+        writer: "conf-zombie".into(),
+        writer_epoch: epoch,
+        ..flush(epoch, object, vec![batch(queue(t, "a", 0), 2)])
+    };
+    assert_eq!(
+        c.commit_flush(&commit("wal/05/a.wal", node.epoch), T0).await.unwrap(),
+        [Some(0)]
+    );
+    // Declared dead: its commits are refused and nothing is appended.
+    c.expire_nodes(T0 + 100_000, 10_000).await.unwrap();
+    let err = c
+        .commit_flush(&commit("wal/05/b.wal", node.epoch), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 2);
+    // Registered again, the new epoch commits; the old one stays fenced.
+    let new = c
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0 + 100_001)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.commit_flush(&commit("wal/05/c.wal", node.epoch), T0).await,
+        Err(Error::Fenced { .. })
+    ));
+    assert_eq!(
+        c.commit_flush(&commit("wal/05/d.wal", new.epoch), T0).await.unwrap(),
+        [Some(2)]
+    );
+}
