@@ -37,8 +37,10 @@ pub struct Settings {
     /// This node's id (WAL object writer, logs). Unset: derived from the listen address.
     pub node_id: Option<String>,
     /// Memory the node may use, in bytes (default 256 MiB). The block cache's memory tier
-    /// (3/8 of it) and the bytes accepted but not yet acknowledged (1/4) are derived from it
-    /// unless `cache.memory_bytes` or `ingest.max_inflight_bytes` are set; the rest covers
+    /// (3/8 of it), the bytes accepted but not yet acknowledged (1/4) and the bodies per
+    /// Parquet file a compaction gathers (1/16, within 8–128 MiB) are derived from it unless
+    /// `cache.memory_bytes`, `ingest.max_inflight_bytes` or `compactor.max_file_bytes` are
+    /// set; the rest covers
     /// the runtime, connections, the coordinator's page cache and the index caches. More
     /// budget: more cache hits (each saves a GET of ~1–30 ms) and more producer bytes in
     /// flight before sends wait.
@@ -155,6 +157,11 @@ impl Settings {
         }
         if !set("ingest", "max_inflight_bytes") {
             self.ingest.max_inflight_bytes = self.memory_budget / 4;
+        }
+        if !set("compactor", "max_file_bytes") {
+            // A compaction holds a file's bodies about three times (WAL blocks read, Arrow
+            // columns, Parquet pages): 1/16 of the budget keeps the job under 1/5 of it.
+            self.compactor.max_file_bytes = (self.memory_budget as u64 / 16).clamp(8 << 20, 128 << 20);
         }
     }
 
@@ -275,8 +282,10 @@ mod tests {
         let s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.cache.memory_bytes, 384 << 20);
         assert_eq!(s.ingest.max_inflight_bytes, 1000);
+        assert_eq!(s.compactor.max_file_bytes, 64 << 20);
         let d = Settings::load(None).unwrap();
         assert_eq!(d.cache.memory_bytes + d.ingest.max_inflight_bytes, 160 << 20);
+        assert_eq!(d.compactor.max_file_bytes, 16 << 20);
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub struct CompactorConfig {
     pub compact_after: Duration,
     /// Most records per Parquet file (default 200,000).
     pub max_file_records: u64,
-    /// Most bytes of bodies per Parquet file (default 128 MiB).
+    /// Most bytes of bodies per Parquet file (default 128 MiB; `strata` derives it from its
+    /// `memory_budget`: 16 MiB for 256 MiB). A compaction holds about three times this in
+    /// memory; smaller files cost more objects and more GETs per history scan.
     pub max_file_bytes: u64,
     /// How long a compaction job's lease lasts (default 60 s); a compactor that stalls
     /// longer loses its job to another (its swap is refused).

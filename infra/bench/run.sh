@@ -2,12 +2,15 @@
 # Runs a benchmark set of docs/benchmarks.md against a fresh `strata standalone`:
 #   infra/bench/run.sh table [STRATA_BIN] [OUT_DIR] [broker flags, e.g. --store s3://bucket/prefix]
 #   infra/bench/run.sh sweep [STRATA_BIN] [OUT_DIR] [broker flags]
+#   infra/bench/run.sh soak  [STRATA_BIN] [OUT_DIR] [broker flags]
 # `table`: the runs of the results table (~3 min). `sweep`: 8 producers and 4 consumers paced
 # at rising rates (BENCH_RATES, default "200 400 800 1200 1600"), for
 #   python3 infra/bench/plot.py docs/benchmarks-latency.svg after=OUT_DIR [before=OTHER_DIR]
 # STRATA_BIN defaults to target/release/strata (`cargo build --release`); one JSON file per
 # run goes to OUT_DIR (default bench-results/) and a summary line per run is printed.
-# Not a CI step.
+# `soak`: 16 producers and 4 consumers for BENCH_DURATION (default 10m) while the broker's RSS
+# is sampled every 10 s into OUT_DIR/soak-rss.csv; prints its peak and its drift (mean of the
+# last third against the middle third). Not a CI step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SET=${1:?table|sweep}
@@ -15,7 +18,7 @@ BIN=${2:-target/release/strata}
 OUT=${3:-bench-results}
 shift $(( $# > 3 ? 3 : $# ))
 PORT=${BENCH_PORT:-18181}
-DURATION=${BENCH_DURATION:-15s}
+DURATION=${BENCH_DURATION:-$([ "$SET" = soak ] && echo 10m || echo 15s)}
 mkdir -p "$OUT"
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 "$BIN" standalone --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" "$@" >"$OUT/broker.log" 2>&1 &
@@ -61,6 +64,26 @@ case "$SET" in
       run "rate-$rate" --producers 8 --consumers 4 --rate "$rate" --duration "${BENCH_DURATION:-10s}"
     done
     ;;
-  *) echo "unknown set $SET (table|sweep)" >&2; exit 2 ;;
+  soak)
+    echo "seconds,rss_kib" >"$OUT/soak-rss.csv"
+    ( start=$SECONDS
+      while kill -0 $BROKER 2>/dev/null; do
+        echo "$((SECONDS - start)),$(awk '/VmRSS/ {print $2}' /proc/$BROKER/status)" >>"$OUT/soak-rss.csv"
+        sleep 10
+      done ) &
+    SAMPLER=$!
+    run soak --producers 16 --consumers 4 --duration "$DURATION"
+    kill $SAMPLER
+    python3 - "$OUT/soak-rss.csv" <<'PY'
+import csv, sys
+rows = [(int(r["seconds"]), int(r["rss_kib"]) / 1024) for r in csv.DictReader(open(sys.argv[1])) if r["rss_kib"]]
+rss = [m for _, m in rows]
+third = max(1, len(rss) // 3)
+middle, last = rss[third:2 * third] or rss, rss[-third:]
+print(f"RSS over {rows[-1][0]} s ({len(rss)} samples): peak {max(rss):.0f} MiB, middle third mean "
+      f"{sum(middle) / len(middle):.0f} MiB, last third mean {sum(last) / len(last):.0f} MiB")
+PY
+    ;;
+  *) echo "unknown set $SET (table|sweep|soak)" >&2; exit 2 ;;
 esac
 echo "broker RSS after the runs: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$BROKER/status)"
