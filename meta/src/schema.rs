@@ -158,10 +158,13 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 6: pop checkpoints — an `inflight` row holds the pending offsets of one claim of a queue
     //    (`msg_offset` the lowest, `last_offset` the highest, `rest` the others as runs relative
-    //    to the lowest, NULL for one offset), not one message; see sql/checkpoint.rs.
+    //    to the lowest, NULL for one offset), not one message; see sql/checkpoint.rs. Receipts
+    //    find their row by `last_offset` (few rows lie ahead of a recent delivery, however
+    //    many old ones wait behind it).
     r#"
     ALTER TABLE inflight ADD COLUMN last_offset BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE inflight ADD COLUMN rest TEXT;
     UPDATE inflight SET last_offset = msg_offset;
+    CREATE INDEX inflight_by_last ON inflight (tenant, grp, topic, queue_id, last_offset);
     "#,
 ];
