@@ -37,7 +37,7 @@ pub struct Settings {
     /// This node's id (WAL object writer, logs). Unset: derived from the listen address.
     pub node_id: Option<String>,
     /// Memory the node may use, in bytes (default 256 MiB). The block cache's memory tier
-    /// (3/8 of it), the bytes accepted but not yet acknowledged (1/4) and the bodies per
+    /// (1/4 of it), the bytes accepted but not yet acknowledged (1/4) and the bodies per
     /// Parquet file a compaction gathers (1/16, within 8–128 MiB) are derived from it unless
     /// `cache.memory_bytes`, `ingest.max_inflight_bytes` or `compactor.max_file_bytes` are
     /// set; the rest covers
@@ -153,7 +153,7 @@ impl Settings {
                 .is_some_and(|t| t.contains_key(key))
         };
         if !set("cache", "memory_bytes") {
-            self.cache.memory_bytes = self.memory_budget / 8 * 3;
+            self.cache.memory_bytes = self.memory_budget / 4;
         }
         if !set("ingest", "max_inflight_bytes") {
             self.ingest.max_inflight_bytes = self.memory_budget / 4;
@@ -280,11 +280,11 @@ mod tests {
         )
         .unwrap();
         let s = Settings::load(Some(&path)).unwrap();
-        assert_eq!(s.cache.memory_bytes, 384 << 20);
+        assert_eq!(s.cache.memory_bytes, 256 << 20);
         assert_eq!(s.ingest.max_inflight_bytes, 1000);
         assert_eq!(s.compactor.max_file_bytes, 64 << 20);
         let d = Settings::load(None).unwrap();
-        assert_eq!(d.cache.memory_bytes + d.ingest.max_inflight_bytes, 160 << 20);
+        assert_eq!(d.cache.memory_bytes + d.ingest.max_inflight_bytes, 128 << 20);
         assert_eq!(d.compactor.max_file_bytes, 16 << 20);
     }
 

@@ -35,6 +35,9 @@ pub struct Compaction {
     pub node: String,
 }
 
+/// Batch index rows read per page while planning a job.
+const PLAN_PAGE: u32 = 2048;
+
 pub fn lease_name(q: &QueueRef) -> String {
     format!("compact/{}/{}/{}", q.tenant, q.topic, q.queue)
 }
@@ -61,36 +64,43 @@ impl Compaction {
     }
 
     /// The WAL batches to compact: the contiguous run of WAL batches old enough, after the
-    /// queue's Parquet files, within the file limits.
-    fn plan(&self, batches: Vec<Batch>, now_ms: i64) -> Vec<Batch> {
+    /// queue's Parquet files, within the file limits. Reads the batch index a page at a
+    /// time: a job needs a few thousand rows, a queue may hold millions.
+    async fn plan(&self, queue: &QueueRef, now_ms: i64) -> Result<Vec<Batch>, Error> {
         let cutoff = now_ms - self.config.compact_after.as_millis() as i64;
         let mut job: Vec<Batch> = Vec::new();
         let (mut records, mut bytes) = (0u64, 0u64);
-        for b in batches {
-            if b.location.format == BlockFormat::Parquet {
-                if job.is_empty() {
-                    continue;
+        let (mut at, _) = self.coordinator.queue_bounds(queue).await?;
+        loop {
+            let page = self.coordinator.batches(queue, at, PLAN_PAGE).await?;
+            let last_page = page.len() < PLAN_PAGE as usize;
+            for b in page {
+                at = b.end_offset();
+                if b.location.format == BlockFormat::Parquet {
+                    if job.is_empty() {
+                        continue;
+                    }
+                    return Ok(job);
                 }
-                break;
+                let contiguous = job.last().is_none_or(|last| last.end_offset() == b.base_offset);
+                let full = !job.is_empty()
+                    && (records + u64::from(b.count) > self.config.max_file_records
+                        || bytes + b.location.uncompressed_length > self.config.max_file_bytes);
+                if b.max_timestamp_ms >= cutoff || !contiguous || full {
+                    return Ok(job);
+                }
+                records += u64::from(b.count);
+                bytes += b.location.uncompressed_length;
+                job.push(b);
             }
-            let contiguous = job.last().is_none_or(|last| last.end_offset() == b.base_offset);
-            let full = !job.is_empty()
-                && (records + u64::from(b.count) > self.config.max_file_records
-                    || bytes + b.location.uncompressed_length > self.config.max_file_bytes);
-            if b.max_timestamp_ms >= cutoff || !contiguous || full {
-                break;
+            if last_page {
+                return Ok(job);
             }
-            records += u64::from(b.count);
-            bytes += b.location.uncompressed_length;
-            job.push(b);
         }
-        job
     }
 
     async fn compact_leased(&self, queue: &QueueRef, lease: &str) -> Result<Option<Compacted>, Error> {
-        let (first, _) = self.coordinator.queue_bounds(queue).await?;
-        let batches = self.coordinator.batches(queue, first, 100_000).await?;
-        let job = self.plan(batches, self.clock.now_ms());
+        let job = self.plan(queue, self.clock.now_ms()).await?;
         let (Some(head), Some(tail)) = (job.first(), job.last()) else {
             return Ok(None);
         };

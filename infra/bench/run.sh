@@ -20,6 +20,9 @@ shift $(( $# > 3 ? 3 : $# ))
 PORT=${BENCH_PORT:-18181}
 DURATION=${BENCH_DURATION:-$([ "$SET" = soak ] && echo 10m || echo 15s)}
 mkdir -p "$OUT"
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "127.0.0.1:$PORT is in use (another bench broker?); set BENCH_PORT" >&2; exit 1
+fi
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 "$BIN" standalone --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" "$@" >"$OUT/broker.log" 2>&1 &
 BROKER=$!

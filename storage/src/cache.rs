@@ -155,9 +155,17 @@ impl BlockCache {
                     .with_capacity(config.disk_bytes.max(DISK_BLOCK_BYTES * 2))
                     .build()
                     .map_err(|e| Error::Cache(e.to_string()))?;
+                // Entries evicted to disk wait in write buffers: 1/16 of the memory tier (6 MiB
+                // for 96 MiB), and as much again queued, instead of foyer's fixed 16 + 32 MiB.
+                let buffers = (config.memory_bytes / 16).clamp(1 << 20, 16 << 20);
                 builder
                     .with_io_engine_config(PsyncIoEngineConfig::new())
-                    .with_engine_config(BlockEngineConfig::new(device).with_block_size(DISK_BLOCK_BYTES))
+                    .with_engine_config(
+                        BlockEngineConfig::new(device)
+                            .with_block_size(DISK_BLOCK_BYTES)
+                            .with_buffer_pool_size(buffers)
+                            .with_submit_queue_size_threshold(buffers),
+                    )
                     .build()
                     .await
             }
