@@ -7,8 +7,9 @@ impl Log for SqlCoordinator {
     #[instrument(skip_all, fields(object = %flush.object, batches = flush.batches.len()), err)]
     async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
         let flush = flush.clone();
+        let dialect = self.dialect;
         self.write(Box::new(move |tx| {
-            Box::pin(async move { commit_flush_in(tx, &flush, now_ms).await })
+            Box::pin(async move { commit_flush_in(tx, dialect, &flush, now_ms).await })
         }))
         .await
     }
@@ -111,28 +112,35 @@ impl Log for SqlCoordinator {
     }
 }
 
-async fn commit_flush_in(tx: &mut Tx, flush: &FlushCommit, now_ms: i64) -> Result<(Vec<Option<i64>>, Announce)> {
-    // Fencing: only the writer's live epoch may commit. The row lock also orders this
-    // commit against a concurrent declaration of the node's death.
-    let live = sqlx::query("UPDATE nodes SET alive = alive WHERE id = $1 AND epoch = $2 AND alive = 1")
-        .bind(&flush.writer)
-        .bind(flush.writer_epoch)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if live != 1 {
+async fn commit_flush_in(
+    tx: &mut Tx,
+    dialect: Dialect,
+    flush: &FlushCommit,
+    now_ms: i64,
+) -> Result<(Vec<Option<i64>>, Announce)> {
+    // Fencing: only the writer's live epoch may commit, checked by the statement that records
+    // the object (one round trip instead of two). On PostgreSQL the node row's share lock
+    // orders this commit against a concurrent declaration of the node's death; SQLite has
+    // one writer.
+    let lock = if dialect == Dialect::Postgres { " FOR SHARE" } else { "" };
+    let recorded = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO objects (path, size, writer, created_ms)
+         SELECT $1, $2, $3, $4 FROM nodes WHERE id = $3 AND epoch = $5 AND alive = 1{lock}"
+    )))
+    .bind(&flush.object)
+    .bind(flush.object_size as i64)
+    .bind(&flush.writer)
+    .bind(now_ms)
+    .bind(flush.writer_epoch)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if recorded != 1 {
         return Err(Error::Fenced {
             node: flush.writer.clone(),
             epoch: flush.writer_epoch,
         });
     }
-    sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
-        .bind(&flush.object)
-        .bind(flush.object_size as i64)
-        .bind(&flush.writer)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
     // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
     let mut order: Vec<usize> = (0..flush.batches.len()).collect();
     order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
