@@ -184,10 +184,10 @@ impl Ingest {
                     .delivery_timestamp_ms
                     .ok_or_else(|| Error::IllegalDeliveryTime("a delay message needs a delivery timestamp".into()))?;
                 let max = self.config.max_delay.as_millis() as i64;
-                if at - now > max {
+                if at.saturating_sub(now) > max {
                     return Err(Error::IllegalDeliveryTime(format!(
                         "delivery in {} s is beyond the maximum delay of {} s",
-                        (at - now) / 1000,
+                        at.saturating_sub(now) / 1000,
                         max / 1000
                     )));
                 }
@@ -205,12 +205,18 @@ impl Ingest {
                     .as_ref()
                     .and_then(|sp| sp.orphaned_transaction_recovery_duration.as_ref())
                     .filter(|d| d.seconds > 0 || d.nanos > 0)
-                    .map(|d| d.seconds * 1000 + i64::from(d.nanos) / 1_000_000)
-                    .unwrap_or(self.config.transaction_check_after.as_millis() as i64);
+                    .map(|d| {
+                        d.seconds
+                            .saturating_mul(1000)
+                            .saturating_add(i64::from(d.nanos) / 1_000_000)
+                    })
+                    .unwrap_or(self.config.transaction_check_after.as_millis() as i64)
+                    // A first check later than the longest delay is a client's mistake.
+                    .min(self.config.max_delay.as_millis() as i64);
                 let hold = Hold {
                     kind: HoldKind::Transaction,
                     message_id: record.message_id.clone(),
-                    due_ms: now + after,
+                    due_ms: now.saturating_add(after),
                 };
                 (round_robin(), Some(hold))
             }

@@ -440,9 +440,13 @@ impl MessagingService for Front {
         let position = match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
             Ok(v2::QueryOffsetPolicy::Beginning) => Some(Position::Beginning),
             Ok(v2::QueryOffsetPolicy::End) => Some(Position::End),
-            Ok(v2::QueryOffsetPolicy::Timestamp) => req
-                .timestamp
-                .map(|t| Position::Timestamp(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)),
+            Ok(v2::QueryOffsetPolicy::Timestamp) => req.timestamp.map(|t| {
+                Position::Timestamp(
+                    t.seconds
+                        .saturating_mul(1000)
+                        .saturating_add(i64::from(t.nanos) / 1_000_000),
+                )
+            }),
             Err(_) => None,
         };
         let (status, offset) = match (&self.query, position) {

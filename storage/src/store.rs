@@ -106,7 +106,13 @@ pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
 
 fn open_local(path: &std::path::Path) -> std::result::Result<Arc<dyn ObjectStore>, String> {
     std::fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let store = LocalFileSystem::new_with_prefix(path).map_err(|e| e.to_string())?;
+    // Every PUT is fsynced (the staged file, then its directory after the rename) before it
+    // returns: a producer is acknowledged only after its WAL object, and a Parquet file is
+    // swapped in only after it, would survive power loss. ~1 fsync per flush (p50 ~0.1–2 ms
+    // on SSDs); flushes group messages, so the cost is per flush, not per message.
+    let store = LocalFileSystem::new_with_prefix(path)
+        .map_err(|e| e.to_string())?
+        .with_fsync(true);
     Ok(Arc::new(store))
 }
 

@@ -94,3 +94,40 @@ def test_garbage_on_the_port_does_not_take_the_broker_down(broker):
     finally:
         raw.close()
     assert broker.alive()
+
+
+def test_overflowing_numbers_get_a_code_not_a_panic(broker):
+    """Times far outside any calendar, in every field that carries one (the broker is a debug
+    build in these tests: an arithmetic overflow would panic the request)."""
+    from rocketmq.grpc_protocol import service_pb2 as s
+    from raw import HEADERS
+
+    broker.cli("topic", "create", "huge-delays", "--type", "delay", "--queues", "1")
+    broker.cli("topic", "create", "huge-transactions", "--type", "transaction", "--queues", "1")
+    huge = 1 << 62
+    raw = Raw(broker.endpoint)
+    try:
+        def send(topic, message_type, set_time):
+            msg = d.Message(topic=d.Resource(name=topic), body=b"x")
+            msg.system_properties.message_id = "01HUGE"
+            msg.system_properties.message_type = message_type
+            set_time(msg.system_properties)
+            return raw.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=HEADERS, timeout=10)
+
+        far_future = send("huge-delays", d.DELAY, lambda sp: setattr(sp.delivery_timestamp, "seconds", huge))
+        assert far_future.status.code == d.ILLEGAL_DELIVERY_TIME
+        # Long past: due at once, as any delivery time already passed.
+        far_past = send("huge-delays", d.DELAY, lambda sp: setattr(sp.delivery_timestamp, "seconds", -huge))
+        assert far_past.status.code == d.OK
+        recovery = send("huge-transactions", d.TRANSACTION,
+                        lambda sp: setattr(sp.orphaned_transaction_recovery_duration, "seconds", huge))
+        assert recovery.status.code == d.OK
+
+        for seconds in (huge, -huge):
+            q = s.QueryOffsetRequest(message_queue=d.MessageQueue(topic=d.Resource(name="huge-delays"), id=0),
+                                     query_offset_policy=d.TIMESTAMP)
+            q.timestamp.seconds = seconds
+            assert raw.stub.QueryOffset(q, metadata=HEADERS, timeout=10).status.code == d.OK
+    finally:
+        raw.close()
+    assert broker.alive()
