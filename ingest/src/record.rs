@@ -73,8 +73,18 @@ fn check_text(s: &str, what: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Seconds past the year 5000: such a `Timestamp.seconds` can only be milliseconds.
+/// rocketmq-python-client 5.1.2 documents `Message.delivery_timestamp` in milliseconds and
+/// sends the value as seconds; every other client sends seconds.
+const MAX_PLAUSIBLE_SECONDS: i64 = 95_617_584_000;
+
+/// A protobuf timestamp in milliseconds: seconds beyond [`MAX_PLAUSIBLE_SECONDS`] are read as
+/// milliseconds; values outside i64 milliseconds saturate.
 fn millis(ts: &Option<prost_types::Timestamp>) -> Option<i64> {
     ts.as_ref().map(|t| {
+        if t.seconds > MAX_PLAUSIBLE_SECONDS {
+            return t.seconds;
+        }
         t.seconds
             .saturating_mul(1000)
             .saturating_add(i64::from(t.nanos / 1_000_000))
@@ -206,6 +216,16 @@ pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnc
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn timestamps_in_milliseconds_sent_as_seconds_are_read_as_milliseconds() {
+        let ts = |seconds, nanos| millis(&Some(prost_types::Timestamp { seconds, nanos }));
+        assert_eq!(ts(1_794_394_775, 263_000_000), Some(1_794_394_775_263));
+        assert_eq!(ts(1_794_394_775_263, 0), Some(1_794_394_775_263), "year 58,000 is milliseconds");
+        assert_eq!(ts(MAX_PLAUSIBLE_SECONDS, 0), Some(MAX_PLAUSIBLE_SECONDS * 1000));
+        assert_eq!(ts(i64::MIN, -999_999_999), Some(i64::MIN), "saturates");
+        assert_eq!(millis(&None), None);
+    }
 
     fn msg(body: &[u8]) -> v2::Message {
         v2::Message {
