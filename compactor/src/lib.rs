@@ -44,7 +44,7 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
     let clock = Arc::clone(&compaction.clock);
     let config = compaction.config.clone();
     let expiry = {
-        let (coordinator, clock) = (Arc::clone(&coordinator), Arc::clone(&clock));
+        let (coordinator, clock, node) = (Arc::clone(&coordinator), Arc::clone(&clock), compaction.node.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(node_ttl / 4);
             // After the coordinator was unreachable, every node's last heartbeat looks old
@@ -60,7 +60,7 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
                     continue;
                 }
                 match coordinator
-                    .expire_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
+                    .expire_nodes(clock.now_ms(), node_ttl.as_millis() as i64, &node)
                     .await
                 {
                     Ok(dead) if !dead.is_empty() => warn!(nodes = ?dead, "declared dead; their epochs are fenced"),

@@ -221,7 +221,11 @@ mod tests {
     fn timestamps_in_milliseconds_sent_as_seconds_are_read_as_milliseconds() {
         let ts = |seconds, nanos| millis(&Some(prost_types::Timestamp { seconds, nanos }));
         assert_eq!(ts(1_794_394_775, 263_000_000), Some(1_794_394_775_263));
-        assert_eq!(ts(1_794_394_775_263, 0), Some(1_794_394_775_263), "year 58,000 is milliseconds");
+        assert_eq!(
+            ts(1_794_394_775_263, 0),
+            Some(1_794_394_775_263),
+            "year 58,000 is milliseconds"
+        );
         assert_eq!(ts(MAX_PLAUSIBLE_SECONDS, 0), Some(MAX_PLAUSIBLE_SECONDS * 1000));
         assert_eq!(ts(i64::MIN, -999_999_999), Some(i64::MIN), "saturates");
         assert_eq!(millis(&None), None);

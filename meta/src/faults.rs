@@ -274,8 +274,8 @@ impl Members for FaultyCoordinator {
         self.faults.check()?;
         self.inner.live_nodes(now_ms, ttl_ms).await
     }
-    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64, deciding: &str) -> Result<Vec<String>> {
         self.faults.check()?;
-        self.inner.expire_nodes(now_ms, ttl_ms).await
+        self.inner.expire_nodes(now_ms, ttl_ms, deciding).await
     }
 }

@@ -108,7 +108,7 @@ mod tests {
         m.heartbeat().await.unwrap();
         assert_eq!(m.epoch(), first);
         clock.advance(Duration::from_secs(60));
-        assert_eq!(c.expire_nodes(clock.now_ms(), 10_000).await.unwrap(), ["n1"]);
+        assert_eq!(c.expire_nodes(clock.now_ms(), 10_000, "").await.unwrap(), ["n1"]);
         m.heartbeat().await.unwrap();
         assert!(m.epoch() > first);
         assert_eq!(c.live_nodes(clock.now_ms(), 10_000).await.unwrap().len(), 1);

@@ -2,10 +2,13 @@
 staged file, then its directory after the rename into place — before SendMessage answers.
 Power loss cannot be simulated here; the calls are observed with strace instead."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import STRATA_BIN, free_port, wait_listening
 from raw import Raw
@@ -48,7 +51,10 @@ def test_a_wal_object_is_fsynced_before_its_send_is_answered(tmp_path):
                 raw.close()
             assert reply.status.code == 20000, reply.status
         finally:
-            proc.terminate()
+            # Stop the broker, not strace: strace exits with it.
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            for pid in children:
+                os.kill(int(pid), signal.SIGTERM)
             proc.wait(timeout=30)
 
     window = [(ts, call, args) for ts, call, args in traced_calls(trace) if asked <= ts <= answered]

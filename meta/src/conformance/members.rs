@@ -46,7 +46,7 @@ pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
         ["conf-node-a"],
         "b missed heartbeats"
     );
-    let expired = c.expire_nodes(T0 + 12_000, 10_000).await.unwrap();
+    let expired = c.expire_nodes(T0 + 12_000, 10_000, "").await.unwrap();
     assert!(expired.contains(&"conf-node-b".to_string()) && !expired.contains(&"conf-node-a".to_string()));
     assert!(matches!(
         c.heartbeat_node("conf-node-b", b.epoch, T0 + 12_001).await,
@@ -57,6 +57,10 @@ pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
         .await
         .unwrap();
     assert!(back.alive && back.epoch > b.epoch);
+    // The node deciding is never declared dead, however late its own heartbeat.
+    let expired = c.expire_nodes(T0 + 60_000, 10_000, "conf-node-a").await.unwrap();
+    assert!(expired.contains(&"conf-node-b".to_string()) && !expired.contains(&"conf-node-a".to_string()));
+    c.heartbeat_node("conf-node-a", again.epoch, T0 + 60_001).await.unwrap();
 }
 
 pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
@@ -76,7 +80,7 @@ pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
         [Some(0)]
     );
     // Declared dead: its commits are refused and nothing is appended.
-    c.expire_nodes(T0 + 100_000, 10_000).await.unwrap();
+    c.expire_nodes(T0 + 100_000, 10_000, "").await.unwrap();
     let err = c
         .commit_flush(&commit("wal/05/b.wal", node.epoch), T0)
         .await

@@ -19,7 +19,8 @@ pub trait Members: Send + Sync {
     /// Nodes alive and heard from within `ttl_ms`.
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
 
-    /// Declares dead every node not heard from within `ttl_ms` (their epochs are fenced);
-    /// returns their ids.
-    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>>;
+    /// Declares dead every node not heard from within `ttl_ms` (their epochs are fenced),
+    /// except `deciding`, the node asking: it is evidently alive, however late its own
+    /// heartbeat (a standalone node must never fence itself). Returns their ids.
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64, deciding: &str) -> Result<Vec<String>>;
 }

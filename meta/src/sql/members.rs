@@ -61,11 +61,13 @@ impl Members for SqlCoordinator {
             .collect()
     }
 
-    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query("UPDATE nodes SET alive = 0 WHERE alive = 1 AND heartbeat_ms < $1 RETURNING id")
-            .bind(now_ms - ttl_ms)
-            .fetch_all(&self.writer)
-            .await?;
+    async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64, deciding: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("UPDATE nodes SET alive = 0 WHERE alive = 1 AND heartbeat_ms < $1 AND id <> $2 RETURNING id")
+                .bind(now_ms - ttl_ms)
+                .bind(deciding)
+                .fetch_all(&self.writer)
+                .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
     }
 }
