@@ -188,6 +188,25 @@ impl Checkpoint {
         Ok(found.into_iter().find(|c| c.pending(r.offset)))
     }
 
+    /// The checkpoints holding the receipts' deliveries, each read once, with the indexes of
+    /// the receipts it holds, in lock order (rows written in one global order cannot
+    /// deadlock); and the indexes of receipts no checkpoint holds.
+    pub async fn holding_each(tx: &mut Tx, receipts: &[Receipt]) -> Result<(Vec<(Self, Vec<usize>)>, Vec<usize>)> {
+        let (mut held, mut unheld): (Vec<(Self, Vec<usize>)>, Vec<usize>) = (Vec::new(), Vec::new());
+        for (i, r) in receipts.iter().enumerate() {
+            if let Some((_, those)) = held.iter_mut().find(|(cp, _)| cp.holds(r)) {
+                those.push(i);
+                continue;
+            }
+            match Self::holding(tx, r, false).await? {
+                Some(cp) => held.push((cp, vec![i])),
+                None => unheld.push(i),
+            }
+        }
+        held.sort_by(|a, b| a.0.lock_order().cmp(&b.0.lock_order()));
+        Ok((held, unheld))
+    }
+
     /// Writes the checkpoint: inserts a new one, or replaces (deletes, once nothing is
     /// pending) the row it was read from if that row did not change meanwhile. False if it
     /// did: read it again.

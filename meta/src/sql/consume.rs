@@ -372,29 +372,26 @@ async fn expired_holding(
     deliveries: &[(i64, i64)],
     now_ms: i64,
 ) -> Result<Vec<(Checkpoint, Vec<i64>)>> {
-    let mut found: Vec<(Checkpoint, Vec<i64>)> = Vec::new();
-    for &(offset, seq) in deliveries {
-        let r = Receipt {
+    let receipts: Vec<Receipt> = deliveries
+        .iter()
+        .map(|&(offset, seq)| Receipt {
             subscription: sub.clone(),
             queue,
             offset,
             seq,
-        };
-        if let Some((_, offsets)) = found.iter_mut().find(|(cp, _)| cp.holds(&r)) {
-            offsets.push(offset);
-        } else if let Some(cp) = Checkpoint::holding(tx, &r, false)
-            .await?
-            .filter(|cp| cp.expired(now_ms))
-        {
-            found.push((cp, vec![offset]));
-        }
-    }
-    for (_, offsets) in &mut found {
-        offsets.sort_unstable();
-        offsets.dedup();
-    }
-    found.sort_by(|a, b| a.0.lock_order().cmp(&b.0.lock_order()));
-    Ok(found)
+        })
+        .collect();
+    let (held, _) = Checkpoint::holding_each(tx, &receipts).await?;
+    Ok(held
+        .into_iter()
+        .filter(|(cp, _)| cp.expired(now_ms))
+        .map(|(cp, held)| {
+            let mut offsets: Vec<i64> = held.iter().map(|&i| receipts[i].offset).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            (cp, offsets)
+        })
+        .collect())
 }
 
 async fn dead_letter_in(
@@ -430,20 +427,10 @@ async fn ack_in(tx: &mut Tx, receipts: &[Receipt]) -> Result<(Vec<AckOutcome>, A
     // Acking a FIFO message frees its message group: receivers waiting for it wake up.
     let mut freed = HashSet::new();
     let mut outcomes = vec![AckOutcome::Unknown; receipts.len()];
-    // Each checkpoint holding acknowledged deliveries is read once and written once.
-    let mut held: Vec<(Checkpoint, Vec<usize>)> = Vec::new();
-    for (i, r) in receipts.iter().enumerate() {
-        if let Some((_, acks)) = held.iter_mut().find(|(cp, _)| cp.holds(r)) {
-            acks.push(i);
-            continue;
-        }
-        match Checkpoint::holding(tx, r, false).await? {
-            Some(cp) => held.push((cp, vec![i])),
-            None => outcomes[i] = why_not_in_flight(tx, r).await?,
-        }
+    let (held, unheld) = Checkpoint::holding_each(tx, receipts).await?;
+    for i in unheld {
+        outcomes[i] = why_not_in_flight(tx, &receipts[i]).await?;
     }
-    // Rows are written in one global order, so concurrent acks cannot deadlock.
-    held.sort_by(|a, b| a.0.lock_order().cmp(&b.0.lock_order()));
     for (mut cp, acks) in held {
         let mut removed = Vec::with_capacity(acks.len());
         for i in acks {
