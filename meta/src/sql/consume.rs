@@ -244,9 +244,9 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
     let sub = &claim.subscription;
     let until = claim.invisible_until_ms;
     let mut claimed = Claimed::default();
-    let mut dead_letters = false;
-    // Rows are locked in one global order (queue id, then offset), so concurrent claims,
-    // whose plans rotate over the queues, cannot deadlock.
+    // Rows are locked in one global order, so concurrent claims (whose plans rotate over
+    // the queues) and dead-letter moves cannot deadlock: the topic's rows by queue id, then
+    // offset; the dead-letter queue's row last.
     let mut queues: Vec<&QueueClaim> = claim.queues.iter().collect();
     queues.sort_by_key(|q| q.queue);
     for q in queues {
@@ -257,11 +257,6 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
                 format!("offsets outside {}..{}", q.cursor_from, q.cursor_to),
             ));
         }
-        let queue = QueueRef {
-            tenant: sub.tenant.clone(),
-            topic: sub.topic.clone(),
-            queue: q.queue,
-        };
         let fifo = !q.release.is_empty() || q.deliver.iter().chain(&q.park).any(|t| t.group.is_some());
         if fifo {
             // FIFO claims of one queue run one at a time: their group checks hold.
@@ -342,24 +337,27 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
             offsets.iter().for_each(|&o| {
                 cp.remove(o);
             });
-            if !cp.store(tx).await? {
-                continue;
-            }
-            for offset in offsets {
-                if let Some(dlq) = &claim.dead_letter_topic {
-                    append_copy_of(tx, &queue, offset, dlq, claim.now_ms).await?;
-                }
-                claimed.dead_lettered.push((q.queue, offset));
-                dead_letters = true;
+            if cp.store(tx).await? {
+                claimed.dead_lettered.extend(offsets.into_iter().map(|o| (q.queue, o)));
             }
         }
     }
-    let topics: HashSet<(String, String)> = claim
+    let mut topics = HashSet::new();
+    if let Some(dlq) = claim
         .dead_letter_topic
-        .iter()
-        .filter(|_| dead_letters)
-        .map(|t| (sub.tenant.clone(), t.clone()))
-        .collect();
+        .as_ref()
+        .filter(|_| !claimed.dead_lettered.is_empty())
+    {
+        for &(queue, offset) in &claimed.dead_lettered {
+            let from = QueueRef {
+                tenant: sub.tenant.clone(),
+                topic: sub.topic.clone(),
+                queue,
+            };
+            append_copy_of(tx, &from, offset, dlq, claim.now_ms).await?;
+        }
+        topics.insert((sub.tenant.clone(), dlq.clone()));
+    }
     Ok((claimed, Announce::appended(topics)))
 }
 

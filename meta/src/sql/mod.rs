@@ -30,6 +30,8 @@ use crate::schema::MIGRATIONS;
 mod catalog;
 mod checkpoint;
 mod consume;
+#[cfg(test)]
+mod contention;
 mod held;
 mod log;
 mod maintain;
