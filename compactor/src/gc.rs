@@ -1,7 +1,9 @@
 //! Orphan collection: WAL objects that were PUT but whose commit failed are referenced by
-//! nothing; once older than the grace period (no commit can still reference them: ingest
-//! gives up on a flush after its commit deadline), they are deleted.
+//! nothing; once older than the grace period they are claimed in the coordinator, then
+//! deleted. The claim, not the clock, keeps a late commit from referencing a deleted object:
+//! a commit after the claim fails. The grace only spares objects whose commit is under way.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -18,9 +20,9 @@ pub struct GcReport {
     pub kept: usize,
 }
 
-/// Deletes every `wal/` and `data/` object older than `grace` (at `now_ms`) that the
-/// coordinator does not know (a WAL object whose commit failed, a Parquet file whose
-/// compactor died before its swap).
+/// Deletes every `wal/` and `data/` object older than `grace` (at `now_ms`) that no commit
+/// recorded (a WAL object whose commit failed, a Parquet file whose compactor died before its
+/// swap), after claiming it so that no commit can record it any more.
 #[instrument(skip_all, err)]
 pub async fn collect_orphans(
     store: &dyn ObjectStore,
@@ -42,15 +44,15 @@ pub async fn collect_orphans(
     let mut report = GcReport::default();
     for chunk in old.chunks(1000) {
         let names: Vec<String> = chunk.iter().map(|p| p.to_string()).collect();
-        let committed = coordinator.committed_objects(&names).await?;
+        let claimed: HashSet<String> = coordinator.claim_orphans(&names, now_ms).await?.into_iter().collect();
         for (path, name) in chunk.iter().zip(&names) {
-            if committed.contains(name) {
+            if !claimed.contains(name) {
                 report.kept += 1;
-            } else {
-                match store.delete(path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
-                    Err(e) => return Err(e.into()),
-                }
+                continue;
+            }
+            match store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
+                Err(e) => return Err(e.into()),
             }
         }
     }

@@ -28,9 +28,11 @@ pub struct IngestConfig {
     /// sends wait: a slow store pushes back on producers instead of growing memory.
     pub max_inflight_bytes: usize,
     /// A flush whose commit cannot start within this time of its start (a slow PUT) fails
-    /// instead of committing (default 30 s). Orphan GC relies on it: an object older than
-    /// this plus clock skew can no longer be committed, so the compactor's `orphan_grace`
-    /// must be longer.
+    /// instead of committing (default 30 s); its commit, retried while its outcome is unknown,
+    /// gets as long again. Producers hear within twice this time. Orphan GC claims an object
+    /// before deleting it, so a commit later than that fails instead of referencing a deleted
+    /// object; the compactor's `orphan_grace` (1 h) only has to be longer than twice this so
+    /// that commits under way are not failed needlessly.
     #[serde(with = "humantime_serde")]
     pub commit_deadline: Duration,
     /// Longest delay of a delay message (default 40 days; Apache's proxy caps at 24 h). A

@@ -279,6 +279,34 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
     }
 }
 
+/// Commits a stored flush. A commit whose outcome is unknown (the database or the connection
+/// to it failed, perhaps after COMMIT) is retried with the same flush, which the coordinator
+/// answers idempotently, until it succeeds, is refused, or `commit_deadline` has passed
+/// again. Past that the producers hear a failure even if a commit still lands: they retry,
+/// and a duplicate (at least once) is the price of never acknowledging an unknown outcome.
+async fn commit(shared: &Shared, flush: &FlushCommit) -> Result<Vec<Option<i64>>> {
+    let deadline = Instant::now() + shared.config.commit_deadline;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let attempt = shared.coordinator.commit_flush(flush, shared.clock.now_ms());
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(bases)) => return Ok(bases),
+            Ok(Err(e)) if e.is_transient() && Instant::now() + backoff < deadline => {
+                warn!(object = %flush.object, error = %e, "commit outcome unknown; committing the same flush again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Ok(Err(e)) => return Err(Error::Commit(e.to_string())),
+            Err(_) => {
+                return Err(Error::Commit(format!(
+                    "no commit answer within the commit deadline ({:?})",
+                    shared.config.commit_deadline
+                )));
+            }
+        }
+    }
+}
+
 #[instrument(skip_all, fields(object = %p.commit.object, bytes = p.commit.object_size, queues = p.blocks.len()))]
 async fn finish_flush(shared: &Shared, p: Pending) {
     let uploaded = match p.upload.await {
@@ -290,15 +318,11 @@ async fn finish_flush(shared: &Shared, p: Pending) {
         Err(join) => Err(Error::Store(format!("upload task failed: {join}"))),
     };
     let committed = match uploaded {
-        Ok(()) => shared
-            .coordinator
-            .commit_flush(&p.commit, shared.clock.now_ms())
-            .await
-            .map_err(|e| {
-                // The object is stored but unreferenced: an orphan that GC removes.
-                warn!(object = %p.commit.object, error = %e, "commit failed after PUT");
-                Error::Commit(e.to_string())
-            }),
+        Ok(()) => commit(shared, &p.commit).await.map_err(|e| {
+            // The object is stored but unreferenced: an orphan that GC removes.
+            warn!(object = %p.commit.object, error = %e, "commit failed after PUT");
+            e
+        }),
         Err(e) => {
             warn!(object = %p.commit.object, error = %e, "WAL PUT failed");
             Err(e)

@@ -20,6 +20,10 @@ pub enum Error {
     #[error("node {node} epoch {epoch} is fenced: it was declared dead or restarted; register again")]
     Fenced { node: String, epoch: i64 },
 
+    /// Orphan collection recorded its intent to delete the object before this commit of it.
+    #[error("object {object} was collected as an orphan before its commit arrived; nothing was stored")]
+    ObjectCollected { object: String },
+
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 
@@ -35,6 +39,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failure of the database or the connection to it, not a refusal: the call may
+    /// succeed if retried, and a write's outcome is unknown (it may have committed).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Database(e) if !matches!(e, sqlx::Error::Database(_)))
+            || matches!(self, Error::GroupCommit(_))
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what,

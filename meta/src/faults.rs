@@ -6,23 +6,63 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::prelude::*;
 
 /// Switches for a [`FaultyCoordinator`]; keep the `Arc` to flip them during a test.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoordinatorFaults {
     failing_commits: AtomicU64,
+    lost_replies: AtomicU64,
     down: AtomicBool,
+    /// While true, flush commits wait before reaching the coordinator.
+    paused: watch::Sender<bool>,
+    /// A permit per flush commit that started waiting.
+    waiting: Semaphore,
+}
+
+impl Default for CoordinatorFaults {
+    fn default() -> Self {
+        Self {
+            failing_commits: AtomicU64::new(0),
+            lost_replies: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            paused: watch::channel(false).0,
+            waiting: Semaphore::new(0),
+        }
+    }
 }
 
 impl CoordinatorFaults {
     /// Fails the next `n` commits (after the object was stored: orphans).
     pub fn fail_commits(&self, n: u64) {
         self.failing_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Lets the next `n` flush commits commit, then answers each with a connection error: the
+    /// caller cannot tell whether it committed.
+    pub fn lose_commit_replies(&self, n: u64) {
+        self.lost_replies.store(n, Ordering::SeqCst);
+    }
+
+    /// Holds flush commits back (a slow database, a stalled node) until
+    /// [`resume_commits`](Self::resume_commits).
+    pub fn pause_commits(&self) {
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume_commits(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Returns once a flush commit is held back by [`pause_commits`](Self::pause_commits).
+    pub async fn commit_held_back(&self) {
+        if let Ok(permit) = self.waiting.acquire().await {
+            permit.forget();
+        }
     }
 
     /// Makes every call fail (a database outage) until set back.
@@ -106,8 +146,26 @@ impl CatalogStore for FaultyCoordinator {
 #[async_trait]
 impl Log for FaultyCoordinator {
     async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>> {
+        let mut paused = self.faults.paused.subscribe();
+        if *paused.borrow_and_update() {
+            self.faults.waiting.add_permits(1);
+            let _ = paused.wait_for(|p| !p).await;
+        }
         self.faults.check_commit()?;
-        self.inner.commit_flush(flush, now_ms).await
+        let bases = self.inner.commit_flush(flush, now_ms).await?;
+        let lost = self
+            .faults
+            .lost_replies
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lost {
+            let dropped = std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected fault: the connection dropped during COMMIT",
+            );
+            return Err(Error::Database(sqlx::Error::Io(dropped)));
+        }
+        Ok(bases)
     }
     async fn batches(&self, queue: &QueueRef, from: i64, limit: u32) -> Result<Vec<Batch>> {
         self.faults.check()?;
@@ -249,6 +307,10 @@ impl Maintenance for FaultyCoordinator {
     async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>> {
         self.faults.check()?;
         self.inner.unreferenced_objects(now_ms, grace_ms, limit).await
+    }
+    async fn claim_orphans(&self, objects: &[String], now_ms: i64) -> Result<Vec<String>> {
+        self.faults.check()?;
+        self.inner.claim_orphans(objects, now_ms).await
     }
     async fn forget_object(&self, path: &str) -> Result<()> {
         self.faults.check()?;

@@ -64,7 +64,9 @@ pub fn from_meta(e: &strata_meta::Error) -> Status {
         E::Invalid { what, .. } if what.contains("group") => Code::IllegalConsumerGroup,
         E::Invalid { .. } => Code::IllegalTopic,
         E::QueueNotFound { .. } | E::AlreadyExists { .. } => Code::BadRequest,
-        E::Database(_) | E::GroupCommit(_) | E::Inconsistent(_) | E::Fenced { .. } => Code::InternalServerError,
+        E::Database(_) | E::GroupCommit(_) | E::Inconsistent(_) | E::Fenced { .. } | E::ObjectCollected { .. } => {
+            Code::InternalServerError
+        }
     };
     status(code, e.to_string())
 }

@@ -9,8 +9,8 @@ use strata_proto::v2;
 use strata_storage::counting::{RequestCounts, counting};
 use strata_storage::faults::{Faults, with_faults};
 use strata_storage::hooked::Op;
-use strata_storage::object_store::ObjectStore;
 use strata_storage::object_store::memory::InMemory;
+use strata_storage::object_store::{ObjectStore, ObjectStoreExt};
 
 use super::*;
 
@@ -209,6 +209,51 @@ async fn a_failed_commit_fails_the_flush_and_leaves_an_orphan() {
     assert_eq!(objects.len(), 1);
     let committed = f.catalog.coordinator().committed_objects(&objects).await.unwrap();
     assert!(committed.is_empty(), "the object is an orphan, for GC");
+    assert!(f.ingest.send("", &[message("t", "next")]).await[0].is_ok());
+}
+
+/// Defect: a COMMIT whose connection dropped may have succeeded; answering "not stored" made
+/// the producer's retry a duplicate. The same flush is committed again and answered once.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_retried_not_duplicated() {
+    let f = fixture(IngestConfig::default()).await;
+    f.coordinator_faults.lose_commit_replies(1);
+    let sent = f.ingest.send("", &[message("t", "once")]).await;
+    assert!(sent[0].is_ok(), "{:?}", sent[0]);
+    assert_eq!(f.counts.get(Op::Put), 1);
+    assert_eq!(stored(&f.catalog, "t").await, 1, "stored once, not twice");
+}
+
+/// Defect: orphan collection checked "committed?" then deleted, so a commit landing in
+/// between referenced a deleted object. Collection claims the object first; the late
+/// commit fails and the producer hears it.
+#[tokio::test]
+async fn a_commit_later_than_orphan_collection_fails_and_stores_nothing() {
+    let f = fixture(IngestConfig::default()).await;
+    f.catalog.topic("", "t").await.unwrap();
+    f.coordinator_faults.pause_commits();
+    let send = {
+        let ingest = Arc::clone(&f.ingest);
+        tokio::spawn(async move { ingest.send("", &[message("t", "late")]).await.remove(0) })
+    };
+    f.coordinator_faults.commit_held_back().await;
+    // The compactor's orphan collection runs while the commit is held back.
+    let objects: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(f.store.list(None))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    let claimed = f.catalog.coordinator().claim_orphans(&objects, 1_000).await.unwrap();
+    assert_eq!(claimed, objects, "the uploaded, uncommitted object is an orphan");
+    f.store.delete(&objects[0].as_str().into()).await.unwrap();
+    f.coordinator_faults.resume_commits();
+    let late = send.await.unwrap();
+    assert!(
+        matches!(&late, Err(Error::Commit(m)) if m.contains("collected")),
+        "{late:?}"
+    );
+    assert_eq!(stored(&f.catalog, "t").await, 0, "nothing points at the deleted object");
     assert!(f.ingest.send("", &[message("t", "next")]).await[0].is_ok());
 }
 

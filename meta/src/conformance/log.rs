@@ -7,6 +7,7 @@ use super::*;
 pub async fn run(c: &dyn Coordinator) {
     commit_assigns_dense_offsets(c).await;
     commit_is_all_or_nothing(c).await;
+    a_retried_commit_returns_its_first_offsets(c).await;
     concurrent_commits_stay_dense(c).await;
     batch_lookup(c).await;
     probe_commits_are_counted(c).await;
@@ -94,6 +95,44 @@ pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
         .await
         .unwrap();
     assert_eq!(ok, [Some(0)]);
+}
+
+/// A commit whose answer was lost (the connection dropped during COMMIT) is retried with the
+/// same flush: the retry answers what the first commit did and appends nothing.
+pub async fn a_retried_commit_returns_its_first_offsets(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-retry";
+    c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
+    c.commit_flush(&flush(e, "wal/00/r0.wal", vec![batch(queue(t, "a", 1), 4)]), T0)
+        .await
+        .unwrap();
+    let mut timer = batch(queue(t, "a", 0), 1);
+    timer.location.offset = 900;
+    timer.held = vec![hold(HoldKind::Timer, "retry-timer", T0 + 60_000)];
+    let f = flush(
+        e,
+        "wal/00/r1.wal",
+        vec![batch(queue(t, "a", 0), 3), batch(queue(t, "a", 1), 2), timer],
+    );
+    let first = c.commit_flush(&f, T0).await.unwrap();
+    assert_eq!(first, [Some(0), Some(4), None]);
+    assert_eq!(c.commit_flush(&f, T0 + 5).await.unwrap(), first, "the retry's answer");
+    assert_eq!(
+        c.queue_end(&queue(t, "a", 0)).await.unwrap(),
+        3,
+        "nothing appended twice"
+    );
+    assert_eq!(c.queue_end(&queue(t, "a", 1)).await.unwrap(), 6);
+    assert_eq!(
+        c.next_timer_at().await.unwrap(),
+        Some(T0 + 60_000),
+        "the timer is held once"
+    );
+    // Another node's flush can never name this object; if it did, it would be refused.
+    let mut other = f.clone();
+    other.writer = "conf-other".into();
+    let err = c.commit_flush(&other, T0).await.unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
 }
 
 pub async fn concurrent_commits_stay_dense(c: &dyn Coordinator) {

@@ -7,6 +7,55 @@ use super::*;
 pub async fn run(c: &dyn Coordinator) {
     compaction_swaps_batches_atomically(c).await;
     retention_moves_everyone_past_expired_batches(c).await;
+    orphan_claims_fence_late_commits(c).await;
+}
+
+/// Orphan collection claims uncommitted objects before deleting them, atomically against
+/// commits: a commit that lands first keeps its object; one that comes after the claim
+/// fails, whatever the clocks say.
+pub async fn orphan_claims_fence_late_commits(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-orphans";
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let (early, late) = ("wal/00/orphan-early.wal", "wal/00/orphan-late.wal");
+    c.commit_flush(&flush(e, early, vec![batch(queue(t, "a", 0), 2)]), T0)
+        .await
+        .unwrap();
+    let both = [early.to_string(), late.to_string()];
+    assert_eq!(
+        c.claim_orphans(&both, T0).await.unwrap(),
+        [late],
+        "committed objects are not orphans"
+    );
+    let err = c
+        .commit_flush(&flush(e, late, vec![batch(queue(t, "a", 0), 3)]), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ObjectCollected { .. }), "{err}");
+    assert_eq!(
+        c.queue_end(&queue(t, "a", 0)).await.unwrap(),
+        2,
+        "the late commit stored nothing"
+    );
+    assert_eq!(
+        c.claim_orphans(&both, T0 + 1).await.unwrap(),
+        [late],
+        "a claim holds until forgotten"
+    );
+    assert_eq!(
+        c.committed_objects(&both)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [early],
+        "a claim is not a commit"
+    );
+    // Claims are unreferenced objects: deleted and forgotten after the grace.
+    let due = c.unreferenced_objects(T0 + 10, 5, 100).await.unwrap();
+    assert!(due.contains(&late.to_string()), "{due:?}");
+    c.forget_object(late).await.unwrap();
+    assert!(c.claim_orphans(&[early.to_string()], T0 + 20).await.unwrap().is_empty());
 }
 
 fn swap(q: &QueueRef, from: i64, to: i64, replaced: u32, rows: &[u32], holder: &str) -> CompactionSwap {

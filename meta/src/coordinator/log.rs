@@ -14,8 +14,11 @@ use crate::model::{Batch, CommitEvent, FlushCommit, QueueRef};
 pub trait Log: Send + Sync {
     /// Appends every batch of a flush atomically and returns each batch's base offset, in
     /// order (`None` for held batches, which become timers or half messages). Offsets of a
-    /// queue are dense and strictly increasing. All or nothing: if any queue is unknown, or
-    /// the writer's epoch is fenced, nothing is appended.
+    /// queue are dense and strictly increasing. All or nothing: if any queue is unknown, the
+    /// writer's epoch is fenced or orphan collection claimed the object first
+    /// ([`Error::ObjectCollected`](crate::Error)), nothing is appended. Idempotent per
+    /// object: committing a flush its writer committed before returns the same offsets and
+    /// appends nothing (a retry after a commit whose outcome was unknown).
     async fn commit_flush(&self, flush: &FlushCommit, now_ms: i64) -> Result<Vec<Option<i64>>>;
 
     /// Batches of `queue` that hold offsets `>= from`, lowest first, at most `limit`.

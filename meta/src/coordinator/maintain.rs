@@ -32,6 +32,13 @@ pub trait Maintenance: Send + Sync {
     /// for at least `grace_ms`: safe to delete. Notes newly unreferenced ones as of now.
     async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>>;
 
+    /// Claims the objects of `objects` that no commit recorded, for deletion as orphans:
+    /// from now on a commit of any of them fails (so a late commit cannot reference a
+    /// deleted object). Returns the claimed ones, including those claimed before; the caller
+    /// deletes them from the store. Their claims are then ordinary unreferenced objects
+    /// (see [`unreferenced_objects`](Self::unreferenced_objects)), forgotten after its grace.
+    async fn claim_orphans(&self, objects: &[String], now_ms: i64) -> Result<Vec<String>>;
+
     /// Drops the record of an object deleted from the store.
     async fn forget_object(&self, path: &str) -> Result<()>;
 }

@@ -37,9 +37,12 @@ impl Log for SqlCoordinator {
     async fn committed_objects(&self, objects: &[String]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
         for chunk in objects.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT path FROM objects WHERE path IN ({})", placeholders.join(", "));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT path FROM objects WHERE writer <> $1 AND path IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ORPHAN_COLLECTOR);
             for o in chunk {
                 q = q.bind(o);
             }
@@ -112,6 +115,59 @@ impl Log for SqlCoordinator {
     }
 }
 
+/// Why a flush's object is not new: committed before by its writer (a retry: the offsets
+/// that commit returned), claimed by orphan collection, or neither (the writer is fenced).
+async fn already_recorded(tx: &mut Tx, flush: &FlushCommit) -> Result<Vec<Option<i64>>> {
+    let writer: Option<String> = sqlx::query("SELECT writer FROM objects WHERE path = $1")
+        .bind(&flush.object)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("writer"))
+        .transpose()?;
+    match writer {
+        Some(w) if w == flush.writer => {}
+        Some(w) if w == ORPHAN_COLLECTOR => {
+            return Err(Error::ObjectCollected {
+                object: flush.object.clone(),
+            });
+        }
+        _ => {
+            return Err(Error::Fenced {
+                node: flush.writer.clone(),
+                epoch: flush.writer_epoch,
+            });
+        }
+    }
+    // The batches that commit appended: each starts at its block's first record.
+    let mut bases = std::collections::HashMap::new();
+    for r in sqlx::query(
+        "SELECT tenant, topic, queue_id, block_offset, base_offset FROM batches WHERE object = $1 AND first_record = 0",
+    )
+    .bind(&flush.object)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        let queue = QueueRef {
+            tenant: r.try_get("tenant")?,
+            topic: r.try_get("topic")?,
+            queue: int(&r, "queue_id")? as i32,
+        };
+        bases.insert((queue, int(&r, "block_offset")?), int(&r, "base_offset")?);
+    }
+    flush
+        .batches
+        .iter()
+        .map(|b| match bases.get(&(b.queue.clone(), b.location.offset as i64)) {
+            _ if !b.held.is_empty() => Ok(None),
+            Some(&base) => Ok(Some(base)),
+            None => Err(Error::Inconsistent(format!(
+                "{} was committed before, but its batch of {}/{}/{} is gone (compacted or past retention)",
+                flush.object, b.queue.tenant, b.queue.topic, b.queue.queue
+            ))),
+        })
+        .collect()
+}
+
 async fn commit_flush_in(
     tx: &mut Tx,
     dialect: Dialect,
@@ -122,10 +178,13 @@ async fn commit_flush_in(
     // the object (one round trip instead of two). On PostgreSQL the node row's share lock
     // orders this commit against a concurrent declaration of the node's death; SQLite has
     // one writer.
+    // The object's path is the row's key: a commit of an object already recorded (committed
+    // before, or claimed by orphan collection) records nothing.
     let lock = if dialect == Dialect::Postgres { " FOR SHARE" } else { "" };
     let recorded = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO objects (path, size, writer, created_ms)
-         SELECT $1, $2, $3, $4 FROM nodes WHERE id = $3 AND epoch = $5 AND alive = 1{lock}"
+         SELECT $1, $2, $3, $4 FROM nodes WHERE id = $3 AND epoch = $5 AND alive = 1{lock}
+         ON CONFLICT (path) DO NOTHING"
     )))
     .bind(&flush.object)
     .bind(flush.object_size as i64)
@@ -136,10 +195,7 @@ async fn commit_flush_in(
     .await?
     .rows_affected();
     if recorded != 1 {
-        return Err(Error::Fenced {
-            node: flush.writer.clone(),
-            epoch: flush.writer_epoch,
-        });
+        return Ok((already_recorded(tx, flush).await?, Announce::default()));
     }
     // Queue rows are locked in one global order, so concurrent flushes cannot deadlock.
     let mut order: Vec<usize> = (0..flush.batches.len()).collect();

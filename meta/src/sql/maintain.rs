@@ -127,13 +127,22 @@ impl Maintenance for SqlCoordinator {
                 ),
             ));
         }
-        sqlx::query("INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(&swap.file)
-            .bind(swap.file_size as i64)
-            .bind(&swap.holder)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        let recorded = sqlx::query(
+            "INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(&swap.file)
+        .bind(swap.file_size as i64)
+        .bind(&swap.holder)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded != 1 {
+            // Orphan collection claimed the file (a compactor stalled for longer than the
+            // orphan grace): it is being deleted, so it cannot be swapped in.
+            tx.rollback().await?;
+            return Ok(false);
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -264,6 +273,40 @@ impl Maintenance for SqlCoordinator {
             .iter()
             .map(|r| Ok(r.try_get::<String, _>("path")?))
             .collect()
+    }
+
+    async fn claim_orphans(&self, objects: &[String], now_ms: i64) -> Result<Vec<String>> {
+        let mut claimed = Vec::new();
+        for chunk in objects.chunks(500) {
+            let mut tx = self.writer.begin().await?;
+            // A claim is an objects row no commit can insert again (the path is its key),
+            // unreferenced since now.
+            for path in chunk {
+                sqlx::query(
+                    "INSERT INTO objects (path, size, writer, created_ms, unreferenced_ms) VALUES ($1, 0, $2, $3, $3)
+                     ON CONFLICT (path) DO NOTHING",
+                )
+                .bind(path)
+                .bind(ORPHAN_COLLECTOR)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT path FROM objects WHERE writer = $1 AND path IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ORPHAN_COLLECTOR);
+            for path in chunk {
+                q = q.bind(path);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                claimed.push(row.try_get::<String, _>("path")?);
+            }
+            tx.commit().await?;
+        }
+        Ok(claimed)
     }
 
     async fn forget_object(&self, path: &str) -> Result<()> {

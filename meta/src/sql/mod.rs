@@ -50,6 +50,9 @@ enum Dialect {
 const CHANNEL: &str = "strata_commits";
 /// Marks the notification of a commit that held records back (names never contain ':').
 const HELD_PREFIX: &str = "held:";
+/// The `writer` of an objects row that claims an orphan for deletion (node ids are never
+/// empty).
+const ORPHAN_COLLECTOR: &str = "";
 
 #[derive(Debug)]
 pub struct SqlCoordinator {
@@ -65,6 +68,15 @@ pub struct SqlCoordinator {
     /// SQLite: the hot writes are group-committed (see `writes`); PostgreSQL: none.
     group: Option<GroupCommit>,
 }
+
+/// Every PostgreSQL session's bounds. A statement (a flush commit: a handful of rows per
+/// queue) takes milliseconds; 15 s means the server is in trouble, and a commit must end,
+/// one way or the other, well within the ingest commit deadline (30 s) that orphan
+/// collection's grace is set against. A lock wait over 5 s is a stuck transaction; a
+/// session idle inside a transaction for 60 s (a client that died mid-write) gives its row
+/// locks back instead of blocking every writer behind them.
+const POSTGRES_SESSION: &str = "SET statement_timeout = '15s'; SET lock_timeout = '5s';
+     SET idle_in_transaction_session_timeout = '60s';";
 
 /// A pool of up to `max` SQLite connections to `url`, each set up with `pragmas`, counted in
 /// `counter`.
@@ -145,7 +157,7 @@ impl SqlCoordinator {
     pub async fn open_postgres(url: &str) -> Result<Self> {
         install_drivers();
         let writes = Arc::new(AtomicU64::new(0));
-        let pool = counting(AnyPoolOptions::new(), &writes, "")
+        let pool = counting(AnyPoolOptions::new(), &writes, POSTGRES_SESSION)
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
@@ -205,10 +217,13 @@ impl SqlCoordinator {
 async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     let mut tx = pool.begin().await?;
     if dialect == Dialect::Postgres {
-        // Nodes starting together migrate one at a time.
-        sqlx::query("SELECT pg_advisory_xact_lock(7354)")
-            .execute(&mut *tx)
-            .await?;
+        // Nodes starting together migrate one at a time; a migration (an index on a big
+        // table) may take longer than a hot write is allowed to.
+        sqlx::raw_sql(
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(7354)",
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS strata_schema (version BIGINT PRIMARY KEY)")
         .execute(&mut *tx)
