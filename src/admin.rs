@@ -9,6 +9,8 @@ use strata_storage::hooked::Op;
 use strata_storage::object_store::{ObjectStoreExt, PutPayload};
 use strata_storage::{ObjectStore, Path};
 
+use strata_meta::model::QueueRef;
+use strata_meta::quarantine::Unreadable;
 use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
 use strata_proto::v2;
@@ -21,6 +23,8 @@ pub struct Admin {
     /// The node's object store, counted (Stats) and timed raw (Floor).
     pub store: Arc<dyn ObjectStore>,
     pub store_requests: Arc<RequestCounts>,
+    /// The node's failed reads and quarantined batches.
+    pub unreadable: Arc<Unreadable>,
 }
 
 /// Most samples one Floor request may take, and the largest object it may write.
@@ -207,6 +211,54 @@ impl StrataAdmin for Admin {
                 .collect(),
             coordinator_transactions: tx.all,
             coordinator_writes: tx.writes,
+            failed_reads: self.unreadable.failed_reads(),
+            quarantined_batches: self.unreadable.quarantined(),
+        }))
+    }
+
+    async fn list_quarantined(
+        &self,
+        _request: Request<admin::ListQuarantinedRequest>,
+    ) -> Result<Response<admin::ListQuarantinedResponse>, Status> {
+        let listed = self.catalog.coordinator().quarantined().await.map_err(to_status)?;
+        Ok(Response::new(admin::ListQuarantinedResponse {
+            batches: listed
+                .into_iter()
+                .map(|q| admin::QuarantinedBatch {
+                    namespace: q.batch.queue.tenant,
+                    topic: q.batch.queue.topic,
+                    queue: q.batch.queue.queue,
+                    base_offset: q.batch.base_offset,
+                    records: q.batch.count,
+                    object: q.batch.location.object,
+                    reason: q.reason,
+                    quarantined_ms: q.quarantined_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn release_quarantined(
+        &self,
+        request: Request<admin::ReleaseQuarantinedRequest>,
+    ) -> Result<Response<admin::ReleaseQuarantinedResponse>, Status> {
+        let req = request.into_inner();
+        let queue = QueueRef {
+            tenant: req.namespace,
+            topic: req.topic,
+            queue: req.queue,
+        };
+        let now = self.catalog.clock().now_ms();
+        let base = self
+            .catalog
+            .coordinator()
+            .release_quarantined(&queue, req.base_offset, req.retry, now)
+            .await
+            .map_err(to_status)?;
+        tracing::warn!(topic = %queue.topic, queue = queue.queue, offset = req.base_offset, retry = req.retry,
+            "quarantined batch released by an operator");
+        Ok(Response::new(admin::ReleaseQuarantinedResponse {
+            new_base_offset: base.unwrap_or(-1),
         }))
     }
 
@@ -274,6 +326,19 @@ pub fn node_line(n: &admin::Node) -> String {
         n.roles.join("+"),
         n.advertise,
         n.epoch
+    )
+}
+
+pub fn quarantined_line(b: &admin::QuarantinedBatch) -> String {
+    let ns = if b.namespace.is_empty() { "-" } else { &b.namespace };
+    format!(
+        "{ns}\t{}\tqueue {}\toffsets {}..{}\t{}\t{}",
+        b.topic,
+        b.queue,
+        b.base_offset,
+        b.base_offset + i64::from(b.records),
+        b.object,
+        b.reason
     )
 }
 

@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
+    /// Batches taken out of their queues because their object is missing or corrupt.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
     /// Load a running broker with producers and consumers and report rates, latency
     /// percentiles and costs against the floor of its store and coordinator.
     Bench(bench::BenchArgs),
@@ -69,6 +74,35 @@ enum NodeAction {
         #[command(flatten)]
         target: Target,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineAction {
+    /// Every quarantined batch: queue, offsets, object, why.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Appends a quarantined batch's records to its queue again (restore its object first):
+    /// every consumer group receives them, at new offsets.
+    Retry(QuarantinedBatch),
+    /// Drops a quarantined batch: its messages are gone for good.
+    Drop(QuarantinedBatch),
+}
+
+#[derive(clap::Args, Debug)]
+struct QuarantinedBatch {
+    /// The batch's topic.
+    #[arg(long)]
+    topic: String,
+    /// Its queue.
+    #[arg(long)]
+    queue: i32,
+    /// Its first offset, as `strata quarantine list` shows it.
+    #[arg(long)]
+    offset: i64,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(clap::Args, Debug)]
@@ -324,6 +358,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             }
             Ok(())
         }
+        Command::Quarantine { action } => quarantine(action).await,
         Command::Group {
             action: GroupAction::List { target },
         } => {
@@ -339,6 +374,43 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             Ok(())
         }
     }
+}
+
+async fn quarantine(action: QuarantineAction) -> Result<(), BoxError> {
+    let (b, retry) = match action {
+        QuarantineAction::List { target } => {
+            let list = admin_client(&target)
+                .await?
+                .list_quarantined(api::ListQuarantinedRequest {})
+                .await?;
+            for b in list.into_inner().batches {
+                println!("{}", admin::quarantined_line(&b));
+            }
+            return Ok(());
+        }
+        QuarantineAction::Retry(b) => (b, true),
+        QuarantineAction::Drop(b) => (b, false),
+    };
+    let released = admin_client(&b.target)
+        .await?
+        .release_quarantined(api::ReleaseQuarantinedRequest {
+            namespace: b.target.namespace.clone(),
+            topic: b.topic.clone(),
+            queue: b.queue,
+            base_offset: b.offset,
+            retry,
+        })
+        .await?
+        .into_inner();
+    if retry {
+        println!(
+            "retried: {} queue {} holds the batch again from offset {}",
+            b.topic, b.queue, released.new_base_offset
+        );
+    } else {
+        println!("dropped: {} queue {} offset {}", b.topic, b.queue, b.offset);
+    }
+    Ok(())
 }
 
 #[global_allocator]

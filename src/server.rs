@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use strata_ingest::Ingest;
 use strata_meta::model::Roles;
+use strata_meta::quarantine::Unreadable;
 use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, OffsetClock, SqlCoordinator};
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
@@ -91,6 +92,15 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     } else {
         None
     };
+    // One count of failed reads and quarantines per node, whichever role read.
+    let unreadable = match &query {
+        Some(q) => Arc::clone(q.unreadable()),
+        None => Arc::new(Unreadable::new(
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&clock),
+            settings.query.quarantine_after,
+        )),
+    };
     if roles.contains(Roles::COMPACTOR) {
         let compaction = strata_compactor::Compaction {
             coordinator: Arc::clone(&dyn_coordinator),
@@ -99,6 +109,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             clock: Arc::clone(&clock),
             config: settings.compactor.clone(),
             node: node_id.clone(),
+            unreadable: Arc::clone(&unreadable),
         };
         tasks.extend(strata_compactor::spawn(compaction, settings.cluster.node_ttl));
     }
@@ -162,6 +173,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             clock_control: settings.testing.clock_control.then_some(offset_clock),
             store: Arc::clone(&store),
             store_requests,
+            unreadable,
         }))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_meta::model::{Batch, BlockFormat, CompactionSwap, QueueRef, RowGroup};
+use strata_meta::quarantine::Unreadable;
 use strata_meta::{Clock, Coordinator};
 use strata_storage::wal::WalRecord;
 use strata_storage::{BlockCache, parquet, paths};
@@ -33,6 +34,9 @@ pub struct Compaction {
     pub config: CompactorConfig,
     /// This compactor's name (lease holder).
     pub node: String,
+    /// Counts failed block reads and quarantines incurable ones (shared with the node's
+    /// consumers: `query.quarantine_after`).
+    pub unreadable: Arc<Unreadable>,
 }
 
 /// Batch index rows read per page while planning a job.
@@ -107,7 +111,16 @@ impl Compaction {
         let (from, to) = (head.base_offset, tail.end_offset());
         let mut rows: Vec<(i64, WalRecord)> = Vec::with_capacity((to - from) as usize);
         for b in &job {
-            let records = self.blocks.slice(&b.location, b.first_record, b.count).await?;
+            let records = match self.blocks.slice(&b.location, b.first_record, b.count).await {
+                Ok(records) => records,
+                Err(e) => {
+                    // After a few incurable failures the batch leaves the queue and the next
+                    // job plans around it; until then this queue's compaction waits.
+                    let incurable = e.is_corrupt() || e.is_missing();
+                    self.unreadable.failed(b, &e.to_string(), incurable).await?;
+                    return Err(e.into());
+                }
+            };
             rows.extend(
                 records
                     .into_iter()

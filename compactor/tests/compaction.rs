@@ -15,6 +15,7 @@ use strata_meta::faults::{CoordinatorFaults, FaultyCoordinator};
 use strata_meta::model::{
     AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Roles, TopicSpec,
 };
+use strata_meta::quarantine::Unreadable;
 use strata_meta::{Clock, Coordinator, ManualClock, Membership, SqlCoordinator};
 use strata_storage::counting::{RequestCounts, counting};
 use strata_storage::hooked::Op;
@@ -86,6 +87,7 @@ async fn env(queues: i32) -> Env {
         clock: Arc::new(clock.clone()),
         config: config(),
         node: "compactor-1".into(),
+        unreadable: Arc::new(Unreadable::new(Arc::clone(&coordinator), Arc::new(clock.clone()), 3)),
     };
     Env {
         coordinator,

@@ -312,6 +312,24 @@ impl Maintenance for FaultyCoordinator {
         self.faults.check()?;
         self.inner.claim_orphans(objects, now_ms).await
     }
+    async fn quarantine_batch(&self, batch: &Batch, reason: &str, now_ms: i64) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.quarantine_batch(batch, reason, now_ms).await
+    }
+    async fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        self.faults.check()?;
+        self.inner.quarantined().await
+    }
+    async fn release_quarantined(
+        &self,
+        queue: &QueueRef,
+        base_offset: i64,
+        retry: bool,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        self.faults.check()?;
+        self.inner.release_quarantined(queue, base_offset, retry, now_ms).await
+    }
     async fn forget_object(&self, path: &str) -> Result<()> {
         self.faults.check()?;
         self.inner.forget_object(path).await

@@ -11,6 +11,7 @@ mod error;
 pub mod faults;
 mod membership;
 pub mod model;
+pub mod quarantine;
 mod schema;
 mod sql;
 pub mod token;

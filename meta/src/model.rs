@@ -304,6 +304,17 @@ impl Batch {
     }
 }
 
+/// A batch no reader could read (its object missing or corrupt), taken out of its queue: its
+/// offsets are passed over by consumers until an operator retries it (appends its records
+/// again, at new offsets) or drops it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    pub batch: Batch,
+    /// The read error that quarantined it.
+    pub reason: String,
+    pub quarantined_ms: i64,
+}
+
 /// Sent after every commit: consumers long-polling that topic wake up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitEvent {

@@ -167,4 +167,31 @@ pub const MIGRATIONS: &[&str] = &[
     UPDATE inflight SET last_offset = msg_offset;
     CREATE INDEX inflight_by_last ON inflight (tenant, grp, topic, queue_id, last_offset);
     "#,
+    // 7: quarantined batches — taken out of their queue because no reader could read them
+    //    (object missing or corrupt), with the batch's own columns, until an operator retries
+    //    (appends them again) or drops them.
+    r#"
+    CREATE TABLE quarantine (
+        tenant TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        queue_id BIGINT NOT NULL,
+        base_offset BIGINT NOT NULL,
+        record_count BIGINT NOT NULL,
+        object TEXT NOT NULL,
+        block_offset BIGINT NOT NULL,
+        block_length BIGINT NOT NULL,
+        uncompressed_length BIGINT NOT NULL,
+        crc32c BIGINT NOT NULL,
+        compression BIGINT NOT NULL,
+        min_ts BIGINT NOT NULL,
+        max_ts BIGINT NOT NULL,
+        first_record BIGINT NOT NULL,
+        block_records BIGINT NOT NULL,
+        format BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        quarantined_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, topic, queue_id, base_offset)
+    );
+    CREATE INDEX quarantine_by_object ON quarantine (object);
+    "#,
 ];

@@ -23,6 +23,12 @@ pub struct QueryConfig {
     /// Longest long poll (20 s, as Apache's proxy).
     #[serde(with = "humantime_serde")]
     pub max_long_polling: Duration,
+    /// Failed reads of a batch whose object is missing or corrupt after which it is
+    /// quarantined (default 3): consumers pass over it until an operator retries or drops
+    /// it. Until then each receive that finds nothing else fails with the read error, so a
+    /// smaller number unblocks consumers sooner; a store that is merely unavailable never
+    /// quarantines anything.
+    pub quarantine_after: u32,
 }
 
 impl Default for QueryConfig {
@@ -34,6 +40,7 @@ impl Default for QueryConfig {
             max_invisible: Duration::from_secs(12 * 3600),
             default_invisible: Duration::from_secs(30),
             max_long_polling: Duration::from_secs(20),
+            quarantine_after: 3,
         }
     }
 }

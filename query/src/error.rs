@@ -23,6 +23,8 @@ pub enum Error {
     OffsetNotFound { group: String, topic: String, queue: i32 },
     #[error("stored message is corrupt: {0}")]
     Corrupt(String),
+    #[error("stored message is missing: {0}")]
+    Missing(String),
     #[error("object store read failed: {0}")]
     Storage(String),
     #[error("coordinator unavailable: {0}")]
@@ -46,9 +48,18 @@ impl From<strata_storage::Error> for Error {
     fn from(e: strata_storage::Error) -> Self {
         if e.is_corrupt() {
             Error::Corrupt(e.to_string())
+        } else if e.is_missing() {
+            Error::Missing(e.to_string())
         } else {
             Error::Storage(e.to_string())
         }
+    }
+}
+
+impl Error {
+    /// A read error no retry cures: the object is missing or its bytes are corrupt.
+    pub fn is_incurable(&self) -> bool {
+        matches!(self, Error::Corrupt(_) | Error::Missing(_))
     }
 }
 

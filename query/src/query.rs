@@ -10,6 +10,7 @@ use strata_meta::Catalog;
 use strata_meta::model::{
     AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Taken, Topic,
 };
+use strata_meta::quarantine::Unreadable;
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
 use tokio::sync::{broadcast, watch};
@@ -20,7 +21,7 @@ use crate::acks::AckCommitter;
 use crate::config::QueryConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::reader::Reader;
+use crate::reader::{Read, Reader};
 use crate::receipt::ReceiptCodec;
 use crate::wakeups::Wakeups;
 
@@ -62,6 +63,8 @@ pub struct Query {
     wakeups: Arc<Wakeups>,
     /// Set on shutdown: long polls return at once.
     closed: watch::Sender<bool>,
+    /// Counts failed reads per batch; quarantines incurable ones.
+    unreadable: Arc<Unreadable>,
 }
 
 /// How a consumer group consumes a topic.
@@ -69,6 +72,32 @@ pub struct Query {
 struct Mode {
     fifo: bool,
     max_attempts: i32,
+}
+
+/// What one pop got.
+struct Popped {
+    got: Vec<Delivered>,
+    /// Another consumer raced us on some queue (or a batch was quarantined): pop again.
+    raced: bool,
+    /// A batch that could not be read (not yet quarantined).
+    unreadable: Option<Error>,
+}
+
+/// Reads of one pop that failed.
+#[derive(Default)]
+struct Unread {
+    error: Option<Error>,
+    quarantined: bool,
+}
+
+impl Unread {
+    fn popped(self, got: Vec<Delivered>, raced: bool) -> Popped {
+        Popped {
+            got,
+            raced: raced || self.quarantined,
+            unreadable: self.error.filter(|_| !self.quarantined),
+        }
+    }
 }
 
 /// Smallest wait before a pop is retried when the coordinator says an in-flight message is
@@ -79,14 +108,19 @@ impl Query {
     pub async fn new(catalog: Catalog, blocks: BlockCache, config: QueryConfig) -> Result<Self> {
         let key = catalog.coordinator().secret("receipt-handle-key").await?;
         Ok(Self {
+            unreadable: Arc::new(Unreadable::new(
+                Arc::clone(catalog.coordinator()),
+                Arc::clone(catalog.clock()),
+                config.quarantine_after,
+            )),
             acks: AckCommitter::start(Arc::clone(catalog.coordinator())),
             wakeups: Wakeups::start(catalog.coordinator().subscribe()),
             reader: Reader::new(Arc::clone(catalog.coordinator()), blocks),
-            catalog,
             receipts: ReceiptCodec::new(key),
             config,
             rotation: AtomicUsize::new(0),
             closed: watch::Sender::new(false),
+            catalog,
         })
     }
 
@@ -131,7 +165,15 @@ impl Query {
         let wakeup = self.wakeups.waiter(&sub);
         let mut closed = self.closed.subscribe();
         loop {
-            let (got, raced) = self.pop_once(&sub, &topic, mode, &req.filter, batch, invisible).await?;
+            let Popped { got, raced, unreadable } =
+                self.pop_once(&sub, &topic, mode, &req.filter, batch, invisible).await?;
+            if got.is_empty()
+                && let Some(e) = unreadable
+            {
+                // Nothing else to hand out: the consumer hears why (and backs off), until
+                // the batch is quarantined.
+                return Err(e);
+            }
             if !got.is_empty() {
                 if got.len() >= batch {
                     // There may be more: the next waiter of this group looks.
@@ -162,8 +204,8 @@ impl Query {
     /// One pop over every queue of the topic: expired in-flight messages first (those out of
     /// attempts go to the dead-letter topic instead), then — for FIFO — the waiting heads of
     /// idle message groups, then new messages. A FIFO message group gets at most one message
-    /// in flight; new messages of busy groups wait. Returns the deliveries and whether
-    /// another consumer raced us on some queue.
+    /// in flight; new messages of busy groups wait. A batch that cannot be read stops only
+    /// its own queue's reading (and is quarantined after a few incurable failures).
     async fn pop_once(
         &self,
         sub: &Subscription,
@@ -172,7 +214,7 @@ impl Query {
         filter: &Filter,
         batch: usize,
         invisible: Duration,
-    ) -> Result<(Vec<Delivered>, bool)> {
+    ) -> Result<Popped> {
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
         let n = topic.queue_count.max(1) as usize;
@@ -186,6 +228,7 @@ impl Query {
         let mut claims = Vec::new();
         let mut records: HashMap<(i32, i64), WalRecord> = HashMap::new();
         let mut dead_letters = false;
+        let mut unreadable = Unread::default();
         for st in states {
             let queue = QueueRef {
                 tenant: sub.tenant.clone(),
@@ -206,7 +249,7 @@ impl Query {
                     claim.dead_letter.push((f.offset, f.seq));
                     dead_letters = true;
                 } else if want > 0
-                    && let Some(r) = self.reader.read_one(&queue, f.offset).await?
+                    && let Some(r) = self.read_one(&queue, f.offset, &mut unreadable).await?
                 {
                     records.insert((st.queue, f.offset), r);
                     claim.redeliver.push((f.offset, f.seq));
@@ -217,7 +260,7 @@ impl Query {
                 if want == 0 {
                     break;
                 }
-                if let Some(r) = self.reader.read_one(&queue, w.offset).await? {
+                if let Some(r) = self.read_one(&queue, w.offset, &mut unreadable).await? {
                     records.insert((st.queue, w.offset), r);
                     claim.release.push(w.offset);
                     busy.insert(w.group.clone());
@@ -230,7 +273,12 @@ impl Query {
                     (Filter::All, false) => scan_to.min(st.cursor + want as i64),
                     _ => scan_to,
                 };
-                for (offset, record) in self.reader.read(&queue, st.cursor, read_to).await? {
+                let read = self.read(&queue, st.cursor, read_to, &mut unreadable).await?;
+                if read.records.is_empty() && read.unreadable.is_none() {
+                    // Every offset read is quarantined: pass over them.
+                    claim.cursor_to = read_to;
+                }
+                for (offset, record) in read.records {
                     claim.cursor_to = offset + 1;
                     if !filter.matches(&record) {
                         continue;
@@ -263,7 +311,7 @@ impl Query {
             }
         }
         if claims.is_empty() {
-            return Ok((Vec::new(), false));
+            return Ok(unreadable.popped(Vec::new(), false));
         }
         let dead_letter_topic = if dead_letters {
             Some(self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?.name)
@@ -307,7 +355,33 @@ impl Query {
                 })
             })
             .collect();
-        Ok((delivered, !claimed.conflicts.is_empty()))
+        Ok(unreadable.popped(delivered, !claimed.conflicts.is_empty()))
+    }
+
+    /// Reads `from..to` of `queue`; a batch that cannot be read is counted towards its
+    /// quarantine and noted in `unread`, and what precedes it returned.
+    async fn read(&self, queue: &QueueRef, from: i64, to: i64, unread: &mut Unread) -> Result<Read> {
+        let read = self.reader.read(queue, from, to).await?;
+        if let Some((batch, e)) = &read.unreadable {
+            let quarantined = self.unreadable.failed(batch, &e.to_string(), e.is_incurable()).await?;
+            if e.is_incurable() {
+                // Quarantined now or by another node: the cached location is stale.
+                self.reader.forget(queue).await;
+            }
+            unread.quarantined |= quarantined;
+            unread.error.get_or_insert_with(|| e.clone());
+        }
+        Ok(read)
+    }
+
+    async fn read_one(&self, queue: &QueueRef, offset: i64, unread: &mut Unread) -> Result<Option<WalRecord>> {
+        let read = self.read(queue, offset, offset + 1, unread).await?;
+        Ok(read.records.into_iter().next().map(|(_, r)| r))
+    }
+
+    /// Failed reads and quarantines of this node (the compactor shares it; admin Stats).
+    pub fn unreadable(&self) -> &Arc<Unreadable> {
+        &self.unreadable
     }
 
     /// Moves a delivered message to its group's dead-letter topic, as a push consumer asks

@@ -30,6 +30,23 @@ pub async fn record_at(blocks: &BlockCache, l: &BlockLocation, index: u32) -> Re
         .ok_or_else(|| Error::Corrupt(format!("{} block at {} has no record {index}", l.object, l.offset)))
 }
 
+/// What a read found: the records, up to the first batch that could not be read.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub records: Vec<(i64, WalRecord)>,
+    pub unreadable: Option<(Batch, Error)>,
+}
+
+impl Read {
+    /// The records, or the error of the batch that stopped the read.
+    pub fn all(self) -> Result<Vec<(i64, WalRecord)>> {
+        match self.unreadable {
+            Some((_, e)) => Err(e),
+            None => Ok(self.records),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Reader {
     coordinator: Arc<dyn Coordinator>,
@@ -48,7 +65,13 @@ impl Reader {
         }
     }
 
-    /// The batch holding `offset`, if committed.
+    /// Forgets the cached locations of `queue` (a batch of it was quarantined).
+    pub async fn forget(&self, queue: &QueueRef) {
+        self.index.invalidate(queue).await;
+    }
+
+    /// The batch holding `offset` if there is one, else the first batch after it (offsets
+    /// of a quarantined batch are a gap), if any.
     async fn locate(&self, queue: &QueueRef, offset: i64) -> Result<Option<Batch>> {
         let index = self
             .index
@@ -64,7 +87,10 @@ impl Reader {
         if let Some(b) = find(&index.read().unwrap_or_else(|p| p.into_inner())) {
             return Ok(Some(b));
         }
+        // The coordinator's first batch holds `offset` or, past a gap, is the next one (the
+        // cache cannot tell a gap from batches it never fetched).
         let fetched = self.coordinator.batches(queue, offset, INDEX_FETCH).await?;
+        let first = fetched.first().cloned();
         let mut map = index.write().unwrap_or_else(|p| p.into_inner());
         if map.len() + fetched.len() > INDEX_PER_QUEUE {
             map.clear();
@@ -72,33 +98,36 @@ impl Reader {
         for b in fetched {
             map.insert(b.base_offset, b);
         }
-        Ok(find(&map))
+        Ok(first)
     }
 
-    /// Records at offsets `from..to` that are committed, in order.
-    pub async fn read(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Vec<(i64, WalRecord)>> {
-        let mut out = Vec::new();
+    /// Records at offsets `from..to` that are committed, in order, passing over quarantined
+    /// offsets; stops at a batch that cannot be read, and says which.
+    pub async fn read(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Read> {
+        let mut read = Read::default();
         let mut at = from;
         while at < to {
             let Some(batch) = self.locate(queue, at).await? else {
                 break;
             };
-            let records = self
+            let records = match self
                 .blocks
                 .slice(&batch.location, batch.first_record, batch.count)
-                .await?;
-            let first = (at - batch.base_offset) as usize;
-            let last = (to.min(batch.end_offset()) - batch.base_offset) as usize;
+                .await
+            {
+                Ok(records) => records,
+                Err(e) => {
+                    read.unreadable = Some((batch, e.into()));
+                    break;
+                }
+            };
+            let first = (at.max(batch.base_offset) - batch.base_offset) as usize;
+            let last = (to.min(batch.end_offset()) - batch.base_offset).max(0) as usize;
             for (i, r) in records.into_iter().enumerate().take(last).skip(first) {
-                out.push((batch.base_offset + i as i64, r));
+                read.records.push((batch.base_offset + i as i64, r));
             }
             at = batch.end_offset();
         }
-        Ok(out)
-    }
-
-    /// The record at one offset.
-    pub async fn read_one(&self, queue: &QueueRef, offset: i64) -> Result<Option<WalRecord>> {
-        Ok(self.read(queue, offset, offset + 1).await?.pop().map(|(_, r)| r))
+        Ok(read)
     }
 }

@@ -74,7 +74,7 @@ impl Query {
                 };
                 let mut messages = Vec::new();
                 let mut next = req.offset;
-                for (offset, record) in self.reader().read(&req.queue, req.offset, to).await? {
+                for (offset, record) in self.reader().read(&req.queue, req.offset, to).await?.all()? {
                     next = offset + 1;
                     if req.filter.matches(&record) {
                         messages.push((offset, record));
@@ -112,7 +112,7 @@ impl Query {
                 None => end,
                 Some(b) => {
                     let from = b.base_offset.max(first);
-                    let records = self.reader().read(queue, from, b.end_offset()).await?;
+                    let records = self.reader().read(queue, from, b.end_offset()).await?.all()?;
                     records
                         .iter()
                         .find(|(_, r)| r.store_timestamp_ms >= ts)

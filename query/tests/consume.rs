@@ -314,3 +314,60 @@ async fn concurrent_acks_are_group_committed() {
     e.clock.advance(Duration::from_secs(3600));
     assert!(e.drain("g", Filter::All).await.is_empty(), "every ack took effect");
 }
+
+/// Defect: a read error of any queue failed every receive of the topic, forever. Now the
+/// other queues and the messages after the bad batch keep flowing; after a few incurable
+/// failures the batch is quarantined (listed, never skipped silently) and an operator's
+/// retry brings its messages back once the object is restored.
+#[tokio::test]
+async fn one_unreadable_object_stalls_nothing_and_is_quarantined() {
+    let e = env(2).await;
+    for flush in 0..3 {
+        e.produce(flush * 10, 10, &["A"], 2).await;
+    }
+    let lost = Path::from("wal/00/1.wal");
+    let saved = e.store.get(&lost).await.unwrap().bytes().await.unwrap();
+    e.store.delete(&lost).await.unwrap();
+
+    let (mut got, mut failures) = (Vec::new(), 0);
+    loop {
+        match e.query.receive(&e.request("g", Filter::All, 16, Duration::ZERO)).await {
+            Ok(d) if d.is_empty() => break,
+            Ok(d) => got.extend(d),
+            Err(err) => {
+                assert!(matches!(err, Error::Missing(_)), "{err}");
+                failures += 1;
+                assert!(failures <= 6, "quarantined after 3 failures per batch");
+            }
+        }
+    }
+    let mut expected: Vec<_> = (0..10).chain(20..30).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies(&got), expected, "everything but the lost object's messages");
+    let quarantined = e.catalog.coordinator().quarantined().await.unwrap();
+    assert_eq!(quarantined.len(), 2, "its block in each queue");
+    assert!(quarantined.iter().all(|q| q.reason.contains("wal/00/1.wal")));
+    assert_eq!(e.query.unreadable().quarantined(), 2);
+    assert_eq!(
+        e.drain("other", Filter::All).await.len(),
+        20,
+        "another group is not held up"
+    );
+
+    // Restored from a backup, then retried by the operator: every group receives them.
+    e.store.put(&lost, PutPayload::from(saved)).await.unwrap();
+    for q in &quarantined {
+        let retried = e
+            .catalog
+            .coordinator()
+            .release_quarantined(&q.batch.queue, q.batch.base_offset, true, 0)
+            .await
+            .unwrap();
+        assert!(retried.is_some());
+    }
+    let back = e.drain("g", Filter::All).await;
+    let mut expected: Vec<_> = (10..20).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies(&back), expected);
+    assert_eq!(e.drain("other", Filter::All).await.len(), 10);
+}

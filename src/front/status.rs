@@ -51,7 +51,7 @@ pub fn from_query(e: &strata_query::Error) -> Status {
         E::IllegalGroup(_) => Code::IllegalConsumerGroup,
         E::IllegalOffset(_) => Code::IllegalOffset,
         E::OffsetNotFound { .. } => Code::OffsetNotFound,
-        E::Corrupt(_) | E::Storage(_) | E::Coordinator(_) => Code::InternalServerError,
+        E::Corrupt(_) | E::Missing(_) | E::Storage(_) | E::Coordinator(_) => Code::InternalServerError,
     };
     status(code, e.to_string())
 }

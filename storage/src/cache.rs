@@ -289,6 +289,7 @@ fn from_foyer(e: foyer::Error) -> Error {
             offset: *offset,
             reason: reason.clone(),
         },
+        Some(Error::Missing { path }) => Error::Missing { path: path.clone() },
         Some(other) => Error::Cache(other.to_string()),
         None => Error::Cache(e.to_string()),
     }

@@ -13,6 +13,9 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    #[error("object {path} is not in the store")]
+    Missing { path: String },
+
     #[error("corrupt object {path} at byte {offset}: {reason}")]
     Corrupt { path: String, offset: u64, reason: String },
 
@@ -22,9 +25,12 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn store(path: &Path, source: object_store::Error) -> Self {
-        Error::Store {
-            path: path.to_string(),
-            source,
+        match source {
+            object_store::Error::NotFound { .. } => Error::Missing { path: path.to_string() },
+            source => Error::Store {
+                path: path.to_string(),
+                source,
+            },
         }
     }
 
@@ -34,6 +40,12 @@ impl Error {
             offset,
             reason: reason.into(),
         }
+    }
+
+    /// True when the object is not in the store (deleted, or never written): retrying will
+    /// not bring it back.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Error::Missing { .. })
     }
 
     /// True when the error says the bytes we read are not what we wrote (as opposed to an

@@ -8,6 +8,62 @@ pub async fn run(c: &dyn Coordinator) {
     compaction_swaps_batches_atomically(c).await;
     retention_moves_everyone_past_expired_batches(c).await;
     orphan_claims_fence_late_commits(c).await;
+    unreadable_batches_are_quarantined_then_retried_or_dropped(c).await;
+}
+
+pub async fn unreadable_batches_are_quarantined_then_retried_or_dropped(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-quarantine";
+    let q = queue(t, "a", 0);
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    for (object, n) in [("wal/00/q-a.wal", 2), ("wal/00/q-b.wal", 3), ("wal/00/q-c.wal", 2)] {
+        c.commit_flush(&flush(e, object, vec![batch(q.clone(), n)]), T0)
+            .await
+            .unwrap();
+    }
+    let s = sub(t, "g", "a");
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    c.pop_claim(&claim_new(&s, &st[0], 4, T0, T0 + 10)).await.unwrap();
+    let bad = c.batches(&q, 2, 1).await.unwrap().remove(0);
+    assert_eq!((bad.base_offset, bad.count), (2, 3));
+
+    assert!(c.quarantine_batch(&bad, "object missing", T0 + 1).await.unwrap());
+    assert!(!c.quarantine_batch(&bad, "again", T0 + 2).await.unwrap(), "once");
+    let left: Vec<i64> = c
+        .batches(&q, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.base_offset)
+        .collect();
+    assert_eq!(left, [0, 5], "readers pass over the quarantined offsets");
+    let st = c.pop_state(&s, &[0], T0 + 10, 10, false).await.unwrap();
+    let expired: Vec<i64> = st[0].expired.iter().map(|f| f.offset).collect();
+    assert_eq!(expired, [0, 1], "its offsets are in flight no more");
+    let listed = c.quarantined().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].batch.base_offset, listed[0].reason.as_str()),
+        (2, "object missing")
+    );
+    let unreferenced = c.unreferenced_objects(T0 + 100, 0, 100).await.unwrap();
+    assert!(
+        !unreferenced.contains(&bad.location.object),
+        "its object is kept for the operator"
+    );
+
+    // Retry: the records come back at the end of the queue, pointing at the same block.
+    assert_eq!(c.release_quarantined(&q, 2, true, T0 + 20).await.unwrap(), Some(7));
+    let back = c.batches(&q, 7, 1).await.unwrap().remove(0);
+    assert_eq!((back.count, &back.location), (3, &bad.location));
+    assert!(c.quarantined().await.unwrap().is_empty());
+    let err = c.release_quarantined(&q, 2, true, T0 + 20).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    // Drop: gone for good.
+    assert!(c.quarantine_batch(&back, "corrupt", T0 + 30).await.unwrap());
+    assert_eq!(c.release_quarantined(&q, 7, false, T0 + 31).await.unwrap(), None);
+    assert!(c.quarantined().await.unwrap().is_empty());
+    assert_eq!(c.queue_end(&q).await.unwrap(), 10);
 }
 
 /// Orphan collection claims uncommitted objects before deleting them, atomically against

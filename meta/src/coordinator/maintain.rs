@@ -1,7 +1,7 @@
 //! Compaction swaps under leases, retention and garbage collection.
 
 use crate::error::Result;
-use crate::model::{CompactionSwap, QueueRef};
+use crate::model::{Batch, CompactionSwap, Quarantined, QueueRef};
 use async_trait::async_trait;
 
 /// Compaction swaps under leases, retention and garbage collection.
@@ -38,6 +38,26 @@ pub trait Maintenance: Send + Sync {
     /// deletes them from the store. Their claims are then ordinary unreferenced objects
     /// (see [`unreferenced_objects`](Self::unreferenced_objects)), forgotten after its grace.
     async fn claim_orphans(&self, objects: &[String], now_ms: i64) -> Result<Vec<String>>;
+
+    /// Takes `batch` out of its queue into quarantine (readers pass over its offsets; no
+    /// group has them in flight any more), recording why. False if the queue's batch at that
+    /// offset is not `batch` any more (compacted meanwhile, or quarantined already).
+    async fn quarantine_batch(&self, batch: &Batch, reason: &str, now_ms: i64) -> Result<bool>;
+
+    /// Every quarantined batch, oldest first.
+    async fn quarantined(&self) -> Result<Vec<Quarantined>>;
+
+    /// Ends the quarantine of the batch at `base_offset` of `queue`: `retry` appends its
+    /// records to the queue again (zero copy, at new offsets; every group receives them) and
+    /// returns their first offset; otherwise it is dropped (its messages are gone) and `None`
+    /// returned. An error if no such batch is quarantined.
+    async fn release_quarantined(
+        &self,
+        queue: &QueueRef,
+        base_offset: i64,
+        retry: bool,
+        now_ms: i64,
+    ) -> Result<Option<i64>>;
 
     /// Drops the record of an object deleted from the store.
     async fn forget_object(&self, path: &str) -> Result<()>;

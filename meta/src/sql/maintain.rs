@@ -148,12 +148,14 @@ impl Maintenance for SqlCoordinator {
     }
 
     async fn apply_retention(&self, now_ms: i64, archive_ms: i64, limit: u32) -> Result<u32> {
-        // Queues whose first batch is past its topic's retention.
+        // Queues whose first batch is past its topic's retention (the first at or after the
+        // queue's start: a quarantined batch leaves a gap).
         let queues = sqlx::query(
             "SELECT q.tenant, q.topic, q.queue_id, t.retention_ms FROM queues q
              JOIN topics t ON t.tenant = q.tenant AND t.name = q.topic
              JOIN batches b ON b.tenant = q.tenant AND b.topic = q.topic AND b.queue_id = q.queue_id
-               AND b.base_offset = q.min_offset
+               AND b.base_offset = (SELECT MIN(f.base_offset) FROM batches f WHERE f.tenant = q.tenant
+                 AND f.topic = q.topic AND f.queue_id = q.queue_id AND f.base_offset >= q.min_offset)
              WHERE b.max_ts < $1 - t.retention_ms
              LIMIT $2",
         )
@@ -252,7 +254,8 @@ impl Maintenance for SqlCoordinator {
 
     async fn unreferenced_objects(&self, now_ms: i64, grace_ms: i64, limit: u32) -> Result<Vec<String>> {
         const REFERENCED: &str = "(EXISTS (SELECT 1 FROM batches b WHERE b.object = objects.path)
-             OR EXISTS (SELECT 1 FROM held h WHERE h.object = objects.path))";
+             OR EXISTS (SELECT 1 FROM held h WHERE h.object = objects.path)
+             OR EXISTS (SELECT 1 FROM quarantine x WHERE x.object = objects.path))";
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE objects SET unreferenced_ms = NULL WHERE unreferenced_ms IS NOT NULL AND {REFERENCED}"
         )))
@@ -307,6 +310,116 @@ impl Maintenance for SqlCoordinator {
             tx.commit().await?;
         }
         Ok(claimed)
+    }
+
+    async fn quarantine_batch(&self, batch: &Batch, reason: &str, now_ms: i64) -> Result<bool> {
+        const COLUMNS: &str = "tenant, topic, queue_id, base_offset, record_count, object, block_offset, block_length,
+             uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records, format";
+        const KEY: &str = "tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset = $4 AND object = $5
+             AND block_offset = $6";
+        let q = &batch.queue;
+        let keyed = |sql: String| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(q.tenant.clone())
+                .bind(q.topic.clone())
+                .bind(q.queue)
+                .bind(batch.base_offset)
+                .bind(batch.location.object.clone())
+                .bind(batch.location.offset as i64)
+        };
+        let mut tx = self.writer.begin().await?;
+        keyed(format!(
+            "INSERT INTO quarantine ({COLUMNS}, reason, quarantined_ms)
+             SELECT {COLUMNS}, $7, $8 FROM batches WHERE {KEY}"
+        ))
+        .bind(reason)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let moved = keyed(format!("DELETE FROM batches WHERE {KEY}"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // No group keeps its offsets in flight or waiting: they would never be readable.
+        let (from, to) = (batch.base_offset, batch.end_offset());
+        let mut holding = Checkpoint::select(
+            &mut tx,
+            "tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset < $5 AND last_offset >= $4",
+            |s| s.bind(&q.tenant).bind(&q.topic).bind(q.queue).bind(from).bind(to),
+        )
+        .await?;
+        holding.sort_by(|a, b| a.lock_order().cmp(&b.lock_order()));
+        for mut cp in holding {
+            cp.offsets.retain(|o| !(from..to).contains(o));
+            cp.store(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        sqlx::query("SELECT * FROM quarantine ORDER BY quarantined_ms, tenant, topic, queue_id, base_offset")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| {
+                let queue = QueueRef {
+                    tenant: r.try_get("tenant")?,
+                    topic: r.try_get("topic")?,
+                    queue: int(r, "queue_id")? as i32,
+                };
+                Ok(Quarantined {
+                    batch: batch_from_row(&queue, r)?,
+                    reason: r.try_get("reason")?,
+                    quarantined_ms: int(r, "quarantined_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn release_quarantined(
+        &self,
+        queue: &QueueRef,
+        base_offset: i64,
+        retry: bool,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "DELETE FROM quarantine WHERE tenant = $1 AND topic = $2 AND queue_id = $3 AND base_offset = $4 RETURNING *",
+        )
+        .bind(&queue.tenant)
+        .bind(&queue.topic)
+        .bind(queue.queue)
+        .bind(base_offset)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(
+                "quarantined batch",
+                format!(
+                    "no batch at offset {base_offset} of {}/{}/{} is quarantined",
+                    queue.tenant, queue.topic, queue.queue
+                ),
+            )
+        })?;
+        let b = batch_from_row(queue, &row)?;
+        let mut base = None;
+        if retry {
+            // Retention counts from the retry: the records are back in the queue now.
+            base = Some(append(&mut tx, queue, b.count, &b.location, b.first_record, (now_ms, now_ms)).await?);
+            let topics: HashSet<(String, String)> = [(queue.tenant.clone(), queue.topic.clone())].into();
+            self.notify_in(&mut tx, &topics, false).await?;
+            tx.commit().await?;
+            self.notify_after(&topics, false);
+        } else {
+            tx.commit().await?;
+        }
+        Ok(base)
     }
 
     async fn forget_object(&self, path: &str) -> Result<()> {
