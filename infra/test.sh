@@ -24,7 +24,8 @@ export STRATA_TEST_POSTGRES_DIR="$services/postgres"
 STRATA_TEST_POSTGRES_URL=$(infra/postgres.sh start "$STRATA_TEST_POSTGRES_DIR" 55440)
 STRATA_TEST_S3_ENDPOINT=$(infra/s3-server.sh start "$services/s3" strata 8340)
 export STRATA_TEST_POSTGRES_URL STRATA_TEST_S3_ENDPOINT STRATA_TEST_S3_BUCKET=strata
-# Tests that need these services fail (instead of skipping) when they are missing.
+# Tests that need these services fail (instead of skipping) when they are missing (Rust
+# tests always do unless STRATA_SKIP_SERVICES=1; pytest skips visibly unless this is set).
 export STRATA_REQUIRE_SERVICES=1
 export STRATA_TEST_LOGS="$PWD/.test-artifacts/logs"
 rm -rf "$STRATA_TEST_LOGS"

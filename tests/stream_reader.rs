@@ -99,13 +99,14 @@ async fn send(endpoint: &str, topic: &str, prefix: &str, n: usize) -> HashMap<St
     sent
 }
 
-fn parquet_files(broker: &Broker, topic: &str) -> usize {
+/// Queues of `topic` with at least one Parquet file.
+fn compacted_queues(broker: &Broker, topic: &str) -> usize {
     let root = broker.dir.path().join("data/store/data/_default").join(topic);
     let Ok(queues) = std::fs::read_dir(root) else { return 0 };
     queues
         .flatten()
-        .map(|q| std::fs::read_dir(q.path()).map_or(0, |f| f.count()))
-        .sum()
+        .filter(|q| std::fs::read_dir(q.path()).is_ok_and(|mut f| f.next().is_some()))
+        .count()
 }
 
 async fn read_all(reader: &mut StreamReader, n: usize) -> Vec<strata_reader::Record> {
@@ -131,13 +132,12 @@ async fn replay_across_parquet_and_wal_checkpoints_and_the_archive() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    // Wait until the compactor turned the first batch into Parquet files.
+    // Wait until the compactor turned the first messages of every queue into Parquet files.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while parquet_files(&broker, topic) == 0 {
-        assert!(Instant::now() < deadline, "nothing was compacted");
+    while compacted_queues(&broker, topic) < 8 {
+        assert!(Instant::now() < deadline, "not every queue was compacted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let fresh = send(&broker.endpoint, topic, "new", 100).await;
     sent.extend(fresh.clone());
 

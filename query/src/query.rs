@@ -65,6 +65,8 @@ pub struct Query {
     closed: watch::Sender<bool>,
     /// Counts failed reads per batch; quarantines incurable ones.
     unreadable: Arc<Unreadable>,
+    /// Receives waiting in a long poll now.
+    long_polls: AtomicUsize,
 }
 
 /// How a consumer group consumes a topic.
@@ -72,6 +74,22 @@ pub struct Query {
 struct Mode {
     fifo: bool,
     max_attempts: i32,
+}
+
+/// Counts a parked receive while it lives (a cancelled receive is uncounted too).
+struct Parked<'a>(&'a AtomicUsize);
+
+impl<'a> Parked<'a> {
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What one pop got.
@@ -119,6 +137,7 @@ impl Query {
             receipts: ReceiptCodec::new(key),
             config,
             rotation: AtomicUsize::new(0),
+            long_polls: AtomicUsize::new(0),
             closed: watch::Sender::new(false),
             catalog,
         })
@@ -193,6 +212,7 @@ impl Query {
                 let until = Duration::from_millis((at - self.catalog.clock().now_ms()).max(0) as u64);
                 wake = wake.min(now + until.max(MIN_RETRY_WAIT));
             }
+            let _parked = Parked::on(&self.long_polls);
             tokio::select! {
                 () = wakeup.notified() => {}
                 () = tokio::time::sleep_until(wake) => {}
@@ -377,6 +397,11 @@ impl Query {
     async fn read_one(&self, queue: &QueueRef, offset: i64, unread: &mut Unread) -> Result<Option<WalRecord>> {
         let read = self.read(queue, offset, offset + 1, unread).await?;
         Ok(read.records.into_iter().next().map(|(_, r)| r))
+    }
+
+    /// Receives waiting in a long poll on this node now.
+    pub fn long_polls(&self) -> usize {
+        self.long_polls.load(Ordering::Relaxed)
     }
 
     /// Failed reads and quarantines of this node (the compactor shares it; admin Stats).

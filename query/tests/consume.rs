@@ -259,8 +259,11 @@ async fn a_long_poll_wakes_on_commit() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiter.is_finished(), "nothing to deliver yet");
+    // Synchronised on the receive being parked, so the commit below must wake it.
+    while e.query.long_polls() == 0 {
+        assert!(!waiter.is_finished(), "nothing to deliver yet");
+        tokio::task::yield_now().await;
+    }
     e.produce(0, 3, &["A"], 2).await;
     let got = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await

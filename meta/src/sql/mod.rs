@@ -620,16 +620,17 @@ pub(crate) mod tests {
     use super::*;
     use sqlx::Connection;
 
-    /// A fresh PostgreSQL database on the server `STRATA_TEST_POSTGRES_URL` names, or `None`
-    /// when no server is configured (CI always configures one: `STRATA_REQUIRE_SERVICES=1`
-    /// turns a missing server into a failure).
+    /// A fresh PostgreSQL database on the server `STRATA_TEST_POSTGRES_URL` names. Without
+    /// one the test fails (a test that passes without running hides a broken backend),
+    /// unless `STRATA_SKIP_SERVICES=1` says to skip it: then `None`.
     pub(crate) async fn fresh_postgres() -> Option<String> {
         let Ok(base) = std::env::var("STRATA_TEST_POSTGRES_URL") else {
             assert!(
-                std::env::var("STRATA_REQUIRE_SERVICES").is_err(),
-                "STRATA_REQUIRE_SERVICES is set but STRATA_TEST_POSTGRES_URL is not"
+                std::env::var("STRATA_SKIP_SERVICES").is_ok(),
+                "STRATA_TEST_POSTGRES_URL is not set: run the tests through infra/test.sh (which starts \
+                 PostgreSQL), or set STRATA_SKIP_SERVICES=1 to skip the PostgreSQL backend"
             );
-            eprintln!("STRATA_TEST_POSTGRES_URL unset: skipping the PostgreSQL backend");
+            eprintln!("SKIPPED (STRATA_SKIP_SERVICES): the PostgreSQL backend");
             return None;
         };
         let name = format!("strata_test_{}", hex::encode(rand::random::<[u8; 6]>()));
