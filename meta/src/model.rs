@@ -441,6 +441,8 @@ pub struct QueuePopState {
     /// FIFO only: message groups with a message in flight or waiting; new messages of these
     /// groups must wait behind them.
     pub busy: Vec<String>,
+    /// FIFO only: messages waiting behind their group (one row each).
+    pub waiting: i64,
 }
 
 /// A message newly taken from the queue.

@@ -29,6 +29,12 @@ pub struct QueryConfig {
     /// smaller number unblocks consumers sooner; a store that is merely unavailable never
     /// quarantines anything.
     pub quarantine_after: u32,
+    /// FIFO: most messages per queue and consumer group waiting behind a busy message group
+    /// (default 1024). Each is a coordinator row that every receive of the queue examines;
+    /// when a group's head is stuck (failing until it is dead-lettered) and the queue reaches
+    /// this, the queue's cursor stops until groups drain — the queue's other groups then wait
+    /// too, instead of rows and receive cost growing without bound.
+    pub max_waiting: i64,
 }
 
 impl Default for QueryConfig {
@@ -41,6 +47,7 @@ impl Default for QueryConfig {
             default_invisible: Duration::from_secs(30),
             max_long_polling: Duration::from_secs(20),
             quarantine_after: 3,
+            max_waiting: 1024,
         }
     }
 }

@@ -299,16 +299,25 @@ impl Query {
                     claim.cursor_to = read_to;
                 }
                 for (offset, record) in read.records {
-                    claim.cursor_to = offset + 1;
                     if !filter.matches(&record) {
+                        claim.cursor_to = offset + 1;
                         continue;
                     }
                     let group = record.message_group.clone().filter(|_| mode.fifo);
                     let taken = Taken { offset, group };
                     match &taken.group {
-                        // Behind a message of its group: it waits its turn.
-                        Some(g) if busy.contains(g) => claim.park.push(taken),
+                        // Behind a message of its group: it waits its turn, if the queue
+                        // has room for one more waiting message; otherwise the cursor stops
+                        // here until groups drain (bounded rows, bounded work per receive).
+                        Some(g) if busy.contains(g) => {
+                            if st.waiting + claim.park.len() as i64 >= self.config.max_waiting {
+                                break;
+                            }
+                            claim.cursor_to = offset + 1;
+                            claim.park.push(taken);
+                        }
                         _ => {
+                            claim.cursor_to = offset + 1;
                             if let Some(g) = &taken.group {
                                 busy.insert(g.clone());
                             }

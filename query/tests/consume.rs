@@ -28,6 +28,10 @@ struct Env {
 const TOPIC: &str = "orders";
 
 async fn env(queues: i32) -> Env {
+    env_with(queues, MessageType::Normal, QueryConfig::default()).await
+}
+
+async fn env_with(queues: i32, message_type: MessageType, config: QueryConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
@@ -35,7 +39,7 @@ async fn env(queues: i32) -> Env {
     let spec = TopicSpec {
         tenant: String::new(),
         name: TOPIC.into(),
-        message_type: MessageType::Normal,
+        message_type,
         queue_count: queues,
     };
     catalog.coordinator().create_topic(&spec, 0).await.unwrap();
@@ -43,9 +47,7 @@ async fn env(queues: i32) -> Env {
     let blocks = BlockCache::open(Arc::clone(&store), &CacheConfig::default())
         .await
         .unwrap();
-    let query = Query::new(catalog.clone(), blocks, QueryConfig::default())
-        .await
-        .unwrap();
+    let query = Query::new(catalog.clone(), blocks, config).await.unwrap();
     let writer = Membership::join(
         Arc::clone(catalog.coordinator()),
         Arc::new(clock.clone()),
@@ -67,6 +69,45 @@ async fn env(queues: i32) -> Env {
 }
 
 impl Env {
+    /// Stores messages `(body, message group)` in queue 0, as one flush.
+    async fn produce_grouped(&self, messages: &[(&str, &str)]) {
+        let flush_no = self.flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = Path::from(format!("wal/00/{flush_no}.wal"));
+        let records: Vec<WalRecord> = messages
+            .iter()
+            .map(|(body, group)| WalRecord {
+                message_id: format!("id-{body}"),
+                message_group: Some(group.to_string()),
+                body: Bytes::from(body.to_string()),
+                body_md5: "X".into(),
+                ..Default::default()
+            })
+            .collect();
+        let mut writer = WalWriter::new();
+        let span = writer.add_block("", TOPIC, 0, &records);
+        let object = writer.finish("test", 0);
+        self.store.put(&path, PutPayload::from(object.clone())).await.unwrap();
+        let commit = FlushCommit {
+            object: path.to_string(),
+            object_size: object.len() as u64,
+            writer: self.writer.id().into(),
+            writer_epoch: self.writer.epoch(),
+            batches: vec![AppendBatch {
+                queue: QueueRef {
+                    tenant: String::new(),
+                    topic: TOPIC.into(),
+                    queue: 0,
+                },
+                count: records.len() as u32,
+                location: BlockLocation::wal(path.as_ref(), &span),
+                min_timestamp_ms: 0,
+                max_timestamp_ms: 0,
+                held: vec![],
+            }],
+        };
+        self.catalog.coordinator().commit_flush(&commit, 0).await.unwrap();
+    }
+
     /// Stores messages (body = `m{i}`, tag from `tags`) spread over queues, as one flush.
     async fn produce(&self, first: usize, n: usize, tags: &[&str], queues: i32) {
         let flush_no = self.flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -373,4 +414,93 @@ async fn one_unreadable_object_stalls_nothing_and_is_quarantined() {
     expected.sort();
     assert_eq!(bodies(&back), expected);
     assert_eq!(e.drain("other", Filter::All).await.len(), 10);
+}
+
+/// Defect: while a FIFO group's head is stuck, every later message of that group became a
+/// waiting row examined by every receive, without bound. At `max_waiting` the queue's
+/// cursor stops instead; once the head is acknowledged everything flows, in order.
+#[tokio::test]
+async fn a_stuck_fifo_group_parks_a_bounded_number_of_messages() {
+    let config = QueryConfig {
+        max_waiting: 4,
+        ..Default::default()
+    };
+    let e = env_with(1, MessageType::Fifo, config).await;
+    let spec = strata_meta::model::GroupSpec {
+        tenant: String::new(),
+        name: "g".into(),
+        fifo: true,
+        max_attempts: 16,
+    };
+    e.catalog.coordinator().create_group(&spec, 0).await.unwrap();
+    // The stuck group's head, then 10 more of it interleaved with 10 of a free group.
+    let mut messages = vec![("s0".to_string(), "stuck")];
+    for i in 1..=10 {
+        messages.push((format!("s{i}"), "stuck"));
+        messages.push((format!("f{i}"), "free"));
+    }
+    let refs: Vec<(&str, &str)> = messages.iter().map(|(b, g)| (b.as_str(), *g)).collect();
+    e.produce_grouped(&refs).await;
+
+    let head = e
+        .query
+        .receive(&e.request("g", Filter::All, 1, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&head), ["s0"]);
+    // Not acked: "stuck" is busy. The free group flows until 4 messages wait behind s0.
+    let mut free = Vec::new();
+    loop {
+        let got = e
+            .query
+            .receive(&e.request("g", Filter::All, 1, Duration::ZERO))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        let handles: Vec<String> = got.iter().map(|d| d.receipt_handle.clone()).collect();
+        assert!(e.query.ack(&sub("g"), &handles).await.iter().all(Result::is_ok));
+        free.extend(got);
+    }
+    let waiting = e
+        .catalog
+        .coordinator()
+        .pop_state(&sub("g"), &[0], 0, 1, true)
+        .await
+        .unwrap()[0]
+        .waiting;
+    assert_eq!(waiting, 4, "bounded");
+    assert_eq!(
+        bodies(&free),
+        ["f1", "f2", "f3", "f4"],
+        "the queue stopped at the 5th waiting message"
+    );
+
+    // The head is acknowledged: the rest of both groups comes, the stuck group in order.
+    assert!(e.query.ack(&sub("g"), &[head[0].receipt_handle.clone()]).await[0].is_ok());
+    let mut order = Vec::new();
+    loop {
+        let got = e
+            .query
+            .receive(&e.request("g", Filter::All, 8, Duration::ZERO))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        let handles: Vec<String> = got.iter().map(|d| d.receipt_handle.clone()).collect();
+        assert!(e.query.ack(&sub("g"), &handles).await.iter().all(Result::is_ok));
+        order.extend(got.iter().map(|d| String::from_utf8(d.record.body.to_vec()).unwrap()));
+    }
+    let stuck: Vec<&String> = order.iter().filter(|b| b.starts_with('s')).collect();
+    assert_eq!(
+        stuck,
+        (1..=10)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(order.len(), 16, "s1..s10 and f5..f10");
 }

@@ -65,7 +65,7 @@ impl Consumption for SqlCoordinator {
                 continue;
             };
             let expired = expired_by_queue.remove(&queue).unwrap_or_default();
-            let (ready, busy) = if fifo {
+            let (ready, busy, waiting) = if fifo {
                 let ready = sqlx::query(
                     "SELECT w.msg_offset, w.msg_group FROM inflight w
                      WHERE w.tenant = $1 AND w.grp = $2 AND w.topic = $3 AND w.queue_id = $4 AND w.waiting = 1
@@ -103,9 +103,19 @@ impl Consumption for SqlCoordinator {
                 .iter()
                 .map(|r| Ok(r.try_get::<String, _>("msg_group")?))
                 .collect::<Result<Vec<_>>>()?;
-                (ready, busy)
+                let waiting = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM inflight
+                     WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND waiting = 1",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(queue)
+                .fetch_one(&mut *tx)
+                .await?;
+                (ready, busy, int(&waiting, "n")?)
             } else {
-                (Vec::new(), Vec::new())
+                (Vec::new(), Vec::new(), 0)
             };
             states.push(QueuePopState {
                 queue,
@@ -114,6 +124,7 @@ impl Consumption for SqlCoordinator {
                 expired,
                 ready,
                 busy,
+                waiting,
             });
         }
         tx.commit().await?;
