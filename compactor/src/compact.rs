@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_meta::model::{Batch, BlockFormat, CompactionSwap, QueueRef, RowGroup};
 use strata_meta::quarantine::Unreadable;
@@ -38,6 +40,10 @@ pub struct Compaction {
     /// consumers: `query.quarantine_after`).
     pub unreadable: Arc<Unreadable>,
 }
+
+/// Blocks a job fetches at once: a cold job reads at eight GETs' latency instead of one
+/// GET's per block, holding at most eight blocks beyond the job's rows.
+const CONCURRENT_READS: usize = 8;
 
 /// Batch index rows read per page while planning a job.
 const PLAN_PAGE: u32 = 2048;
@@ -110,14 +116,26 @@ impl Compaction {
         };
         let (from, to) = (head.base_offset, tail.end_offset());
         let mut rows: Vec<(i64, WalRecord)> = Vec::with_capacity((to - from) as usize);
-        for b in &job {
-            let records = match self.blocks.slice(&b.location, b.first_record, b.count).await {
+        // Blocks are fetched CONCURRENT_READS at a time, in order; the lease is renewed as
+        // they arrive, so a job longer than one lease still finishes.
+        let mut lease_renewed = self.clock.now_ms();
+        let mut reads = futures::stream::iter(job.iter().cloned())
+            .map(|b| {
+                let blocks = self.blocks.clone();
+                async move {
+                    let read = blocks.slice(&b.location, b.first_record, b.count).await;
+                    (b, read)
+                }
+            })
+            .buffered(CONCURRENT_READS);
+        while let Some((b, read)) = reads.next().await {
+            let records = match read {
                 Ok(records) => records,
                 Err(e) => {
                     // After a few incurable failures the batch leaves the queue and the next
                     // job plans around it; until then this queue's compaction waits.
                     let incurable = e.is_corrupt() || e.is_missing();
-                    self.unreadable.failed(b, &e.to_string(), incurable).await?;
+                    self.unreadable.failed(&b, &e.to_string(), incurable).await?;
                     return Err(e.into());
                 }
             };
@@ -127,6 +145,9 @@ impl Compaction {
                     .enumerate()
                     .map(|(i, r)| (b.base_offset + i as i64, r)),
             );
+            if !self.renew_lease(lease, &mut lease_renewed).await? {
+                return Ok(None);
+            }
         }
         let labels = [
             ("tenant", queue.tenant.clone()),
@@ -149,6 +170,9 @@ impl Compaction {
         }
         let path = paths::data_object(&queue.tenant, &queue.topic, queue.queue, from, ulid::Ulid::new());
         let file_bytes = written.bytes.len() as u64;
+        if !self.renew_lease(lease, &mut lease_renewed).await? {
+            return Ok(None);
+        }
         self.store
             .put(&path, PutPayload::from(written.bytes))
             .await
@@ -179,6 +203,22 @@ impl Compaction {
         };
         info!(file = %done.file, records = done.records, wal_batches = done.wal_batches, bytes = done.file_bytes, "compacted");
         Ok(Some(done))
+    }
+
+    /// Renews the job's lease once a third of its TTL has passed since `renewed` (by this
+    /// compactor's clock); false if another compactor holds it now (the job is given up).
+    async fn renew_lease(&self, lease: &str, renewed: &mut i64) -> Result<bool, Error> {
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        let now = self.clock.now_ms();
+        if now - *renewed < ttl / 3 {
+            return Ok(true);
+        }
+        if !self.coordinator.acquire_lease(lease, &self.node, now, ttl).await? {
+            warn!(lease, "compaction lease lost to another compactor; giving the job up");
+            return Ok(false);
+        }
+        *renewed = now;
+        Ok(true)
     }
 
     /// One round: every queue with WAL data old enough, in random order (so compactors

@@ -18,7 +18,7 @@ use strata_meta::model::{
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{Clock, Coordinator, ManualClock, Membership, SqlCoordinator};
 use strata_storage::counting::{RequestCounts, counting};
-use strata_storage::hooked::Op;
+use strata_storage::hooked::{HookedStore, Op, RequestHook};
 use strata_storage::wal::{WalRecord, WalWriter};
 use strata_storage::{BlockCache, CacheConfig, Path, paths};
 
@@ -240,6 +240,60 @@ async fn compaction_keeps_every_offset_and_gc_removes_the_wal_objects() {
     assert_eq!(e.compaction.collect_unreferenced().await.unwrap(), 12);
     assert!(e.objects("wal").await.is_empty());
     assert_eq!(e.read_all().await, e.sent, "everything still readable from Parquet");
+}
+
+/// A store whose every GET takes `step` of the compactor's clock: a slow store, on a clock
+/// the test controls.
+#[derive(Debug)]
+struct SlowGets {
+    clock: ManualClock,
+    step: Duration,
+}
+
+#[async_trait::async_trait]
+impl RequestHook for SlowGets {
+    async fn before(&self, op: Op, _path: &object_store::path::Path) -> object_store::Result<()> {
+        if op == Op::Get {
+            self.clock.advance(self.step);
+        }
+        Ok(())
+    }
+}
+
+/// Defect: the lease was never renewed while a job read its blocks, so a job whose reads
+/// took longer than one lease lost its swap, and was planned again the same way: forever.
+#[tokio::test]
+async fn a_job_longer_than_its_lease_renews_it_and_finishes() {
+    let mut e = env(1).await;
+    for _ in 0..30 {
+        e.produce(&[0], 5).await;
+    }
+    e.clock.advance(Duration::from_secs(61));
+    // Each of the 30 GETs takes 10 s: 300 s of reads against a 60 s lease.
+    let slow: Arc<dyn ObjectStore> = Arc::new(HookedStore::new(
+        Arc::clone(&e.store),
+        Arc::new(SlowGets {
+            clock: e.clock.clone(),
+            step: Duration::from_secs(10),
+        }),
+    ));
+    let compaction = Compaction {
+        blocks: BlockCache::open(slow, &CacheConfig::default()).await.unwrap(),
+        config: CompactorConfig {
+            max_file_records: 1000,
+            ..config()
+        },
+        ..e.compaction.clone()
+    };
+    let done = compaction.compact_queue(&queue(0)).await.unwrap();
+    let done = done.expect("the job finished within its renewed lease");
+    assert_eq!((done.records, done.wal_batches), (150, 30));
+    assert!(
+        e.clock.now_ms() - T0 > 5 * 60_000,
+        "the reads took several leases' time"
+    );
+    assert_eq!(e.formats(0).await, [BlockFormat::Parquet]);
+    assert_eq!(e.read_all().await, e.sent, "every offset kept");
 }
 
 #[tokio::test]
