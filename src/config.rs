@@ -59,6 +59,10 @@ pub struct Settings {
 pub struct TestingConfig {
     /// Lets the admin API move this node's clock forward (tests of month-long delays).
     pub clock_control: bool,
+    /// Runs this machine's clock fast by this much before it is synced to the coordinator's
+    /// (tests of skewed clocks).
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: std::time::Duration,
 }
 
 /// Node liveness.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use strata_ingest::Ingest;
 use strata_meta::model::Roles;
 use strata_meta::quarantine::Unreadable;
-use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, OffsetClock, SqlCoordinator};
+use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, OffsetClock, SqlCoordinator, SyncedClock};
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
@@ -34,7 +34,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     std::fs::create_dir_all(&settings.data_dir)?;
     let coordinator = Arc::new(SqlCoordinator::open(&coordinator_target).await?);
     let dyn_coordinator: Arc<dyn Coordinator> = coordinator.clone();
-    let offset_clock = Arc::new(OffsetClock::default());
+    // Every time this node stamps or compares is the coordinator's (DESIGN: nodes' clocks
+    // drift; deadlines and heartbeats cross nodes). Tests may run the local clock fast.
+    let local = Arc::new(OffsetClock::default());
+    local.advance(settings.testing.clock_skew);
+    let synced = Arc::new(SyncedClock::new(local));
+    let offset = synced.sync(dyn_coordinator.as_ref()).await?;
+    info!(offset_ms = offset, "clock synced to the coordinator's");
+    let offset_clock = Arc::new(OffsetClock::over(synced.clone()));
     let clock: Arc<dyn Clock> = offset_clock.clone();
     let store_url = settings.store_url();
     let (store, store_requests) = strata_storage::counting::counting(open_store(&store_url, &settings.s3)?);
@@ -65,7 +72,10 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         &advertise,
     )
     .await?;
-    let mut tasks = vec![membership.spawn_heartbeats(settings.cluster.heartbeat_interval)];
+    let mut tasks = vec![
+        membership.spawn_heartbeats(settings.cluster.heartbeat_interval),
+        spawn_clock_sync(synced, Arc::clone(&dyn_coordinator), CLOCK_SYNC_INTERVAL),
+    ];
 
     let mut cache_config = settings.cache.clone();
     if cache_config.disk_dir.is_none() {
@@ -216,4 +226,26 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// How often a node measures its clock against the coordinator's: drift between syncs stays
+/// far below a millisecond (NTP-disciplined clocks drift ~10 µs/s; free-running ones ~1 ms/10 s).
+const CLOCK_SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Syncs `clock` to the coordinator's every `every` until aborted.
+fn spawn_clock_sync(
+    clock: Arc<SyncedClock>,
+    coordinator: Arc<dyn Coordinator>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = clock.sync(coordinator.as_ref()).await {
+                tracing::warn!(error = %e, "clock sync failed; keeping the last offset");
+            }
+        }
+    })
 }

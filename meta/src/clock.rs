@@ -22,23 +22,98 @@ impl Clock for SystemClock {
     }
 }
 
-/// The wall clock plus an offset that can only grow: a running broker's "now" moved forward
-/// by an end-to-end test of long delays (`testing.clock_control`). Off the test path the
-/// offset stays zero.
-#[derive(Debug, Default)]
+/// Another clock plus an offset that can only grow: a running broker's "now" moved forward
+/// by an end-to-end test of long delays (`testing.clock_control`), or a node's wall clock
+/// made to run fast (`testing.clock_skew`). Off the test path the offset stays zero.
+#[derive(Debug)]
 pub struct OffsetClock {
+    base: Arc<dyn Clock>,
     offset_ms: AtomicI64,
 }
 
 impl OffsetClock {
+    pub fn over(base: Arc<dyn Clock>) -> Self {
+        Self {
+            base,
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
     pub fn advance(&self, by: Duration) {
         self.offset_ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
 }
 
+impl Default for OffsetClock {
+    fn default() -> Self {
+        Self::over(Arc::new(SystemClock))
+    }
+}
+
 impl Clock for OffsetClock {
     fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+        self.base.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+/// Longest round trip a clock sync trusts: its error is at most half of it.
+const MAX_SYNC_ROUND_TRIP_MS: i64 = 1000;
+/// Offsets beyond this are logged: the machine's clock needs fixing (NTP), though the node
+/// runs correctly on the coordinator's time meanwhile.
+const NOTABLE_OFFSET_MS: i64 = 1000;
+
+/// The coordinator's time, kept locally: this machine's clock corrected by the offset the
+/// last [`sync`](Self::sync) measured against the coordinator (error: half a round trip).
+/// Every node reads "now" from one, so invisible deadlines, timers and heartbeats stamped by
+/// different machines compare on one time base however far their own clocks drift; the
+/// coordinator's clock is the only one that matters.
+#[derive(Debug)]
+pub struct SyncedClock {
+    local: Arc<dyn Clock>,
+    offset_ms: AtomicI64,
+}
+
+impl SyncedClock {
+    /// Follows `local` until the first sync.
+    pub fn new(local: Arc<dyn Clock>) -> Self {
+        Self {
+            local,
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Measures the offset to the coordinator's clock; returns it. A sync whose round trip
+    /// took longer than 1 s is not trusted: the previous offset stays.
+    pub async fn sync(&self, coordinator: &dyn crate::coordinator::Members) -> crate::Result<i64> {
+        let before = self.local.now_ms();
+        let theirs = coordinator.time_ms().await?;
+        let after = self.local.now_ms();
+        if after - before > MAX_SYNC_ROUND_TRIP_MS {
+            tracing::warn!(
+                round_trip_ms = after - before,
+                "clock sync too slow to trust; keeping the last offset"
+            );
+            return Ok(self.offset_ms());
+        }
+        let offset = theirs - (before + after) / 2;
+        let previous = self.offset_ms.swap(offset, Ordering::SeqCst);
+        if offset.abs() > NOTABLE_OFFSET_MS && (offset - previous).abs() > NOTABLE_OFFSET_MS / 2 {
+            tracing::warn!(
+                offset_ms = offset,
+                "this machine's clock differs from the coordinator's; using the coordinator's time"
+            );
+        }
+        Ok(offset)
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for SyncedClock {
+    fn now_ms(&self) -> i64 {
+        self.local.now_ms() + self.offset_ms()
     }
 }
 

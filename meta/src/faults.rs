@@ -346,6 +346,10 @@ impl Members for FaultyCoordinator {
         self.faults.check()?;
         self.inner.heartbeat_node(id, epoch, now_ms).await
     }
+    async fn time_ms(&self) -> Result<i64> {
+        self.faults.check()?;
+        self.inner.time_ms().await
+    }
     async fn list_nodes(&self) -> Result<Vec<Node>> {
         self.faults.check()?;
         self.inner.list_nodes().await

@@ -17,7 +17,7 @@ mod sql;
 pub mod token;
 
 pub use catalog::{AutoCreate, Catalog};
-pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
     CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members, TransactionCounts,
 };

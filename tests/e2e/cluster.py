@@ -55,16 +55,21 @@ class Cluster:
         self.config.write_text(NODE_CONFIG)
         self.nodes = {}  # name -> [role, port, proc, starts]
 
-    def start(self, name: str, role: str):
+    def start(self, name: str, role: str, extra_config: str = ""):
+        """Starts (or restarts) node `name`; `extra_config` is appended to its settings file."""
         if name not in self.nodes:
             self.nodes[name] = [role, free_port(), None, 0]
         node = self.nodes[name]
         node[3] += 1
+        config = self.config
+        if extra_config:
+            config = self.tmp / f"{name}.toml"
+            config.write_text(NODE_CONFIG + extra_config)
         log = open(self.log_dir / f"{name}-{node[3]}.log", "wb")
         node[2] = subprocess.Popen(
             [STRATA_BIN, role, "--node-id", name, "--coordinator", self.coordinator, "--store", self.store,
              "--grpc-listen", f"127.0.0.1:{node[1]}", "--advertise", f"127.0.0.1:{node[1]}",
-             "--data-dir", str(self.tmp / name), "--config", str(self.config)],
+             "--data-dir", str(self.tmp / name), "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_listening(node[2], node[1], log.name)
         return self

@@ -250,3 +250,32 @@ def test_compaction_under_load_with_a_compactor_killed_mid_job(tmp_path):
         print(f"compactor-2 killed {kills} times; {parquet} Parquet row groups in the index")
     finally:
         cluster.stop_all()
+
+
+def test_a_node_whose_clock_runs_30s_fast_keeps_invisible_times(tmp_path):
+    """Deadlines cross nodes: a message received through one query node must stay invisible
+    on another whose machine clock runs 30 s fast (every node keeps the coordinator's time)."""
+    from raw import Raw
+    cluster = make_cluster(tmp_path, ingest=1, query=1)
+    cluster.start("query-fast", "query", extra_config='[testing]\nclock_skew = "30s"\n')
+    try:
+        setup_topics(cluster, ["cl-skew"], "cl-skew-group")
+        producer = Raw(cluster.endpoint("ingest-1"))
+        assert producer.send("cl-skew", b"once").status.code == 20000
+        producer.close()
+        a, b = Raw(cluster.endpoint("query-1")), Raw(cluster.endpoint("query-fast"))
+        try:
+            got = [r.message for r in a.receive("cl-skew", "cl-skew-group", invisible_s=20, poll_s=5)
+                   if r.HasField("message")]
+            assert [m.body for m in got] == [b"once"]
+            # 20 s of invisibility left; a node 30 s fast would see the deadline passed.
+            again = [r.message for r in b.receive("cl-skew", "cl-skew-group", invisible_s=20, poll_s=2)
+                     if r.HasField("message")]
+            assert again == [], "redelivered early by the fast node"
+        finally:
+            a.close()
+            b.close()
+        states = cluster.node_states()
+        assert states["query-fast"][1] and states["query-1"][1], states
+    finally:
+        cluster.stop_all()

@@ -7,6 +7,20 @@ use super::*;
 pub async fn run(c: &dyn Coordinator) {
     nodes_register_heartbeat_and_expire(c).await;
     dead_writers_are_fenced(c).await;
+    a_clock_running_30s_fast_syncs_to_the_coordinators(c).await;
+}
+
+/// Every node keeps the coordinator's time: a machine whose clock runs 30 s fast reads the
+/// coordinator's "now" after one sync (within half its round trip, at most 0.5 s).
+pub async fn a_clock_running_30s_fast_syncs_to_the_coordinators(c: &dyn Coordinator) {
+    use crate::clock::{Clock, OffsetClock, SyncedClock};
+    let fast = OffsetClock::default();
+    fast.advance(std::time::Duration::from_secs(30));
+    let clock = SyncedClock::new(std::sync::Arc::new(fast));
+    let offset = clock.sync(c).await.unwrap();
+    assert!((-31_000..=-29_000).contains(&offset), "offset {offset} ms");
+    let (theirs, ours) = (c.time_ms().await.unwrap(), clock.now_ms());
+    assert!((ours - theirs).abs() <= 1_000, "{ours} vs the coordinator's {theirs}");
 }
 
 pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {

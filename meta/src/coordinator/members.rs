@@ -13,6 +13,10 @@ pub trait Members: Send + Sync {
     /// Records that the node is alive. `Fenced` if `epoch` is not its live epoch.
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()>;
 
+    /// The coordinator's clock (PostgreSQL's `clock_timestamp()`; SQLite, embedded: this
+    /// machine's): the one time base every node's [`SyncedClock`](crate::SyncedClock) follows.
+    async fn time_ms(&self) -> Result<i64>;
+
     /// Every registered node, dead ones included.
     async fn list_nodes(&self) -> Result<Vec<Node>>;
 

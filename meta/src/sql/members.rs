@@ -42,6 +42,16 @@ impl Members for SqlCoordinator {
         .await
     }
 
+    async fn time_ms(&self) -> Result<i64> {
+        if self.dialect == Dialect::Sqlite {
+            return Ok(crate::Clock::now_ms(&crate::SystemClock));
+        }
+        let row = sqlx::query("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now")
+            .fetch_one(&self.reader)
+            .await?;
+        int(&row, "now")
+    }
+
     async fn list_nodes(&self) -> Result<Vec<Node>> {
         sqlx::query("SELECT * FROM nodes ORDER BY id")
             .fetch_all(&self.reader)
