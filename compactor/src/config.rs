@@ -16,6 +16,13 @@ pub struct CompactorConfig {
     pub orphan_grace: Duration,
     /// Unanswered orphan checks after which a half message is rolled back (Apache's 15).
     pub transaction_max_checks: i64,
+    /// A half message neither committed nor rolled back this long after it was sent is rolled
+    /// back (default 1 h), whether or not a producer of its topic is connected to be asked —
+    /// without one it would never be checked, and each pins its whole WAL object (up to 8 MiB).
+    /// Apache's 15 checks a minute apart give up after about 15 min; longer here lets a
+    /// producer that restarts within the hour still answer.
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
     /// How often queues are looked at for compaction (default 10 s).
     #[serde(with = "humantime_serde")]
     pub compaction_interval: Duration,
@@ -55,6 +62,7 @@ impl Default for CompactorConfig {
             gc_interval: Duration::from_secs(300),
             orphan_grace: Duration::from_secs(3600),
             transaction_max_checks: 15,
+            transaction_timeout: Duration::from_secs(3600),
             compaction_interval: Duration::from_secs(10),
             compact_after: Duration::from_secs(60),
             max_file_records: 200_000,

@@ -98,14 +98,18 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
     let transactions = {
         let (coordinator, clock) = (Arc::clone(&coordinator), Arc::clone(&clock));
         let max_checks = config.transaction_max_checks;
+        let max_age = config.transaction_timeout.as_millis() as i64;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 let now = clock.now_ms();
-                match coordinator.expire_transactions(now, max_checks).await {
+                match coordinator.expire_transactions(now, max_checks, max_age).await {
                     Ok(0) => {}
-                    Ok(n) => warn!(rolled_back = n, "rolled back transactions whose checks went unanswered"),
+                    Ok(n) => warn!(
+                        rolled_back = n,
+                        "rolled back transactions unresolved after their checks or timeout"
+                    ),
                     Err(e) => warn!(error = %e, "transaction expiry failed"),
                 }
                 match coordinator.dead_letter_expired(now, DEAD_LETTER_BATCH).await {

@@ -276,9 +276,9 @@ impl HeldRecords for FaultyCoordinator {
             .claim_transaction_checks(topics, now_ms, next_check_ms, limit)
             .await
     }
-    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32> {
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64, max_age_ms: i64) -> Result<u32> {
         self.faults.check()?;
-        self.inner.expire_transactions(now_ms, max_checks).await
+        self.inner.expire_transactions(now_ms, max_checks, max_age_ms).await
     }
 }
 

@@ -142,11 +142,15 @@ pub async fn transactions_commit_roll_back_and_get_checked(c: &dyn Coordinator) 
     // An answer to the check resolves it; an unanswered one rolls back after the last check.
     assert!(c.end_transaction(t, "x", &id(2), true).await.unwrap());
     assert_eq!(
-        c.expire_transactions(T0 + 19_999, 1).await.unwrap(),
+        c.expire_transactions(T0 + 19_999, 1, i64::MAX / 4).await.unwrap(),
         0,
         "its check may still be answered"
     );
-    assert_eq!(c.expire_transactions(T0 + 20_000, 2).await.unwrap(), 0, "checks left");
+    assert_eq!(
+        c.expire_transactions(T0 + 20_000, 2, i64::MAX / 4).await.unwrap(),
+        0,
+        "checks left"
+    );
     // The second check of h3 comes twice as late (backoff).
     let second = c
         .claim_transaction_checks(&topics, T0 + 20_000, 15_000, 10)
@@ -156,8 +160,23 @@ pub async fn transactions_commit_roll_back_and_get_checked(c: &dyn Coordinator) 
         second.iter().map(|h| (h.checks, h.due_ms)).collect::<Vec<_>>(),
         [(2, T0 + 50_000)]
     );
-    assert_eq!(c.expire_transactions(T0 + 49_999, 2).await.unwrap(), 0);
-    assert_eq!(c.expire_transactions(T0 + 50_000, 2).await.unwrap(), 1);
+    assert_eq!(c.expire_transactions(T0 + 49_999, 2, i64::MAX / 4).await.unwrap(), 0);
+    assert_eq!(c.expire_transactions(T0 + 50_000, 2, i64::MAX / 4).await.unwrap(), 1);
     assert!(!c.end_transaction(t, "x", &id(3), true).await.unwrap(), "rolled back");
     assert_eq!(c.queue_end(&q).await.unwrap(), 2);
+
+    // No producer of the topic connected: never checked, rolled back at the age bound.
+    c.commit_flush(
+        &held_flush(
+            e,
+            "wal/07/abandoned.wal",
+            q.clone(),
+            vec![hold(HoldKind::Transaction, "abandoned", T0)],
+        ),
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.expire_transactions(T0 + 3_599_999, 15, 3_600_000).await.unwrap(), 0);
+    assert_eq!(c.expire_transactions(T0 + 3_600_000, 15, 3_600_000).await.unwrap(), 1);
 }

@@ -34,6 +34,7 @@ pub trait HeldRecords: Send + Sync {
     ) -> Result<Vec<HeldRecord>>;
 
     /// Rolls back half messages checked `max_checks` times whose last check went unanswered
-    /// (due again); returns how many.
-    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32>;
+    /// (due again), and those sent `max_age_ms` ago or earlier whatever their checks (no
+    /// producer of the topic was left to ask); returns how many.
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64, max_age_ms: i64) -> Result<u32>;
 }

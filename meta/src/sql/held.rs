@@ -104,13 +104,16 @@ impl HeldRecords for SqlCoordinator {
         Ok(claimed)
     }
 
-    async fn expire_transactions(&self, now_ms: i64, max_checks: i64) -> Result<u32> {
-        let gone = sqlx::query("DELETE FROM held WHERE kind = 2 AND checks >= $1 AND due_ms <= $2")
-            .bind(max_checks)
-            .bind(now_ms)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
+    async fn expire_transactions(&self, now_ms: i64, max_checks: i64, max_age_ms: i64) -> Result<u32> {
+        let gone = sqlx::query(
+            "DELETE FROM held WHERE kind = 2 AND ((checks >= $1 AND due_ms <= $2) OR created_ms <= $2 - $3)",
+        )
+        .bind(max_checks)
+        .bind(now_ms)
+        .bind(max_age_ms)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         Ok(gone as u32)
     }
 }
