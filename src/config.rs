@@ -50,7 +50,32 @@ pub struct Settings {
     pub cache: CacheConfig,
     pub compactor: CompactorConfig,
     pub cluster: ClusterConfig,
+    pub grpc: GrpcConfig,
     pub testing: TestingConfig,
+}
+
+/// Limits of each client connection to the gRPC port.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Largest request or response message (default 16 MiB): a SendMessage batch of bodies
+    /// up to `ingest.max_body_bytes` (4 MiB) each must fit. Larger requests are refused with
+    /// gRPC `OUT_OF_RANGE` (tonic's code for it); the connection goes on.
+    pub max_message_bytes: usize,
+    /// Requests (HTTP/2 streams) one connection may have open at once (default 1,024; the
+    /// official SDKs share one connection per endpoint among their producers and
+    /// consumers, each long poll holding a stream for up to 20 s). Beyond it the client's
+    /// next call waits for a stream to close: one connection cannot tie up a node.
+    pub max_streams_per_connection: u32,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16 << 20,
+            max_streams_per_connection: 1024,
+        }
+    }
 }
 
 /// Switches for end-to-end tests only. Never turn them on in production.
@@ -106,6 +131,7 @@ impl Default for Settings {
             cache: CacheConfig::default(),
             compactor: CompactorConfig::default(),
             cluster: ClusterConfig::default(),
+            grpc: GrpcConfig::default(),
             testing: TestingConfig::default(),
         }
     }

@@ -18,10 +18,6 @@ use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Front, Routes, Sessions, spawn_transaction_checks};
 
-/// Largest gRPC message accepted: a 4 MiB body plus headroom for batches (the client's
-/// own limit is the body size; batch sends carry several bodies).
-const MAX_GRPC_MESSAGE: usize = 64 << 20;
-
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs a node with `roles` until SIGINT/SIGTERM. `Roles::ALL` is standalone.
@@ -173,10 +169,11 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         "strata {role_list} listening on {local}"
     );
     let messaging = MessagingServiceServer::new(front)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE);
+        .max_decoding_message_size(settings.grpc.max_message_bytes)
+        .max_encoding_message_size(settings.grpc.max_message_bytes);
     let stopping = query.clone();
     tonic::transport::Server::builder()
+        .max_concurrent_streams(settings.grpc.max_streams_per_connection)
         .add_service(messaging)
         .add_service(StrataAdminServer::new(Admin {
             catalog,

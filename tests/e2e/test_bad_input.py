@@ -131,3 +131,20 @@ def test_overflowing_numbers_get_a_code_not_a_panic(broker):
     finally:
         raw.close()
     assert broker.alive()
+
+
+def test_an_oversized_request_is_refused_and_the_connection_goes_on(broker):
+    """A request beyond `grpc.max_message_bytes` (16 MiB) is refused (tonic answers gRPC
+    OUT_OF_RANGE, "decoded message length too large"); the connection keeps working."""
+    import grpc
+    raw = Raw(broker.endpoint)
+    try:
+        try:
+            raw.send("oversized", b"x" * (17 << 20))
+            raise AssertionError("a 17 MiB request was accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.OUT_OF_RANGE and "too large" in e.details(), e
+        assert raw.send("oversized", b"fits").status.code == d.OK
+    finally:
+        raw.close()
+    assert broker.alive()
