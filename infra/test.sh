@@ -20,7 +20,7 @@ cleanup() {
   rm -rf "$services"
 }
 trap cleanup EXIT
-export STRATA_TEST_POSTGRES_DIR="$services/postgres"
+export STRATA_TEST_POSTGRES_DIR="$services/postgres" STRATA_TEST_S3_DIR="$services/s3"
 STRATA_TEST_POSTGRES_URL=$(infra/postgres.sh start "$STRATA_TEST_POSTGRES_DIR" 55440)
 STRATA_TEST_S3_ENDPOINT=$(infra/s3-server.sh start "$services/s3" strata 8340)
 export STRATA_TEST_POSTGRES_URL STRATA_TEST_S3_ENDPOINT STRATA_TEST_S3_BUCKET=strata
