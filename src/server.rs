@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::front::{Front, Routes, Sessions, spawn_transaction_checks};
+use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -139,6 +139,15 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             node_ttl: settings.cluster.node_ttl,
         }
     };
+    let forwarder = match &routes {
+        Routes::Single { .. } => None,
+        Routes::Cluster { .. } => Some(Arc::new(Forwarder::new(
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&clock),
+            settings.cluster.node_ttl,
+            node_id.clone(),
+        ))),
+    };
     let front = Front {
         ingest: ingest.clone(),
         query: query.clone(),
@@ -148,6 +157,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         node_id: node_id.clone(),
         max_body_bytes: settings.ingest.max_body_bytes,
         query_config: settings.query.clone(),
+        forwarder,
     };
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -3,6 +3,7 @@
 
 mod checks;
 mod context;
+mod forward;
 mod route;
 mod session;
 pub mod status;
@@ -15,16 +16,19 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
 use strata_meta::Catalog;
-use strata_meta::model::QueueRef;
+use strata_meta::model::{QueueRef, Roles};
+use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
 pub use checks::spawn_transaction_checks;
 use context::Ctx;
+pub use forward::Forwarder;
 pub use route::Routes;
 pub use session::Sessions;
 use status::{combined, from_ingest, from_meta, from_query, ok, status, unsupported};
@@ -48,6 +52,8 @@ pub struct Front {
     pub max_body_bytes: usize,
     /// Consumer limits told to consumers in their settings.
     pub query_config: strata_query::QueryConfig,
+    /// Cluster nodes: passes on requests for a role this node lacks.
+    pub forwarder: Option<Arc<Forwarder>>,
 }
 
 fn stream_of<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
@@ -63,6 +69,29 @@ fn role_missing(role: &str) -> v2::Status {
 }
 
 impl Front {
+    /// Answers a request this node's roles cannot serve: passed on to a live node with
+    /// `role` through `call`, else refused with the status `refuse` wraps.
+    async fn pass_on<T, R, F, Fut>(
+        &self,
+        role: Roles,
+        request: Request<T>,
+        call: F,
+        refuse: impl FnOnce(v2::Status) -> R,
+    ) -> Reply<R>
+    where
+        F: FnOnce(MessagingServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<R>, GrpcStatus>>,
+    {
+        let name = role.names().join("+");
+        match &self.forwarder {
+            None => Ok(Response::new(refuse(role_missing(&name)))),
+            Some(f) => match f.forward(role, request, call).await {
+                Ok(r) => Ok(r),
+                Err(s) => Ok(Response::new(refuse(s))),
+            },
+        }
+    }
+
     /// How long a receive may wait: Apache's rule, the client's deadline minus half its
     /// request timeout, capped by the configured and the requested long-polling time.
     fn long_polling(&self, ctx: &Ctx, requested: Option<&prost_types::Duration>) -> Duration {
@@ -92,7 +121,12 @@ impl MessagingService for Front {
                     };
                 }
             };
-            match self.routes.queues(&resource, &topic, req.endpoints.as_ref()).await {
+            let client_type = ctx.client_id.as_deref().map_or(0, |id| self.sessions.client_type(id));
+            match self
+                .routes
+                .queues(&resource, &topic, req.endpoints.as_ref(), client_type)
+                .await
+            {
                 Ok(queues) => v2::QueryRouteResponse {
                     status: Some(ok()),
                     message_queues: queues,
@@ -125,14 +159,16 @@ impl MessagingService for Front {
     }
 
     async fn send_message(&self, request: Request<v2::SendMessageRequest>) -> Reply<v2::SendMessageResponse> {
+        let Some(ingest) = &self.ingest else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.send_message(r).await };
+            let refuse = |s| v2::SendMessageResponse {
+                status: Some(s),
+                entries: vec![],
+            };
+            return self.pass_on(Roles::INGEST, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let Some(ingest) = &self.ingest else {
-            return Ok(Response::new(v2::SendMessageResponse {
-                status: Some(role_missing("ingest")),
-                entries: vec![],
-            }));
-        };
         let tenant = ctx.tenant(req.messages.first().and_then(|m| m.topic.as_ref()));
         let results = ingest.send(&tenant, &req.messages).await;
         let entries: Vec<v2::SendResultEntry> = results
@@ -209,15 +245,24 @@ impl MessagingService for Front {
 
     async fn receive_message(&self, request: Request<v2::ReceiveMessageRequest>) -> Reply<Self::ReceiveMessageStream> {
         use v2::receive_message_response::Content;
+        let Some(query) = self.query.clone() else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move {
+                let answer = c.receive_message(r).await?;
+                Ok(answer.map(|s| Box::pin(s) as Self::ReceiveMessageStream))
+            };
+            let refuse = |s| {
+                stream_of(vec![v2::ReceiveMessageResponse {
+                    content: Some(Content::Status(s)),
+                }])
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let only = |s: v2::Status| -> Reply<Self::ReceiveMessageStream> {
             Ok(Response::new(stream_of(vec![v2::ReceiveMessageResponse {
                 content: Some(Content::Status(s)),
             }])))
-        };
-        let Some(query) = self.query.clone() else {
-            return only(role_missing("query"));
         };
         let group = req.group.clone().unwrap_or_default();
         let topic = req
@@ -280,14 +325,16 @@ impl MessagingService for Front {
     }
 
     async fn ack_message(&self, request: Request<v2::AckMessageRequest>) -> Reply<v2::AckMessageResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.ack_message(r).await };
+            let refuse = |s| v2::AckMessageResponse {
+                status: Some(s),
+                entries: vec![],
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let Some(query) = &self.query else {
-            return Ok(Response::new(v2::AckMessageResponse {
-                status: Some(role_missing("query")),
-                entries: vec![],
-            }));
-        };
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
         let results = query.ack(&sub, &handles).await;
@@ -315,17 +362,19 @@ impl MessagingService for Front {
         &self,
         request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move {
+                c.forward_message_to_dead_letter_queue(r).await
+            };
+            let refuse = |s| v2::ForwardMessageToDeadLetterQueueResponse { status: Some(s) };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let status = match &self.query {
-            None => role_missing("query"),
-            Some(query) => {
-                let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
-                match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
-                    Ok(()) => ok(),
-                    Err(e) => from_query(&e),
-                }
-            }
+        let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
+        let status = match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
+            Ok(()) => ok(),
+            Err(e) => from_query(&e),
         };
         Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
             status: Some(status),
@@ -568,6 +617,14 @@ impl MessagingService for Front {
         &self,
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Reply<v2::ChangeInvisibleDurationResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.change_invisible_duration(r).await };
+            let refuse = |s| v2::ChangeInvisibleDurationResponse {
+                status: Some(s),
+                receipt_handle: String::new(),
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
@@ -577,12 +634,6 @@ impl MessagingService for Front {
                     Code::IllegalInvisibleTime,
                     "invisible duration missing or negative",
                 )),
-                receipt_handle: String::new(),
-            }));
-        };
-        let Some(query) = &self.query else {
-            return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
-                status: Some(role_missing("query")),
                 receipt_handle: String::new(),
             }));
         };

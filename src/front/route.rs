@@ -75,6 +75,15 @@ fn permission(roles: Roles) -> Option<v2::Permission> {
     }
 }
 
+/// The permission a client of this type needs: producers write, consumers read.
+fn wanted(client_type: i32) -> Option<v2::Permission> {
+    match v2::ClientType::try_from(client_type).ok()? {
+        v2::ClientType::Producer => Some(v2::Permission::Write),
+        v2::ClientType::Unspecified => None,
+        _ => Some(v2::Permission::Read),
+    }
+}
+
 fn no_access_point() -> v2::Status {
     status(Code::IllegalAccessPoint, "the request names no endpoints")
 }
@@ -123,13 +132,23 @@ impl Routes {
 
     /// Every queue of the topic on every broker, brokers interleaved (b1q0, b2q0, b1q1, …):
     /// clients pick queues round-robin, so a retry after a failed send goes to another node.
+    /// A client known to be a producer sees only writable brokers, a consumer only readable
+    /// ones (some clients ignore the permission, e.g. the Rust 5.x client); one not known yet
+    /// sees all.
     pub async fn queues(
         &self,
         resource: &v2::Resource,
         topic: &Topic,
         requested: Option<&v2::Endpoints>,
+        client_type: i32,
     ) -> Result<Vec<v2::MessageQueue>, v2::Status> {
-        let brokers = self.brokers(requested).await?;
+        let mut brokers = self.brokers(requested).await?;
+        if let Some(want) = wanted(client_type) {
+            let fit = |b: &Broker| b.permission == want || b.permission == v2::Permission::ReadWrite;
+            if brokers.iter().any(fit) {
+                brokers.retain(fit);
+            }
+        }
         Ok((0..topic.queue_count)
             .flat_map(|id| {
                 brokers.iter().map(move |b| v2::MessageQueue {
@@ -182,6 +201,18 @@ mod tests {
         );
         assert_eq!(endpoints("[::1]:81").unwrap().addresses[0].host, "::1");
         assert!(endpoints("nope").is_none());
+    }
+
+    #[test]
+    fn producers_see_writers_and_consumers_readers() {
+        assert_eq!(wanted(v2::ClientType::Producer as i32), Some(v2::Permission::Write));
+        assert_eq!(
+            wanted(v2::ClientType::SimpleConsumer as i32),
+            Some(v2::Permission::Read)
+        );
+        assert_eq!(wanted(v2::ClientType::PushConsumer as i32), Some(v2::Permission::Read));
+        assert_eq!(wanted(0), None);
+        assert_eq!(wanted(99), None);
     }
 
     #[test]

@@ -48,6 +48,11 @@ impl Sessions {
         s
     }
 
+    /// The client's type as its heartbeats or Telemetry settings said (0: not yet known).
+    pub fn client_type(&self, client_id: &str) -> i32 {
+        self.with(|m| m.get(client_id).map_or(0, |s| s.client_type))
+    }
+
     /// Records a heartbeat (or any sign of life).
     pub fn touch(&self, client_id: &str, client_type: Option<i32>) {
         self.with(|m| {

@@ -279,3 +279,49 @@ def test_a_node_whose_clock_runs_30s_fast_keeps_invisible_times(tmp_path):
         assert states["query-fast"][1] and states["query-1"][1], states
     finally:
         cluster.stop_all()
+
+
+def test_a_client_that_ignores_queue_permissions_is_served_by_any_node(tmp_path):
+    """The official Rust 5.x client picks queues regardless of their permission, so it sends
+    through query nodes and receives through ingest nodes: those requests are passed on to a
+    node with the role instead of refused with FORBIDDEN."""
+    from raw import Raw
+    cluster = make_cluster(tmp_path, ingest=1, query=1)
+    try:
+        setup_topics(cluster, ["cl-any-node"], "cl-any-group")
+        wrong_for_sends, wrong_for_receives = Raw(cluster.endpoint("query-1")), Raw(cluster.endpoint("ingest-1"))
+        try:
+            for i in range(20):
+                reply = wrong_for_sends.send("cl-any-node", f"m{i}".encode())
+                assert reply.status.code == 20000, reply.status
+            got = []
+            while len(got) < 20:
+                replies = wrong_for_receives.receive("cl-any-node", "cl-any-group", invisible_s=30, poll_s=2)
+                statuses = [r.status for r in replies if r.HasField("status")]
+                assert all(s.code in (20000, 40401) for s in statuses), statuses
+                messages = [r.message for r in replies if r.HasField("message")]
+                assert messages or got, "nothing received through the ingest node"
+                for m in messages:
+                    ack = wrong_for_receives.ack("cl-any-node", "cl-any-group", m.system_properties.receipt_handle)
+                    assert ack.status.code == 20000, ack.status
+                got.extend(messages)
+            assert sorted(m.body for m in got) == sorted(f"m{i}".encode() for i in range(20))
+        finally:
+            wrong_for_sends.close()
+            wrong_for_receives.close()
+
+        # A client known to be a producer (or a consumer) is routed to its kind of node only.
+        from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s
+        access = Raw(cluster.endpoints)
+        try:
+            for client_type, node in [(d.PRODUCER, "ingest-1"), (d.SIMPLE_CONSUMER, "query-1")]:
+                headers = [("x-mq-client-id", f"route-test-{client_type}"), ("x-mq-protocol", "v2")]
+                access.stub.Heartbeat(s.HeartbeatRequest(client_type=client_type), metadata=headers, timeout=10)
+                route = access.stub.QueryRoute(s.QueryRouteRequest(topic=d.Resource(name="cl-any-node")),
+                                               metadata=headers, timeout=10)
+                assert route.status.code == 20000, route.status
+                assert {q.broker.name for q in route.message_queues} == {node}, (client_type, route.message_queues)
+        finally:
+            access.close()
+    finally:
+        cluster.stop_all()
