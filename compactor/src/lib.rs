@@ -1,13 +1,14 @@
 //! The compactor role: background upkeep of the cluster. Today: firing due delay timers,
 //! rolling back transactions whose orphan checks went unanswered, moving messages out of
 //! attempts to dead-letter topics when nobody receives them, declaring dead nodes (which
-//! fences their epochs), compacting WAL batches into per-queue Parquet files, applying topic
-//! retention, deleting objects nothing references any more, and orphan objects (PUT but
-//! never committed).
+//! fences their epochs), compacting WAL batches into per-queue Parquet files, moving held
+//! records out of the flush objects they would pin, applying topic retention, deleting
+//! objects nothing references any more, and orphan objects (PUT but never committed).
 
 mod compact;
 mod config;
 mod gc;
+mod held;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +129,9 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
                 tick.tick().await;
                 if let Err(e) = compaction.round().await {
                     warn!(error = %e, "compaction round failed");
+                }
+                if let Err(e) = compaction.move_held().await {
+                    warn!(error = %e, "moving held records failed");
                 }
                 if let Err(e) = compaction.collect_unreferenced().await {
                     warn!(error = %e, "deleting unreferenced objects failed");

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use strata_compactor::{Compaction, CompactorConfig, collect_orphans};
 use strata_meta::faults::{CoordinatorFaults, FaultyCoordinator};
 use strata_meta::model::{
-    AppendBatch, BlockFormat, BlockLocation, FlushCommit, MessageType, QueueRef, Roles, TopicSpec,
+    AppendBatch, BlockFormat, BlockLocation, FlushCommit, Hold, HoldKind, MessageType, QueueRef, Roles, TopicSpec,
 };
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{Clock, Coordinator, ManualClock, Membership, SqlCoordinator};
@@ -451,4 +451,87 @@ proptest! {
             }
         });
     }
+}
+
+/// Defect: a delay timer pinned its whole flush object (up to 8 MiB) until it fired, up to
+/// `max_delay` later. Compaction moves held records into an object of their own; the flush
+/// object is then deleted, and the timer still fires with its message.
+#[tokio::test]
+async fn held_records_move_out_so_their_flush_object_can_be_deleted() {
+    let mut e = env(2).await;
+    let now = e.clock.now_ms();
+    let path = paths::wal_object(ulid::Ulid::new());
+    let mut writer = WalWriter::new();
+    let bulk: Vec<WalRecord> = (0..50)
+        .map(|i| WalRecord {
+            message_id: format!("bulk-{i}"),
+            body: Bytes::from(vec![b'x'; 1024]),
+            store_timestamp_ms: now,
+            ..Default::default()
+        })
+        .collect();
+    let timer = WalRecord {
+        message_id: "in-a-year".into(),
+        body: Bytes::from_static(b"happy new year"),
+        store_timestamp_ms: now,
+        ..Default::default()
+    };
+    let bulk_span = writer.add_block("", "t", 0, &bulk);
+    let timer_span = writer.add_block("", "t", 1, std::slice::from_ref(&timer));
+    let object = writer.finish("w", now);
+    e.store.put(&path, PutPayload::from(object.clone())).await.unwrap();
+    let year = 365 * 24 * 3_600_000;
+    let commit = FlushCommit {
+        object: path.to_string(),
+        object_size: object.len() as u64,
+        writer: e.writer.id().into(),
+        writer_epoch: e.writer.epoch(),
+        batches: vec![
+            AppendBatch {
+                queue: queue(0),
+                count: 50,
+                location: BlockLocation::wal(path.as_ref(), &bulk_span),
+                min_timestamp_ms: now,
+                max_timestamp_ms: now,
+                held: vec![],
+            },
+            AppendBatch {
+                queue: queue(1),
+                count: 1,
+                location: BlockLocation::wal(path.as_ref(), &timer_span),
+                min_timestamp_ms: now,
+                max_timestamp_ms: now,
+                held: vec![Hold {
+                    kind: HoldKind::Timer,
+                    message_id: "in-a-year".into(),
+                    due_ms: now + year,
+                }],
+            },
+        ],
+    };
+    e.coordinator.commit_flush(&commit, now).await.unwrap();
+    e.clock.advance(Duration::from_secs(61));
+    e.compaction.config.max_file_records = 1000;
+    assert_eq!(e.compaction.round().await.unwrap().len(), 1, "the bulk went to Parquet");
+    assert_eq!(e.compaction.move_held().await.unwrap(), 1);
+    assert_eq!(
+        e.compaction.move_held().await.unwrap(),
+        0,
+        "its new object holds only it"
+    );
+    e.compaction.collect_unreferenced().await.unwrap();
+    e.clock.advance(Duration::from_secs(601));
+    e.compaction.collect_unreferenced().await.unwrap();
+    assert!(
+        !e.objects("wal").await.contains(&path.to_string()),
+        "the flush object is deleted, a year early"
+    );
+    e.clock.advance(Duration::from_millis(year as u64));
+    assert_eq!(e.coordinator.fire_due_timers(e.clock.now_ms(), 10).await.unwrap(), 1);
+    let fired = e.coordinator.batches(&queue(1), 0, 10).await.unwrap();
+    let block = e.compaction.blocks.block(&fired[0].location).await.unwrap();
+    assert_eq!(
+        block[fired[0].first_record as usize], timer,
+        "the timer's message, from its new object"
+    );
 }

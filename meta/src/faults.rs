@@ -330,6 +330,14 @@ impl Maintenance for FaultyCoordinator {
         self.faults.check()?;
         self.inner.release_quarantined(queue, base_offset, retry, now_ms).await
     }
+    async fn held_to_move(&self, before_ms: i64, limit: u32) -> Result<Vec<HeldRecord>> {
+        self.faults.check()?;
+        self.inner.held_to_move(before_ms, limit).await
+    }
+    async fn move_held(&self, moved: &HeldMove, now_ms: i64) -> Result<u32> {
+        self.faults.check_commit()?;
+        self.inner.move_held(moved, now_ms).await
+    }
     async fn forget_object(&self, path: &str) -> Result<()> {
         self.faults.check()?;
         self.inner.forget_object(path).await

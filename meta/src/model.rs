@@ -273,6 +273,16 @@ pub struct HeldRecord {
     pub checks: i64,
 }
 
+/// Held records copied into a new WAL object of their own (`object`, written by `writer`):
+/// each record as it was read, and its copy's block and index there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldMove {
+    pub object: String,
+    pub object_size: u64,
+    pub writer: String,
+    pub records: Vec<(HeldRecord, BlockLocation, u32)>,
+}
+
 /// A flush to commit: one object, batches for many queues.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlushCommit {

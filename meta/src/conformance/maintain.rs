@@ -9,6 +9,54 @@ pub async fn run(c: &dyn Coordinator) {
     retention_moves_everyone_past_expired_batches(c).await;
     orphan_claims_fence_late_commits(c).await;
     unreadable_batches_are_quarantined_then_retried_or_dropped(c).await;
+    held_records_move_to_an_object_of_their_own(c).await;
+}
+
+pub async fn held_records_move_to_an_object_of_their_own(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-held-move";
+    let q = queue(t, "a", 0);
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let mut f = held_flush(
+        e,
+        "wal/00/pinned.wal",
+        q.clone(),
+        vec![hold(HoldKind::Timer, "late", T0 + 1_000_000)],
+    );
+    f.object_size = 8 << 20;
+    c.commit_flush(&f, T0).await.unwrap();
+    assert!(c.held_to_move(T0, 10).await.unwrap().is_empty(), "not old enough");
+    let held = c.held_to_move(T0 + 1, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let mut to = held[0].location.clone();
+    to.object = "wal/00/moved.wal".into();
+    to.block_records = 1;
+    let moved = HeldMove {
+        object: to.object.clone(),
+        object_size: 150,
+        writer: "conf-compactor".into(),
+        records: vec![(held[0].clone(), to.clone(), 0)],
+    };
+    assert_eq!(c.move_held(&moved, T0 + 2).await.unwrap(), 1);
+    assert!(
+        c.move_held(&moved, T0 + 2).await.is_err(),
+        "the new object is recorded once"
+    );
+    assert!(
+        c.held_to_move(T0 + 10, 10).await.unwrap().is_empty(),
+        "an object of held records only stays"
+    );
+    assert!(
+        c.unreferenced_objects(T0 + 20, 0, 100)
+            .await
+            .unwrap()
+            .contains(&"wal/00/pinned.wal".to_string())
+    );
+    assert_eq!(c.fire_due_timers(T0 + 1_000_000, 10).await.unwrap(), 1);
+    assert_eq!(
+        c.batches(&q, 0, 1).await.unwrap()[0].location.object,
+        "wal/00/moved.wal"
+    );
 }
 
 pub async fn unreadable_batches_are_quarantined_then_retried_or_dropped(c: &dyn Coordinator) {

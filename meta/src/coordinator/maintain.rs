@@ -1,7 +1,7 @@
 //! Compaction swaps under leases, retention and garbage collection.
 
 use crate::error::Result;
-use crate::model::{Batch, CompactionSwap, Quarantined, QueueRef};
+use crate::model::{Batch, CompactionSwap, HeldMove, HeldRecord, Quarantined, QueueRef};
 use async_trait::async_trait;
 
 /// Compaction swaps under leases, retention and garbage collection.
@@ -58,6 +58,17 @@ pub trait Maintenance: Send + Sync {
         retry: bool,
         now_ms: i64,
     ) -> Result<Option<i64>>;
+
+    /// Held records (timers, half messages) of up to `limit` WAL objects created before
+    /// `before_ms` that nothing else references and that are at least twice the size of the
+    /// held records in them: each such object (up to 8 MiB) stays only for them, for up to
+    /// `ingest.max_delay`. Ordered by object, block, record.
+    async fn held_to_move(&self, before_ms: i64, limit: u32) -> Result<Vec<HeldRecord>>;
+
+    /// Points held records at their copies in a new object, recorded as committed in the
+    /// same transaction. A record fired, resolved or moved meanwhile is left alone (its copy
+    /// is just unreferenced). Returns how many moved.
+    async fn move_held(&self, moved: &HeldMove, now_ms: i64) -> Result<u32>;
 
     /// Drops the record of an object deleted from the store.
     async fn forget_object(&self, path: &str) -> Result<()>;

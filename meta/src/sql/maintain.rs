@@ -422,6 +422,73 @@ impl Maintenance for SqlCoordinator {
         Ok(base)
     }
 
+    async fn held_to_move(&self, before_ms: i64, limit: u32) -> Result<Vec<HeldRecord>> {
+        // A held row's share of its object: its block's bytes per record.
+        sqlx::query(
+            "SELECT h.* FROM held h WHERE h.object IN
+               (SELECT o.path FROM objects o
+                WHERE o.path IN (SELECT DISTINCT object FROM held) AND o.created_ms < $1
+                  AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.object = o.path)
+                  AND NOT EXISTS (SELECT 1 FROM quarantine x WHERE x.object = o.path)
+                  AND o.size > 2 * (SELECT SUM(CASE WHEN y.block_records > 0 THEN y.block_length / y.block_records
+                                                   ELSE y.block_length END)
+                                    FROM held y WHERE y.object = o.path)
+                ORDER BY o.path LIMIT $2)
+             ORDER BY h.object, h.block_offset, h.record_index",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(held_from_row)
+        .collect()
+    }
+
+    async fn move_held(&self, moved: &HeldMove, now_ms: i64) -> Result<u32> {
+        let mut tx = self.writer.begin().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO objects (path, size, writer, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(&moved.object)
+        .bind(moved.object_size as i64)
+        .bind(&moved.writer)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded != 1 {
+            return Err(Error::ObjectCollected {
+                object: moved.object.clone(),
+            });
+        }
+        let mut count = 0;
+        for (h, to, index) in &moved.records {
+            count += sqlx::query(
+                "UPDATE held SET object = $4, block_offset = $5, block_length = $6, uncompressed_length = $7,
+                   crc32c = $8, compression = $9, block_records = $10, record_index = $11
+                 WHERE id = $1 AND object = $2 AND block_offset = $3 AND record_index = $12",
+            )
+            .bind(&h.id)
+            .bind(&h.location.object)
+            .bind(h.location.offset as i64)
+            .bind(&to.object)
+            .bind(to.offset as i64)
+            .bind(to.length as i64)
+            .bind(to.uncompressed_length as i64)
+            .bind(i64::from(to.crc32c))
+            .bind(to.compression)
+            .bind(i64::from(to.block_records))
+            .bind(i64::from(*index))
+            .bind(i64::from(h.record_index))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(count as u32)
+    }
+
     async fn forget_object(&self, path: &str) -> Result<()> {
         sqlx::query("DELETE FROM objects WHERE path = $1 AND unreferenced_ms IS NOT NULL")
             .bind(path)
