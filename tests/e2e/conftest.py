@@ -75,8 +75,9 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def cli(self, *args) -> str:
-        """Runs `strata <args> --endpoint <this broker>`; returns stdout."""
-        out = subprocess.run([STRATA_BIN, *args, "--endpoint", f"http://{self.endpoint}"],
+        """Runs `strata <args> --endpoint host:port` (as RocketMQ SDKs take it; the cluster's
+        CLI calls use the URL form); returns stdout."""
+        out = subprocess.run([STRATA_BIN, *args, "--endpoint", self.endpoint],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         return out.stdout
