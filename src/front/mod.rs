@@ -385,15 +385,24 @@ impl MessagingService for Front {
 
     async fn pull_message(&self, request: Request<v2::PullMessageRequest>) -> Reply<Self::PullMessageStream> {
         use v2::pull_message_response::Content;
+        let Some(query) = self.query.clone() else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move {
+                let answer = c.pull_message(r).await?;
+                Ok(answer.map(|s| Box::pin(s) as Self::PullMessageStream))
+            };
+            let refuse = |s| {
+                stream_of(vec![v2::PullMessageResponse {
+                    content: Some(Content::Status(s)),
+                }])
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let only = |s: v2::Status| -> Reply<Self::PullMessageStream> {
             Ok(Response::new(stream_of(vec![v2::PullMessageResponse {
                 content: Some(Content::Status(s)),
             }])))
-        };
-        let Some(query) = self.query.clone() else {
-            return only(role_missing("query"));
         };
         let filter = match Filter::parse(req.filter_expression.as_ref()) {
             Ok(f) => f,
@@ -445,35 +454,38 @@ impl MessagingService for Front {
     }
 
     async fn update_offset(&self, request: Request<v2::UpdateOffsetRequest>) -> Reply<v2::UpdateOffsetResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.update_offset(r).await };
+            let refuse = |s| v2::UpdateOffsetResponse { status: Some(s) };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
-        let status = match &self.query {
-            None => role_missing("query"),
-            Some(query) => {
-                let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
-                match query.update_offset(&sub, mq.id, req.offset).await {
-                    Ok(()) => ok(),
-                    Err(e) => from_query(&e),
-                }
-            }
+        let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+        let status = match query.update_offset(&sub, mq.id, req.offset).await {
+            Ok(()) => ok(),
+            Err(e) => from_query(&e),
         };
         Ok(Response::new(v2::UpdateOffsetResponse { status: Some(status) }))
     }
 
     async fn get_offset(&self, request: Request<v2::GetOffsetRequest>) -> Reply<v2::GetOffsetResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.get_offset(r).await };
+            let refuse = |s| v2::GetOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
-        let (status, offset) = match &self.query {
-            None => (role_missing("query"), 0),
-            Some(query) => {
-                let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
-                match query.committed_offset(&sub, mq.id).await {
-                    Ok(o) => (ok(), o),
-                    Err(e) => (from_query(&e), 0),
-                }
-            }
+        let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+        let (status, offset) = match query.committed_offset(&sub, mq.id).await {
+            Ok(o) => (ok(), o),
+            Err(e) => (from_query(&e), 0),
         };
         Ok(Response::new(v2::GetOffsetResponse {
             status: Some(status),
@@ -482,6 +494,14 @@ impl MessagingService for Front {
     }
 
     async fn query_offset(&self, request: Request<v2::QueryOffsetRequest>) -> Reply<v2::QueryOffsetResponse> {
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.query_offset(r).await };
+            let refuse = |s| v2::QueryOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
@@ -498,10 +518,9 @@ impl MessagingService for Front {
             }),
             Err(_) => None,
         };
-        let (status, offset) = match (&self.query, position) {
-            (None, _) => (role_missing("query"), 0),
-            (_, None) => (status(Code::BadRequest, "a TIMESTAMP query needs a timestamp"), 0),
-            (Some(query), Some(position)) => {
+        let (status, offset) = match position {
+            None => (status(Code::BadRequest, "a TIMESTAMP query needs a timestamp"), 0),
+            Some(position) => {
                 let queue = QueueRef {
                     tenant: ctx.tenant(Some(&topic)),
                     topic: topic.name,
@@ -520,6 +539,11 @@ impl MessagingService for Front {
     }
 
     async fn end_transaction(&self, request: Request<v2::EndTransactionRequest>) -> Reply<v2::EndTransactionResponse> {
+        let Some(ingest) = &self.ingest else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.end_transaction(r).await };
+            let refuse = |s| v2::EndTransactionResponse { status: Some(s) };
+            return self.pass_on(Roles::INGEST, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let commit = match v2::TransactionResolution::try_from(req.resolution) {
@@ -530,19 +554,14 @@ impl MessagingService for Front {
                 return Ok(Response::new(v2::EndTransactionResponse { status: Some(s) }));
             }
         };
-        let status = match &self.ingest {
-            None => role_missing("ingest"),
-            Some(ingest) => {
-                let topic = req.topic.unwrap_or_default();
-                let tenant = ctx.tenant(Some(&topic));
-                match ingest
-                    .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
-                    .await
-                {
-                    Ok(()) => ok(),
-                    Err(e) => from_ingest(&e),
-                }
-            }
+        let topic = req.topic.unwrap_or_default();
+        let tenant = ctx.tenant(Some(&topic));
+        let status = match ingest
+            .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
+            .await
+        {
+            Ok(()) => ok(),
+            Err(e) => from_ingest(&e),
         };
         Ok(Response::new(v2::EndTransactionResponse { status: Some(status) }))
     }
@@ -651,18 +670,21 @@ impl MessagingService for Front {
     }
 
     async fn recall_message(&self, request: Request<v2::RecallMessageRequest>) -> Reply<v2::RecallMessageResponse> {
+        let Some(ingest) = &self.ingest else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.recall_message(r).await };
+            let refuse = |s| v2::RecallMessageResponse {
+                status: Some(s),
+                message_id: String::new(),
+            };
+            return self.pass_on(Roles::INGEST, request, call, refuse).await;
+        };
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let (status, message_id) = match &self.ingest {
-            None => (role_missing("ingest"), String::new()),
-            Some(ingest) => {
-                let topic = req.topic.unwrap_or_default();
-                let tenant = ctx.tenant(Some(&topic));
-                match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
-                    Ok(id) => (ok(), id),
-                    Err(e) => (from_ingest(&e), String::new()),
-                }
-            }
+        let topic = req.topic.unwrap_or_default();
+        let tenant = ctx.tenant(Some(&topic));
+        let (status, message_id) = match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
+            Ok(id) => (ok(), id),
+            Err(e) => (from_ingest(&e), String::new()),
         };
         Ok(Response::new(v2::RecallMessageResponse {
             status: Some(status),

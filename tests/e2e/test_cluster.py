@@ -306,6 +306,9 @@ def test_a_client_that_ignores_queue_permissions_is_served_by_any_node(tmp_path)
                     assert ack.status.code == 20000, ack.status
                 got.extend(messages)
             assert sorted(m.body for m in got) == sorted(f"m{i}".encode() for i in range(20))
+            # PullMessage too (it raises on a non-OK status).
+            pulled = sum(len(wrong_for_receives.pull("cl-any-node", q, 0)[0]) for q in range(4))
+            assert pulled == 20
         finally:
             wrong_for_sends.close()
             wrong_for_receives.close()
