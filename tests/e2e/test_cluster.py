@@ -289,6 +289,7 @@ def test_a_client_that_ignores_queue_permissions_is_served_by_any_node(tmp_path)
     cluster = make_cluster(tmp_path, ingest=1, query=1)
     try:
         setup_topics(cluster, ["cl-any-node"], "cl-any-group")
+        cluster.cli("group", "create", "puller")
         wrong_for_sends, wrong_for_receives = Raw(cluster.endpoint("query-1")), Raw(cluster.endpoint("ingest-1"))
         try:
             for i in range(20):
