@@ -279,10 +279,11 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
     }
 }
 
-/// Commits a stored flush. A commit whose outcome is unknown (the database or the connection
-/// to it failed, perhaps after COMMIT) is retried with the same flush, which the coordinator
+/// Commits a stored flush. A commit whose outcome is unknown (the connection failed while it
+/// was under way, perhaps after COMMIT) is retried with the same flush, which the coordinator
 /// answers idempotently, until it succeeds, is refused, or `commit_deadline` has passed
-/// again. Past that the producers hear a failure even if a commit still lands: they retry,
+/// again. A commit that never reached the database (no connection within the pool's 5 s)
+/// fails at once, as any refusal does. Past that the producers hear a failure even if a commit still lands: they retry,
 /// and a duplicate (at least once) is the price of never acknowledging an unknown outcome.
 async fn commit(shared: &Shared, flush: &FlushCommit) -> Result<Vec<Option<i64>>> {
     let deadline = Instant::now() + shared.config.commit_deadline;
@@ -291,7 +292,7 @@ async fn commit(shared: &Shared, flush: &FlushCommit) -> Result<Vec<Option<i64>>
         let attempt = shared.coordinator.commit_flush(flush, shared.clock.now_ms());
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(bases)) => return Ok(bases),
-            Ok(Err(e)) if e.is_transient() && Instant::now() + backoff < deadline => {
+            Ok(Err(e)) if e.is_outcome_unknown() && Instant::now() + backoff < deadline => {
                 warn!(object = %flush.object, error = %e, "commit outcome unknown; committing the same flush again");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -39,11 +39,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// A failure of the database or the connection to it, not a refusal: the call may
-    /// succeed if retried, and a write's outcome is unknown (it may have committed).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Database(e) if !matches!(e, sqlx::Error::Database(_)))
-            || matches!(self, Error::GroupCommit(_))
+    /// The connection failed while the call was under way (or a group commit failed): a
+    /// write's outcome is unknown — it may have committed — and repeating an idempotent
+    /// write settles it. Not a refusal, nor a call that never reached the database (no
+    /// connection to be had: it did not commit, and the caller should hear so at once).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+                | Error::GroupCommit(_)
+        )
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
