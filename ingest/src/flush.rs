@@ -283,8 +283,9 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
 /// was under way, perhaps after COMMIT) is retried with the same flush, which the coordinator
 /// answers idempotently, until it succeeds, is refused, or `commit_deadline` has passed
 /// again. A commit that never reached the database (no connection within the pool's 5 s)
-/// fails at once, as any refusal does. Past that the producers hear a failure even if a commit still lands: they retry,
-/// and a duplicate (at least once) is the price of never acknowledging an unknown outcome.
+/// fails at once, as any refusal does. Past the deadline the producers hear a failure even if
+/// a commit still lands: they retry, and a duplicate (at least once) is the price of never
+/// acknowledging an unknown outcome.
 async fn commit(shared: &Shared, flush: &FlushCommit) -> Result<Vec<Option<i64>>> {
     let deadline = Instant::now() + shared.config.commit_deadline;
     let mut backoff = Duration::from_millis(10);
