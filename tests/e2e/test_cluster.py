@@ -152,6 +152,8 @@ def test_killed_ingest_node_producers_fail_over_and_it_is_fenced(tmp_path):
         wait_for(lambda: not cluster.node_states()["ingest-1"][1], 20, "ingest-1 is declared dead")
         assert cluster.node_states()["ingest-1"] == (before, False), "declared dead, its epoch fenced"
         cluster.start("ingest-1", "ingest")
+        # Listening comes before registering (the port must be known to advertise it).
+        wait_for(lambda: cluster.node_states()["ingest-1"][1], 20, "ingest-1 registered again")
         epoch, alive = cluster.node_states()["ingest-1"]
         assert alive and epoch > before
     finally:
