@@ -7,6 +7,12 @@ pub enum Error {
     #[error("consumer group {tenant}/{group} not found")]
     GroupNotFound { tenant: String, group: String },
 
+    #[error("tenant {tenant:?} not found")]
+    TenantNotFound { tenant: String },
+
+    #[error("user {tenant}/{user} not found")]
+    UserNotFound { tenant: String, user: String },
+
     #[error("queue {tenant}/{topic}/{queue} does not exist")]
     QueueNotFound { tenant: String, topic: String, queue: i32 },
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{Semaphore, broadcast, watch};
 
+use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::prelude::*;
@@ -140,6 +141,54 @@ impl CatalogStore for FaultyCoordinator {
     async fn secret(&self, name: &str) -> Result<Vec<u8>> {
         self.faults.check()?;
         self.inner.secret(name).await
+    }
+}
+
+#[async_trait]
+impl Accounts for FaultyCoordinator {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.faults.check()?;
+        self.inner.create_tenant(tenant).await
+    }
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.faults.check()?;
+        self.inner.update_tenant(tenant).await
+    }
+    async fn tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        self.faults.check()?;
+        self.inner.tenant(name).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.faults.check()?;
+        self.inner.list_tenants().await
+    }
+    async fn create_user(&self, user: &User) -> Result<()> {
+        self.faults.check()?;
+        self.inner.create_user(user).await
+    }
+    async fn user_by_access_key(&self, access_key: &str) -> Result<Option<User>> {
+        self.faults.check()?;
+        self.inner.user_by_access_key(access_key).await
+    }
+    async fn list_users(&self, tenant: &str) -> Result<Vec<User>> {
+        self.faults.check()?;
+        self.inner.list_users(tenant).await
+    }
+    async fn delete_user(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.delete_user(tenant, name).await
+    }
+    async fn grant(&self, grant: &Grant) -> Result<Grant> {
+        self.faults.check()?;
+        self.inner.grant(grant).await
+    }
+    async fn revoke(&self, grant: &Grant) -> Result<Option<Grant>> {
+        self.faults.check()?;
+        self.inner.revoke(grant).await
+    }
+    async fn grants(&self, tenant: &str, user: Option<&str>) -> Result<Vec<Grant>> {
+        self.faults.check()?;
+        self.inner.grants(tenant, user).await
     }
 }
 

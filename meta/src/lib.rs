@@ -1,6 +1,7 @@
 //! The coordinator: StrataMQ's small transactional state (topics, groups, queue offsets, the
 //! batch index, pop state), behind the [`Coordinator`] trait.
 
+pub mod accounts;
 pub mod catalog;
 pub mod clock;
 #[cfg(any(test, feature = "testing"))]
@@ -19,12 +20,14 @@ pub mod token;
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
-    CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members, TransactionCounts,
+    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members, TransactionCounts,
 };
 
 /// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.
 pub mod prelude {
-    pub use crate::coordinator::{CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members};
+    pub use crate::coordinator::{
+        Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, Log, Maintenance, Members,
+    };
 }
 pub use error::{Error, Result};
 pub use membership::Membership;

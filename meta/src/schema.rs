@@ -194,4 +194,30 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX quarantine_by_object ON quarantine (object);
     "#,
+    // 8: accounts — tenants and their quotas, users (secret keys sealed by the auth layer),
+    //    and ACL grants per user and resource pattern.
+    r#"
+    CREATE TABLE tenants (
+        name TEXT PRIMARY KEY,
+        reserved_tps BIGINT NOT NULL,
+        burst_tps BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE users (
+        access_key TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sealed_secret TEXT NOT NULL,
+        admin BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        UNIQUE (tenant, name)
+    );
+    CREATE TABLE grants (
+        tenant TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        actions BIGINT NOT NULL,
+        PRIMARY KEY (tenant, user_name, resource)
+    );
+    "#,
 ];

@@ -3,6 +3,7 @@
 //! they may share one). Call [`register_writer`] first.
 #![allow(clippy::unwrap_used)] // a test suite: a failed step is a failed test
 
+pub mod accounts;
 pub mod catalog;
 pub mod consume;
 pub mod held;

@@ -1,7 +1,8 @@
 //! The coordinator seam, in parts named for what they hold (DESIGN §5): the catalog, the
-//! log, consumption, held records, maintenance and members. One SQL implementation serves
+//! log, consumption, held records, maintenance, members and accounts. One SQL implementation serves
 //! SQLite (embedded) and PostgreSQL (cluster), both held to the same conformance suite.
 
+mod accounts;
 mod catalog;
 mod consume;
 mod held;
@@ -9,6 +10,7 @@ mod log;
 mod maintain;
 mod members;
 
+pub use accounts::Accounts;
 pub use catalog::CatalogStore;
 pub use consume::Consumption;
 pub use held::HeldRecords;
@@ -19,11 +21,14 @@ pub use members::Members;
 /// The whole coordinator: every part, as one object (`Arc<dyn Coordinator>`). Call its
 /// methods with the parts in scope: `use strata_meta::prelude::*`.
 pub trait Coordinator:
-    CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + std::fmt::Debug
+    CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + std::fmt::Debug
 {
 }
 
-impl<T: CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + std::fmt::Debug> Coordinator for T {}
+impl<T: CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + std::fmt::Debug> Coordinator
+    for T
+{
+}
 
 /// How many transactions a coordinator ran (a statement outside a transaction counts as one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

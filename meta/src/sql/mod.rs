@@ -27,6 +27,7 @@ use crate::model::*;
 use crate::prelude::*;
 use crate::schema::MIGRATIONS;
 
+mod accounts;
 mod catalog;
 mod checkpoint;
 mod consume;
@@ -668,7 +669,7 @@ pub(crate) mod tests {
             }
         )*};
     }
-    conformance!(catalog, log, consume, held, maintain, members);
+    conformance!(catalog, log, consume, held, maintain, members, accounts);
 
     #[tokio::test]
     async fn postgres_migrations_are_idempotent() {
