@@ -1,0 +1,41 @@
+//! Why a request was refused, or an account operation failed.
+
+/// Why a request's credentials were not believed (RocketMQ `UNAUTHORIZED`, 40100).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    #[error("credentials are required (authorization header with an access key)")]
+    Missing,
+    #[error("malformed credentials: {0}")]
+    Malformed(&'static str),
+    #[error("unknown access key {0:?}")]
+    UnknownKey(String),
+    #[error("the signature does not match (wrong secret key?)")]
+    BadSignature,
+    #[error("x-mq-date-time {date:?} is outside the accepted clock skew")]
+    DateOutOfWindow { date: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unauthorized: {0}")]
+    Unauthenticated(#[from] Unauthenticated),
+    /// RocketMQ `FORBIDDEN`, 40300.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Meta(#[from] strata_meta::Error),
+    /// A lookup another request ran at the same time failed.
+    #[error("account lookup failed: {0}")]
+    Lookup(#[source] std::sync::Arc<Error>),
+    #[error("a sealed secret cannot be opened (wrong at-rest key, or altered)")]
+    Unsealable,
+    #[error("at-rest key: {0}")]
+    BadKey(&'static str),
+    #[error("at-rest key file {path}: {source}")]
+    KeyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
