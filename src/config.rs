@@ -51,7 +51,62 @@ pub struct Settings {
     pub compactor: CompactorConfig,
     pub cluster: ClusterConfig,
     pub grpc: GrpcConfig,
+    pub auth: AuthSettings,
     pub testing: TestingConfig,
+}
+
+/// AK/SK authentication and the ACL (docs/tenancy.md).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Check every request's signature and the ACL. Unset: on in cluster roles, off in
+    /// standalone (`--auth` / `--no-auth` or `STRATA_AUTH` decide).
+    pub enabled: Option<bool>,
+    /// The operator's access key: every tenant, every action, the account RPCs (env
+    /// `STRATA_AUTH_ADMIN_ACCESS_KEY`). Without it only users created while auth was off exist.
+    pub admin_access_key: Option<String>,
+    /// The operator's secret key (env `STRATA_AUTH_ADMIN_SECRET_KEY`). Never logged.
+    pub admin_secret_key: Option<String>,
+    /// The key sealing users' secret keys in the coordinator, 64 hex digits (env
+    /// `STRATA_AUTH_AT_REST_KEY`). Unset: standalone generates one into
+    /// `DATA_DIR/auth/at-rest.key` (mode 0600); cluster nodes must share one, so they need it.
+    pub at_rest_key: Option<String>,
+    /// Largest difference between a client's clock and ours (default 15 min). The signature
+    /// covers only the request's date, to the second: shorter narrows how long a captured
+    /// header stays usable; longer tolerates worse client clocks.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// Also accept dates written in local time (default true): the Java and Python clients
+    /// write local time with a `Z`, so a zone offset of −12 h … +14 h is allowed on top of
+    /// `max_clock_skew` for their date format (the Rust client's RFC 3339 dates carry their
+    /// zone and get the strict window). Off: such clients must run in UTC.
+    pub local_time_dates: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            admin_access_key: None,
+            admin_secret_key: None,
+            at_rest_key: None,
+            max_clock_skew: Duration::from_secs(15 * 60),
+            local_time_dates: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("enabled", &self.enabled)
+            .field("admin_access_key", &self.admin_access_key)
+            .field("admin_secret_key", &self.admin_secret_key.as_ref().map(|_| "<hidden>"))
+            .field("at_rest_key", &self.at_rest_key.as_ref().map(|_| "<hidden>"))
+            .field("max_clock_skew", &self.max_clock_skew)
+            .field("local_time_dates", &self.local_time_dates)
+            .finish()
+    }
 }
 
 /// Limits of each client connection to the gRPC port.
@@ -132,6 +187,7 @@ impl Default for Settings {
             compactor: CompactorConfig::default(),
             cluster: ClusterConfig::default(),
             grpc: GrpcConfig::default(),
+            auth: AuthSettings::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -216,6 +272,18 @@ impl Settings {
         }
         if let Some(v) = get("STRATA_COORDINATOR") {
             self.coordinator = Some(v);
+        }
+        if let Some(v) = get("STRATA_AUTH") {
+            self.auth.enabled = Some(matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        }
+        if let Some(v) = get("STRATA_AUTH_ADMIN_ACCESS_KEY") {
+            self.auth.admin_access_key = Some(v);
+        }
+        if let Some(v) = get("STRATA_AUTH_ADMIN_SECRET_KEY") {
+            self.auth.admin_secret_key = Some(v);
+        }
+        if let Some(v) = get("STRATA_AUTH_AT_REST_KEY") {
+            self.auth.at_rest_key = Some(v);
         }
         if let Some(v) = get("STRATA_MEMORY_BUDGET") {
             self.memory_budget = v.parse().map_err(|e| ConfigError::Env {

@@ -1,18 +1,20 @@
 //! `strata`: the StrataMQ broker and its admin CLI.
 
+mod account_commands;
 mod admin;
 mod bench;
 mod config;
 mod front;
 mod server;
+mod target;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_meta::model::Roles;
-use strata_proto::admin::strata_admin_client::StrataAdminClient;
 use strata_proto::admin::{self as api};
 use strata_proto::v2;
+use target::{Target, admin_client};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +56,21 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+    },
+    /// Tenants (namespaces) and their quotas.
+    Tenant {
+        #[command(subcommand)]
+        action: account_commands::TenantAction,
+    },
+    /// Users of a tenant and their access keys.
+    User {
+        #[command(subcommand)]
+        action: account_commands::UserAction,
+    },
+    /// What users may do: pub / sub / admin on topics and groups.
+    Acl {
+        #[command(subcommand)]
+        action: account_commands::AclAction,
     },
     /// Load a running broker with producers and consumers and report rates, latency
     /// percentiles and costs against the floor of its store and coordinator.
@@ -135,6 +152,12 @@ struct NodeArgs {
     /// This node's id (default: derived from the listen address).
     #[arg(long)]
     node_id: Option<String>,
+    /// Check AK/SK signatures and the ACL (the default of cluster roles; docs/tenancy.md).
+    #[arg(long, conflicts_with = "no_auth")]
+    auth: bool,
+    /// Let every request through (the default of standalone).
+    #[arg(long)]
+    no_auth: bool,
 }
 
 impl NodeArgs {
@@ -164,18 +187,14 @@ impl NodeArgs {
         if self.auto_create {
             settings.auto_create = Some(true);
         }
+        if self.auth {
+            settings.auth.enabled = Some(true);
+        }
+        if self.no_auth {
+            settings.auth.enabled = Some(false);
+        }
         Ok(settings)
     }
-}
-
-#[derive(clap::Args, Debug)]
-struct Target {
-    /// The broker's gRPC endpoint (host:port or a URL).
-    #[arg(long, default_value = "127.0.0.1:8081", env = "STRATA_ENDPOINT")]
-    endpoint: String,
-    /// Namespace (tenant); empty is the default tenant.
-    #[arg(long, default_value = "")]
-    namespace: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -241,12 +260,6 @@ enum GroupAction {
 }
 
 type BoxError = server::BoxError;
-
-async fn admin_client(target: &Target) -> Result<StrataAdminClient<tonic::transport::Channel>, BoxError> {
-    StrataAdminClient::connect(bench::endpoint_url(&target.endpoint))
-        .await
-        .map_err(|e| format!("cannot reach the broker at {}: {e}", target.endpoint).into())
-}
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
@@ -359,6 +372,9 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             Ok(())
         }
         Command::Quarantine { action } => quarantine(action).await,
+        Command::Tenant { action } => account_commands::tenant(action).await,
+        Command::User { action } => account_commands::user(action).await,
+        Command::Acl { action } => account_commands::acl(action).await,
         Command::Group {
             action: GroupAction::List { target },
         } => {

@@ -17,6 +17,7 @@ use tracing::info;
 use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
+use strata_tenancy::{DateWindow, Guard, GuardConfig, RootCredentials, Vault};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -49,6 +50,13 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             queue_count: settings.default_queues,
         },
     );
+
+    let guard = Arc::new(open_guard(
+        &settings,
+        standalone,
+        Arc::clone(&dyn_coordinator),
+        Arc::clone(&clock),
+    )?);
 
     let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
     let local = listener.local_addr()?;
@@ -158,6 +166,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         max_body_bytes: settings.ingest.max_body_bytes,
         query_config: settings.query.clone(),
         forwarder,
+        guard: Arc::clone(&guard),
     };
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -176,6 +185,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         store = %store_url,
         coordinator = %if coordinator_target.starts_with("postgres") { "postgres" } else { "sqlite" },
         auto_create = settings.auto_create.unwrap_or(standalone),
+        auth = guard.enabled(),
         "strata {role_list} listening on {local}"
     );
     let messaging = MessagingServiceServer::new(front)
@@ -191,6 +201,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             store: Arc::clone(&store),
             store_requests,
             unreadable,
+            guard: Arc::clone(&guard),
         }))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.
@@ -212,6 +223,55 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     coordinator.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Authentication and the ACL: on by default in cluster roles, off in standalone. Users'
+/// secret keys are sealed with the configured at-rest key; standalone generates one into its
+/// data dir, cluster nodes must share a configured one (without it they create no users).
+fn open_guard(
+    settings: &Settings,
+    standalone: bool,
+    coordinator: Arc<dyn Coordinator>,
+    clock: Arc<dyn Clock>,
+) -> Result<Guard, BoxError> {
+    let auth = &settings.auth;
+    let enabled = auth.enabled.unwrap_or(!standalone);
+    let vault = match &auth.at_rest_key {
+        Some(key) => Some(Vault::from_hex(key)?),
+        None if standalone => {
+            let path = settings.data_dir.join("auth").join("at-rest.key");
+            Some(Vault::load_or_create(&path, rand::random())?)
+        }
+        None if enabled => {
+            return Err("cluster nodes with auth on need the at-rest key all of them share: \
+                        auth.at_rest_key or STRATA_AUTH_AT_REST_KEY (64 hex digits)"
+                .into());
+        }
+        None => None,
+    };
+    let root = match (&auth.admin_access_key, &auth.admin_secret_key) {
+        (Some(access_key), Some(secret_key)) => Some(RootCredentials {
+            access_key: access_key.clone(),
+            secret_key: secret_key.clone(),
+        }),
+        (None, None) => None,
+        _ => return Err("auth.admin_access_key and auth.admin_secret_key go together".into()),
+    };
+    if enabled && root.is_none() {
+        tracing::warn!(
+            "auth is on without operator credentials (auth.admin_access_key / STRATA_AUTH_ADMIN_ACCESS_KEY): \
+             only users created earlier can sign in"
+        );
+    }
+    let config = GuardConfig {
+        enabled,
+        window: DateWindow {
+            max_skew: auth.max_clock_skew,
+            local_time: auth.local_time_dates,
+        },
+        root,
+    };
+    Ok(Guard::new(config, coordinator, vault.map(Arc::new), clock)?)
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,4 @@
-//! What a request's headers say: client id, namespace, deadline.
+//! What a request's headers say: client id, namespace, deadline, credentials.
 
 use std::time::Duration;
 
@@ -13,6 +13,9 @@ pub struct Ctx {
     pub namespace: String,
     /// Time left before the client gives up (`grpc-timeout`).
     pub deadline: Option<Duration>,
+    /// The signature (`authorization`) and the signed date (`x-mq-date-time`).
+    pub authorization: Option<String>,
+    pub date: Option<String>,
 }
 
 impl Ctx {
@@ -22,6 +25,8 @@ impl Ctx {
             client_id: get("x-mq-client-id").filter(|s| !s.is_empty()),
             namespace: get("x-mq-namespace").unwrap_or_default(),
             deadline: get("grpc-timeout").as_deref().and_then(parse_grpc_timeout),
+            authorization: get("authorization"),
+            date: get("x-mq-date-time"),
         }
     }
 

@@ -16,10 +16,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
 use strata_meta::Catalog;
+use strata_meta::accounts::Actions;
 use strata_meta::model::{QueueRef, Roles};
 use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
+use strata_tenancy::{Guard, Need, Principal};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -31,7 +33,7 @@ use context::Ctx;
 pub use forward::Forwarder;
 pub use route::Routes;
 pub use session::Sessions;
-use status::{combined, from_ingest, from_meta, from_query, ok, status, unsupported};
+use status::{combined, from_auth, from_ingest, from_meta, from_query, ok, status, unsupported};
 use telemetry::to_std;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, GrpcStatus>> + Send + 'static>>;
@@ -54,6 +56,16 @@ pub struct Front {
     pub query_config: strata_query::QueryConfig,
     /// Cluster nodes: passes on requests for a role this node lacks.
     pub forwarder: Option<Arc<Forwarder>>,
+    /// Authentication and the ACL (lets everything through when auth is off).
+    pub guard: Arc<Guard>,
+}
+
+/// What consuming as a subscription needs: SUB on its topic and its group.
+fn sub_needs(sub: &strata_meta::model::Subscription) -> [Need<'_>; 2] {
+    [
+        Need::topic(&sub.topic, Actions::SUB),
+        Need::group(&sub.group, Actions::SUB),
+    ]
 }
 
 fn stream_of<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
@@ -92,6 +104,18 @@ impl Front {
         }
     }
 
+    /// Authenticates a request and checks `needs` inside `tenant`; a refusal as the status to
+    /// answer with (UNAUTHORIZED or FORBIDDEN).
+    async fn allow(&self, ctx: &Ctx, tenant: &str, needs: &[Need<'_>]) -> Result<Principal, v2::Status> {
+        self.guard
+            .check(ctx.authorization.as_deref(), ctx.date.as_deref(), tenant, needs)
+            .await
+            .map_err(|e| {
+                debug!(error = %e, client = ?ctx.client_id, tenant, "request refused");
+                from_auth(&e)
+            })
+    }
+
     /// How long a receive may wait: Apache's rule, the client's deadline minus half its
     /// request timeout, capped by the configured and the requested long-polling time.
     fn long_polling(&self, ctx: &Ctx, requested: Option<&prost_types::Duration>) -> Duration {
@@ -112,6 +136,13 @@ impl MessagingService for Front {
         let tenant = ctx.tenant(Some(&resource));
         let span = info_span!("query_route", tenant = %tenant, topic = %resource.name);
         let response = async {
+            let needs = [Need::topic(&resource.name, Actions::PUB.union(Actions::SUB))];
+            if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+                return v2::QueryRouteResponse {
+                    status: Some(s),
+                    message_queues: vec![],
+                };
+            }
             let topic = match self.catalog.topic(&tenant, &resource.name).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -145,6 +176,15 @@ impl MessagingService for Front {
     async fn heartbeat(&self, request: Request<v2::HeartbeatRequest>) -> Reply<v2::HeartbeatResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
+        let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
+        let needs: &[Need<'_>] = if group.is_empty() {
+            &[]
+        } else {
+            &[Need::group(group, Actions::SUB)]
+        };
+        if let Err(s) = self.allow(&ctx, &ctx.tenant(req.group.as_ref()), needs).await {
+            return Ok(Response::new(v2::HeartbeatResponse { status: Some(s) }));
+        }
         if let Some(id) = &ctx.client_id {
             self.sessions.touch(id, Some(req.client_type));
         }
@@ -170,6 +210,17 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let tenant = ctx.tenant(req.messages.first().and_then(|m| m.topic.as_ref()));
+        let needs: Vec<Need<'_>> = req
+            .messages
+            .iter()
+            .map(|m| Need::topic(m.topic.as_ref().map_or("", |t| t.name.as_str()), Actions::PUB))
+            .collect();
+        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+            return Ok(Response::new(v2::SendMessageResponse {
+                status: Some(s),
+                entries: vec![],
+            }));
+        }
         let results = ingest.send(&tenant, &req.messages).await;
         let entries: Vec<v2::SendResultEntry> = results
             .iter()
@@ -217,9 +268,19 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let resource = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&resource));
+        let group = req.group.unwrap_or_default();
+        let needs = [
+            Need::topic(&resource.name, Actions::SUB),
+            Need::group(&group.name, Actions::SUB),
+        ];
+        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+            return Ok(Response::new(v2::QueryAssignmentResponse {
+                status: Some(s),
+                assignments: vec![],
+            }));
+        }
         let checked = async {
             self.catalog.topic(&tenant, &resource.name).await?;
-            let group = req.group.unwrap_or_default();
             self.catalog.group(&ctx.tenant(Some(&group)), &group.name).await
         };
         let response = match checked.await {
@@ -271,6 +332,13 @@ impl MessagingService for Front {
             .and_then(|q| q.topic.clone())
             .unwrap_or_default();
         let tenant = ctx.tenant(Some(&group));
+        let needs = [
+            Need::topic(&topic.name, Actions::SUB),
+            Need::group(&group.name, Actions::SUB),
+        ];
+        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+            return only(s);
+        }
         let filter = match Filter::parse(req.filter_expression.as_ref()) {
             Ok(f) => f,
             Err(e) => return only(from_query(&e)),
@@ -336,6 +404,12 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
+        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+            return Ok(Response::new(v2::AckMessageResponse {
+                status: Some(s),
+                entries: vec![],
+            }));
+        }
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
         let results = query.ack(&sub, &handles).await;
         let entries: Vec<v2::AckMessageResultEntry> = req
@@ -372,6 +446,11 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
+        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+            return Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
+                status: Some(s),
+            }));
+        }
         let status = match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
             Ok(()) => ok(),
             Err(e) => from_query(&e),
@@ -411,13 +490,21 @@ impl MessagingService for Front {
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&topic));
+        let group = req.group.map(|g| g.name).unwrap_or_default();
+        let needs = [
+            Need::topic(&topic.name, Actions::SUB),
+            Need::group(&group, Actions::SUB),
+        ];
+        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+            return only(s);
+        }
         let pull = PullRequest {
             queue: QueueRef {
                 tenant: tenant.clone(),
                 topic: topic.name.clone(),
                 queue: mq.id,
             },
-            group: req.group.map(|g| g.name).unwrap_or_default(),
+            group,
             offset: req.offset,
             batch_size: req.batch_size.max(1) as usize,
             filter,
@@ -463,6 +550,9 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+            return Ok(Response::new(v2::UpdateOffsetResponse { status: Some(s) }));
+        }
         let status = match query.update_offset(&sub, mq.id, req.offset).await {
             Ok(()) => ok(),
             Err(e) => from_query(&e),
@@ -483,6 +573,12 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
+        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+            return Ok(Response::new(v2::GetOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            }));
+        }
         let (status, offset) = match query.committed_offset(&sub, mq.id).await {
             Ok(o) => (ok(), o),
             Err(e) => (from_query(&e), 0),
@@ -506,6 +602,19 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
+        if let Err(s) = self
+            .allow(
+                &ctx,
+                &ctx.tenant(Some(&topic)),
+                &[Need::topic(&topic.name, Actions::SUB)],
+            )
+            .await
+        {
+            return Ok(Response::new(v2::QueryOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            }));
+        }
         let position = match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
             Ok(v2::QueryOffsetPolicy::Beginning) => Some(Position::Beginning),
             Ok(v2::QueryOffsetPolicy::End) => Some(Position::End),
@@ -556,6 +665,12 @@ impl MessagingService for Front {
         };
         let topic = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&topic));
+        if let Err(s) = self
+            .allow(&ctx, &tenant, &[Need::topic(&topic.name, Actions::PUB)])
+            .await
+        {
+            return Ok(Response::new(v2::EndTransactionResponse { status: Some(s) }));
+        }
         let status = match ingest
             .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
             .await
@@ -576,6 +691,16 @@ impl MessagingService for Front {
                 command: None,
             }])));
         };
+        // A refused stream is still answered (the Node client waits for a first reply).
+        let principal = match self.allow(&ctx, &ctx.namespace, &[]).await {
+            Ok(p) => p,
+            Err(s) => {
+                return Ok(Response::new(stream_of(vec![v2::TelemetryCommand {
+                    status: Some(s),
+                    command: None,
+                }])));
+            }
+        };
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let front = self.clone();
@@ -594,16 +719,27 @@ impl MessagingService for Front {
                         Some(Command::Settings(settings)) => {
                             let client_type = settings.client_type.unwrap_or_default();
                             let timeout = settings.request_timeout.as_ref().and_then(to_std);
+                            // Transaction checks go only to producers allowed to publish.
+                            let mut refused = None;
                             let topics = match &settings.pub_sub {
-                                Some(v2::settings::PubSub::Publishing(p)) => {
-                                    p.topics.iter().map(|t| (ctx.tenant(Some(t)), t.name.clone())).collect()
-                                }
+                                Some(v2::settings::PubSub::Publishing(p)) => p
+                                    .topics
+                                    .iter()
+                                    .map(|t| (ctx.tenant(Some(t)), t.name.clone()))
+                                    .filter(|(tenant, name)| {
+                                        let allowed = principal.authorize(tenant, &[Need::topic(name, Actions::PUB)]);
+                                        allowed.map_err(|e| refused = Some(from_auth(&e))).is_ok()
+                                    })
+                                    .collect(),
                                 _ => Vec::new(),
                             };
                             front
                                 .sessions
                                 .settings(&client_id, client_type, timeout, topics, tx.clone());
-                            let reply = front.settings_reply(&ctx.namespace, settings).await;
+                            let mut reply = front.settings_reply(&ctx.namespace, settings).await;
+                            if refused.is_some() {
+                                reply.status = refused;
+                            }
                             if tx.send(Ok(reply)).await.is_err() {
                                 break;
                             }
@@ -624,6 +760,9 @@ impl MessagingService for Front {
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Reply<v2::NotifyClientTerminationResponse> {
         let ctx = Ctx::new(request.metadata());
+        if let Err(s) = self.allow(&ctx, &ctx.namespace, &[]).await {
+            return Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(s) }));
+        }
         if let Some(id) = &ctx.client_id {
             self.sessions.remove(id);
         }
@@ -647,6 +786,12 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
+        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+            return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
+                status: Some(s),
+                receipt_handle: String::new(),
+            }));
+        }
         let Some(invisible) = req.invisible_duration.as_ref().and_then(to_std) else {
             return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
                 status: Some(status(
@@ -682,6 +827,15 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let topic = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&topic));
+        if let Err(s) = self
+            .allow(&ctx, &tenant, &[Need::topic(&topic.name, Actions::PUB)])
+            .await
+        {
+            return Ok(Response::new(v2::RecallMessageResponse {
+                status: Some(s),
+                message_id: String::new(),
+            }));
+        }
         let (status, message_id) = match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
             Ok(id) => (ok(), id),
             Err(e) => (from_ingest(&e), String::new()),

@@ -64,11 +64,24 @@ pub fn from_meta(e: &strata_meta::Error) -> Status {
         E::Invalid { what, .. } if what.contains("group") => Code::IllegalConsumerGroup,
         E::Invalid { .. } => Code::IllegalTopic,
         E::QueueNotFound { .. } | E::AlreadyExists { .. } => Code::BadRequest,
+        E::TenantNotFound { .. } | E::UserNotFound { .. } => Code::NotFound,
         E::Database(_) | E::GroupCommit(_) | E::Inconsistent(_) | E::Fenced { .. } | E::ObjectCollected { .. } => {
             Code::InternalServerError
         }
     };
     status(code, e.to_string())
+}
+
+pub fn from_auth(e: &strata_tenancy::Error) -> Status {
+    use strata_tenancy::Error as E;
+    match e {
+        E::Unauthenticated(_) => status(Code::Unauthorized, e.to_string()),
+        E::Forbidden(_) => status(Code::Forbidden, e.to_string()),
+        E::Meta(m) => from_meta(m),
+        E::Lookup(_) | E::Unsealable | E::BadKey(_) | E::KeyFile { .. } => {
+            status(Code::InternalServerError, e.to_string())
+        }
+    }
 }
 
 /// The request-level status of a batch of per-entry results: OK when all are, the entry's

@@ -170,7 +170,7 @@ pub struct GuardConfig {
 pub struct Guard {
     config: GuardConfig,
     coordinator: Arc<dyn Coordinator>,
-    vault: Arc<Vault>,
+    vault: Option<Arc<Vault>>,
     clock: Arc<dyn Clock>,
     accounts: Cache<String, Option<Arc<Account>>>,
 }
@@ -184,27 +184,34 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
+    /// `vault` opens users' secret keys; auth cannot be on without it.
     pub fn new(
         config: GuardConfig,
         coordinator: Arc<dyn Coordinator>,
-        vault: Arc<Vault>,
+        vault: Option<Arc<Vault>>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        if config.enabled && vault.is_none() {
+            return Err(Error::BadKey(
+                "authentication needs an at-rest key to open users' secret keys",
+            ));
+        }
+        Ok(Self {
             config,
             coordinator,
             vault,
             clock,
             accounts: Cache::builder().max_capacity(100_000).time_to_live(ACCOUNT_TTL).build(),
-        }
+        })
     }
 
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }
 
-    pub fn vault(&self) -> &Arc<Vault> {
-        &self.vault
+    /// Seals new users' secret keys; None when no at-rest key is configured.
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
+        self.vault.as_ref()
     }
 
     /// Who sent a request with these `authorization` and `x-mq-date-time` headers.
@@ -256,7 +263,8 @@ impl Guard {
             let Some(user) = self.coordinator.user_by_access_key(access_key).await? else {
                 return Ok(None);
             };
-            let secret = self.vault.open(&user.access_key, &user.sealed_secret)?;
+            let vault = self.vault.as_ref().ok_or(Error::BadKey("no at-rest key"))?;
+            let secret = vault.open(&user.access_key, &user.sealed_secret)?;
             let grants = self.coordinator.grants(&user.tenant, Some(&user.name)).await?;
             Ok(Some(Arc::new(Account { user, secret, grants })))
         };
@@ -318,7 +326,7 @@ mod tests {
             }),
         };
         let clock = Arc::new(ManualClock::new(NOW));
-        (Guard::new(config, c, vault, clock), dir)
+        (Guard::new(config, c, Some(vault), clock).unwrap(), dir)
     }
 
     async fn as_user(g: &Guard, ak: &str, sk: &str) -> Result<Principal> {

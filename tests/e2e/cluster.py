@@ -13,7 +13,11 @@ import pytest
 
 from conftest import REPO, STRATA_BIN, free_port, wait_listening
 
+# Auth is on by default in cluster roles; these failover tests run without it and
+# test_tenancy.py runs a cluster with it.
 NODE_CONFIG = """
+[auth]
+enabled = false
 [cluster]
 heartbeat_interval = "500ms"
 node_ttl = "3s"

@@ -1,4 +1,8 @@
-//! The StrataAdmin gRPC service (topics, groups) and the CLI client that calls it.
+//! The StrataAdmin gRPC service (topics, groups, accounts) and the CLI's lines for it.
+
+mod accounts;
+
+pub use accounts::{grant_line, tenant_line, user_line};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,12 +13,16 @@ use strata_storage::hooked::Op;
 use strata_storage::object_store::{ObjectStoreExt, PutPayload};
 use strata_storage::{ObjectStore, Path};
 
+use strata_meta::accounts::Actions;
 use strata_meta::model::QueueRef;
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
 use strata_proto::v2;
+use strata_tenancy::{Guard, Need};
 use tonic::{Request, Response, Status};
+
+use accounts::auth_status;
 
 pub struct Admin {
     pub catalog: Catalog,
@@ -25,6 +33,9 @@ pub struct Admin {
     pub store_requests: Arc<RequestCounts>,
     /// The node's failed reads and quarantined batches.
     pub unreadable: Arc<Unreadable>,
+    /// Who may call: topics and groups need ADMIN on them, accounts a tenant admin, the
+    /// node-wide calls the operator.
+    pub guard: Arc<Guard>,
 }
 
 /// Most samples one Floor request may take, and the largest object it may write.
@@ -89,7 +100,11 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::CreateTopicRequest>,
     ) -> Result<Response<admin::CreateTopicResponse>, Status> {
+        let principal = self.principal(&request).await?;
         let t = request.into_inner().topic.unwrap_or_default();
+        principal
+            .authorize(&t.namespace, &[Need::topic(&t.name, Actions::ADMIN)])
+            .map_err(auth_status)?;
         let message_type = topic_type(t.message_type)?;
         let spec = TopicSpec {
             tenant: t.namespace,
@@ -114,7 +129,8 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::ListTopicsRequest>,
     ) -> Result<Response<admin::ListTopicsResponse>, Status> {
-        let ns = request.into_inner().namespace;
+        let ns = request.get_ref().namespace.clone();
+        self.tenant_admin(&request, &ns).await?;
         let topics = self.catalog.coordinator().list_topics(&ns).await.map_err(to_status)?;
         Ok(Response::new(admin::ListTopicsResponse {
             topics: topics.into_iter().map(topic_out).collect(),
@@ -125,7 +141,11 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::CreateGroupRequest>,
     ) -> Result<Response<admin::CreateGroupResponse>, Status> {
+        let principal = self.principal(&request).await?;
         let g = request.into_inner().group.unwrap_or_default();
+        principal
+            .authorize(&g.namespace, &[Need::group(&g.name, Actions::ADMIN)])
+            .map_err(auth_status)?;
         let spec = GroupSpec {
             tenant: g.namespace,
             name: g.name,
@@ -149,7 +169,11 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::UpdateTopicRequest>,
     ) -> Result<Response<admin::UpdateTopicResponse>, Status> {
+        let principal = self.principal(&request).await?;
         let t = request.into_inner().topic.unwrap_or_default();
+        principal
+            .authorize(&t.namespace, &[Need::topic(&t.name, Actions::ADMIN)])
+            .map_err(auth_status)?;
         let message_type = topic_type(t.message_type)?;
         let topic = self
             .catalog
@@ -172,6 +196,7 @@ impl StrataAdmin for Admin {
                 "clock control is off (testing.clock_control)",
             ));
         };
+        self.root(&request).await?;
         let millis = request.into_inner().millis;
         if millis < 0 {
             return Err(Status::invalid_argument("the clock only moves forward"));
@@ -183,8 +208,9 @@ impl StrataAdmin for Admin {
 
     async fn list_nodes(
         &self,
-        _request: Request<admin::ListNodesRequest>,
+        request: Request<admin::ListNodesRequest>,
     ) -> Result<Response<admin::ListNodesResponse>, Status> {
+        self.root(&request).await?;
         let nodes = self.catalog.coordinator().list_nodes().await.map_err(to_status)?;
         Ok(Response::new(admin::ListNodesResponse {
             nodes: nodes
@@ -201,7 +227,8 @@ impl StrataAdmin for Admin {
         }))
     }
 
-    async fn stats(&self, _request: Request<admin::StatsRequest>) -> Result<Response<admin::StatsResponse>, Status> {
+    async fn stats(&self, request: Request<admin::StatsRequest>) -> Result<Response<admin::StatsResponse>, Status> {
+        self.root(&request).await?;
         let tx = self.catalog.coordinator().transactions();
         Ok(Response::new(admin::StatsResponse {
             rss_bytes: rss_bytes(),
@@ -218,8 +245,9 @@ impl StrataAdmin for Admin {
 
     async fn list_quarantined(
         &self,
-        _request: Request<admin::ListQuarantinedRequest>,
+        request: Request<admin::ListQuarantinedRequest>,
     ) -> Result<Response<admin::ListQuarantinedResponse>, Status> {
+        self.root(&request).await?;
         let listed = self.catalog.coordinator().quarantined().await.map_err(to_status)?;
         Ok(Response::new(admin::ListQuarantinedResponse {
             batches: listed
@@ -242,6 +270,7 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::ReleaseQuarantinedRequest>,
     ) -> Result<Response<admin::ReleaseQuarantinedResponse>, Status> {
+        self.root(&request).await?;
         let req = request.into_inner();
         let queue = QueueRef {
             tenant: req.namespace,
@@ -263,6 +292,7 @@ impl StrataAdmin for Admin {
     }
 
     async fn floor(&self, request: Request<admin::FloorRequest>) -> Result<Response<admin::FloorResponse>, Status> {
+        self.root(&request).await?;
         let req = request.into_inner();
         if req.samples == 0 || req.samples > FLOOR_MAX_SAMPLES || req.object_bytes > FLOOR_MAX_OBJECT {
             return Err(Status::invalid_argument(format!(
@@ -301,11 +331,77 @@ impl StrataAdmin for Admin {
         &self,
         request: Request<admin::ListGroupsRequest>,
     ) -> Result<Response<admin::ListGroupsResponse>, Status> {
-        let ns = request.into_inner().namespace;
+        let ns = request.get_ref().namespace.clone();
+        self.tenant_admin(&request, &ns).await?;
         let groups = self.catalog.coordinator().list_groups(&ns).await.map_err(to_status)?;
         Ok(Response::new(admin::ListGroupsResponse {
             groups: groups.into_iter().map(group_out).collect(),
         }))
+    }
+
+    async fn create_tenant(
+        &self,
+        request: Request<admin::CreateTenantRequest>,
+    ) -> Result<Response<admin::CreateTenantResponse>, Status> {
+        let tenant = Some(self.add_tenant(request).await?);
+        Ok(Response::new(admin::CreateTenantResponse { tenant }))
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<admin::UpdateTenantRequest>,
+    ) -> Result<Response<admin::UpdateTenantResponse>, Status> {
+        let tenant = Some(self.set_quota(request).await?);
+        Ok(Response::new(admin::UpdateTenantResponse { tenant }))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<admin::ListTenantsRequest>,
+    ) -> Result<Response<admin::ListTenantsResponse>, Status> {
+        let tenants = self.tenants(request).await?;
+        Ok(Response::new(admin::ListTenantsResponse { tenants }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<admin::CreateUserRequest>,
+    ) -> Result<Response<admin::CreateUserResponse>, Status> {
+        Ok(Response::new(self.add_user(request).await?))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<admin::ListUsersRequest>,
+    ) -> Result<Response<admin::ListUsersResponse>, Status> {
+        let users = self.users(request).await?;
+        Ok(Response::new(admin::ListUsersResponse { users }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<admin::DeleteUserRequest>,
+    ) -> Result<Response<admin::DeleteUserResponse>, Status> {
+        let deleted = self.remove_user(request).await?;
+        Ok(Response::new(admin::DeleteUserResponse { deleted }))
+    }
+
+    async fn grant(&self, request: Request<admin::GrantRequest>) -> Result<Response<admin::GrantResponse>, Status> {
+        let grant = Some(self.add_grant(request).await?);
+        Ok(Response::new(admin::GrantResponse { grant }))
+    }
+
+    async fn revoke(&self, request: Request<admin::RevokeRequest>) -> Result<Response<admin::RevokeResponse>, Status> {
+        let remaining = self.remove_grant(request).await?;
+        Ok(Response::new(admin::RevokeResponse { remaining }))
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<admin::ListGrantsRequest>,
+    ) -> Result<Response<admin::ListGrantsResponse>, Status> {
+        let grants = self.grants(request).await?;
+        Ok(Response::new(admin::ListGrantsResponse { grants }))
     }
 }
 

@@ -1,0 +1,301 @@
+"""Tenants, AK/SK authentication and the ACL, with the official Python and Node clients, the
+CLI and raw gRPC requests (docs/tenancy.md)."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
+from rocketmq.grpc_protocol import definition_pb2 as d
+from rocketmq.grpc_protocol import service_pb2 as s
+
+from clients import make_message
+from conftest import STRATA_BIN, Broker
+from raw import HEADERS, Raw
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+ROOT = ("root-ak", "root-secret")
+
+
+def signed(ak: str, sk: str, namespace: str = ""):
+    """Request headers signed as the Java and Node clients sign them."""
+    import hashlib
+    import hmac
+    date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    sig = hmac.new(sk.encode(), date.encode(), hashlib.sha1).hexdigest().upper()
+    auth = f"MQv2-HMAC-SHA1 Credential={ak}, SignedHeaders=x-mq-date-time, Signature={sig}"
+    return [*HEADERS, ("x-mq-date-time", date), ("authorization", auth), ("x-mq-namespace", namespace)]
+
+
+class Accounts:
+    """The CLI against an auth-on broker, signed in as the operator or as someone else."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+
+    def run(self, *args, creds=ROOT, check=True):
+        env = {**os.environ, "STRATA_ACCESS_KEY": creds[0], "STRATA_SECRET_KEY": creds[1]}
+        if creds == (None, None):
+            env.pop("STRATA_ACCESS_KEY"), env.pop("STRATA_SECRET_KEY")
+        out = subprocess.run([STRATA_BIN, *args, "--endpoint", self.broker.endpoint],
+                             capture_output=True, text=True, timeout=30, env=env)
+        if check:
+            assert out.returncode == 0, out.stderr
+        return out
+
+    def user(self, tenant: str, name: str, grants=(), admin=False):
+        """Creates a user with generated keys and its grants; returns (ak, sk)."""
+        out = self.run("user", "create", name, "--tenant", tenant, *(["--admin"] if admin else [])).stdout
+        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
+        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        for resource, actions in grants:
+            self.run("acl", "grant", "--tenant", tenant, "--user", name, "--resource", resource,
+                     "--actions", actions)
+        return ak, sk
+
+
+@pytest.fixture
+def auth_broker(tmp_path):
+    log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {"STRATA_AUTH_ADMIN_ACCESS_KEY": ROOT[0], "STRATA_AUTH_ADMIN_SECRET_KEY": ROOT[1]}
+    b = Broker(tmp_path / "data", log_dir, ["--auth"], env).start()
+    yield b
+    if b.alive():
+        assert b.stop() == 0
+
+
+def producer(endpoint, namespace, ak="", sk="", topic=None):
+    p = Producer(ClientConfiguration(endpoint, Credentials(ak, sk), namespace), (topic,) if topic else ())
+    p.startup()
+    return p
+
+
+def status_of(stream_or_response):
+    """The status code of a unary response or of the first status in a stream."""
+    if hasattr(stream_or_response, "status"):
+        return stream_or_response.status.code
+    for r in stream_or_response:
+        if r.HasField("status"):
+            return r.status.code
+    raise AssertionError("no status in the answer")
+
+
+def test_python_client_with_right_wrong_and_missing_credentials(auth_broker):
+    acc = Accounts(auth_broker)
+    acc.run("tenant", "create", "acme")
+    ak, sk = acc.user("acme", "alice", [("topic:orders", "pub,sub"), ("group:billing", "sub")])
+
+    p = producer(auth_broker.endpoint, "acme", ak, sk, "orders")
+    try:
+        receipt = p.send(make_message("orders", 1, b"hello"))
+        assert receipt.message_id
+    finally:
+        p.shutdown()
+    c = SimpleConsumer(ClientConfiguration(auth_broker.endpoint, Credentials(ak, sk), "acme"), "billing",
+                       {"orders": FilterExpression()})
+    c.startup()
+    try:
+        got = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            got = c.receive(16, 30)
+        assert [m.body for m in got] == [b"hello"]
+        c.ack(got[0])
+    finally:
+        c.shutdown()
+
+    for creds in [(ak, "wrong-secret"), ("", ""), ("unknown-ak", sk)]:
+        p = Producer(ClientConfiguration(auth_broker.endpoint, Credentials(*creds), "acme"), ())
+        p.startup()
+        try:
+            with pytest.raises(Exception):
+                p.send(make_message("orders", 2, b"refused"))
+        finally:
+            p.shutdown()
+
+    # Raw requests carry the code the clients hide: 40100 without or with bad credentials.
+    raw = Raw(auth_broker.endpoint)
+    try:
+        topic = d.Resource(name="orders", resource_namespace="acme")
+        route = s.QueryRouteRequest(topic=topic, endpoints=d.Endpoints(
+            scheme=d.IPv4, addresses=[d.Address(host="127.0.0.1", port=auth_broker.port)]))
+        assert raw.stub.QueryRoute(route, metadata=HEADERS, timeout=10).status.code == d.UNAUTHORIZED
+        bad = signed(ak, "nope", "acme")
+        assert raw.stub.QueryRoute(route, metadata=bad, timeout=10).status.code == d.UNAUTHORIZED
+        good = signed(ak, sk, "acme")
+        assert raw.stub.QueryRoute(route, metadata=good, timeout=10).status.code == d.OK
+        # A Telemetry stream with bad credentials is answered with the code, then ends.
+        answers = list(raw.stub.Telemetry(iter([]), metadata=bad, timeout=10))
+        assert [a.status.code for a in answers] == [d.UNAUTHORIZED]
+    finally:
+        raw.close()
+    assert auth_broker.alive()
+
+
+def test_node_client_with_right_wrong_and_missing_credentials(auth_broker):
+    acc = Accounts(auth_broker)
+    acc.run("tenant", "create", "acme")
+    ak, sk = acc.user("acme", "nodeuser", [("topic:node-*", "pub")])
+
+    def send(ak, sk):
+        out = subprocess.run(["node", "auth.js", auth_broker.endpoint, "acme", "node-orders", ak, sk],
+                             cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
+        return out.stdout.strip() + out.stderr[-2000:]
+
+    assert send(ak, sk).startswith("SENT "), send(ak, sk)
+    for bad in [(ak, "wrong"), ("-", "-")]:
+        out = send(*bad)
+        assert out.startswith("ERROR 40100"), out
+
+
+def test_same_topic_in_two_tenants_never_crosses(auth_broker):
+    acc = Accounts(auth_broker)
+    users = {}
+    for tenant in ["acme", "globex"]:
+        acc.run("tenant", "create", tenant)
+        users[tenant] = acc.user(tenant, "app", [("topic:orders", "pub,sub"), ("group:g", "sub")])
+    for tenant, (ak, sk) in users.items():
+        p = producer(auth_broker.endpoint, tenant, ak, sk, "orders")
+        try:
+            for i in range(5):
+                p.send(make_message("orders", i, f"{tenant}-{i}".encode()))
+        finally:
+            p.shutdown()
+    for tenant, (ak, sk) in users.items():
+        c = SimpleConsumer(ClientConfiguration(auth_broker.endpoint, Credentials(ak, sk), tenant), "g",
+                           {"orders": FilterExpression()})
+        c.startup()
+        try:
+            bodies = set()
+            deadline = time.monotonic() + 30
+            while len(bodies) < 5 and time.monotonic() < deadline:
+                for m in c.receive(16, 30):
+                    bodies.add(m.body.decode())
+                    c.ack(m)
+            assert bodies == {f"{tenant}-{i}" for i in range(5)}
+            assert not c.receive(16, 30), "nothing of the other tenant"
+        finally:
+            c.shutdown()
+
+    # A user of one tenant cannot act in the other, even naming it.
+    raw = Raw(auth_broker.endpoint)
+    try:
+        ak, sk = users["acme"]
+        route = s.QueryRouteRequest(topic=d.Resource(name="orders", resource_namespace="globex"))
+        assert raw.stub.QueryRoute(route, metadata=signed(ak, sk, "globex"), timeout=10).status.code == d.FORBIDDEN
+    finally:
+        raw.close()
+    listed = acc.run("topic", "list", "--tenant", "acme", creds=users["globex"], check=False)
+    assert listed.returncode != 0 and "belongs to tenant" in listed.stderr, listed.stderr
+
+
+def test_foreign_and_forged_receipt_handles_are_refused(auth_broker):
+    acc = Accounts(auth_broker)
+    users = {}
+    for tenant in ["acme", "globex"]:
+        acc.run("tenant", "create", tenant)
+        users[tenant] = acc.user(tenant, "app", [("topic:orders", "pub,sub"), ("group:g", "sub")])
+    raw = Raw(auth_broker.endpoint)
+    try:
+        acme = signed(*users["acme"], "acme")
+        msg = d.Message(topic=d.Resource(name="orders", resource_namespace="acme"), body=b"x")
+        msg.system_properties.message_id = "01TENANCY"
+        msg.system_properties.message_type = d.NORMAL
+        sent = raw.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=acme, timeout=10)
+        assert sent.status.code == d.OK
+        req = s.ReceiveMessageRequest(group=d.Resource(name="g", resource_namespace="acme"),
+                                      message_queue=d.MessageQueue(topic=d.Resource(name="orders"), id=-1),
+                                      batch_size=1)
+        req.invisible_duration.seconds = 30
+        req.long_polling_timeout.seconds = 5
+        handle = next(r.message.system_properties.receipt_handle
+                      for r in raw.stub.ReceiveMessage(req, metadata=acme, timeout=20) if r.HasField("message"))
+
+        def ack(namespace, creds, h):
+            a = s.AckMessageRequest(group=d.Resource(name="g", resource_namespace=namespace),
+                                    topic=d.Resource(name="orders", resource_namespace=namespace),
+                                    entries=[s.AckMessageEntry(message_id="x", receipt_handle=h)])
+            return raw.stub.AckMessage(a, metadata=signed(*creds, namespace), timeout=10).status.code
+
+        assert ack("globex", users["globex"], handle) == d.INVALID_RECEIPT_HANDLE, "another tenant's handle"
+        forged = handle[:-4] + ("AAAA" if not handle.endswith("AAAA") else "BBBB")
+        assert ack("acme", users["acme"], forged) == d.INVALID_RECEIPT_HANDLE
+        assert ack("acme", users["acme"], handle) == d.OK
+    finally:
+        raw.close()
+
+
+def test_acl_matrix(auth_broker):
+    acc = Accounts(auth_broker)
+    acc.run("tenant", "create", "acme")
+    writer = acc.user("acme", "writer", [("topic:orders-*", "pub")])
+    reader = acc.user("acme", "reader", [("topic:orders-eu", "sub"), ("group:billing*", "sub")])
+    boss = acc.user("acme", "boss", admin=True)
+    raw = Raw(auth_broker.endpoint)
+    try:
+        def send(creds, topic):
+            msg = d.Message(topic=d.Resource(name=topic, resource_namespace="acme"), body=b"x")
+            msg.system_properties.message_id = "01ACL"
+            msg.system_properties.message_type = d.NORMAL
+            return raw.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=signed(*creds, "acme"),
+                                        timeout=10).status.code
+
+        def receive(creds, topic, group):
+            req = s.ReceiveMessageRequest(group=d.Resource(name=group, resource_namespace="acme"),
+                                          message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=-1),
+                                          batch_size=1)
+            req.invisible_duration.seconds = 30
+            req.long_polling_timeout.seconds = 1
+            return status_of(raw.stub.ReceiveMessage(req, metadata=signed(*creds, "acme"), timeout=20))
+
+        assert send(writer, "orders-eu") == d.OK, "prefix grant"
+        assert send(writer, "orders-us") == d.OK
+        assert send(writer, "payments") == d.FORBIDDEN, "outside the prefix"
+        assert receive(writer, "orders-eu", "billing") == d.FORBIDDEN, "pub without sub"
+        assert send(reader, "orders-eu") == d.FORBIDDEN, "sub without pub"
+        assert receive(reader, "orders-eu", "billing-1") == d.OK
+        assert receive(reader, "orders-eu", "shipping") == d.FORBIDDEN, "group not granted"
+        assert receive(reader, "orders-us", "billing") == d.FORBIDDEN, "topic not granted"
+        assert send(boss, "anything") == d.OK, "a tenant admin may do anything in its tenant"
+    finally:
+        raw.close()
+
+    # Admin RPCs: the operator and tenant admins only.
+    denied = acc.run("topic", "create", "new-topic", "--tenant", "acme", creds=writer, check=False)
+    assert denied.returncode != 0 and "may not admin" in denied.stderr, denied.stderr
+    acc.run("topic", "create", "new-topic", "--tenant", "acme", creds=boss)
+    assert "new-topic" in acc.run("topic", "list", "--tenant", "acme", creds=boss).stdout
+    assert acc.run("tenant", "list", creds=boss, check=False).returncode != 0, "tenants: the operator only"
+    assert acc.run("user", "list", "--tenant", "acme", creds=reader, check=False).returncode != 0
+    assert acc.run("tenant", "list", creds=(None, None), check=False).returncode != 0, "no credentials"
+    assert acc.run("tenant", "list", creds=("root-ak", "bad"), check=False).returncode != 0
+    # Revoking takes effect at once on this node.
+    acc.run("acl", "revoke", "--tenant", "acme", "--user", "writer", "--resource", "topic:orders-*",
+            "--actions", "pub")
+    raw = Raw(auth_broker.endpoint)
+    try:
+        msg = d.Message(topic=d.Resource(name="orders-eu", resource_namespace="acme"), body=b"x")
+        msg.system_properties.message_id = "01ACL2"
+        req = s.SendMessageRequest(messages=[msg])
+        assert raw.stub.SendMessage(req, metadata=signed(*writer, "acme"), timeout=10).status.code == d.FORBIDDEN
+    finally:
+        raw.close()
+    assert "acme\treader\ttopic:orders-eu\tsub" in acc.run("acl", "list", "--tenant", "acme").stdout
+
+
+def test_secrets_are_sealed_at_rest_and_never_logged(auth_broker):
+    acc = Accounts(auth_broker)
+    acc.run("tenant", "create", "acme")
+    acc.run("user", "create", "carol", "--tenant", "acme", "--access-key", "carol-ak",
+            "--secret-key", "carol-very-secret-key")
+    auth_broker.stop()
+    db = b"".join(p.read_bytes() for p in (auth_broker.data_dir / "meta").iterdir())
+    assert b"carol-ak" in db and b"carol-very-secret-key" not in db
+    logs = b"".join(p.read_bytes() for p in auth_broker.log_dir.glob("strata-*.log"))
+    assert b"carol-very-secret-key" not in logs and b"root-secret" not in logs
+    key = (auth_broker.data_dir / "auth" / "at-rest.key")
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
