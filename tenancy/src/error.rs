@@ -22,6 +22,17 @@ pub enum Error {
     /// RocketMQ `FORBIDDEN`, 40300.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// RocketMQ `TOO_MANY_REQUESTS`, 42900.
+    #[error(
+        "too many requests: tenant {tenant:?} is at its ceiling of {ceiling_tps} TPS units; retry in {retry_after:?}"
+    )]
+    TooManyRequests {
+        tenant: String,
+        ceiling_tps: u32,
+        retry_after: std::time::Duration,
+    },
+    #[error("cannot read the tenant's quota: {0}")]
+    Quota(#[source] std::sync::Arc<strata_meta::Error>),
     #[error(transparent)]
     Meta(#[from] strata_meta::Error),
     /// A lookup another request ran at the same time failed.
