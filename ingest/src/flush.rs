@@ -6,13 +6,14 @@
 //! the coordinator in ONE transaction, then answers the producers. A slot is freed only when
 //! its flush is committed or failed, so at most `flush_slots` flushes are in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, QueueRef, held_id};
 use strata_meta::{Clock, Coordinator, Membership};
+use strata_tenancy::Meter;
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
 use strata_storage::{BlockCache, Path, paths};
@@ -78,6 +79,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// This node's registration: its id and epoch go into every commit (fencing).
     pub membership: Arc<Membership>,
+    /// Where each stored WAL object's PUT is attributed to the tenants in it, by bytes.
+    pub meter: Option<Arc<Meter>>,
 }
 
 /// Handle to the running pipeline.
@@ -319,6 +322,13 @@ async fn finish_flush(shared: &Shared, p: Pending) {
         Ok(r) => r,
         Err(join) => Err(Error::Store(format!("upload task failed: {join}"))),
     };
+    if let (Ok(()), Some(meter)) = (&uploaded, &shared.meter) {
+        let mut bytes: HashMap<&str, u64> = HashMap::new();
+        for b in &p.commit.batches {
+            *bytes.entry(b.queue.tenant.as_str()).or_default() += b.location.length;
+        }
+        meter.shared_put(&bytes);
+    }
     let committed = match uploaded {
         Ok(()) => commit(shared, &p.commit).await.map_err(|e| {
             // The object is stored but unreferenced: an orphan that GC removes.

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use object_store::ObjectStore;
 use strata_meta::model::{Hold, HoldKind, MessageType, QueueRef};
 use strata_meta::token::Sealer;
+use strata_tenancy::Meter;
 use strata_meta::{Catalog, Membership};
 use strata_proto::v2;
 use strata_storage::BlockCache;
@@ -68,6 +69,7 @@ impl Ingest {
         cache: Option<BlockCache>,
         config: IngestConfig,
         membership: Arc<Membership>,
+        meter: Option<Arc<Meter>>,
     ) -> Result<Self> {
         let key = catalog.coordinator().secret("tokens").await?;
         let ids = MessageIdGenerator::new(membership.id());
@@ -78,6 +80,7 @@ impl Ingest {
             cache,
             clock: Arc::clone(catalog.clock()),
             membership,
+            meter,
         });
         let units = (config.max_inflight_bytes / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
         Ok(Self {

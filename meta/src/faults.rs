@@ -391,6 +391,10 @@ impl Maintenance for FaultyCoordinator {
         self.faults.check()?;
         self.inner.forget_object(path).await
     }
+    async fn stored_bytes(&self) -> Result<Vec<(String, i64)>> {
+        self.faults.check()?;
+        self.inner.stored_bytes().await
+    }
 }
 
 #[async_trait]

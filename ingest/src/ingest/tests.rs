@@ -36,7 +36,7 @@ async fn fixture(config: IngestConfig) -> Fixture {
     let (store, faults) = with_faults(Arc::new(InMemory::new()));
     let (store, counts) = counting(store);
     let ingest = Arc::new(
-        Ingest::new(catalog.clone(), store.clone(), None, config, membership)
+        Ingest::new(catalog.clone(), store.clone(), None, config, membership, None)
             .await
             .unwrap(),
     );

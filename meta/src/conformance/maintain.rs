@@ -10,6 +10,24 @@ pub async fn run(c: &dyn Coordinator) {
     orphan_claims_fence_late_commits(c).await;
     unreadable_batches_are_quarantined_then_retried_or_dropped(c).await;
     held_records_move_to_an_object_of_their_own(c).await;
+    stored_bytes_count_each_block_once(c).await;
+}
+
+pub async fn stored_bytes_count_each_block_once(c: &dyn Coordinator) {
+    let e = epoch(c).await;
+    let t = "conf-stored";
+    c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
+    let mut second = batch(queue(t, "a", 1), 2);
+    second.location.offset = 108;
+    c.commit_flush(&flush(e, "wal/conf-stored-1", vec![batch(queue(t, "a", 0), 3), second]), T0)
+        .await
+        .unwrap();
+    c.commit_flush(&flush(e, "wal/conf-stored-2", vec![batch(queue(t, "a", 0), 1)]), T0)
+        .await
+        .unwrap();
+    let stored = c.stored_bytes().await.unwrap();
+    let mine = stored.iter().find(|(tenant, _)| tenant == t).map(|(_, b)| *b);
+    assert_eq!(mine, Some(300), "three blocks of 100 bytes: {stored:?}");
 }
 
 pub async fn held_records_move_to_an_object_of_their_own(c: &dyn Coordinator) {

@@ -72,4 +72,8 @@ pub trait Maintenance: Send + Sync {
 
     /// Drops the record of an object deleted from the store.
     async fn forget_object(&self, path: &str) -> Result<()>;
+
+    /// Bytes each tenant stores: the blocks its batches reference (a full scan of the index;
+    /// the metering task calls it every few minutes).
+    async fn stored_bytes(&self) -> Result<Vec<(String, i64)>>;
 }

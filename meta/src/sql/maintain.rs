@@ -496,4 +496,18 @@ impl Maintenance for SqlCoordinator {
             .await?;
         Ok(())
     }
+
+    async fn stored_bytes(&self) -> Result<Vec<(String, i64)>> {
+        // Batches of one block share it: count each block once.
+        sqlx::query(
+            "SELECT tenant, CAST(SUM(block_length) AS BIGINT) AS bytes FROM
+             (SELECT DISTINCT tenant, object, block_offset, block_length FROM batches) AS blocks
+             GROUP BY tenant ORDER BY tenant",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("tenant")?, int(row, "bytes")?)))
+        .collect()
+    }
 }
