@@ -1,9 +1,9 @@
-//! `strata tenant|user|acl`: accounts of a running broker.
+//! `strata tenant|user|acl|metering`: accounts of a running broker and what they used.
 
 use clap::Subcommand;
 use strata_proto::admin as api;
 
-use crate::admin::{grant_line, tenant_line, user_line};
+use crate::admin::{grant_line, hour_label, tenant_line, user_line};
 use crate::server::BoxError;
 use crate::target::{Credentials, Target, admin_client};
 
@@ -109,6 +109,125 @@ pub enum AclAction {
         #[command(flatten)]
         target: Target,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MeteringAction {
+    /// Usage per hour: API calls, messages and bytes in and out, TPS units reserved and
+    /// burst, throttled requests, object-store requests, stored GB-hours.
+    Show {
+        /// Start: RFC 3339 (`2026-12-02T10:00:00Z`) or a time ago (`24h`). Default: 24h.
+        #[arg(long, default_value = "24h")]
+        from: String,
+        /// End: RFC 3339 or a time ago. Default: now.
+        #[arg(long, default_value = "0s")]
+        to: String,
+        /// Every tenant (the operator only).
+        #[arg(long)]
+        all_tenants: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// An instant given as RFC 3339 or as a duration before now; ms since the epoch.
+fn instant(s: &str) -> Result<i64, BoxError> {
+    let now = std::time::SystemTime::now();
+    let at = match humantime::parse_rfc3339_weak(s) {
+        Ok(t) => t,
+        Err(_) => now
+            .checked_sub(
+                humantime::parse_duration(s).map_err(|e| format!("{s:?}: neither RFC 3339 nor a duration: {e}"))?,
+            )
+            .ok_or_else(|| format!("{s:?} reaches before 1970"))?,
+    };
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
+pub async fn metering(action: MeteringAction) -> Result<(), BoxError> {
+    let MeteringAction::Show {
+        from,
+        to,
+        all_tenants,
+        output,
+        target,
+    } = action;
+    let request = api::MeteringRequest {
+        namespace: target.namespace.clone(),
+        all_tenants,
+        from_ms: instant(&from)?,
+        to_ms: instant(&to)?,
+    };
+    let records = admin_client(&target)
+        .await?
+        .metering(request)
+        .await?
+        .into_inner()
+        .records;
+    match output {
+        Output::Json => {
+            let rows: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "tenant": r.namespace, "hour_ms": r.hour_ms, "metric": r.metric, "value": r.value,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        Output::Table => {
+            let value = |v: f64| {
+                if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.6}")
+                }
+            };
+            let lines: Vec<[String; 4]> = records
+                .iter()
+                .map(|r| {
+                    let tenant = if r.namespace.is_empty() {
+                        "-".to_string()
+                    } else {
+                        r.namespace.clone()
+                    };
+                    [tenant, hour_label(r.hour_ms), r.metric.clone(), value(r.value)]
+                })
+                .collect();
+            let header = ["TENANT", "HOUR (UTC)", "METRIC", "VALUE"].map(str::to_string);
+            let mut widths = [0; 4];
+            for l in std::iter::once(&header).chain(&lines) {
+                for (w, c) in widths.iter_mut().zip(l) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            for l in std::iter::once(&header).chain(&lines) {
+                println!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
+                    l[0],
+                    l[1],
+                    l[2],
+                    l[3],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                    w3 = widths[3]
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tenant_of(name: String, reserved_tps: u32, burst_tps: u32) -> Option<api::Tenant> {

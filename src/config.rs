@@ -52,7 +52,44 @@ pub struct Settings {
     pub cluster: ClusterConfig,
     pub grpc: GrpcConfig,
     pub auth: AuthSettings,
+    pub quota: QuotaSettings,
+    pub metering: MeteringSettings,
     pub testing: TestingConfig,
+}
+
+/// The quota of tenants created without one, and of namespaces never created as tenants
+/// (docs/tenancy.md). TPS units: one per started 4 KiB of a message sent or received.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Units per second metered as reserved (default 0: all traffic is burst).
+    pub default_reserved_tps: u32,
+    /// The ceiling, units per second (default 0: none). Each node enforces its share: the
+    /// ceiling divided by the live ingest and query nodes.
+    pub default_burst_tps: u32,
+}
+
+/// Metering records (Parquet under `metering/` in the object store).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeteringSettings {
+    /// How often a node writes what it counted (default 60 s): one small PUT per hour
+    /// touched per interval; a node that dies loses at most this much of its counts.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// How often the compactor measures stored bytes per tenant for GB-hours (default
+    /// 5 min): each measurement scans the batch index once.
+    #[serde(with = "humantime_serde")]
+    pub storage_interval: Duration,
+}
+
+impl Default for MeteringSettings {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(60),
+            storage_interval: Duration::from_secs(300),
+        }
+    }
 }
 
 /// AK/SK authentication and the ACL (docs/tenancy.md).
@@ -188,6 +225,8 @@ impl Default for Settings {
             cluster: ClusterConfig::default(),
             grpc: GrpcConfig::default(),
             auth: AuthSettings::default(),
+            quota: QuotaSettings::default(),
+            metering: MeteringSettings::default(),
             testing: TestingConfig::default(),
         }
     }

@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod config;
 mod front;
+mod metering;
 mod server;
 mod target;
 
@@ -71,6 +72,11 @@ enum Command {
     Acl {
         #[command(subcommand)]
         action: account_commands::AclAction,
+    },
+    /// What tenants used, per hour (for billing).
+    Metering {
+        #[command(subcommand)]
+        action: account_commands::MeteringAction,
     },
     /// Load a running broker with producers and consumers and report rates, latency
     /// percentiles and costs against the floor of its store and coordinator.
@@ -375,6 +381,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Tenant { action } => account_commands::tenant(action).await,
         Command::User { action } => account_commands::user(action).await,
         Command::Acl { action } => account_commands::acl(action).await,
+        Command::Metering { action } => account_commands::metering(action).await,
         Command::Group {
             action: GroupAction::List { target },
         } => {

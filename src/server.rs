@@ -17,7 +17,8 @@ use tracing::info;
 use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
-use strata_tenancy::{DateWindow, Guard, GuardConfig, RootCredentials, Vault};
+use crate::metering::{Metering, spawn_storage_sampler};
+use strata_tenancy::{DateWindow, Guard, GuardConfig, Limits, Meter, Quotas, RootCredentials, Vault};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,7 +42,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     let offset_clock = Arc::new(OffsetClock::over(synced.clone()));
     let clock: Arc<dyn Clock> = offset_clock.clone();
     let store_url = settings.store_url();
-    let (store, store_requests) = strata_storage::counting::counting(open_store(&store_url, &settings.s3)?);
+    let raw_store = open_store(&store_url, &settings.s3)?;
+    let (store, store_requests) = strata_storage::counting::counting(Arc::clone(&raw_store));
     let catalog = Catalog::new(
         Arc::clone(&dyn_coordinator),
         Arc::clone(&clock),
@@ -57,6 +59,15 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         Arc::clone(&dyn_coordinator),
         Arc::clone(&clock),
     )?);
+    let meter = Arc::new(Meter::new(Arc::clone(&clock)));
+    let quotas = Arc::new(Quotas::new(
+        Arc::clone(&dyn_coordinator),
+        Arc::clone(&clock),
+        Limits {
+            reserved_tps: settings.quota.default_reserved_tps,
+            burst_tps: settings.quota.default_burst_tps,
+        },
+    ));
 
     let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
     let local = listener.local_addr()?;
@@ -76,9 +87,24 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         &advertise,
     )
     .await?;
+    let metering = Arc::new(Metering::new(
+        Arc::clone(&meter),
+        raw_store,
+        node_id.clone(),
+        Arc::clone(&store_requests),
+        Arc::clone(&clock),
+    ));
     let mut tasks = vec![
         membership.spawn_heartbeats(settings.cluster.heartbeat_interval),
         spawn_clock_sync(synced, Arc::clone(&dyn_coordinator), CLOCK_SYNC_INTERVAL),
+        metering.spawn(settings.metering.flush_interval),
+        spawn_quota_share(
+            Arc::clone(&quotas),
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&clock),
+            settings.cluster.heartbeat_interval,
+            settings.cluster.node_ttl,
+        ),
     ];
 
     let mut cache_config = settings.cache.clone();
@@ -93,6 +119,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             Some(blocks.clone()),
             settings.ingest.clone(),
             Arc::clone(&membership),
+            Some(Arc::clone(&meter)),
         )
         .await?;
         Some(Arc::new(ingest))
@@ -126,6 +153,11 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             unreadable: Arc::clone(&unreadable),
         };
         tasks.extend(strata_compactor::spawn(compaction, settings.cluster.node_ttl));
+        tasks.push(spawn_storage_sampler(
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&meter),
+            settings.metering.storage_interval,
+        ));
     }
     let sessions = Arc::new(Sessions::default());
     if let Some(ingest) = &ingest {
@@ -167,6 +199,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         query_config: settings.query.clone(),
         forwarder,
         guard: Arc::clone(&guard),
+        quotas: Arc::clone(&quotas),
+        meter,
     };
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -202,6 +236,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             store_requests,
             unreadable,
             guard: Arc::clone(&guard),
+            quotas,
+            metering: Arc::clone(&metering),
         }))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.
@@ -218,6 +254,9 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     }
     if let Some(ingest) = ingest {
         ingest.shutdown().await;
+    }
+    if let Err(e) = metering.flush().await {
+        tracing::warn!(error = %e, "the last metering records were not written");
     }
     blocks.close().await;
     coordinator.close().await;
@@ -293,6 +332,37 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// Keeps each tenant's quota divided between the live nodes that serve clients (ingest or
+/// query): every node enforces its share, with no coordinator call per request.
+fn spawn_quota_share(
+    quotas: Arc<Quotas>,
+    coordinator: Arc<dyn Coordinator>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    node_ttl: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match coordinator
+                .live_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
+                .await
+            {
+                Ok(nodes) => {
+                    let serving = nodes
+                        .iter()
+                        .filter(|n| n.roles.contains(Roles::INGEST) || n.roles.contains(Roles::QUERY))
+                        .count();
+                    quotas.set_share(u32::try_from(serving).unwrap_or(u32::MAX));
+                }
+                Err(e) => tracing::warn!(error = %e, "live nodes unknown; keeping the quota share"),
+            }
+        }
+    })
 }
 
 /// How often a node measures its clock against the coordinator's: drift between syncs stays

@@ -131,6 +131,7 @@ impl Admin {
         tenant.reserved_tps = t.reserved_tps;
         tenant.burst_tps = t.burst_tps;
         coordinator.update_tenant(&tenant).await.map_err(to_status)?;
+        self.quotas.forget(&tenant.name);
         tracing::info!(tenant = %tenant.name, reserved = tenant.reserved_tps, burst = tenant.burst_tps, "tenant quota changed");
         Ok(tenant_out(tenant))
     }

@@ -1,8 +1,10 @@
 //! The StrataAdmin gRPC service (topics, groups, accounts) and the CLI's lines for it.
 
 mod accounts;
+mod usage;
 
 pub use accounts::{grant_line, tenant_line, user_line};
+pub use usage::hour_label;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +21,7 @@ use strata_meta::quarantine::Unreadable;
 use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
 use strata_proto::v2;
-use strata_tenancy::{Guard, Need};
+use strata_tenancy::{Guard, Need, Quotas};
 use tonic::{Request, Response, Status};
 
 use accounts::auth_status;
@@ -36,6 +38,10 @@ pub struct Admin {
     /// Who may call: topics and groups need ADMIN on them, accounts a tenant admin, the
     /// node-wide calls the operator.
     pub guard: Arc<Guard>,
+    /// Forgets a tenant's cached quota when it changes here.
+    pub quotas: Arc<Quotas>,
+    /// This node's metering (written before a report is read).
+    pub metering: Arc<crate::metering::Metering>,
 }
 
 /// Most samples one Floor request may take, and the largest object it may write.
@@ -394,6 +400,14 @@ impl StrataAdmin for Admin {
     async fn revoke(&self, request: Request<admin::RevokeRequest>) -> Result<Response<admin::RevokeResponse>, Status> {
         let remaining = self.remove_grant(request).await?;
         Ok(Response::new(admin::RevokeResponse { remaining }))
+    }
+
+    async fn metering(
+        &self,
+        request: Request<admin::MeteringRequest>,
+    ) -> Result<Response<admin::MeteringResponse>, Status> {
+        let records = self.usage(request).await?;
+        Ok(Response::new(admin::MeteringResponse { records }))
     }
 
     async fn list_grants(

@@ -21,7 +21,9 @@ use strata_meta::model::{QueueRef, Roles};
 use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
-use strata_tenancy::{Guard, Need, Principal};
+use strata_tenancy::meter::metric;
+use strata_tenancy::quota::units;
+use strata_tenancy::{Guard, Meter, Need, Principal, Quotas};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -58,6 +60,10 @@ pub struct Front {
     pub forwarder: Option<Arc<Forwarder>>,
     /// Authentication and the ACL (lets everything through when auth is off).
     pub guard: Arc<Guard>,
+    /// Reserved + burst quotas per tenant.
+    pub quotas: Arc<Quotas>,
+    /// What each tenant used (metering).
+    pub meter: Arc<Meter>,
 }
 
 /// What consuming as a subscription needs: SUB on its topic and its group.
@@ -106,7 +112,9 @@ impl Front {
 
     /// Authenticates a request and checks `needs` inside `tenant`; a refusal as the status to
     /// answer with (UNAUTHORIZED or FORBIDDEN).
-    async fn allow(&self, ctx: &Ctx, tenant: &str, needs: &[Need<'_>]) -> Result<Principal, v2::Status> {
+    /// Every call is counted for the tenant it names (`rpc`: the RPC's name).
+    async fn allow(&self, ctx: &Ctx, rpc: &str, tenant: &str, needs: &[Need<'_>]) -> Result<Principal, v2::Status> {
+        self.meter.call(tenant, rpc);
         self.guard
             .check(ctx.authorization.as_deref(), ctx.date.as_deref(), tenant, needs)
             .await
@@ -114,6 +122,47 @@ impl Front {
                 debug!(error = %e, client = ?ctx.client_id, tenant, "request refused");
                 from_auth(&e)
             })
+    }
+
+    /// Charges a send of `units` to the tenant's quota, or the TOO_MANY_REQUESTS to answer.
+    async fn admit_send(&self, tenant: &str, units: u64) -> Result<strata_tenancy::Charge, v2::Status> {
+        self.quotas
+            .admit(tenant, units)
+            .await
+            .map_err(|e| self.throttled(tenant, &e))
+    }
+
+    /// Lets a receive in unless the tenant is over its ceiling.
+    async fn admit_receive(&self, tenant: &str) -> Result<(), v2::Status> {
+        self.quotas
+            .admit_receive(tenant)
+            .await
+            .map_err(|e| self.throttled(tenant, &e))
+    }
+
+    fn throttled(&self, tenant: &str, e: &strata_tenancy::Error) -> v2::Status {
+        if matches!(e, strata_tenancy::Error::TooManyRequests { .. }) {
+            self.meter.add(tenant, &[(metric::THROTTLED, 1.0)]);
+        }
+        debug!(error = %e, tenant, "throttled");
+        from_auth(e)
+    }
+
+    /// Charges and meters messages delivered to a tenant's consumers.
+    async fn delivered(&self, tenant: &str, bodies: impl Iterator<Item = usize>) {
+        let (mut n, mut bytes, mut units_out) = (0u64, 0u64, 0u64);
+        for len in bodies {
+            n += 1;
+            bytes += len as u64;
+            units_out += units(len);
+        }
+        if n == 0 {
+            return;
+        }
+        match self.quotas.charge(tenant, units_out).await {
+            Ok(charge) => self.meter.received(tenant, n, bytes, charge),
+            Err(e) => warn!(error = %e, tenant, "delivered messages not charged"),
+        }
     }
 
     /// How long a receive may wait: Apache's rule, the client's deadline minus half its
@@ -137,7 +186,7 @@ impl MessagingService for Front {
         let span = info_span!("query_route", tenant = %tenant, topic = %resource.name);
         let response = async {
             let needs = [Need::topic(&resource.name, Actions::PUB.union(Actions::SUB))];
-            if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+            if let Err(s) = self.allow(&ctx, "QueryRoute", &tenant, &needs).await {
                 return v2::QueryRouteResponse {
                     status: Some(s),
                     message_queues: vec![],
@@ -182,7 +231,10 @@ impl MessagingService for Front {
         } else {
             &[Need::group(group, Actions::SUB)]
         };
-        if let Err(s) = self.allow(&ctx, &ctx.tenant(req.group.as_ref()), needs).await {
+        if let Err(s) = self
+            .allow(&ctx, "Heartbeat", &ctx.tenant(req.group.as_ref()), needs)
+            .await
+        {
             return Ok(Response::new(v2::HeartbeatResponse { status: Some(s) }));
         }
         if let Some(id) = &ctx.client_id {
@@ -215,13 +267,26 @@ impl MessagingService for Front {
             .iter()
             .map(|m| Need::topic(m.topic.as_ref().map_or("", |t| t.name.as_str()), Actions::PUB))
             .collect();
-        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
-            return Ok(Response::new(v2::SendMessageResponse {
-                status: Some(s),
-                entries: vec![],
-            }));
-        }
+        let admitted = match self.allow(&ctx, "SendMessage", &tenant, &needs).await {
+            Ok(_) => {
+                let units_in = req.messages.iter().map(|m| units(m.body.len())).sum();
+                self.admit_send(&tenant, units_in).await
+            }
+            Err(s) => Err(s),
+        };
+        let charge = match admitted {
+            Ok(charge) => charge,
+            Err(s) => {
+                return Ok(Response::new(v2::SendMessageResponse {
+                    status: Some(s),
+                    entries: vec![],
+                }));
+            }
+        };
         let results = ingest.send(&tenant, &req.messages).await;
+        let stored = results.iter().zip(&req.messages).filter(|(r, _)| r.is_ok());
+        let (n, bytes) = stored.fold((0, 0), |(n, b), (_, m)| (n + 1, b + m.body.len() as u64));
+        self.meter.sent(&tenant, n, bytes, charge);
         let entries: Vec<v2::SendResultEntry> = results
             .iter()
             .zip(&req.messages)
@@ -273,7 +338,7 @@ impl MessagingService for Front {
             Need::topic(&resource.name, Actions::SUB),
             Need::group(&group.name, Actions::SUB),
         ];
-        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+        if let Err(s) = self.allow(&ctx, "QueryAssignment", &tenant, &needs).await {
             return Ok(Response::new(v2::QueryAssignmentResponse {
                 status: Some(s),
                 assignments: vec![],
@@ -336,7 +401,10 @@ impl MessagingService for Front {
             Need::topic(&topic.name, Actions::SUB),
             Need::group(&group.name, Actions::SUB),
         ];
-        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+        if let Err(s) = self.allow(&ctx, "ReceiveMessage", &tenant, &needs).await {
+            return only(s);
+        }
+        if let Err(s) = self.admit_receive(&tenant).await {
             return only(s);
         }
         let filter = match Filter::parse(req.filter_expression.as_ref()) {
@@ -359,14 +427,20 @@ impl MessagingService for Front {
         };
         let store_host = self.node_id.clone();
         let span = info_span!("receive_message", tenant = %tenant, group = %receive.group, topic = %receive.topic);
+        let front = self.clone();
         let responses = async move {
             let content = match query.receive(&receive).await {
                 Ok(found) if found.is_empty() => vec![Content::Status(status(Code::MessageNotFound, "no new message"))],
-                Ok(found) => std::iter::once(Content::Status(ok()))
-                    .chain(found.iter().map(|d| {
-                        Content::Message(strata_query::convert::to_message(&tenant, &topic.name, d, &store_host))
-                    }))
-                    .collect(),
+                Ok(found) => {
+                    front
+                        .delivered(&tenant, found.iter().map(|d| d.record.body.len()))
+                        .await;
+                    std::iter::once(Content::Status(ok()))
+                        .chain(found.iter().map(|d| {
+                            Content::Message(strata_query::convert::to_message(&tenant, &topic.name, d, &store_host))
+                        }))
+                        .collect()
+                }
                 Err(e) => {
                     return vec![v2::ReceiveMessageResponse {
                         content: Some(Content::Status(from_query(&e))),
@@ -404,7 +478,7 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
-        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+        if let Err(s) = self.allow(&ctx, "AckMessage", &sub.tenant, &sub_needs(&sub)).await {
             return Ok(Response::new(v2::AckMessageResponse {
                 status: Some(s),
                 entries: vec![],
@@ -446,7 +520,10 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
-        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+        if let Err(s) = self
+            .allow(&ctx, "ForwardMessageToDeadLetterQueue", &sub.tenant, &sub_needs(&sub))
+            .await
+        {
             return Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
                 status: Some(s),
             }));
@@ -495,7 +572,10 @@ impl MessagingService for Front {
             Need::topic(&topic.name, Actions::SUB),
             Need::group(&group, Actions::SUB),
         ];
-        if let Err(s) = self.allow(&ctx, &tenant, &needs).await {
+        if let Err(s) = self.allow(&ctx, "PullMessage", &tenant, &needs).await {
+            return only(s);
+        }
+        if let Err(s) = self.admit_receive(&tenant).await {
             return only(s);
         }
         let pull = PullRequest {
@@ -511,23 +591,29 @@ impl MessagingService for Front {
             long_polling: self.long_polling(&ctx, req.long_polling_timeout.as_ref()),
         };
         let store_host = self.node_id.clone();
+        let front = self.clone();
         let responses = async move {
             match query.pull(&pull).await {
                 Err(e) => vec![Content::Status(from_query(&e))],
-                Ok(pulled) => std::iter::once(Content::Status(if pulled.messages.is_empty() {
-                    status(Code::MessageNotFound, "no new message")
-                } else {
-                    ok()
-                }))
-                .chain(pulled.messages.iter().map(|(offset, r)| {
-                    let mut m = strata_query::convert::record_message(&tenant, &topic.name, r, mq.id, &store_host);
-                    if let Some(sp) = m.system_properties.as_mut() {
-                        sp.queue_offset = Some(*offset);
-                    }
-                    Content::Message(m)
-                }))
-                .chain(std::iter::once(Content::NextOffset(pulled.next_offset)))
-                .collect(),
+                Ok(pulled) => {
+                    front
+                        .delivered(&tenant, pulled.messages.iter().map(|(_, r)| r.body.len()))
+                        .await;
+                    std::iter::once(Content::Status(if pulled.messages.is_empty() {
+                        status(Code::MessageNotFound, "no new message")
+                    } else {
+                        ok()
+                    }))
+                    .chain(pulled.messages.iter().map(|(offset, r)| {
+                        let mut m = strata_query::convert::record_message(&tenant, &topic.name, r, mq.id, &store_host);
+                        if let Some(sp) = m.system_properties.as_mut() {
+                            sp.queue_offset = Some(*offset);
+                        }
+                        Content::Message(m)
+                    }))
+                    .chain(std::iter::once(Content::NextOffset(pulled.next_offset)))
+                    .collect()
+                }
             }
         };
         let stream = futures::stream::once(responses).flat_map(|items| {
@@ -550,7 +636,7 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
-        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+        if let Err(s) = self.allow(&ctx, "UpdateOffset", &sub.tenant, &sub_needs(&sub)).await {
             return Ok(Response::new(v2::UpdateOffsetResponse { status: Some(s) }));
         }
         let status = match query.update_offset(&sub, mq.id, req.offset).await {
@@ -573,7 +659,7 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let sub = ctx.subscription(req.group.as_ref(), mq.topic.as_ref());
-        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+        if let Err(s) = self.allow(&ctx, "GetOffset", &sub.tenant, &sub_needs(&sub)).await {
             return Ok(Response::new(v2::GetOffsetResponse {
                 status: Some(s),
                 offset: 0,
@@ -602,14 +688,8 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
-        if let Err(s) = self
-            .allow(
-                &ctx,
-                &ctx.tenant(Some(&topic)),
-                &[Need::topic(&topic.name, Actions::SUB)],
-            )
-            .await
-        {
+        let needs = [Need::topic(&topic.name, Actions::SUB)];
+        if let Err(s) = self.allow(&ctx, "QueryOffset", &ctx.tenant(Some(&topic)), &needs).await {
             return Ok(Response::new(v2::QueryOffsetResponse {
                 status: Some(s),
                 offset: 0,
@@ -666,7 +746,12 @@ impl MessagingService for Front {
         let topic = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&topic));
         if let Err(s) = self
-            .allow(&ctx, &tenant, &[Need::topic(&topic.name, Actions::PUB)])
+            .allow(
+                &ctx,
+                "EndTransaction",
+                &tenant,
+                &[Need::topic(&topic.name, Actions::PUB)],
+            )
             .await
         {
             return Ok(Response::new(v2::EndTransactionResponse { status: Some(s) }));
@@ -692,7 +777,7 @@ impl MessagingService for Front {
             }])));
         };
         // A refused stream is still answered (the Node client waits for a first reply).
-        let principal = match self.allow(&ctx, &ctx.namespace, &[]).await {
+        let principal = match self.allow(&ctx, "Telemetry", &ctx.namespace, &[]).await {
             Ok(p) => p,
             Err(s) => {
                 return Ok(Response::new(stream_of(vec![v2::TelemetryCommand {
@@ -760,7 +845,7 @@ impl MessagingService for Front {
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Reply<v2::NotifyClientTerminationResponse> {
         let ctx = Ctx::new(request.metadata());
-        if let Err(s) = self.allow(&ctx, &ctx.namespace, &[]).await {
+        if let Err(s) = self.allow(&ctx, "NotifyClientTermination", &ctx.namespace, &[]).await {
             return Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(s) }));
         }
         if let Some(id) = &ctx.client_id {
@@ -786,7 +871,10 @@ impl MessagingService for Front {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
-        if let Err(s) = self.allow(&ctx, &sub.tenant, &sub_needs(&sub)).await {
+        if let Err(s) = self
+            .allow(&ctx, "ChangeInvisibleDuration", &sub.tenant, &sub_needs(&sub))
+            .await
+        {
             return Ok(Response::new(v2::ChangeInvisibleDurationResponse {
                 status: Some(s),
                 receipt_handle: String::new(),
@@ -828,7 +916,12 @@ impl MessagingService for Front {
         let topic = req.topic.unwrap_or_default();
         let tenant = ctx.tenant(Some(&topic));
         if let Err(s) = self
-            .allow(&ctx, &tenant, &[Need::topic(&topic.name, Actions::PUB)])
+            .allow(
+                &ctx,
+                "RecallMessage",
+                &tenant,
+                &[Need::topic(&topic.name, Actions::PUB)],
+            )
             .await
         {
             return Ok(Response::new(v2::RecallMessageResponse {

@@ -77,8 +77,9 @@ pub fn from_auth(e: &strata_tenancy::Error) -> Status {
     match e {
         E::Unauthenticated(_) => status(Code::Unauthorized, e.to_string()),
         E::Forbidden(_) => status(Code::Forbidden, e.to_string()),
+        E::TooManyRequests { .. } => status(Code::TooManyRequests, e.to_string()),
         E::Meta(m) => from_meta(m),
-        E::Lookup(_) | E::Unsealable | E::BadKey(_) | E::KeyFile { .. } => {
+        E::Lookup(_) | E::Quota(_) | E::Unsealable | E::BadKey(_) | E::KeyFile { .. } => {
             status(Code::InternalServerError, e.to_string())
         }
     }

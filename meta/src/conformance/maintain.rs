@@ -19,9 +19,12 @@ pub async fn stored_bytes_count_each_block_once(c: &dyn Coordinator) {
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();
     let mut second = batch(queue(t, "a", 1), 2);
     second.location.offset = 108;
-    c.commit_flush(&flush(e, "wal/conf-stored-1", vec![batch(queue(t, "a", 0), 3), second]), T0)
-        .await
-        .unwrap();
+    c.commit_flush(
+        &flush(e, "wal/conf-stored-1", vec![batch(queue(t, "a", 0), 3), second]),
+        T0,
+    )
+    .await
+    .unwrap();
     c.commit_flush(&flush(e, "wal/conf-stored-2", vec![batch(queue(t, "a", 0), 1)]), T0)
         .await
         .unwrap();
