@@ -19,6 +19,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Where the gRPC server (MessagingService and the admin API) listens.
     pub grpc_listen: SocketAddr,
+    /// Where the HTTP listener serves `/metrics`, `/healthz` and `/readyz` (default
+    /// 127.0.0.1:8082; port 0 picks a free one).
+    pub http_listen: SocketAddr,
     /// `host:port` clients are told to connect to (QueryRoute). Unset: the address the
     /// client used to reach us, which is right for a single node.
     pub advertise: Option<String>,
@@ -210,6 +213,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./data"),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             advertise: None,
             store: None,
             s3: S3Options::default(),
@@ -297,6 +301,12 @@ impl Settings {
         if let Some(v) = get("STRATA_GRPC_LISTEN") {
             self.grpc_listen = v.parse().map_err(|e| ConfigError::Env {
                 var: "STRATA_GRPC_LISTEN",
+                reason: format!("{v:?}: {e}"),
+            })?;
+        }
+        if let Some(v) = get("STRATA_HTTP_LISTEN") {
+            self.http_listen = v.parse().map_err(|e| ConfigError::Env {
+                var: "STRATA_HTTP_LISTEN",
                 reason: format!("{v:?}: {e}"),
             })?;
         }

@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod config;
 mod front;
+mod http;
 mod metering;
 mod server;
 mod target;
@@ -24,8 +25,17 @@ use target::{Target, admin_client};
     about = "StrataMQ: a RocketMQ 5.x compatible broker on object storage"
 )]
 struct Cli {
+    /// Log lines as text or as JSON objects (one per line, for log collectors).
+    #[arg(long, global = true, value_enum, default_value = "text", env = "STRATA_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +149,9 @@ struct NodeArgs {
     /// gRPC listen address.
     #[arg(long)]
     grpc_listen: Option<std::net::SocketAddr>,
+    /// HTTP listen address (/metrics, /healthz, /readyz).
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
     /// Object store URL (file:///path, s3://bucket/prefix, memory://). Default: DATA_DIR/store.
     #[arg(long)]
     store: Option<String>,
@@ -174,6 +187,9 @@ impl NodeArgs {
         }
         if let Some(l) = self.grpc_listen {
             settings.grpc_listen = l;
+        }
+        if let Some(l) = self.http_listen {
+            settings.http_listen = l;
         }
         if self.store.is_some() {
             settings.store = self.store;
@@ -443,10 +459,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sqlx=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,7 +1,10 @@
 //! Wires a node's roles together and serves gRPC.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use crate::http::Observed;
 
 use strata_ingest::Ingest;
 use strata_meta::model::Roles;
@@ -69,7 +72,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         },
     ));
 
+    let prometheus = crate::http::install_recorder()?;
     let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
+    let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http_listen): {e}", settings.http_listen))?;
+    let http_local = http_listener.local_addr()?;
     let local = listener.local_addr()?;
     let advertise = match &settings.advertise {
         Some(a) => a.clone(),
@@ -89,7 +97,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     .await?;
     let metering = Arc::new(Metering::new(
         Arc::clone(&meter),
-        raw_store,
+        Arc::clone(&raw_store),
         node_id.clone(),
         Arc::clone(&store_requests),
         Arc::clone(&clock),
@@ -210,6 +218,19 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         }
     }));
 
+    let draining = Arc::new(AtomicBool::new(false));
+    tasks.push(crate::http::spawn(
+        http_listener,
+        Arc::new(Observed {
+            prometheus,
+            coordinator: Arc::clone(&dyn_coordinator),
+            store: raw_store,
+            store_requests: Arc::clone(&store_requests),
+            blocks: blocks.clone(),
+            query: query.clone(),
+            draining: Arc::clone(&draining),
+        }),
+    ));
     let role_list = roles.names().join("+");
     info!(
         listen = %local,
@@ -220,6 +241,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         coordinator = %if coordinator_target.starts_with("postgres") { "postgres" } else { "sqlite" },
         auto_create = settings.auto_create.unwrap_or(standalone),
         auth = guard.enabled(),
+        http = %http_local,
         "strata {role_list} listening on {local}"
     );
     let messaging = MessagingServiceServer::new(front)
@@ -243,6 +265,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         // against the client's delayed ACK stalled each such answer ~40 ms.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
             shutdown_signal().await;
+            draining.store(true, Ordering::Relaxed);
             info!("shutting down: ending long polls, flushing accepted messages");
             if let Some(q) = stopping {
                 q.shutdown();

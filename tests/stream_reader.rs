@@ -42,7 +42,13 @@ async fn start() -> Broker {
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("strata.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["standalone", "--grpc-listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "standalone",
+            "--grpc-listen",
+            &format!("127.0.0.1:{port}"),
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--config")

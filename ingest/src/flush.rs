@@ -314,7 +314,9 @@ async fn commit(shared: &Shared, flush: &FlushCommit) -> Result<Vec<Option<i64>>
 
 #[instrument(skip_all, fields(object = %p.commit.object, bytes = p.commit.object_size, queues = p.blocks.len()))]
 async fn finish_flush(shared: &Shared, p: Pending) {
-    let uploaded = match p.upload.await {
+    let uploaded = p.upload.await;
+    metrics::histogram!("strata_ingest_flush_seconds").record(p.started.elapsed());
+    let uploaded = match uploaded {
         Ok(Ok(())) if p.started.elapsed() > shared.config.commit_deadline => Err(Error::Store(format!(
             "the flush took longer than the commit deadline ({:?}) to upload",
             shared.config.commit_deadline
@@ -329,12 +331,18 @@ async fn finish_flush(shared: &Shared, p: Pending) {
         }
         meter.shared_put(&bytes);
     }
+    let commit_started = Instant::now();
     let committed = match uploaded {
-        Ok(()) => commit(shared, &p.commit).await.map_err(|e| {
-            // The object is stored but unreferenced: an orphan that GC removes.
-            warn!(object = %p.commit.object, error = %e, "commit failed after PUT");
-            e
-        }),
+        Ok(()) => commit(shared, &p.commit)
+            .await
+            .inspect(|_| {
+                metrics::histogram!("strata_ingest_commit_seconds").record(commit_started.elapsed());
+            })
+            .map_err(|e| {
+                // The object is stored but unreferenced: an orphan that GC removes.
+                warn!(object = %p.commit.object, error = %e, "commit failed after PUT");
+                e
+            }),
         Err(e) => {
             warn!(object = %p.commit.object, error = %e, "WAL PUT failed");
             Err(e)

@@ -49,7 +49,7 @@ const FLOOR_MAX_SAMPLES: u32 = 1000;
 const FLOOR_MAX_OBJECT: u64 = 64 << 20;
 
 /// The process's resident set size, from /proc (0 where there is none).
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -21,7 +21,6 @@ use strata_meta::model::{QueueRef, Roles};
 use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
-use strata_tenancy::meter::metric;
 use strata_tenancy::quota::units;
 use strata_tenancy::{Guard, Meter, Need, Principal, Quotas};
 use tokio::sync::mpsc;
@@ -119,6 +118,7 @@ impl Front {
             .check(ctx.authorization.as_deref(), ctx.date.as_deref(), tenant, needs)
             .await
             .map_err(|e| {
+                metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
                 debug!(error = %e, client = ?ctx.client_id, tenant, "request refused");
                 from_auth(&e)
             })
@@ -142,7 +142,7 @@ impl Front {
 
     fn throttled(&self, tenant: &str, e: &strata_tenancy::Error) -> v2::Status {
         if matches!(e, strata_tenancy::Error::TooManyRequests { .. }) {
-            self.meter.add(tenant, &[(metric::THROTTLED, 1.0)]);
+            self.meter.throttled(tenant);
         }
         debug!(error = %e, tenant, "throttled");
         from_auth(e)

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use foyer::{
@@ -129,6 +130,25 @@ pub struct BlockCache {
     store: Arc<dyn ObjectStore>,
     cache: HybridCache<BlockKey, Block>,
     parquet: ParquetFiles,
+    counts: Arc<CacheCounts>,
+}
+
+/// Lookups of the cache and the misses among them (each miss one GET), since the start.
+#[derive(Debug, Default)]
+pub struct CacheCounts {
+    pub lookups: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl CacheCounts {
+    /// Hits over lookups (1 before the first lookup).
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.lookups.load(Ordering::Relaxed);
+        if lookups == 0 {
+            return 1.0;
+        }
+        1.0 - self.misses.load(Ordering::Relaxed).min(lookups) as f64 / lookups as f64
+    }
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -172,7 +192,16 @@ impl BlockCache {
         }
         .map_err(|e| Error::Cache(e.to_string()))?;
         let parquet = ParquetFiles::new(Arc::clone(&store));
-        Ok(Self { store, cache, parquet })
+        Ok(Self {
+            store,
+            cache,
+            parquet,
+            counts: Arc::default(),
+        })
+    }
+
+    pub fn counts(&self) -> &Arc<CacheCounts> {
+        &self.counts
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -197,9 +226,12 @@ impl BlockCache {
     pub async fn records(&self, object: &Path, span: &BlockSpan) -> Result<Arc<Vec<WalRecord>>> {
         let store = Arc::clone(&self.store);
         let (path, span_copy) = (object.clone(), *span);
+        self.counts.lookups.fetch_add(1, Ordering::Relaxed);
+        let counts = Arc::clone(&self.counts);
         let entry = self
             .cache
             .get_or_fetch(&key(object, span), move || async move {
+                counts.misses.fetch_add(1, Ordering::Relaxed);
                 let range = GetRange::Bounded(span_copy.offset..span_copy.offset + span_copy.length);
                 let got = store
                     .get_opts(&path, GetOptions::new().with_range(Some(range)))
@@ -263,9 +295,12 @@ impl BlockCache {
             object: object.to_string(),
             offset: u64::from(row_group),
         };
+        self.counts.lookups.fetch_add(1, Ordering::Relaxed);
+        let counts = Arc::clone(&self.counts);
         let entry = self
             .cache
             .get_or_fetch(&key, move || async move {
+                counts.misses.fetch_add(1, Ordering::Relaxed);
                 let rows = files.row_group(&path, file_size, row_group as usize).await?;
                 Ok::<_, Error>(Block::new(rows.into_iter().map(|(_, r)| r).collect()))
             })

@@ -49,4 +49,16 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// A label for metrics: unauthenticated, forbidden, throttled or internal.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::TooManyRequests { .. } => "throttled",
+            _ => "internal",
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -71,16 +71,28 @@ impl Meter {
     }
 
     pub fn call(&self, tenant: &str, rpc: &str) {
+        metrics::counter!("strata_front_requests_total", "tenant" => tenant.to_string(), "rpc" => rpc.to_string())
+            .increment(1);
         self.add(tenant, &[(&format!("{}{rpc}", metric::API_PREFIX), 1.0)]);
+    }
+
+    /// A request refused with TOO_MANY_REQUESTS.
+    pub fn throttled(&self, tenant: &str) {
+        metrics::counter!("strata_front_throttled_total", "tenant" => tenant.to_string()).increment(1);
+        self.add(tenant, &[(metric::THROTTLED, 1.0)]);
     }
 
     /// Messages stored for a tenant, and how their units were charged.
     pub fn sent(&self, tenant: &str, messages: u64, bytes: u64, charge: Charge) {
+        metrics::counter!("strata_ingest_messages_total", "tenant" => tenant.to_string()).increment(messages);
+        metrics::counter!("strata_ingest_bytes_total", "tenant" => tenant.to_string()).increment(bytes);
         self.traffic(tenant, (metric::MESSAGES_IN, metric::BYTES_IN), messages, bytes, charge);
     }
 
     /// Messages delivered to a tenant's consumers.
     pub fn received(&self, tenant: &str, messages: u64, bytes: u64, charge: Charge) {
+        metrics::counter!("strata_query_messages_total", "tenant" => tenant.to_string()).increment(messages);
+        metrics::counter!("strata_query_bytes_total", "tenant" => tenant.to_string()).increment(bytes);
         self.traffic(
             tenant,
             (metric::MESSAGES_OUT, metric::BYTES_OUT),

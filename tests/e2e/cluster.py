@@ -73,6 +73,7 @@ class Cluster:
         node[2] = subprocess.Popen(
             [STRATA_BIN, role, "--node-id", name, "--coordinator", self.coordinator, "--store", self.store,
              "--grpc-listen", f"127.0.0.1:{node[1]}", "--advertise", f"127.0.0.1:{node[1]}",
+             "--http-listen", "127.0.0.1:0",
              "--data-dir", str(self.tmp / name), "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_listening(node[2], node[1], log.name)

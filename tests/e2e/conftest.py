@@ -42,6 +42,7 @@ class Broker:
         self.extra_args = list(extra_args)
         self.env = env or {}
         self.port = free_port()
+        self.http_port = free_port()
         self.proc = None
         self.starts = 0
 
@@ -55,7 +56,7 @@ class Broker:
         log = open(self.log_dir / f"strata-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             [STRATA_BIN, "standalone", "--data-dir", str(self.data_dir),
-             "--grpc-listen", self.endpoint, *self.extra_args],
+             "--grpc-listen", self.endpoint, "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **self.env},
         )

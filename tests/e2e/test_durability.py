@@ -37,7 +37,8 @@ def test_a_wal_object_is_fsynced_before_its_send_is_answered(tmp_path):
     with open(tmp_path / "strata.log", "wb") as log:
         proc = subprocess.Popen(
             [strace, "-f", "-qq", "-ttt", "-y", "-e", TRACED, "-o", str(trace),
-             STRATA_BIN, "standalone", "--data-dir", str(tmp_path / "data"), "--grpc-listen", f"127.0.0.1:{port}"],
+             STRATA_BIN, "standalone", "--data-dir", str(tmp_path / "data"), "--grpc-listen", f"127.0.0.1:{port}",
+             "--http-listen", "127.0.0.1:0"],
             stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_listening(proc, port, log.name)

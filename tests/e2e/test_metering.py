@@ -3,6 +3,8 @@ namespace names the tenant."""
 
 import json
 import os
+import re
+import urllib.request
 import threading
 import time
 from pathlib import Path
@@ -45,6 +47,23 @@ def usage(broker: Broker, tenant: str) -> dict:
     return out
 
 
+def scrape(broker: Broker, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}{path}", timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def series(text: str, name: str, **labels) -> float:
+    """The value of one Prometheus series (labels in any order), or fails."""
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            return float(m.group(3))
+    raise AssertionError(f"no series {name} {labels} in /metrics")
+
+
 def test_metering_equals_the_workload(plain_broker):
     b = plain_broker
     raw = Raw(b.endpoint)
@@ -79,6 +98,20 @@ def test_metering_equals_the_workload(plain_broker):
     assert u["store_puts"] == int(u["store_puts"])
     assert "acme" not in json.dumps(usage(b, "other")), "other tenants see nothing of it"
 
+    # The same run as Prometheus series.
+    assert scrape(b, "/healthz") == (200, "ok\n")
+    assert scrape(b, "/readyz") == (200, "ready\n")
+    _, text = scrape(b)
+    assert series(text, "strata_front_requests_total", tenant="acme", rpc="SendMessage") == 4
+    assert series(text, "strata_ingest_messages_total", tenant="acme") == 4
+    assert series(text, "strata_ingest_bytes_total", tenant="acme") == size
+    assert series(text, "strata_query_messages_total", tenant="acme") == 4
+    assert series(text, "strata_ingest_flush_seconds_count") >= 1
+    assert series(text, "strata_ingest_commit_seconds_bucket", le="+Inf") >= 1
+    assert series(text, "strata_node_store_requests_total", op="put") >= 1
+    assert 0 <= series(text, "strata_query_cache_hit_ratio") <= 1
+    assert series(text, "strata_query_long_polls") >= 0
+
 
 def test_reserved_burst_and_rejection_are_metered_exactly(plain_broker):
     b = plain_broker
@@ -104,6 +137,8 @@ def test_reserved_burst_and_rejection_are_metered_exactly(plain_broker):
     assert u["units_reserved"] + u["units_burst"] == ok
     assert 5 <= u["units_reserved"] <= 7, u
     assert u["api.SendMessage"] == ok + refused
+    _, text = scrape(b)
+    assert series(text, "strata_front_throttled_total", tenant="metered") == refused
 
 
 def test_a_noisy_tenant_does_not_starve_another(plain_broker):

@@ -133,6 +133,12 @@ def test_python_client_with_right_wrong_and_missing_credentials(auth_broker):
         assert [a.status.code for a in answers] == [d.UNAUTHORIZED]
     finally:
         raw.close()
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{auth_broker.http_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    failures = [line for line in text.splitlines()
+                if line.startswith('strata_front_auth_failures_total{reason="unauthenticated"}')]
+    assert failures and float(failures[0].split()[-1]) >= 5, failures
     assert auth_broker.alive()
 
 
