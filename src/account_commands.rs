@@ -296,6 +296,7 @@ pub async fn user(action: UserAction) -> Result<(), BoxError> {
                 endpoint,
                 namespace: tenant.clone(),
                 credentials: Credentials::from_env(),
+                ca_cert: std::env::var_os("STRATA_CA_CERT").map(Into::into),
             };
             let request = api::CreateUserRequest {
                 namespace: tenant,

@@ -55,9 +55,25 @@ pub struct Settings {
     pub cluster: ClusterConfig,
     pub grpc: GrpcConfig,
     pub auth: AuthSettings,
+    pub tls: TlsSettings,
     pub quota: QuotaSettings,
     pub metering: MeteringSettings,
     pub testing: TestingConfig,
+}
+
+/// TLS on the gRPC listener (rustls). With a certificate and key every client must connect
+/// with TLS (the 5.x SDKs: `tls_enable` / `sslEnabled`); without them the port is plaintext.
+/// The handshake costs ~1 ms once per connection; the SDKs keep theirs open.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain (env `STRATA_TLS_CERT_FILE`, flag `--tls-cert`).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (env `STRATA_TLS_KEY_FILE`, flag `--tls-key`).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA that nodes trust when they pass requests to one another (env
+    /// `STRATA_TLS_CA_FILE`). Unset: `cert_file` (one certificate shared by every node).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The quota of tenants created without one, and of namespaces never created as tenants
@@ -229,6 +245,7 @@ impl Default for Settings {
             cluster: ClusterConfig::default(),
             grpc: GrpcConfig::default(),
             auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
             quota: QuotaSettings::default(),
             metering: MeteringSettings::default(),
             testing: TestingConfig::default(),
@@ -309,6 +326,15 @@ impl Settings {
                 var: "STRATA_HTTP_LISTEN",
                 reason: format!("{v:?}: {e}"),
             })?;
+        }
+        for (var, slot) in [
+            ("STRATA_TLS_CERT_FILE", &mut self.tls.cert_file),
+            ("STRATA_TLS_KEY_FILE", &mut self.tls.key_file),
+            ("STRATA_TLS_CA_FILE", &mut self.tls.ca_file),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = Some(PathBuf::from(v));
+            }
         }
         if let Some(v) = get("STRATA_ADVERTISE") {
             self.advertise = Some(v);

@@ -152,6 +152,12 @@ struct NodeArgs {
     /// HTTP listen address (/metrics, /healthz, /readyz).
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Object store URL (file:///path, s3://bucket/prefix, memory://). Default: DATA_DIR/store.
     #[arg(long)]
     store: Option<String>,
@@ -190,6 +196,10 @@ impl NodeArgs {
         }
         if let Some(l) = self.http_listen {
             settings.http_listen = l;
+        }
+        if self.tls_cert.is_some() {
+            settings.tls.cert_file = self.tls_cert;
+            settings.tls.key_file = self.tls_key;
         }
         if self.store.is_some() {
             settings.store = self.store;
@@ -457,6 +467,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Two TLS backends are linked (ring for gRPC, aws-lc for the S3 client): name the one
+    // rustls uses by default, or it cannot choose and panics at the first handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sqlx=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);

@@ -15,6 +15,7 @@ use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin::Admin;
@@ -73,6 +74,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     ));
 
     let prometheus = crate::http::install_recorder()?;
+    let tls = Tls::load(&settings.tls)?;
     let listener = tokio::net::TcpListener::bind(settings.grpc_listen).await?;
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -194,6 +196,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             Arc::clone(&clock),
             settings.cluster.node_ttl,
             node_id.clone(),
+            tls.client.clone(),
         ))),
     };
     let front = Front {
@@ -242,13 +245,18 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         auto_create = settings.auto_create.unwrap_or(standalone),
         auth = guard.enabled(),
         http = %http_local,
+        tls = tls.identity.is_some(),
         "strata {role_list} listening on {local}"
     );
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)
         .max_encoding_message_size(settings.grpc.max_message_bytes);
     let stopping = query.clone();
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = &tls.identity {
+        server = server.tls_config(ServerTlsConfig::new().identity(identity.clone()))?;
+    }
+    server
         .max_concurrent_streams(settings.grpc.max_streams_per_connection)
         .add_service(messaging)
         .add_service(StrataAdminServer::new(Admin {
@@ -285,6 +293,39 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     coordinator.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The listener's TLS identity, and how nodes reach one another with TLS on.
+struct Tls {
+    identity: Option<Identity>,
+    client: Option<ClientTlsConfig>,
+}
+
+impl Tls {
+    fn load(settings: &crate::config::TlsSettings) -> Result<Self, BoxError> {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read the TLS {what} {}: {e}", path.display()))
+        };
+        match (&settings.cert_file, &settings.key_file) {
+            (None, None) => Ok(Self {
+                identity: None,
+                client: None,
+            }),
+            (Some(cert_file), Some(key_file)) => {
+                let cert = read("certificate", cert_file)?;
+                let key = read("key", key_file)?;
+                let ca = match &settings.ca_file {
+                    Some(ca) => read("CA", ca)?,
+                    None => cert.clone(),
+                };
+                Ok(Self {
+                    identity: Some(Identity::from_pem(cert, key)),
+                    client: Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca))),
+                })
+            }
+            _ => Err("TLS needs both tls.cert_file and tls.key_file".into()),
+        }
+    }
 }
 
 /// Authentication and the ACL: on by default in cluster roles, off in standalone. Users'

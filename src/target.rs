@@ -7,7 +7,7 @@ use strata_proto::admin::strata_admin_client::StrataAdminClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::server::BoxError;
 
@@ -21,6 +21,9 @@ pub struct Target {
     pub namespace: String,
     #[command(flatten)]
     pub credentials: Credentials,
+    /// PEM CA to trust for an https:// endpoint (default: the public web roots).
+    #[arg(long, env = "STRATA_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// The CLI's own credentials (needed when the broker runs with auth on).
@@ -71,7 +74,16 @@ impl Interceptor for Signer {
 pub type AdminClient = StrataAdminClient<InterceptedService<Channel, Signer>>;
 
 pub async fn admin_client(target: &Target) -> Result<AdminClient, BoxError> {
-    let channel = Channel::from_shared(crate::bench::endpoint_url(&target.endpoint))?
+    let url = crate::bench::endpoint_url(&target.endpoint);
+    let mut endpoint = Channel::from_shared(url.clone())?;
+    if url.starts_with("https://") {
+        let tls = match &target.ca_cert {
+            Some(path) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(path)?)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("cannot reach the broker at {}: {e}", target.endpoint))?;

@@ -12,7 +12,7 @@ use strata_meta::model::Roles;
 use strata_meta::{Clock, Coordinator};
 use strata_proto::v2::{self, Code, messaging_service_client::MessagingServiceClient};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response};
 use tracing::debug;
 
@@ -31,16 +31,26 @@ pub struct Forwarder {
     node_id: String,
     /// One lazily connected channel per node address.
     channels: Mutex<HashMap<String, Channel>>,
+    /// Set when the nodes' listeners run TLS.
+    tls: Option<ClientTlsConfig>,
     next: AtomicUsize,
 }
 
 impl Forwarder {
-    pub fn new(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>, node_ttl: Duration, node_id: String) -> Self {
+    /// `tls`: how to reach other nodes when the listeners run TLS.
+    pub fn new(
+        coordinator: Arc<dyn Coordinator>,
+        clock: Arc<dyn Clock>,
+        node_ttl: Duration,
+        node_id: String,
+        tls: Option<ClientTlsConfig>,
+    ) -> Self {
         Self {
             coordinator,
             clock,
             node_ttl,
             node_id,
+            tls,
             channels: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
@@ -97,10 +107,16 @@ impl Forwarder {
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| status(Code::InternalServerError, format!("node address {address}: {e}")))?
+        let bad =
+            |e: tonic::transport::Error| status(Code::InternalServerError, format!("node address {address}: {e}"));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(bad)?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(3));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+        }
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
         Ok(channel)

@@ -13,11 +13,14 @@ import pytest
 
 from conftest import REPO, STRATA_BIN, free_port, wait_listening
 
-# Auth is on by default in cluster roles; these failover tests run without it and
+# Auth is on by default in cluster roles; the failover tests run without it and
 # test_tenancy.py runs a cluster with it.
-NODE_CONFIG = """
+AUTH_OFF = """
 [auth]
 enabled = false
+"""
+
+NODE_CONFIG = """
 [cluster]
 heartbeat_interval = "500ms"
 node_ttl = "3s"
@@ -48,15 +51,16 @@ def fresh_database(base_url: str) -> str:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, log_dir: Path, coordinator: str, store: str, s3_endpoint: str):
+    def __init__(self, tmp: Path, log_dir: Path, coordinator: str, store: str, s3_endpoint: str, auth=AUTH_OFF):
         self.tmp = tmp
         self.log_dir = log_dir
         self.coordinator = coordinator
         self.s3_endpoint = s3_endpoint
         self.store = store
         self.env = {**os.environ, "AWS_ENDPOINT": s3_endpoint, "RUST_LOG": os.environ.get("RUST_LOG", "info")}
+        self.base_config = auth + NODE_CONFIG
         self.config = tmp / "node.toml"
-        self.config.write_text(NODE_CONFIG)
+        self.config.write_text(self.base_config)
         self.nodes = {}  # name -> [role, port, proc, starts]
 
     def start(self, name: str, role: str, extra_config: str = ""):
@@ -68,7 +72,7 @@ class Cluster:
         config = self.config
         if extra_config:
             config = self.tmp / f"{name}.toml"
-            config.write_text(NODE_CONFIG + extra_config)
+            config.write_text(self.base_config + extra_config)
         log = open(self.log_dir / f"{name}-{node[3]}.log", "wb")
         node[2] = subprocess.Popen(
             [STRATA_BIN, role, "--node-id", name, "--coordinator", self.coordinator, "--store", self.store,
@@ -125,11 +129,12 @@ class Cluster:
         return out.stdout.strip()
 
 
-def make_cluster(tmp_path, ingest=2, query=2, compactor=1) -> Cluster:
+def make_cluster(tmp_path, ingest=2, query=2, compactor=1, auth=AUTH_OFF) -> Cluster:
     pg, _pg_dir, s3, bucket = services()
     log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    c = Cluster(tmp_path, log_dir, fresh_database(pg), f"s3://{bucket}/{tmp_path.name}-{uuid.uuid4().hex[:8]}", s3)
+    c = Cluster(tmp_path, log_dir, fresh_database(pg), f"s3://{bucket}/{tmp_path.name}-{uuid.uuid4().hex[:8]}", s3,
+                auth)
     for i in range(compactor):
         c.start(f"compactor-{i + 1}", "compactor")
     for i in range(ingest):

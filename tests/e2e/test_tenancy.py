@@ -305,3 +305,127 @@ def test_secrets_are_sealed_at_rest_and_never_logged(auth_broker):
     assert b"carol-very-secret-key" not in logs and b"root-secret" not in logs
     key = (auth_broker.data_dir / "auth" / "at-rest.key")
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def make_certificates(d: Path):
+    """A test CA and a server certificate for 127.0.0.1 signed by it."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=strata-test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                               "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d / "server.pem", d / "server.key", d / "ca.pem"
+
+
+def test_tls_with_the_python_client_and_auth(tmp_path):
+    cert, key, ca = make_certificates(tmp_path)
+    log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {"STRATA_AUTH_ADMIN_ACCESS_KEY": ROOT[0], "STRATA_AUTH_ADMIN_SECRET_KEY": ROOT[1]}
+    b = Broker(tmp_path / "data", log_dir, ["--auth", "--tls-cert", str(cert), "--tls-key", str(key)], env).start()
+    try:
+        cli_env = {**os.environ, "STRATA_ACCESS_KEY": ROOT[0], "STRATA_SECRET_KEY": ROOT[1], "STRATA_CA_CERT": str(ca)}
+
+        def cli(*args):
+            out = subprocess.run([STRATA_BIN, *args, "--endpoint", f"https://127.0.0.1:{b.port}"],
+                                 capture_output=True, text=True, timeout=30, env=cli_env)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        out = cli("user", "create", "tls")
+        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
+        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        cli("acl", "grant", "--user", "tls", "--resource", "topic:secure", "--actions", "pub,sub")
+        cli("acl", "grant", "--user", "tls", "--resource", "group:secure-g", "--actions", "sub")
+        run = subprocess.run([os.sys.executable, str(Path(__file__).parent / "tls_client.py"), b.endpoint, "secure",
+                              "secure-g", ak, sk], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(ca)})
+        assert run.returncode == 0 and run.stdout.startswith("OK "), run.stdout + run.stderr[-3000:]
+
+        # A plaintext client cannot talk to the TLS port; the broker goes on.
+        plain = Raw(b.endpoint)
+        try:
+            with pytest.raises(grpc.RpcError):
+                plain.stub.QueryRoute(s.QueryRouteRequest(topic=d.Resource(name="secure")), metadata=HEADERS,
+                                      timeout=5)
+        finally:
+            plain.close()
+        assert b.alive()
+    finally:
+        if b.alive():
+            assert b.stop() == 0
+
+
+CLUSTER_AUTH = f"""
+[auth]
+admin_access_key = "{ROOT[0]}"
+admin_secret_key = "{ROOT[1]}"
+at_rest_key = "{'5a' * 32}"
+"""
+
+
+def test_cluster_runs_with_auth_on_by_default_and_forwards_credentials(tmp_path):
+    from cluster import make_cluster
+    cluster = make_cluster(tmp_path, ingest=1, query=1, compactor=1, auth=CLUSTER_AUTH)
+    try:
+        env = {**os.environ, "STRATA_ACCESS_KEY": ROOT[0], "STRATA_SECRET_KEY": ROOT[1]}
+
+        def cli(node, *args):
+            out = subprocess.run([STRATA_BIN, *args, "--endpoint", f"http://{cluster.endpoint(node)}"],
+                                 capture_output=True, text=True, timeout=30, env=env)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        cli("ingest-1", "tenant", "create", "acme")
+        out = cli("ingest-1", "user", "create", "app", "--tenant", "acme")
+        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
+        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        # Grants made on another node: every node reads the same accounts.
+        cli("query-1", "topic", "create", "orders", "--tenant", "acme", "--queues", "2")
+        cli("query-1", "group", "create", "g", "--tenant", "acme")
+        cli("query-1", "acl", "grant", "--tenant", "acme", "--user", "app", "--resource", "topic:orders",
+            "--actions", "pub,sub")
+        cli("query-1", "acl", "grant", "--tenant", "acme", "--user", "app", "--resource", "group:g",
+            "--actions", "sub")
+        anonymous = subprocess.run([STRATA_BIN, "tenant", "list", "--endpoint", f"http://{cluster.endpoint('ingest-1')}"],
+                                   capture_output=True, text=True, timeout=30,
+                                   env={k: v for k, v in os.environ.items() if not k.startswith("STRATA_")})
+        assert anonymous.returncode != 0, "auth is on by default in cluster roles"
+
+        # The clients' access point is the compactor: it passes requests on with their credentials.
+        p = producer(cluster.endpoints, "acme", ak, sk, "orders")
+        try:
+            for i in range(20):
+                p.send(make_message("orders", i, f"m{i}".encode()))
+        finally:
+            p.shutdown()
+        c = SimpleConsumer(ClientConfiguration(cluster.endpoints, Credentials(ak, sk), "acme"), "g",
+                           {"orders": FilterExpression()})
+        c.startup()
+        try:
+            got = set()
+            deadline = time.monotonic() + 60
+            while len(got) < 20 and time.monotonic() < deadline:
+                for m in c.receive(16, 30):
+                    got.add(m.body)
+                    c.ack(m)
+            assert got == {f"m{i}".encode() for i in range(20)}
+        finally:
+            c.shutdown()
+        raw = Raw(cluster.endpoint("ingest-1"))
+        try:
+            msg = d.Message(topic=d.Resource(name="orders", resource_namespace="acme"), body=b"x")
+            msg.system_properties.message_id = "01CLUSTERAUTH"
+            req = s.SendMessageRequest(messages=[msg])
+            assert raw.stub.SendMessage(req, metadata=signed(ak, "bad", "acme"), timeout=10).status.code \
+                == d.UNAUTHORIZED
+        finally:
+            raw.close()
+    finally:
+        cluster.stop_all()
