@@ -4,8 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::http::Observed;
-
 use strata_ingest::Ingest;
 use strata_meta::model::Roles;
 use strata_meta::quarantine::Unreadable;
@@ -15,14 +13,15 @@ use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
 use tonic::transport::server::TcpIncoming;
+use strata_tenancy::{DateWindow, Guard, GuardConfig, Limits, Meter, Quotas, RootCredentials, Vault};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
+use crate::http::Observed;
 use crate::metering::{Metering, spawn_storage_sampler};
-use strata_tenancy::{DateWindow, Guard, GuardConfig, Limits, Meter, Quotas, RootCredentials, Vault};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -184,6 +184,7 @@ impl Admin {
             created_ms: self.catalog.clock().now_ms(),
         };
         self.catalog.coordinator().create_user(&user).await.map_err(to_status)?;
+        self.guard.forget_accounts(); // an earlier attempt with this key was cached as unknown
         tracing::info!(tenant = %user.tenant, user = %user.name, access_key = %user.access_key, admin = user.admin, by = %principal.name(), "user created");
         Ok(admin::CreateUserResponse {
             user: Some(user_out(user)),

@@ -110,18 +110,25 @@ impl Front {
     }
 
     /// Authenticates a request and checks `needs` inside `tenant`; a refusal as the status to
-    /// answer with (UNAUTHORIZED or FORBIDDEN).
-    /// Every call is counted for the tenant it names (`rpc`: the RPC's name).
+    /// answer with (UNAUTHORIZED or FORBIDDEN). An allowed call is metered as `rpc` for the
+    /// tenant; a refused one only as an auth failure (its namespace is not believed, so it
+    /// cannot create metering rows or metric series for names nobody owns).
     async fn allow(&self, ctx: &Ctx, rpc: &str, tenant: &str, needs: &[Need<'_>]) -> Result<Principal, v2::Status> {
-        self.meter.call(tenant, rpc);
-        self.guard
+        let checked = self
+            .guard
             .check(ctx.authorization.as_deref(), ctx.date.as_deref(), tenant, needs)
-            .await
-            .map_err(|e| {
+            .await;
+        match checked {
+            Ok(principal) => {
+                self.meter.call(tenant, rpc);
+                Ok(principal)
+            }
+            Err(e) => {
                 metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
                 debug!(error = %e, client = ?ctx.client_id, tenant, "request refused");
-                from_auth(&e)
-            })
+                Err(from_auth(&e))
+            }
+        }
     }
 
     /// Charges a send of `units` to the tenant's quota, or the TOO_MANY_REQUESTS to answer.
