@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod front;
 mod http;
+mod logging;
 mod metering;
 mod server;
 mod target;
@@ -27,15 +28,12 @@ use target::{Target, admin_client};
 struct Cli {
     /// Log lines as text or as JSON objects (one per line, for log collectors).
     #[arg(long, global = true, value_enum, default_value = "text", env = "STRATA_LOG_FORMAT")]
-    log_format: LogFormat,
+    log_format: logging::LogFormat,
+    /// Export spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -470,13 +468,13 @@ fn main() -> std::process::ExitCode {
     // Two TLS backends are linked (ring for gRPC, aws-lc for the S3 client): name the one
     // rustls uses by default, or it cannot choose and panics at the first handshake.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sqlx=warn"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    let logging = match logging::Logging::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -484,7 +482,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    drop(runtime);
+    logging.shutdown();
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

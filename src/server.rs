@@ -12,8 +12,8 @@ use strata_proto::admin::strata_admin_server::StrataAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
-use tonic::transport::server::TcpIncoming;
 use strata_tenancy::{DateWindow, Guard, GuardConfig, Limits, Meter, Quotas, RootCredentials, Vault};
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
