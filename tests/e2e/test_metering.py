@@ -18,11 +18,19 @@ from conftest import Broker
 from raw import HEADERS, Raw
 
 
+# Stored bytes measured often enough for a test to see GB-hours.
+CONFIG = """
+[metering]
+storage_interval = "200ms"
+"""
+
+
 @pytest.fixture
 def plain_broker(tmp_path):
     log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    b = Broker(tmp_path / "data", log_dir).start()
+    (tmp_path / "strata.toml").write_text(CONFIG)
+    b = Broker(tmp_path / "data", log_dir, ["--config", str(tmp_path / "strata.toml")]).start()
     yield b
     if b.alive():
         assert b.stop() == 0
@@ -97,6 +105,13 @@ def test_metering_equals_the_workload(plain_broker):
     assert 0 < u["store_puts"] <= 4, "each WAL PUT split by bytes; one tenant gets whole PUTs"
     assert u["store_puts"] == int(u["store_puts"])
     assert "acme" not in json.dumps(usage(b, "other")), "other tenants see nothing of it"
+    # Stored GB-hours accrue while the messages are kept (sampled every 200 ms here).
+    deadline = time.monotonic() + 30
+    while usage(b, "acme").get("storage_gb_hours", 0) == 0:
+        assert time.monotonic() < deadline, "no stored GB-hours metered"
+        time.sleep(0.2)
+    stored = usage(b, "acme")["storage_gb_hours"]
+    assert 0 < stored < size / 1e9 * 30 / 3600 * 2, "at most the bodies' bytes over the time waited"
 
     # The same run as Prometheus series.
     assert scrape(b, "/healthz") == (200, "ok\n")
