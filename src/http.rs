@@ -38,12 +38,17 @@ pub fn install_recorder() -> Result<PrometheusHandle, BoxError> {
 /// What the endpoints look at.
 pub struct Observed {
     pub prometheus: PrometheusHandle,
-    pub coordinator: Arc<dyn Coordinator>,
-    /// Probed uncounted (readiness probes are not the node's traffic).
-    pub store: Arc<dyn ObjectStore>,
+    pub readiness: Readiness,
     pub store_requests: Arc<RequestCounts>,
     pub blocks: BlockCache,
     pub query: Option<Arc<Query>>,
+}
+
+/// Whether the node can take work.
+pub struct Readiness {
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Probed uncounted (readiness probes are not the node's traffic).
+    pub store: Arc<dyn ObjectStore>,
     /// Set once the node stops taking new work.
     pub draining: Arc<AtomicBool>,
 }
@@ -55,7 +60,7 @@ impl Observed {
             metrics::counter!("strata_node_store_requests_total", "op" => op.as_str())
                 .absolute(self.store_requests.get(op));
         }
-        let tx = self.coordinator.transactions();
+        let tx = self.readiness.coordinator.transactions();
         metrics::counter!("strata_node_coordinator_transactions_total").absolute(tx.all);
         let cache = self.blocks.counts();
         metrics::counter!("strata_query_cache_lookups_total").absolute(cache.lookups.load(Ordering::Relaxed));
@@ -67,7 +72,9 @@ impl Observed {
         metrics::gauge!("strata_node_resident_memory_bytes").set(crate::admin::rss_bytes() as f64);
         self.prometheus.render()
     }
+}
 
+impl Readiness {
     /// Why the node is not ready, if it is not.
     async fn not_ready(&self) -> Option<String> {
         if self.draining.load(Ordering::Relaxed) {
@@ -96,7 +103,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(o): State<Arc<Observed>>) -> (StatusCode, String) {
-    match o.not_ready().await {
+    match o.readiness.not_ready().await {
         None => (StatusCode::OK, "ready\n".into()),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
     }
@@ -114,4 +121,29 @@ pub fn spawn(listener: TcpListener, observed: Arc<Observed>) -> tokio::task::Joi
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_meta::SqlCoordinator;
+    use strata_storage::object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn ready_until_draining() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap();
+        let readiness = Readiness {
+            coordinator: Arc::new(coordinator),
+            store: Arc::new(InMemory::new()),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        assert_eq!(
+            readiness.not_ready().await,
+            None,
+            "a missing probe object is a store that answers"
+        );
+        readiness.draining.store(true, Ordering::Relaxed);
+        assert_eq!(readiness.not_ready().await.as_deref(), Some("draining"));
+    }
 }

@@ -20,7 +20,7 @@ use tracing::info;
 use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
-use crate::http::Observed;
+use crate::http::{Observed, Readiness};
 use crate::metering::{Metering, spawn_storage_sampler};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -225,12 +225,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         http_listener,
         Arc::new(Observed {
             prometheus,
-            coordinator: Arc::clone(&dyn_coordinator),
-            store: raw_store,
+            readiness: Readiness {
+                coordinator: Arc::clone(&dyn_coordinator),
+                store: raw_store,
+                draining: Arc::clone(&draining),
+            },
             store_requests: Arc::clone(&store_requests),
             blocks: blocks.clone(),
             query: query.clone(),
-            draining: Arc::clone(&draining),
         }),
     ));
     let role_list = roles.names().join("+");

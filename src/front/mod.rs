@@ -114,21 +114,35 @@ impl Front {
     /// tenant; a refused one only as an auth failure (its namespace is not believed, so it
     /// cannot create metering rows or metric series for names nobody owns).
     async fn allow(&self, ctx: &Ctx, rpc: &str, tenant: &str, needs: &[Need<'_>]) -> Result<Principal, v2::Status> {
-        let checked = self
-            .guard
-            .check(ctx.authorization.as_deref(), ctx.date.as_deref(), tenant, needs)
-            .await;
-        match checked {
-            Ok(principal) => {
-                self.meter.call(tenant, rpc);
-                Ok(principal)
-            }
-            Err(e) => {
-                metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
-                debug!(error = %e, client = ?ctx.client_id, tenant, "request refused");
-                Err(from_auth(&e))
-            }
-        }
+        let principal = self.principal(ctx).await?;
+        principal.authorize(tenant, needs).map_err(|e| self.refused(ctx, &e))?;
+        self.meter.call(tenant, rpc);
+        Ok(principal)
+    }
+
+    /// Authenticates a request that names no resource, metered as `rpc` for the user's own
+    /// tenant (the Rust client sends no namespace header).
+    async fn authenticate(&self, ctx: &Ctx, rpc: &str) -> Result<Principal, v2::Status> {
+        let principal = self.principal(ctx).await?;
+        let tenant = match &principal {
+            Principal::User(a) => a.user.tenant.as_str(),
+            _ => ctx.namespace.as_str(),
+        };
+        self.meter.call(tenant, rpc);
+        Ok(principal)
+    }
+
+    async fn principal(&self, ctx: &Ctx) -> Result<Principal, v2::Status> {
+        self.guard
+            .authenticate(ctx.authorization.as_deref(), ctx.date.as_deref())
+            .await
+            .map_err(|e| self.refused(ctx, &e))
+    }
+
+    fn refused(&self, ctx: &Ctx, e: &strata_tenancy::Error) -> v2::Status {
+        metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
+        debug!(error = %e, client = ?ctx.client_id, "request refused");
+        from_auth(e)
     }
 
     /// Charges a send of `units` to the tenant's quota, or the TOO_MANY_REQUESTS to answer.
@@ -232,16 +246,14 @@ impl MessagingService for Front {
     async fn heartbeat(&self, request: Request<v2::HeartbeatRequest>) -> Reply<v2::HeartbeatResponse> {
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
-        let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
-        let needs: &[Need<'_>] = if group.is_empty() {
-            &[]
-        } else {
-            &[Need::group(group, Actions::SUB)]
+        let checked = match req.group.as_ref().filter(|g| !g.name.is_empty()) {
+            Some(g) => {
+                let needs = [Need::group(&g.name, Actions::SUB)];
+                self.allow(&ctx, "Heartbeat", &ctx.tenant(Some(g)), &needs).await
+            }
+            None => self.authenticate(&ctx, "Heartbeat").await,
         };
-        if let Err(s) = self
-            .allow(&ctx, "Heartbeat", &ctx.tenant(req.group.as_ref()), needs)
-            .await
-        {
+        if let Err(s) = checked {
             return Ok(Response::new(v2::HeartbeatResponse { status: Some(s) }));
         }
         if let Some(id) = &ctx.client_id {
@@ -784,7 +796,7 @@ impl MessagingService for Front {
             }])));
         };
         // A refused stream is still answered (the Node client waits for a first reply).
-        let principal = match self.allow(&ctx, "Telemetry", &ctx.namespace, &[]).await {
+        let principal = match self.authenticate(&ctx, "Telemetry").await {
             Ok(p) => p,
             Err(s) => {
                 return Ok(Response::new(stream_of(vec![v2::TelemetryCommand {
@@ -852,7 +864,7 @@ impl MessagingService for Front {
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Reply<v2::NotifyClientTerminationResponse> {
         let ctx = Ctx::new(request.metadata());
-        if let Err(s) = self.allow(&ctx, "NotifyClientTermination", &ctx.namespace, &[]).await {
+        if let Err(s) = self.authenticate(&ctx, "NotifyClientTermination").await {
             return Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(s) }));
         }
         if let Some(id) = &ctx.client_id {

@@ -245,19 +245,6 @@ impl Guard {
         Ok(Principal::User(account))
     }
 
-    /// Authenticates, then checks `needs` inside `tenant`.
-    pub async fn check(
-        &self,
-        authorization: Option<&str>,
-        date: Option<&str>,
-        tenant: &str,
-        needs: &[Need<'_>],
-    ) -> Result<Principal> {
-        let principal = self.authenticate(authorization, date).await?;
-        principal.authorize(tenant, needs)?;
-        Ok(principal)
-    }
-
     async fn account(&self, access_key: &str) -> Result<Option<Arc<Account>>> {
         let load = async {
             let Some(user) = self.coordinator.user_by_access_key(access_key).await? else {
