@@ -488,7 +488,12 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A refused admin call: its code's name and the broker's reason, not tonic's
+            // description of the code.
+            match e.downcast_ref::<tonic::Status>() {
+                Some(s) => eprintln!("error: {:?}: {}", s.code(), s.message()),
+                None => eprintln!("error: {e}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -50,7 +50,7 @@ impl Credentials {
 
 /// Adds `authorization` and `x-mq-date-time` to every call when credentials are set.
 #[derive(Clone, Debug)]
-pub struct Signer(Credentials);
+pub struct Signer(pub Credentials);
 
 impl Interceptor for Signer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {

@@ -13,7 +13,10 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_proto::v2::{self, messaging_service_client::MessagingServiceClient};
 use tokio::time::Instant;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+use crate::target::{Credentials, Signer};
 
 use super::report::histogram;
 use crate::server::BoxError;
@@ -35,6 +38,8 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Plan {
     pub url: String,
+    /// Signs every request when the broker runs with auth on.
+    pub credentials: Credentials,
     pub topic: String,
     pub group: String,
     pub size: usize,
@@ -118,11 +123,15 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
-async fn client(plan: &Plan) -> Result<MessagingServiceClient<Channel>, BoxError> {
+type Client = MessagingServiceClient<InterceptedService<Channel, Signer>>;
+
+async fn client(plan: &Plan) -> Result<Client, BoxError> {
     let channel = Channel::from_shared(plan.url.clone())?.connect().await?;
-    Ok(MessagingServiceClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+    Ok(
+        MessagingServiceClient::with_interceptor(channel, Signer(plan.credentials.clone()))
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20),
+    )
 }
 
 /// A request with the headers an SDK sends.

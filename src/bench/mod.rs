@@ -16,6 +16,8 @@ use strata_proto::admin::{self as api};
 use strata_proto::v2;
 use tonic::transport::Channel;
 
+use crate::target::{AdminClient, Credentials, Signer};
+
 use crate::server::BoxError;
 use load::{Counters, Plan};
 use report::{Floor, Phase, Report};
@@ -25,6 +27,10 @@ pub struct BenchArgs {
     /// The broker's gRPC endpoint (host:port or a URL).
     #[arg(long, default_value = "127.0.0.1:8081", env = "STRATA_ENDPOINT")]
     pub endpoint: String,
+    /// Credentials when the broker runs with auth on (the operator's: the run creates its
+    /// topic and group and reads node stats).
+    #[command(flatten)]
+    pub credentials: Credentials,
     /// Producers, each with its own connection, sending one request at a time (unless --inflight).
     #[arg(long, default_value_t = 4)]
     pub producers: usize,
@@ -113,7 +119,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         .connect()
         .await
         .map_err(|e| format!("cannot reach the broker at {url}: {e}"))?;
-    let mut admin = StrataAdminClient::new(channel);
+    let mut admin = StrataAdminClient::with_interceptor(channel, Signer(args.credentials.clone()));
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
     let topic = args.topic.clone().unwrap_or_else(|| format!("bench-{run_id}"));
     let group = format!("bench-{run_id}");
@@ -132,6 +138,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
 
     let plan = Arc::new(Plan {
         url,
+        credentials: args.credentials.clone(),
         topic,
         group,
         size: args.size,
@@ -218,7 +225,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn create_topic(admin: &mut StrataAdminClient<Channel>, topic: &str, args: &BenchArgs) -> Result<(), BoxError> {
+async fn create_topic(admin: &mut AdminClient, topic: &str, args: &BenchArgs) -> Result<(), BoxError> {
     let message_type = match args.kind {
         BenchType::Normal => v2::MessageType::Normal,
         BenchType::Fifo => v2::MessageType::Fifo,
@@ -240,6 +247,6 @@ async fn create_topic(admin: &mut StrataAdminClient<Channel>, topic: &str, args:
     }
 }
 
-async fn stats(admin: &mut StrataAdminClient<Channel>) -> Result<api::StatsResponse, BoxError> {
+async fn stats(admin: &mut AdminClient) -> Result<api::StatsResponse, BoxError> {
     Ok(admin.stats(api::StatsRequest {}).await?.into_inner())
 }
