@@ -235,7 +235,7 @@ impl Quotas {
         Ok(self.with_buckets(tenant, limits, |b| b.take(units)))
     }
 
-    /// Forgets a tenant's cached quota (after this node changed it).
+    /// Forgets the cached quotas and the tenant's buckets (after this node changed its quota).
     pub fn forget(&self, tenant: &str) {
         self.limits.invalidate_all();
         let mut all = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
