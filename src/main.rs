@@ -233,6 +233,8 @@ enum TopicType {
     Fifo,
     Delay,
     Transaction,
+    /// Higher `priority` delivered first (0 the lowest; priority p uses queue min(p, queues - 1)).
+    Priority,
 }
 
 impl TopicType {
@@ -242,6 +244,7 @@ impl TopicType {
             TopicType::Fifo => v2::MessageType::Fifo,
             TopicType::Delay => v2::MessageType::Delay,
             TopicType::Transaction => v2::MessageType::Transaction,
+            TopicType::Priority => v2::MessageType::Priority,
         }
     }
 }

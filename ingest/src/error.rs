@@ -19,6 +19,8 @@ pub enum Error {
     IllegalKey(String),
     #[error("illegal message group: {0}")]
     IllegalMessageGroup(String),
+    #[error("illegal priority: {0}")]
+    IllegalPriority(String),
     #[error("illegal message property key: {0}")]
     IllegalPropertyKey(String),
     #[error("message properties are {size} bytes, more than the maximum {max}")]

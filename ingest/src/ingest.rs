@@ -223,6 +223,17 @@ impl Ingest {
                 };
                 (round_robin(), Some(hold))
             }
+            MessageType::Priority => {
+                // Apache RocketMQ 5.4: priority p goes to queue min(p, queues - 1) and consumers
+                // pop the highest queue first.
+                let p = record
+                    .priority
+                    .ok_or_else(|| Error::IllegalPriority("a PRIORITY message needs a priority".into()))?;
+                if p < 0 {
+                    return Err(Error::IllegalPriority(format!("{p} is negative; 0 is the lowest")));
+                }
+                (p.min(topic.queue_count.max(1) - 1), None)
+            }
             other => return Err(Error::UnsupportedType(other)),
         };
         Ok(Item {

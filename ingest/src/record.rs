@@ -100,6 +100,8 @@ fn message_type(sp: &v2::SystemProperties) -> Result<MessageType> {
         MessageType::Fifo
     } else if sp.delivery_timestamp.is_some() {
         MessageType::Delay
+    } else if sp.priority.is_some() {
+        MessageType::Priority
     } else {
         MessageType::Normal
     })

@@ -238,8 +238,13 @@ impl Query {
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
         let n = topic.queue_count.max(1) as usize;
-        let start = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let queues: Vec<i32> = (0..n).map(|i| ((start + i) % n) as i32).collect();
+        let queues: Vec<i32> = if topic.message_type == MessageType::Priority {
+            // Highest priority first: priority p lives in queue min(p, n - 1).
+            (0..n as i32).rev().collect()
+        } else {
+            let start = self.rotation.fetch_add(1, Ordering::Relaxed);
+            (0..n).map(|i| ((start + i) % n) as i32).collect()
+        };
         let states = coordinator
             .pop_state(sub, &queues, now, batch as u32, mode.fifo)
             .await?;

@@ -67,7 +67,11 @@ fn topic_type(n: i32) -> Result<MessageType, Status> {
         .filter(|m| {
             matches!(
                 m,
-                MessageType::Normal | MessageType::Fifo | MessageType::Delay | MessageType::Transaction
+                MessageType::Normal
+                    | MessageType::Fifo
+                    | MessageType::Delay
+                    | MessageType::Transaction
+                    | MessageType::Priority
             )
         })
         .ok_or_else(|| Status::invalid_argument(format!("message type {n} is not a topic type")))

@@ -24,6 +24,7 @@ pub fn from_ingest(e: &strata_ingest::Error) -> Status {
         E::IllegalTag(_) => Code::IllegalMessageTag,
         E::IllegalKey(_) => Code::IllegalMessageKey,
         E::IllegalMessageGroup(_) => Code::IllegalMessageGroup,
+        E::IllegalPriority(_) => Code::BadRequest,
         E::IllegalPropertyKey(_) => Code::IllegalMessagePropertyKey,
         E::PropertiesTooLarge { .. } => Code::MessagePropertiesTooLarge,
         E::IllegalMessageId(_) => Code::IllegalMessageId,

@@ -6,6 +6,8 @@ import threading
 import time
 from collections import defaultdict
 
+import pytest
+
 from rocketmq import (ConsumeResult, FilterExpression, Message, MessageListener, Producer, PushConsumer,
                       SimpleConsumer, TransactionChecker, TransactionResolution)
 
@@ -396,3 +398,39 @@ def test_timers_and_half_messages_survive_a_restart(semantics_broker):
     finally:
         c.shutdown()
         tx_producer.shutdown()
+
+
+def test_a_priority_backlog_is_drained_highest_first(semantics_broker):
+    """Apache RocketMQ 5.4's semantics: a higher number is a higher priority, 0 the lowest;
+    priority p uses queue min(p, queues - 1), and consumers pop the highest queue first."""
+    b = semantics_broker
+    b.cli("topic", "create", "prio", "--type", "priority", "--queues", "4")
+    b.cli("group", "create", "prio-g")
+    producer = Producer(config(b.endpoint), ("prio",))
+    producer.startup()
+    priorities = [0, 3, 1, 2, 5, 0, 1, 3, 2, 4] * 3
+    try:
+        for i, p in enumerate(priorities):
+            m = make_message("prio", i, str(p).encode())
+            m.priority = p
+            producer.send(m)
+        with pytest.raises(Exception):  # a NORMAL message on a PRIORITY topic: type conflict
+            producer.send(make_message("prio", 99, b"no priority"))
+    finally:
+        producer.shutdown()
+    consumer = SimpleConsumer(config(b.endpoint), "prio-g", {"prio": FilterExpression()})
+    consumer.startup()
+    try:
+        order = []
+        deadline = time.monotonic() + 60
+        while len(order) < len(priorities):
+            assert time.monotonic() < deadline, f"only {len(order)} arrived"
+            for m in consumer.receive(1, 30):
+                order.append(int(m.body))
+                assert m.priority == int(m.body), "the priority travels with the message"
+                consumer.ack(m)
+        levels = [min(p, 3) for p in order]
+        assert levels == sorted(levels, reverse=True), f"not highest first: {order}"
+        assert sorted(order) == sorted(priorities)
+    finally:
+        consumer.shutdown()

@@ -312,3 +312,47 @@ async fn a_slow_store_pushes_back_instead_of_buffering() {
     );
     assert!(sizes.len() >= 40 * BODY / BUDGET, "{} PUTs", sizes.len());
 }
+
+#[tokio::test]
+async fn priority_p_goes_to_queue_min_p_and_the_last() {
+    let f = fixture(IngestConfig::default()).await;
+    let spec = strata_meta::model::TopicSpec {
+        tenant: String::new(),
+        name: "prio".into(),
+        message_type: strata_meta::model::MessageType::Priority,
+        queue_count: 4,
+    };
+    f.catalog.coordinator().create_topic(&spec, 1_000).await.unwrap();
+    let with = |p: Option<i32>| {
+        let mut m = message("prio", "x");
+        let sp = m.system_properties.as_mut().unwrap();
+        sp.message_type = v2::MessageType::Priority as i32;
+        sp.priority = p;
+        m
+    };
+    let sent = [
+        with(Some(0)),
+        with(Some(2)),
+        with(Some(3)),
+        with(Some(9)),
+        with(None),
+        with(Some(-1)),
+    ];
+    let results = f.ingest.send("", &sent).await;
+    let queues: Vec<i32> = results[..4].iter().map(|r| r.as_ref().unwrap().queue).collect();
+    assert_eq!(queues, vec![0, 2, 3, 3]);
+    assert!(
+        matches!(results[4], Err(Error::IllegalPriority(_))),
+        "a priority message needs one"
+    );
+    assert!(matches!(results[5], Err(Error::IllegalPriority(_))), "negative");
+    let mut normal = message("t", "x");
+    normal.system_properties.as_mut().unwrap().message_type = 0;
+    normal.system_properties.as_mut().unwrap().priority = Some(1);
+    let results = f.ingest.send("", &[normal]).await;
+    assert!(
+        matches!(results[0], Err(Error::TypeMismatch { .. })),
+        "a priority on a NORMAL topic: {:?}",
+        results[0]
+    );
+}
