@@ -19,11 +19,14 @@ PY
   .venv/bin/pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
-# strace: the durability test observes the broker's fsync calls.
-if ! command -v strace >/dev/null; then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-  $sudo apt-get install -y -q strace >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q strace >/dev/null; }
-fi
+# strace: the durability test observes the broker's fsync calls; openssl: the TLS test makes
+# its certificates.
+for tool in strace openssl; do
+  if ! command -v "$tool" >/dev/null; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo apt-get install -y -q "$tool" >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$tool" >/dev/null; }
+  fi
+done
 
 if [ ! -f tests/node/node_modules/rocketmq-client-nodejs/package.json ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
