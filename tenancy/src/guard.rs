@@ -224,25 +224,23 @@ impl Guard {
             None => return Err(Unauthenticated::Missing.into()),
         };
         let date = date.ok_or(Unauthenticated::Malformed("x-mq-date-time is missing"))?;
-        if let Some(root) = &self.config.root
-            && root.access_key == claim.access_key
-        {
-            return if signature::verify(root.secret_key.as_bytes(), date, &claim.signature) {
-                self.config.window.check(date, self.clock.now_ms())?;
-                Ok(Principal::Root)
-            } else {
-                Err(Unauthenticated::BadSignature.into())
-            };
-        }
-        let account = self
-            .account(&claim.access_key)
-            .await?
-            .ok_or_else(|| Unauthenticated::UnknownKey(claim.access_key.clone()))?;
-        if !signature::verify(&account.secret, date, &claim.signature) {
+        let principal = match &self.config.root {
+            Some(root) if root.access_key == claim.access_key => Principal::Root,
+            _ => Principal::User(
+                self.account(&claim.access_key)
+                    .await?
+                    .ok_or_else(|| Unauthenticated::UnknownKey(claim.access_key.clone()))?,
+            ),
+        };
+        let secret = match &principal {
+            Principal::User(account) => account.secret.as_slice(),
+            _ => self.config.root.as_ref().map_or(&[][..], |r| r.secret_key.as_bytes()),
+        };
+        if !signature::verify(secret, date, &claim.signature) {
             return Err(Unauthenticated::BadSignature.into());
         }
         self.config.window.check(date, self.clock.now_ms())?;
-        Ok(Principal::User(account))
+        Ok(principal)
     }
 
     async fn account(&self, access_key: &str) -> Result<Option<Arc<Account>>> {
