@@ -100,6 +100,11 @@ pub struct MeteringSettings {
     /// 5 min): each measurement scans the batch index once.
     #[serde(with = "humantime_serde")]
     pub storage_interval: Duration,
+    /// Hours older than this are rolled up into one file each by the compactor (default 2 h;
+    /// checked every 10 min). A node's counts for an hour arrive within one flush interval
+    /// of it, so later files are rare (they are counted and rolled up the next time).
+    #[serde(with = "humantime_serde")]
+    pub rollup_after: Duration,
 }
 
 impl Default for MeteringSettings {
@@ -107,6 +112,7 @@ impl Default for MeteringSettings {
         Self {
             flush_interval: Duration::from_secs(60),
             storage_interval: Duration::from_secs(300),
+            rollup_after: Duration::from_secs(2 * 3600),
         }
     }
 }

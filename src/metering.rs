@@ -1,6 +1,6 @@
 //! The node's metering tasks: writes what its meter counted to the object store every
 //! `metering.flush_interval` (and at shutdown), and, on compactors, adds each tenant's stored
-//! GB-hours every `metering.storage_interval`.
+//! GB-hours every `metering.storage_interval` and rolls each past hour's files into one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +98,48 @@ impl Metering {
             }
         })
     }
+}
+
+/// Every `every`, merges the metering files of each hour older than `after` into one (one
+/// compactor at a time, under a lease).
+pub fn spawn_rollups(
+    coordinator: Arc<dyn Coordinator>,
+    store: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    node: String,
+    every: Duration,
+    after: Duration,
+) -> JoinHandle<()> {
+    const LEASE: &str = "metering-rollup";
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = clock.now_ms();
+            let ttl = every.as_millis() as i64;
+            match coordinator.acquire_lease(LEASE, &node, now, ttl).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    warn!(error = %e, "metering rollup lease not taken");
+                    continue;
+                }
+            }
+            let before = now - after.as_millis() as i64;
+            match metering::roll_up(store.as_ref(), before, ulid::Ulid::new())
+                .instrument(info_span!("metering_rollup"))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "metering files rolled up"),
+                Err(e) => warn!(error = %e, "metering rollup failed; retried next time"),
+            }
+            if let Err(e) = coordinator.release_lease(LEASE, &node).await {
+                warn!(error = %e, "metering rollup lease not released");
+            }
+        }
+    })
 }
 
 /// Every `every`, adds each tenant's stored bytes × `every` as GB-hours.

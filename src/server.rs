@@ -21,7 +21,7 @@ use crate::admin::Admin;
 use crate::config::Settings;
 use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
 use crate::http::{Observed, Readiness};
-use crate::metering::{Metering, spawn_storage_sampler};
+use crate::metering::{Metering, spawn_rollups, spawn_storage_sampler};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -166,6 +166,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             Arc::clone(&dyn_coordinator),
             Arc::clone(&meter),
             settings.metering.storage_interval,
+        ));
+        tasks.push(spawn_rollups(
+            Arc::clone(&dyn_coordinator),
+            Arc::clone(&raw_store),
+            Arc::clone(&clock),
+            node_id.clone(),
+            METERING_ROLLUP_INTERVAL,
+            settings.metering.rollup_after,
         ));
     }
     let sessions = Arc::new(Sessions::default());
@@ -429,6 +437,9 @@ fn spawn_quota_share(
         }
     })
 }
+
+/// How often a compactor looks for metering hours to roll up.
+const METERING_ROLLUP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How often a node measures its clock against the coordinator's: drift between syncs stays
 /// far below a millisecond (NTP-disciplined clocks drift ~10 µs/s; free-running ones ~1 ms/10 s).

@@ -11,6 +11,8 @@ use arrow_schema::{DataType, Field, Schema};
 use futures::TryStreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use strata_storage::object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
 
 use crate::meter::{HOUR_MS, Row};
@@ -53,6 +55,101 @@ pub fn hour_dir(hour_ms: i64) -> String {
         .to_string()
 }
 
+/// Parquet key-value metadata of a rollup: the files it replaces, one path per line.
+const COVERS: &str = "strata.metering.covers";
+
+/// One metering file: its rows and, for a rollup, the files it replaces.
+struct File {
+    rows: Vec<Row>,
+    covers: Vec<String>,
+}
+
+fn encode(path: &Path, node: &str, rows: &[&Row], covers: &[String]) -> Result<Vec<u8>, MeteringError> {
+    let err = |source| MeteringError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.tenant.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.hour_ms))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| node))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.metric.as_str()))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
+        ],
+    )
+    .map_err(|source| MeteringError::Arrow {
+        path: path.to_string(),
+        source,
+    })?;
+    let props = (!covers.is_empty()).then(|| {
+        WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new(COVERS.to_string(), covers.join("\n"))]))
+            .build()
+    });
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema(), props).map_err(err)?;
+    writer.write(&batch).map_err(err)?;
+    writer.close().map_err(err)?;
+    Ok(buf)
+}
+
+async fn read_file(store: &dyn ObjectStore, location: &Path) -> Result<File, MeteringError> {
+    let path = location.to_string();
+    let bytes = store.get(location).await?.bytes().await?;
+    let perr = |source| MeteringError::Parquet {
+        path: path.clone(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+    let covers = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == COVERS))
+        .and_then(|k| k.value.as_deref())
+        .map(|v| v.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for batch in builder.build().map_err(perr)? {
+        let batch = batch.map_err(|source| MeteringError::Arrow {
+            path: path.clone(),
+            source,
+        })?;
+        let typed = |name: &'static str| MeteringError::Column {
+            path: path.clone(),
+            column: name,
+        };
+        let column = |name: &'static str| batch.column_by_name(name).ok_or_else(|| typed(name));
+        let tenants = column("tenant")?
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| typed("tenant"))?;
+        let hours = column("hour_ms")?
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| typed("hour_ms"))?;
+        let metrics = column("metric")?
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| typed("metric"))?;
+        let values = column("value")?
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| typed("value"))?;
+        for i in 0..batch.num_rows() {
+            rows.push(Row {
+                tenant: tenants.value(i).to_string(),
+                hour_ms: hours.value(i),
+                metric: metrics.value(i).to_string(),
+                value: values.value(i),
+            });
+        }
+    }
+    Ok(File { rows, covers })
+}
+
 /// Writes `rows` as one file per hour; returns the paths written.
 pub async fn write(
     store: &dyn ObjectStore,
@@ -67,32 +164,38 @@ pub async fn write(
     let mut written = Vec::new();
     for (hour, rows) in by_hour {
         let path = Path::from(format!("{PREFIX}/{}/{node}-{id}.parquet", hour_dir(hour)));
-        let err = |source| MeteringError::Parquet {
-            path: path.to_string(),
-            source,
-        };
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.tenant.as_str()))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.hour_ms))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|_| node))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.metric.as_str()))),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
-            ],
-        )
-        .map_err(|source| MeteringError::Arrow {
-            path: path.to_string(),
-            source,
-        })?;
-        let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, schema(), None).map_err(err)?;
-        writer.write(&batch).map_err(err)?;
-        writer.close().map_err(err)?;
+        let buf = encode(&path, node, &rows, &[])?;
         store.put(&path, PutPayload::from(buf)).await?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// The metering files by hour folder (`YYYYMMDDHH`).
+async fn files_by_hour(store: &dyn ObjectStore) -> Result<BTreeMap<String, Vec<Path>>, MeteringError> {
+    let objects: Vec<_> = store.list(Some(&Path::from(PREFIX))).try_collect().await?;
+    let mut by_hour: BTreeMap<String, Vec<Path>> = BTreeMap::new();
+    for meta in objects {
+        let hour = meta
+            .location
+            .parts()
+            .nth(1)
+            .map(|p| p.as_ref().to_string())
+            .unwrap_or_default();
+        by_hour.entry(hour).or_default().push(meta.location);
+    }
+    Ok(by_hour)
+}
+
+/// The files of one hour that count: every file not replaced by a rollup.
+async fn live_files(store: &dyn ObjectStore, paths: &[Path]) -> Result<(Vec<(Path, File)>, Vec<Path>), MeteringError> {
+    let mut files = Vec::with_capacity(paths.len());
+    for p in paths {
+        files.push((p.clone(), read_file(store, p).await?));
+    }
+    let covered: std::collections::HashSet<String> = files.iter().flat_map(|(_, f)| f.covers.clone()).collect();
+    let (live, dead): (Vec<_>, Vec<_>) = files.into_iter().partition(|(p, _)| !covered.contains(p.as_ref()));
+    Ok((live, dead.into_iter().map(|(p, _)| p).collect()))
 }
 
 /// Sums every record of hours `from_ms..to_ms` (hour starts), of one tenant or all.
@@ -102,70 +205,19 @@ pub async fn read(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Row>, MeteringError> {
-    let (first, last) = (hour_dir(from_ms.div_euclid(HOUR_MS) * HOUR_MS), hour_dir(to_ms));
-    let objects: Vec<_> = store.list(Some(&Path::from(PREFIX))).try_collect().await?;
+    let from_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let (first, last) = (hour_dir(from_hour), hour_dir(to_ms));
     let mut sums: BTreeMap<(String, i64, String), f64> = BTreeMap::new();
-    for meta in objects {
-        let hour = meta
-            .location
-            .parts()
-            .nth(1)
-            .map(|p| p.as_ref().to_string())
-            .unwrap_or_default();
+    for (hour, paths) in files_by_hour(store).await? {
         if hour < first || hour > last {
             continue;
         }
-        let path = meta.location.to_string();
-        let bytes = store.get(&meta.location).await?.bytes().await?;
-        let perr = |source| MeteringError::Parquet {
-            path: path.clone(),
-            source,
-        };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(perr)?
-            .build()
-            .map_err(perr)?;
-        for batch in reader {
-            let batch = batch.map_err(|source| MeteringError::Arrow {
-                path: path.clone(),
-                source,
-            })?;
-            let column = |name: &'static str| {
-                batch.column_by_name(name).ok_or(MeteringError::Column {
-                    path: path.clone(),
-                    column: name,
-                })
-            };
-            let typed = |name: &'static str| MeteringError::Column {
-                path: path.clone(),
-                column: name,
-            };
-            let tenants = column("tenant")?
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| typed("tenant"))?;
-            let hours = column("hour_ms")?
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| typed("hour_ms"))?;
-            let metrics = column("metric")?
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| typed("metric"))?;
-            let values = column("value")?
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .ok_or_else(|| typed("value"))?;
-            for i in 0..batch.num_rows() {
-                let t = tenants.value(i);
-                let h = hours.value(i);
-                if tenant.is_some_and(|want| want != t) || h < from_ms.div_euclid(HOUR_MS) * HOUR_MS || h > to_ms {
-                    continue;
-                }
-                *sums
-                    .entry((t.to_string(), h, metrics.value(i).to_string()))
-                    .or_default() += values.value(i);
+        let (live, _) = live_files(store, &paths).await?;
+        for r in live.into_iter().flat_map(|(_, f)| f.rows) {
+            if tenant.is_some_and(|want| want != r.tenant) || r.hour_ms < from_hour || r.hour_ms > to_ms {
+                continue;
             }
+            *sums.entry((r.tenant, r.hour_ms, r.metric)).or_default() += r.value;
         }
     }
     Ok(sums
@@ -177,6 +229,49 @@ pub async fn read(
             value,
         })
         .collect())
+}
+
+/// Merges the files of every hour that ended before `before_ms` into one rollup file per
+/// hour (so a month's report reads ~720 files, not one per node per minute). The rollup
+/// names the files it replaces before they are deleted: readers skip replaced files, so a
+/// crash between the two steps counts nothing twice. Run by one node at a time (a lease).
+/// Returns how many files were replaced.
+pub async fn roll_up(store: &dyn ObjectStore, before_ms: i64, id: ulid::Ulid) -> Result<usize, MeteringError> {
+    let last = hour_dir(before_ms.div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS);
+    let mut replaced = 0;
+    for (hour, paths) in files_by_hour(store).await? {
+        if hour > last || paths.len() < 2 {
+            continue;
+        }
+        let (live, dead) = live_files(store, &paths).await?;
+        if live.len() >= 2 {
+            let mut sums: BTreeMap<(String, i64, String), f64> = BTreeMap::new();
+            for r in live.iter().flat_map(|(_, f)| f.rows.iter()) {
+                *sums.entry((r.tenant.clone(), r.hour_ms, r.metric.clone())).or_default() += r.value;
+            }
+            let rows: Vec<Row> = sums
+                .into_iter()
+                .map(|((tenant, hour_ms, metric), value)| Row {
+                    tenant,
+                    hour_ms,
+                    metric,
+                    value,
+                })
+                .collect();
+            let covers: Vec<String> = live.iter().map(|(p, _)| p.to_string()).collect();
+            let path = Path::from(format!("{PREFIX}/{hour}/rollup-{id}.parquet"));
+            let buf = encode(&path, "rollup", &rows.iter().collect::<Vec<_>>(), &covers)?;
+            store.put(&path, PutPayload::from(buf)).await?;
+            for (p, _) in &live {
+                store.delete(p).await?;
+            }
+            replaced += live.len();
+        }
+        for p in &dead {
+            store.delete(p).await?;
+        }
+    }
+    Ok(replaced)
 }
 
 /// Splits `requests` of one kind between tenants by their share of `bytes` (reads attributed
@@ -233,6 +328,58 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn rollups_replace_an_hour_s_files_without_counting_twice() {
+        let store = InMemory::new();
+        let h = 490_000;
+        let count = |store: &InMemory| {
+            let store = store.clone();
+            async move {
+                store
+                    .list(Some(&Path::from(PREFIX)))
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        let part = write(&store, "n1", &[row("a", h, "bytes_in", 10.0)], ulid::Ulid::new())
+            .await
+            .unwrap();
+        write(
+            &store,
+            "n2",
+            &[row("a", h, "bytes_in", 5.0), row("b", h, "api.X", 1.0)],
+            ulid::Ulid::new(),
+        )
+        .await
+        .unwrap();
+        let before = read(&store, None, h * HOUR_MS, h * HOUR_MS).await.unwrap();
+        let now = (h + 3) * HOUR_MS;
+        assert_eq!(
+            roll_up(&store, (h + 1) * HOUR_MS - 1, ulid::Ulid::new()).await.unwrap(),
+            0,
+            "hour not over"
+        );
+        assert_eq!(roll_up(&store, now, ulid::Ulid::new()).await.unwrap(), 2);
+        assert_eq!(count(&store).await, 1, "one rollup file");
+        assert_eq!(read(&store, None, h * HOUR_MS, h * HOUR_MS).await.unwrap(), before);
+
+        // A replaced file that survived (a crash before its delete) is not counted again.
+        let stale = encode(&part[0], "n1", &[&row("a", h, "bytes_in", 10.0)], &[]).unwrap();
+        store.put(&part[0], PutPayload::from(stale)).await.unwrap();
+        assert_eq!(read(&store, None, h * HOUR_MS, h * HOUR_MS).await.unwrap(), before);
+        // A late file counts, and the next rollup takes it in.
+        write(&store, "n3", &[row("a", h, "bytes_in", 1.0)], ulid::Ulid::new())
+            .await
+            .unwrap();
+        let late = read(&store, Some("a"), h * HOUR_MS, h * HOUR_MS).await.unwrap();
+        assert_eq!(late, vec![row("a", h, "bytes_in", 16.0)]);
+        roll_up(&store, now, ulid::Ulid::new()).await.unwrap();
+        assert_eq!(count(&store).await, 1);
+        assert_eq!(read(&store, Some("a"), h * HOUR_MS, h * HOUR_MS).await.unwrap(), late);
     }
 
     #[test]
