@@ -36,17 +36,8 @@ impl Log for SqlCoordinator {
 
     async fn committed_objects(&self, objects: &[String]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
-        for chunk in objects.chunks(500) {
-            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT path FROM objects WHERE writer <> $1 AND path IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ORPHAN_COLLECTOR);
-            for o in chunk {
-                q = q.bind(o);
-            }
-            for row in q.fetch_all(&self.reader).await? {
+        for chunk in objects.chunks(PATHS_PER_QUERY) {
+            for row in objects_among("writer <> $1", chunk).fetch_all(&self.reader).await? {
                 found.insert(row.try_get::<String, _>("path")?);
             }
         }

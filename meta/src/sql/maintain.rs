@@ -280,7 +280,7 @@ impl Maintenance for SqlCoordinator {
 
     async fn claim_orphans(&self, objects: &[String], now_ms: i64) -> Result<Vec<String>> {
         let mut claimed = Vec::new();
-        for chunk in objects.chunks(500) {
+        for chunk in objects.chunks(PATHS_PER_QUERY) {
             let mut tx = self.writer.begin().await?;
             // A claim is an objects row no commit can insert again (the path is its key),
             // unreferenced since now.
@@ -295,16 +295,7 @@ impl Maintenance for SqlCoordinator {
                 .execute(&mut *tx)
                 .await?;
             }
-            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT path FROM objects WHERE writer = $1 AND path IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ORPHAN_COLLECTOR);
-            for path in chunk {
-                q = q.bind(path);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in objects_among("writer = $1", chunk).fetch_all(&mut *tx).await? {
                 claimed.push(row.try_get::<String, _>("path")?);
             }
             tx.commit().await?;

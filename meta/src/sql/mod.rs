@@ -470,6 +470,27 @@ async fn release_held(tx: &mut Tx, mut held: Vec<HeldRecord>) -> Result<HashSet<
     Ok(topics)
 }
 
+/// Paths per `IN (…)` query: far below the bind limits (SQLite 32,766, PostgreSQL 65,535).
+const PATHS_PER_QUERY: usize = 500;
+
+/// `SELECT path FROM objects WHERE {writer} AND path IN (…)` for `paths`, with the orphan
+/// collector bound as `$1` for `writer` to compare with.
+fn objects_among<'q>(
+    writer: &str,
+    paths: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
+    let placeholders: Vec<String> = (2..paths.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT path FROM objects WHERE {writer} AND path IN ({})",
+        placeholders.join(", ")
+    );
+    paths
+        .iter()
+        .fold(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ORPHAN_COLLECTOR), |q, p| {
+            q.bind(p)
+        })
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
