@@ -398,7 +398,7 @@ def test_cluster_runs_with_auth_on_by_default_and_forwards_credentials(tmp_path)
                                    env={k: v for k, v in os.environ.items() if not k.startswith("STRATA_")})
         assert anonymous.returncode != 0, "auth is on by default in cluster roles"
 
-        # The clients' access point is the compactor: it passes requests on with their credentials.
+        # Clients start at the compactor; its routes send them to the ingest and query nodes.
         p = producer(cluster.endpoints, "acme", ak, sk, "orders")
         try:
             for i in range(20):
@@ -418,14 +418,63 @@ def test_cluster_runs_with_auth_on_by_default_and_forwards_credentials(tmp_path)
             assert got == {f"m{i}".encode() for i in range(20)}
         finally:
             c.shutdown()
-        raw = Raw(cluster.endpoint("ingest-1"))
+        # A send to the query node is passed on to the ingest node with its credentials: signed
+        # right it is stored, signed wrong the ingest node refuses it.
+        raw = Raw(cluster.endpoint("query-1"))
         try:
             msg = d.Message(topic=d.Resource(name="orders", resource_namespace="acme"), body=b"x")
             msg.system_properties.message_id = "01CLUSTERAUTH"
+            msg.system_properties.message_type = d.NORMAL
             req = s.SendMessageRequest(messages=[msg])
+            assert raw.stub.SendMessage(req, metadata=signed(ak, sk, "acme"), timeout=10).status.code == d.OK
             assert raw.stub.SendMessage(req, metadata=signed(ak, "bad", "acme"), timeout=10).status.code \
                 == d.UNAUTHORIZED
         finally:
             raw.close()
+    finally:
+        cluster.stop_all()
+
+
+def test_cluster_with_tls_passes_requests_on_over_tls(tmp_path):
+    """Clients reach a TLS cluster through any node, and a node lacking a role passes the
+    request on over TLS, trusting the nodes' shared certificate."""
+    from cluster import make_cluster
+    cert, key, ca = make_certificates(tmp_path)
+    tls = f'[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\nca_file = "{ca}"\n'
+    cluster = make_cluster(tmp_path, ingest=1, query=1, compactor=1, auth=CLUSTER_AUTH + tls)
+    try:
+        env = {**os.environ, "STRATA_ACCESS_KEY": ROOT[0], "STRATA_SECRET_KEY": ROOT[1], "STRATA_CA_CERT": str(ca)}
+
+        def cli(*args):
+            out = subprocess.run([STRATA_BIN, *args, "--endpoint", f"https://{cluster.endpoint('query-1')}"],
+                                 capture_output=True, text=True, timeout=30, env=env)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        out = cli("user", "create", "app")
+        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
+        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        cli("topic", "create", "secure", "--queues", "2")
+        cli("group", "create", "secure-g")
+        cli("acl", "grant", "--user", "app", "--resource", "topic:secure", "--actions", "pub,sub")
+        cli("acl", "grant", "--user", "app", "--resource", "group:secure-g", "--actions", "sub")
+        run = subprocess.run([os.sys.executable, str(Path(__file__).parent / "tls_client.py"), cluster.endpoints,
+                              "secure", "secure-g", ak, sk], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(ca)})
+        assert run.returncode == 0 and run.stdout.startswith("OK "), run.stdout + run.stderr[-3000:]
+
+        # A send to the query node (no ingest role) is passed on to the ingest node over TLS.
+        channel = grpc.secure_channel(cluster.endpoint("query-1"),
+                                      grpc.ssl_channel_credentials(root_certificates=ca.read_bytes()))
+        try:
+            from rocketmq.grpc_protocol import service_pb2_grpc
+            stub = service_pb2_grpc.MessagingServiceStub(channel)
+            msg = d.Message(topic=d.Resource(name="secure"), body=b"forwarded")
+            msg.system_properties.message_id = "01FORWARDEDTLS"
+            msg.system_properties.message_type = d.NORMAL
+            sent = stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=signed(ak, sk), timeout=10)
+            assert sent.status.code == d.OK, sent.status
+        finally:
+            channel.close()
     finally:
         cluster.stop_all()
