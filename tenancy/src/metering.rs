@@ -207,28 +207,35 @@ pub async fn read(
 ) -> Result<Vec<Row>, MeteringError> {
     let from_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     let (first, last) = (hour_dir(from_hour), hour_dir(to_ms));
-    let mut sums: BTreeMap<(String, i64, String), f64> = BTreeMap::new();
+    let mut rows = Vec::new();
     for (hour, paths) in files_by_hour(store).await? {
         if hour < first || hour > last {
             continue;
         }
         let (live, _) = live_files(store, &paths).await?;
-        for r in live.into_iter().flat_map(|(_, f)| f.rows) {
-            if tenant.is_some_and(|want| want != r.tenant) || r.hour_ms < from_hour || r.hour_ms > to_ms {
-                continue;
-            }
-            *sums.entry((r.tenant, r.hour_ms, r.metric)).or_default() += r.value;
-        }
+        rows.extend(
+            live.into_iter()
+                .flat_map(|(_, f)| f.rows)
+                .filter(|r| tenant.is_none_or(|want| want == r.tenant) && r.hour_ms >= from_hour && r.hour_ms <= to_ms),
+        );
     }
-    Ok(sums
-        .into_iter()
+    Ok(summed(rows))
+}
+
+/// One row per tenant, hour and metric, summed.
+fn summed(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
+    let mut sums: BTreeMap<(String, i64, String), f64> = BTreeMap::new();
+    for r in rows {
+        *sums.entry((r.tenant, r.hour_ms, r.metric)).or_default() += r.value;
+    }
+    sums.into_iter()
         .map(|((tenant, hour_ms, metric), value)| Row {
             tenant,
             hour_ms,
             metric,
             value,
         })
-        .collect())
+        .collect()
 }
 
 /// Merges the files of every hour that ended before `before_ms` into one rollup file per
@@ -245,19 +252,7 @@ pub async fn roll_up(store: &dyn ObjectStore, before_ms: i64, id: ulid::Ulid) ->
         }
         let (live, dead) = live_files(store, &paths).await?;
         if live.len() >= 2 {
-            let mut sums: BTreeMap<(String, i64, String), f64> = BTreeMap::new();
-            for r in live.iter().flat_map(|(_, f)| f.rows.iter()) {
-                *sums.entry((r.tenant.clone(), r.hour_ms, r.metric.clone())).or_default() += r.value;
-            }
-            let rows: Vec<Row> = sums
-                .into_iter()
-                .map(|((tenant, hour_ms, metric), value)| Row {
-                    tenant,
-                    hour_ms,
-                    metric,
-                    value,
-                })
-                .collect();
+            let rows = summed(live.iter().flat_map(|(_, f)| f.rows.iter().cloned()));
             let covers: Vec<String> = live.iter().map(|(p, _)| p.to_string()).collect();
             let path = Path::from(format!("{PREFIX}/{hour}/rollup-{id}.parquet"));
             let buf = encode(&path, "rollup", &rows.iter().collect::<Vec<_>>(), &covers)?;

@@ -30,6 +30,12 @@ def signed(ak: str, sk: str, namespace: str = ""):
     return [*HEADERS, ("x-mq-date-time", date), ("authorization", auth), ("x-mq-namespace", namespace)]
 
 
+def printed_keys(out: str):
+    """(access key, secret key) as `strata user create` prints generated keys."""
+    keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
+    return keys["access key"], keys["secret key"].split(" ")[0]
+
+
 class Accounts:
     """The CLI against an auth-on broker, signed in as the operator or as someone else."""
 
@@ -49,8 +55,7 @@ class Accounts:
     def user(self, tenant: str, name: str, grants=(), admin=False):
         """Creates a user with generated keys and its grants; returns (ak, sk)."""
         out = self.run("user", "create", name, "--tenant", tenant, *(["--admin"] if admin else [])).stdout
-        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
-        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        ak, sk = printed_keys(out)
         for resource, actions in grants:
             self.run("acl", "grant", "--tenant", tenant, "--user", name, "--resource", resource,
                      "--actions", actions)
@@ -339,8 +344,7 @@ def test_tls_with_the_python_client_and_auth(tmp_path):
             return out.stdout
 
         out = cli("user", "create", "tls")
-        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
-        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        ak, sk = printed_keys(out)
         cli("acl", "grant", "--user", "tls", "--resource", "topic:secure", "--actions", "pub,sub")
         cli("acl", "grant", "--user", "tls", "--resource", "group:secure-g", "--actions", "sub")
         run = subprocess.run([os.sys.executable, str(Path(__file__).parent / "tls_client.py"), b.endpoint, "secure",
@@ -384,8 +388,7 @@ def test_cluster_runs_with_auth_on_by_default_and_forwards_credentials(tmp_path)
 
         cli("ingest-1", "tenant", "create", "acme")
         out = cli("ingest-1", "user", "create", "app", "--tenant", "acme")
-        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
-        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        ak, sk = printed_keys(out)
         # Grants made on another node: every node reads the same accounts.
         cli("query-1", "topic", "create", "orders", "--tenant", "acme", "--queues", "2")
         cli("query-1", "group", "create", "g", "--tenant", "acme")
@@ -452,8 +455,7 @@ def test_cluster_with_tls_passes_requests_on_over_tls(tmp_path):
             return out.stdout
 
         out = cli("user", "create", "app")
-        keys = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(("access key", "secret key")))
-        ak, sk = keys["access key"], keys["secret key"].split(" ")[0]
+        ak, sk = printed_keys(out)
         cli("topic", "create", "secure", "--queues", "2")
         cli("group", "create", "secure-g")
         cli("acl", "grant", "--user", "app", "--resource", "topic:secure", "--actions", "pub,sub")
