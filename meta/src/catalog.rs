@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
 use crate::model::{
-    DEFAULT_MAX_ATTEMPTS, Group, GroupSpec, MessageType, Topic, TopicSpec, validate_group_name, validate_tenant,
-    validate_topic_name,
+    DEFAULT_MAX_ATTEMPTS, Group, GroupSpec, MessageType, StartFrom, Topic, TopicSpec, validate_group_name,
+    validate_tenant, validate_topic_name,
 };
 
 /// What happens when a client names a topic or group that does not exist.
@@ -159,6 +159,8 @@ impl Catalog {
                     name: name.into(),
                     fifo: false,
                     max_attempts: DEFAULT_MAX_ATTEMPTS,
+                    broadcast: false,
+                    start: StartFrom::Earliest,
                 };
                 match self.coordinator.create_group(&spec, self.clock.now_ms()).await {
                     Ok(g) => {

@@ -281,6 +281,10 @@ impl Consumption for FaultyCoordinator {
         self.faults.check()?;
         self.inner.change_invisible(r, until).await
     }
+    async fn start_progress(&self, sub: &Subscription, latest: bool, now_ms: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.start_progress(sub, latest, now_ms).await
+    }
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>> {
         self.faults.check()?;
         self.inner.next_visible_at(sub).await
@@ -390,6 +394,10 @@ impl Maintenance for FaultyCoordinator {
     async fn forget_object(&self, path: &str) -> Result<()> {
         self.faults.check()?;
         self.inner.forget_object(path).await
+    }
+    async fn expire_broadcast_progress(&self, before_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.expire_broadcast_progress(before_ms, limit).await
     }
     async fn stored_bytes(&self) -> Result<Vec<(String, i64)>> {
         self.faults.check()?;

@@ -159,6 +159,28 @@ pub const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
 /// Default delivery attempts before a message goes to the dead-letter queue (Apache's 16).
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 16;
 
+/// Where new progress on a topic starts: a new group's (or a new broadcast client's) first
+/// receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The first retained message (clustering groups' default).
+    Earliest,
+    /// The queues' ends when the progress starts: only messages sent from then on
+    /// (broadcast groups' default).
+    Latest,
+}
+
+impl StartFrom {
+    /// What a group gets when its creator names no start.
+    pub fn default_for(broadcast: bool) -> Self {
+        if broadcast {
+            StartFrom::Latest
+        } else {
+            StartFrom::Earliest
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSpec {
     pub tenant: String,
@@ -166,6 +188,10 @@ pub struct GroupSpec {
     /// Ordered consumption per message group on FIFO topics.
     pub fifo: bool,
     pub max_attempts: i32,
+    /// Every live client receives every message, each with its own progress
+    /// ([`broadcast_progress`]).
+    pub broadcast: bool,
+    pub start: StartFrom,
 }
 
 impl GroupSpec {
@@ -188,8 +214,33 @@ pub struct Group {
     pub name: String,
     pub fifo: bool,
     pub max_attempts: i32,
+    pub broadcast: bool,
+    pub start: StartFrom,
     pub created_ms: i64,
 }
+
+impl Group {
+    pub fn new(spec: &GroupSpec, created_ms: i64) -> Self {
+        Self {
+            tenant: spec.tenant.clone(),
+            name: spec.name.clone(),
+            fifo: spec.fifo,
+            max_attempts: spec.max_attempts,
+            broadcast: spec.broadcast,
+            start: spec.start,
+            created_ms,
+        }
+    }
+}
+
+/// The progress key of one client of a broadcast group: it stands where a group name does in
+/// cursors and in-flight rows, so each client pops with progress of its own. `/` never
+/// occurs in group names, so [`Subscription::group_name`] recovers the group.
+pub fn broadcast_progress(group: &str, client_id: &str) -> String {
+    format!("{group}{BROADCAST_SEPARATOR}{client_id}")
+}
+
+const BROADCAST_SEPARATOR: char = '/';
 
 /// One queue of a topic.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -409,8 +460,21 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Subscription {
     pub tenant: String,
+    /// The group, or a broadcast client's progress key ([`broadcast_progress`]).
     pub group: String,
     pub topic: String,
+}
+
+impl Subscription {
+    /// The consumer group (without a broadcast client's id).
+    pub fn group_name(&self) -> &str {
+        self.group.split(BROADCAST_SEPARATOR).next().unwrap_or(&self.group)
+    }
+
+    /// Whether this is one broadcast client's progress.
+    pub fn is_broadcast(&self) -> bool {
+        self.group.contains(BROADCAST_SEPARATOR)
+    }
 }
 
 /// A message handed to a consumer and not yet acknowledged.
@@ -488,7 +552,8 @@ pub struct PopClaim {
     pub subscription: Subscription,
     pub now_ms: i64,
     pub invisible_until_ms: i64,
-    /// The dead-letter topic (same tenant, one queue) for `dead_letter` claims.
+    /// The dead-letter topic (same tenant, one queue) for `dead_letter` claims. A broadcast
+    /// client's progress has none: its messages out of attempts are dropped for that client.
     pub dead_letter_topic: Option<String>,
     pub queues: Vec<QueueClaim>,
 }

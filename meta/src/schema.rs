@@ -220,4 +220,18 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, user_name, resource)
     );
     "#,
+    // 9: broadcast consumer groups and where new progress starts (0 earliest, 1 latest);
+    //    each broadcast client's progress (cursors and in-flight rows under its progress key)
+    //    with when a node last saw the client, so the compactor expires a gone client's rows.
+    r#"
+    ALTER TABLE consumer_groups ADD COLUMN broadcast BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE consumer_groups ADD COLUMN start_latest BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE broadcast_progress (
+        tenant TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, progress)
+    );
+    CREATE INDEX broadcast_progress_by_age ON broadcast_progress (last_seen_ms);
+    "#,
 ];

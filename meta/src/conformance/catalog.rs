@@ -56,12 +56,24 @@ pub async fn topics_and_groups(c: &dyn Coordinator) {
         name: "billing".into(),
         fifo: true,
         max_attempts: 5,
+        broadcast: false,
+        start: StartFrom::Earliest,
     };
     let group = c.create_group(&g, T0).await.unwrap();
     assert!(group.fifo);
+    let b = GroupSpec {
+        name: "everyone".into(),
+        fifo: false,
+        broadcast: true,
+        start: StartFrom::Latest,
+        ..g.clone()
+    };
+    let created = c.create_group(&b, T0).await.unwrap();
+    assert_eq!(c.group(t, "everyone").await.unwrap(), Some(created.clone()));
+    assert!(created.broadcast && created.start == StartFrom::Latest);
     assert_eq!(c.group(t, "billing").await.unwrap(), Some(group));
     assert!(matches!(c.create_group(&g, T0).await, Err(Error::AlreadyExists { .. })));
-    assert_eq!(c.list_groups(t).await.unwrap().len(), 1);
+    assert_eq!(c.list_groups(t).await.unwrap().len(), 2);
     assert_eq!(c.group(t, "nope").await.unwrap(), None);
 }
 

@@ -10,6 +10,7 @@ pub async fn run(c: &dyn Coordinator) {
     change_invisible_issues_new_seq(c).await;
     one_claim_keeps_per_message_rules(c).await;
     messages_out_of_attempts_go_to_the_dead_letter_topic(c).await;
+    broadcast_progress_starts_at_the_end_and_expires(c).await;
     fifo_groups_have_one_message_in_flight(c).await;
     stream_offsets_bounds_and_time_lookup(c).await;
 }
@@ -280,6 +281,69 @@ pub async fn messages_out_of_attempts_go_to_the_dead_letter_topic(c: &dyn Coordi
             .len(),
         1
     );
+}
+
+/// A broadcast client's progress: it starts at the queues' ends, drops what runs out of
+/// attempts (no dead-letter topic), and goes with its cursors and in-flight rows once no
+/// node has seen the client for long.
+pub async fn broadcast_progress_starts_at_the_end_and_expires(c: &dyn Coordinator) {
+    let t = "conf-broadcast";
+    fill(c, t, "a", 5).await;
+    let one = sub(t, &broadcast_progress("g", "client-1"), "a");
+    let two = sub(t, &broadcast_progress("g", "client-2"), "a");
+    assert_eq!(one.group_name(), "g");
+    assert!(one.is_broadcast() && !sub(t, "g", "a").is_broadcast());
+    c.start_progress(&one, true, T0).await.unwrap();
+    let st = c.pop_state(&one, &[0], T0, 10, false).await.unwrap();
+    assert_eq!((st[0].cursor, st[0].end), (5, 5), "starts at the end");
+    // Messages arrive; starting again (another node, a minute later) keeps the cursor.
+    let e = epoch(c).await;
+    let q = queue(t, "a", 0);
+    c.commit_flush(&flush(e, &format!("wal/03/{t}-more.wal"), vec![batch(q, 3)]), T0)
+        .await
+        .unwrap();
+    c.start_progress(&one, true, T0 + 60_000).await.unwrap();
+    c.start_progress(&two, false, T0 + 60_000).await.unwrap();
+    let st = c.pop_state(&one, &[0], T0, 10, false).await.unwrap();
+    assert_eq!((st[0].cursor, st[0].end), (5, 8));
+    assert_eq!(
+        c.pop_state(&two, &[0], T0, 10, false).await.unwrap()[0].cursor,
+        0,
+        "earliest"
+    );
+    let got = c.pop_claim(&claim_new(&one, &st[0], 3, T0, T0 + 10)).await.unwrap();
+    assert_eq!(got.delivered.len(), 3);
+    // Out of attempts: dropped for this client, without a dead-letter topic.
+    let drop = PopClaim {
+        subscription: one.clone(),
+        now_ms: T0 + 10,
+        invisible_until_ms: T0 + 20,
+        dead_letter_topic: None,
+        queues: vec![QueueClaim {
+            queue: 0,
+            cursor_from: 8,
+            cursor_to: 8,
+            dead_letter: vec![(5, got.delivered[0].seq)],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(c.pop_claim(&drop).await.unwrap().dead_lettered, [(0, 5)]);
+    assert_eq!(
+        c.next_visible_at(&one).await.unwrap(),
+        Some(T0 + 10),
+        "6 and 7 in flight"
+    );
+
+    // Client 2 was seen later than client 1: only client 1's progress expires.
+    assert_eq!(c.expire_broadcast_progress(T0 + 30_000, 10).await.unwrap(), 0);
+    assert_eq!(c.expire_broadcast_progress(T0 + 60_001, 10).await.unwrap(), 2);
+    assert_eq!(c.next_visible_at(&one).await.unwrap(), None, "in-flight rows gone");
+    assert_eq!(
+        c.pop_state(&one, &[0], T0, 10, false).await.unwrap()[0].cursor,
+        0,
+        "cursor gone"
+    );
+    assert_eq!(c.expire_broadcast_progress(i64::MAX, 10).await.unwrap(), 0);
 }
 
 pub async fn fifo_groups_have_one_message_in_flight(c: &dyn Coordinator) {

@@ -19,6 +19,15 @@ pub trait Consumption: Send + Sync {
         fifo: bool,
     ) -> Result<Vec<QueuePopState>>;
 
+    /// Where a group's or broadcast client's progress on a topic begins: gives `sub` a
+    /// cursor at each queue's end where it has none if `latest` (otherwise cursors start at
+    /// the first retained offset anyway). For a broadcast client's progress, also records
+    /// that it was seen at `now_ms` (see [`Maintenance::expire_broadcast_progress`]).
+    /// Idempotent; nodes call it once per client and topic every minute or so.
+    ///
+    /// [`Maintenance::expire_broadcast_progress`]: crate::coordinator::Maintenance::expire_broadcast_progress
+    async fn start_progress(&self, sub: &Subscription, latest: bool, now_ms: i64) -> Result<()>;
+
     /// Applies a planned pop atomically per queue: moves cursors that did not move meanwhile,
     /// marks new deliveries, released waiting messages and still-expired redeliveries in
     /// flight until `invisible_until_ms`, parks messages of busy FIFO groups, and moves

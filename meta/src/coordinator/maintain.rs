@@ -73,6 +73,10 @@ pub trait Maintenance: Send + Sync {
     /// Drops the record of an object deleted from the store.
     async fn forget_object(&self, path: &str) -> Result<()>;
 
+    /// Deletes the progress (cursors and in-flight messages) of up to `limit` broadcast
+    /// clients no node has seen since `before_ms`. Returns how many clients.
+    async fn expire_broadcast_progress(&self, before_ms: i64, limit: u32) -> Result<u32>;
+
     /// Bytes each tenant stores: the blocks its batches reference (a full scan of the index;
     /// the metering task calls it every few minutes).
     async fn stored_bytes(&self) -> Result<Vec<(String, i64)>>;

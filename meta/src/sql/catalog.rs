@@ -91,12 +91,15 @@ impl CatalogStore for SqlCoordinator {
     async fn create_group(&self, spec: &GroupSpec, now_ms: i64) -> Result<Group> {
         spec.validate()?;
         let inserted = sqlx::query(
-            "INSERT INTO consumer_groups (tenant, name, fifo, max_attempts, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO consumer_groups (tenant, name, fifo, max_attempts, broadcast, start_latest, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&spec.tenant)
         .bind(&spec.name)
         .bind(i64::from(spec.fifo))
         .bind(i64::from(spec.max_attempts))
+        .bind(i64::from(spec.broadcast))
+        .bind(i64::from(spec.start == StartFrom::Latest))
         .bind(now_ms)
         .execute(&self.writer)
         .await;
@@ -107,13 +110,7 @@ impl CatalogStore for SqlCoordinator {
                 name: spec.name.clone(),
             }),
             Err(e) => Err(e.into()),
-            Ok(_) => Ok(Group {
-                tenant: spec.tenant.clone(),
-                name: spec.name.clone(),
-                fifo: spec.fifo,
-                max_attempts: spec.max_attempts,
-                created_ms: now_ms,
-            }),
+            Ok(_) => Ok(Group::new(spec, now_ms)),
         }
     }
 

@@ -131,6 +131,40 @@ impl Consumption for SqlCoordinator {
         Ok(states)
     }
 
+    #[instrument(skip_all, fields(group = %sub.group, topic = %sub.topic), err)]
+    async fn start_progress(&self, sub: &Subscription, latest: bool, now_ms: i64) -> Result<()> {
+        let sub = sub.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                if latest {
+                    sqlx::query(
+                        "INSERT INTO cursors (tenant, grp, topic, queue_id, next_offset)
+                         SELECT tenant, $2, topic, queue_id, next_offset FROM queues WHERE tenant = $1 AND topic = $3
+                         ON CONFLICT (tenant, grp, topic, queue_id) DO NOTHING",
+                    )
+                    .bind(&sub.tenant)
+                    .bind(&sub.group)
+                    .bind(&sub.topic)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if sub.is_broadcast() {
+                    sqlx::query(
+                        "INSERT INTO broadcast_progress (tenant, progress, last_seen_ms) VALUES ($1, $2, $3)
+                         ON CONFLICT (tenant, progress) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
+                    )
+                    .bind(&sub.tenant)
+                    .bind(&sub.group)
+                    .bind(now_ms)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(((), Announce::default()))
+            })
+        }))
+        .await
+    }
+
     #[instrument(skip_all, fields(group = %claim.subscription.group, topic = %claim.subscription.topic), err)]
     async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed> {
         let claim = claim.clone();
@@ -341,7 +375,7 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
             }
         }
         let dead = expired_holding(tx, sub, q.queue, &q.dead_letter, claim.now_ms).await?;
-        if !dead.is_empty() && claim.dead_letter_topic.is_none() {
+        if !dead.is_empty() && claim.dead_letter_topic.is_none() && !sub.is_broadcast() {
             return Err(Error::invalid("pop claim", "dead letters without a dead-letter topic"));
         }
         for (mut cp, offsets) in dead {

@@ -23,6 +23,8 @@ async fn postgres_receivers_and_dead_lettering_do_not_deadlock() {
         name: "g".into(),
         fifo: false,
         max_attempts: 1,
+        broadcast: false,
+        start: StartFrom::Earliest,
     };
     c.create_group(&spec, T0).await.unwrap();
     let e = epoch(&*c).await;

@@ -488,6 +488,44 @@ impl Maintenance for SqlCoordinator {
         Ok(())
     }
 
+    async fn expire_broadcast_progress(&self, before_ms: i64, limit: u32) -> Result<u32> {
+        let gone = sqlx::query(
+            "SELECT tenant, progress FROM broadcast_progress WHERE last_seen_ms < $1 ORDER BY last_seen_ms LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut expired = 0;
+        for row in gone {
+            let (tenant, progress): (String, String) = (row.try_get("tenant")?, row.try_get("progress")?);
+            let mut tx = self.writer.begin().await?;
+            // Seen again meanwhile: it stays.
+            let still_gone =
+                sqlx::query("DELETE FROM broadcast_progress WHERE tenant = $1 AND progress = $2 AND last_seen_ms < $3")
+                    .bind(&tenant)
+                    .bind(&progress)
+                    .bind(before_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if still_gone == 1 {
+                for table in ["cursors", "inflight"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE tenant = $1 AND grp = $2"
+                    )))
+                    .bind(&tenant)
+                    .bind(&progress)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                expired += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(expired)
+    }
+
     async fn stored_bytes(&self) -> Result<Vec<(String, i64)>> {
         // Batches of one block share it: count each block once.
         sqlx::query(

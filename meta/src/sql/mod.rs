@@ -267,6 +267,12 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
         name: row.try_get("name")?,
         fifo: int(row, "fifo")? != 0,
         max_attempts: int(row, "max_attempts")? as i32,
+        broadcast: int(row, "broadcast")? != 0,
+        start: if int(row, "start_latest")? != 0 {
+            StartFrom::Latest
+        } else {
+            StartFrom::Earliest
+        },
         created_ms: int(row, "created_ms")?,
     })
 }
