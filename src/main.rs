@@ -228,6 +228,14 @@ impl NodeArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum StartPosition {
+    /// The first retained message.
+    Earliest,
+    /// Messages sent from the first receive on.
+    Latest,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum TopicType {
     Normal,
     Fifo,
@@ -283,6 +291,13 @@ enum GroupAction {
         fifo: bool,
         #[arg(long, default_value_t = strata_meta::model::DEFAULT_MAX_ATTEMPTS)]
         max_attempts: i32,
+        /// Every live client receives every message, each with progress of its own.
+        #[arg(long)]
+        broadcast: bool,
+        /// Where a new group's (broadcast: a new client's) progress starts; default earliest,
+        /// latest for broadcast groups.
+        #[arg(long, value_enum)]
+        from: Option<StartPosition>,
         #[command(flatten)]
         target: Target,
     },
@@ -363,14 +378,23 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                     name,
                     fifo,
                     max_attempts,
+                    broadcast,
+                    from,
                     target,
                 },
         } => {
+            let start = match from {
+                None => api::StartFrom::StartDefault,
+                Some(StartPosition::Earliest) => api::StartFrom::StartEarliest,
+                Some(StartPosition::Latest) => api::StartFrom::StartLatest,
+            };
             let group = api::Group {
                 namespace: target.namespace.clone(),
                 name,
                 fifo,
                 max_attempts,
+                broadcast,
+                start: start as i32,
             };
             let created = admin_client(&target)
                 .await?

@@ -54,6 +54,15 @@ pub struct CompactorConfig {
     /// longer see them (default 0: as long as topic retention). The archive for analytics.
     #[serde(with = "humantime_serde")]
     pub archive_retention: Duration,
+    /// A broadcast group's client that no node has seen receiving for this long (default
+    /// 24 h) loses its progress: its cursors and in-flight rows (one per queue and a few per
+    /// receive) are deleted; if it comes back it starts again as a new client (at the latest
+    /// offset, unless its group starts at the earliest). Query nodes note live clients once a
+    /// minute, so anything under a few minutes expires clients that are still there. Longer
+    /// keeps a restarted client's place for longer (5.x client ids change on restart, so it
+    /// rarely helps) at the cost of the rows of clients that are gone.
+    #[serde(with = "humantime_serde")]
+    pub broadcast_client_ttl: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -71,6 +80,7 @@ impl Default for CompactorConfig {
             gc_grace: Duration::from_secs(600),
             retention_interval: Duration::from_secs(60),
             archive_retention: Duration::ZERO,
+            broadcast_client_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum Error {
     IllegalTopic(String),
     #[error("illegal consumer group: {0}")]
     IllegalGroup(String),
+    #[error("consumer group {0} is a broadcast group: its receives must name the client (x-mq-client-id)")]
+    ClientIdRequired(String),
     #[error("illegal offset: {0}")]
     IllegalOffset(String),
     #[error("no offset committed for group {group} on {topic} queue {queue}")]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use strata_meta::Catalog;
 use strata_meta::model::{
-    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, Subscription, Taken, Topic,
+    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, StartFrom, Subscription, Taken,
+    Topic, broadcast_progress,
 };
 use strata_meta::quarantine::Unreadable;
 use strata_proto::wal::WalRecord;
@@ -37,6 +38,9 @@ pub struct ReceiveRequest {
     pub invisible: Option<Duration>,
     /// How long to wait for messages when none is ready.
     pub long_polling: Duration,
+    /// The receiving client (`x-mq-client-id`): a broadcast group's clients each have
+    /// progress of their own.
+    pub client_id: Option<String>,
 }
 
 /// A message handed to a consumer.
@@ -67,13 +71,26 @@ pub struct Query {
     unreadable: Arc<Unreadable>,
     /// Receives waiting in a long poll now.
     long_polls: AtomicUsize,
+    /// Progress started (and broadcast clients marked seen) within the last
+    /// [`PROGRESS_REFRESH`]: the coordinator hears of each at most once per that time.
+    started: moka::future::Cache<Subscription, ()>,
 }
+
+/// How often a node tells the coordinator a broadcast client is still there (it also starts
+/// a new client's cursors then). The compactor expires progress unseen for far longer.
+const PROGRESS_REFRESH: Duration = Duration::from_secs(60);
+
+/// Most progress keys a node remembers having started (about 200 bytes each).
+const MAX_STARTED: u64 = 100_000;
 
 /// How a consumer group consumes a topic.
 #[derive(Clone, Copy, Debug)]
 struct Mode {
     fifo: bool,
     max_attempts: i32,
+    /// Messages out of attempts go to the group's dead-letter topic; otherwise (a broadcast
+    /// client's progress) they are dropped for that client.
+    dead_letter: bool,
 }
 
 /// Counts a parked receive while it lives (a cancelled receive is uncounted too).
@@ -138,6 +155,10 @@ impl Query {
             config,
             rotation: AtomicUsize::new(0),
             long_polls: AtomicUsize::new(0),
+            started: moka::future::Cache::builder()
+                .max_capacity(MAX_STARTED)
+                .time_to_live(PROGRESS_REFRESH)
+                .build(),
             closed: watch::Sender::new(false),
             catalog,
         })
@@ -171,12 +192,28 @@ impl Query {
             // Ordered consumption needs both: a FIFO topic and a FIFO consumer group.
             fifo: group.fifo && topic.message_type == MessageType::Fifo,
             max_attempts: group.max_attempts,
+            dead_letter: !group.broadcast,
+        };
+        let progress = if group.broadcast {
+            let client = req
+                .client_id
+                .as_deref()
+                .ok_or_else(|| Error::ClientIdRequired(req.group.clone()))?;
+            broadcast_progress(&req.group, client)
+        } else {
+            req.group.clone()
         };
         let sub = Subscription {
             tenant: req.tenant.clone(),
-            group: req.group.clone(),
+            group: progress,
             topic: req.topic.clone(),
         };
+        let latest = group.start == StartFrom::Latest;
+        if (latest || group.broadcast) && !self.started.contains_key(&sub) {
+            let now = self.catalog.clock().now_ms();
+            self.catalog.coordinator().start_progress(&sub, latest, now).await?;
+            self.started.insert(sub.clone(), ()).await;
+        }
         let batch = req.batch_size.clamp(1, self.config.max_batch);
         let deadline = Instant::now() + req.long_polling.min(self.config.max_long_polling);
         // Registered before the first pop: a commit between a pop and the wait leaves a
@@ -347,7 +384,7 @@ impl Query {
         if claims.is_empty() {
             return Ok(unreadable.popped(Vec::new(), false));
         }
-        let dead_letter_topic = if dead_letters {
+        let dead_letter_topic = if dead_letters && mode.dead_letter {
             Some(self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?.name)
         } else {
             None
@@ -365,7 +402,9 @@ impl Query {
         if !claimed.dead_lettered.is_empty() {
             tracing::info!(
                 tenant = %sub.tenant, group = %sub.group, topic = %sub.topic, messages = claimed.dead_lettered.len(),
-                "moved to the dead-letter topic after {} attempts", mode.max_attempts
+                "{} after {} attempts",
+                if mode.dead_letter { "moved to the dead-letter topic" } else { "dropped for this broadcast client" },
+                mode.max_attempts
             );
         }
         let delivered = claimed
@@ -428,6 +467,16 @@ impl Query {
     #[instrument(skip_all, fields(tenant = %sub.tenant, group = %sub.group, topic = %sub.topic), err)]
     pub async fn forward_to_dead_letter(&self, sub: &Subscription, handle: &str) -> Result<()> {
         let receipt = self.receipt_for(sub, handle)?;
+        if receipt.subscription.is_broadcast() {
+            // Broadcast clients have no dead-letter topic: the message is dropped for this
+            // client (acknowledged), as after its last attempt in a receive.
+            return self
+                .acks
+                .ack(vec![receipt])
+                .await?
+                .into_iter()
+                .try_for_each(outcome_result);
+        }
         let dlq = self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?;
         match self.catalog.coordinator().dead_letter(&receipt, &dlq.name).await? {
             Ok(()) => Ok(()),
@@ -445,10 +494,17 @@ impl Query {
 
     fn receipt_for(&self, sub: &Subscription, handle: &str) -> Result<Receipt> {
         let receipt = self.receipts.decode(handle)?;
-        if &receipt.subscription != sub {
+        let issued = &receipt.subscription;
+        // A broadcast client's handle names its progress: it belongs to the group.
+        if (issued.tenant.as_str(), issued.group_name(), issued.topic.as_str())
+            != (sub.tenant.as_str(), sub.group.as_str(), sub.topic.as_str())
+        {
             return Err(Error::InvalidReceipt(format!(
                 "the handle was issued to group {} for topic {}, not to group {} for topic {}",
-                receipt.subscription.group, receipt.subscription.topic, sub.group, sub.topic
+                issued.group_name(),
+                issued.topic,
+                sub.group,
+                sub.topic
             )));
         }
         Ok(receipt)

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_meta::model::Roles;
-use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, MessageType, QueueRef, Subscription, TopicSpec};
+use strata_meta::model::{
+    AppendBatch, BlockLocation, FlushCommit, GroupSpec, MessageType, QueueRef, StartFrom, Subscription, TopicSpec,
+};
 use strata_meta::{AutoCreate, Catalog, ManualClock, Membership, SqlCoordinator};
 use strata_proto::wal::WalRecord;
 use strata_query::{Error, Filter, Query, QueryConfig, ReceiveRequest};
@@ -163,6 +165,23 @@ impl Env {
             batch_size: batch,
             invisible: Some(Duration::from_secs(30)),
             long_polling: poll,
+            client_id: None,
+        }
+    }
+
+    /// Receives until nothing is left, as client `client`.
+    async fn drain_as(&self, group: &str, client: &str) -> Vec<strata_query::Delivered> {
+        let mut all = Vec::new();
+        loop {
+            let req = ReceiveRequest {
+                client_id: Some(client.into()),
+                ..self.request(group, Filter::All, 16, Duration::ZERO)
+            };
+            let got = self.query.receive(&req).await.unwrap();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
         }
     }
 
@@ -426,11 +445,13 @@ async fn a_stuck_fifo_group_parks_a_bounded_number_of_messages() {
         ..Default::default()
     };
     let e = env_with(1, MessageType::Fifo, config).await;
-    let spec = strata_meta::model::GroupSpec {
+    let spec = GroupSpec {
         tenant: String::new(),
         name: "g".into(),
         fifo: true,
         max_attempts: 16,
+        broadcast: false,
+        start: StartFrom::Earliest,
     };
     e.catalog.coordinator().create_group(&spec, 0).await.unwrap();
     // The stuck group's head, then 10 more of it interleaved with 10 of a free group.
@@ -503,4 +524,74 @@ async fn a_stuck_fifo_group_parks_a_bounded_number_of_messages() {
             .collect::<Vec<_>>()
     );
     assert_eq!(order.len(), 16, "s1..s10 and f5..f10");
+}
+
+/// Every client of a broadcast group receives every message sent since it first received,
+/// with progress of its own: acks, redeliveries and attempts of one client never touch
+/// another's; out of attempts, a message is dropped for that client (no dead-letter topic).
+#[tokio::test]
+async fn a_broadcast_group_gives_every_client_every_message_from_when_it_joined() {
+    let e = env(2).await;
+    let spec = GroupSpec {
+        tenant: String::new(),
+        name: "everyone".into(),
+        fifo: false,
+        max_attempts: 2,
+        broadcast: true,
+        start: StartFrom::default_for(true),
+    };
+    e.catalog.coordinator().create_group(&spec, 0).await.unwrap();
+    e.produce(0, 10, &["A"], 2).await;
+    assert!(
+        e.drain_as("everyone", "c1").await.is_empty(),
+        "starts at the latest offset"
+    );
+    assert!(e.drain_as("everyone", "c2").await.is_empty());
+    e.produce(10, 20, &["A"], 2).await;
+    let expected: Vec<String> = {
+        let mut v: Vec<_> = (10..30).map(|i| format!("m{i}")).collect();
+        v.sort();
+        v
+    };
+    let one = e.drain_as("everyone", "c1").await;
+    let two = e.drain_as("everyone", "c2").await;
+    assert_eq!(bodies(&one), expected);
+    assert_eq!(bodies(&two), expected);
+
+    // Client 1 acknowledges (through the group's subscription, as the front asks); client
+    // 2 does not, so only its messages come back.
+    let handles: Vec<String> = one.iter().map(|d| d.receipt_handle.clone()).collect();
+    assert!(e.query.ack(&sub("everyone"), &handles).await.iter().all(Result::is_ok));
+    assert!(
+        e.query.ack(&sub("other"), &handles[..1]).await[0].is_err(),
+        "another group's handle"
+    );
+    e.clock.advance(Duration::from_secs(31));
+    assert!(e.drain_as("everyone", "c1").await.is_empty());
+    let again = e.drain_as("everyone", "c2").await;
+    assert_eq!(bodies(&again), expected);
+    assert!(again.iter().all(|d| d.attempt == 2));
+    // Out of attempts: dropped for client 2 only; no dead-letter topic appears.
+    e.clock.advance(Duration::from_secs(31));
+    assert!(e.drain_as("everyone", "c2").await.is_empty());
+    assert!(
+        e.catalog
+            .coordinator()
+            .topic("", "%DLQ%everyone")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A late joiner starts at the end; then all three receive what follows.
+    assert!(e.drain_as("everyone", "c3").await.is_empty());
+    e.produce(30, 4, &["A"], 2).await;
+    for client in ["c1", "c2", "c3"] {
+        assert_eq!(e.drain_as("everyone", client).await.len(), 4, "{client}");
+    }
+    let no_client = e.request("everyone", Filter::All, 16, Duration::ZERO);
+    assert!(matches!(
+        e.query.receive(&no_client).await,
+        Err(Error::ClientIdRequired(_))
+    ));
 }

@@ -9,7 +9,7 @@ pub use usage::hour_label;
 use std::sync::Arc;
 use std::time::Instant;
 
-use strata_meta::model::{GroupSpec, MessageType, TopicSpec};
+use strata_meta::model::{GroupSpec, MessageType, StartFrom, TopicSpec};
 use strata_storage::counting::RequestCounts;
 use strata_storage::hooked::Op;
 use strata_storage::object_store::{ObjectStoreExt, PutPayload};
@@ -96,11 +96,17 @@ fn topic_out(t: strata_meta::model::Topic) -> admin::Topic {
 }
 
 fn group_out(g: strata_meta::model::Group) -> admin::Group {
+    let start = match g.start {
+        StartFrom::Earliest => admin::StartFrom::StartEarliest,
+        StartFrom::Latest => admin::StartFrom::StartLatest,
+    };
     admin::Group {
         namespace: g.tenant,
         name: g.name,
         fifo: g.fifo,
         max_attempts: g.max_attempts,
+        broadcast: g.broadcast,
+        start: start as i32,
     }
 }
 
@@ -156,11 +162,19 @@ impl StrataAdmin for Admin {
         principal
             .authorize(&g.namespace, &[Need::group(&g.name, Actions::ADMIN)])
             .map_err(auth_status)?;
+        let start = match admin::StartFrom::try_from(g.start) {
+            Ok(admin::StartFrom::StartDefault) => StartFrom::default_for(g.broadcast),
+            Ok(admin::StartFrom::StartEarliest) => StartFrom::Earliest,
+            Ok(admin::StartFrom::StartLatest) => StartFrom::Latest,
+            Err(_) => return Err(Status::invalid_argument(format!("unknown start position {}", g.start))),
+        };
         let spec = GroupSpec {
             tenant: g.namespace,
             name: g.name,
             fifo: g.fifo,
             max_attempts: g.max_attempts,
+            broadcast: g.broadcast,
+            start,
         };
         let now = self.catalog.clock().now_ms();
         let group = self
@@ -459,5 +473,14 @@ pub fn quarantined_line(b: &admin::QuarantinedBatch) -> String {
 pub fn group_line(g: &admin::Group) -> String {
     let ns = if g.namespace.is_empty() { "-" } else { &g.namespace };
     let order = if g.fifo { "fifo" } else { "concurrent" };
-    format!("{ns}\t{}\t{order}\tmax attempts {}", g.name, g.max_attempts)
+    let model = if g.broadcast { "broadcast" } else { "clustering" };
+    let start = if g.start == admin::StartFrom::StartLatest as i32 {
+        "latest"
+    } else {
+        "earliest"
+    };
+    format!(
+        "{ns}\t{}\t{order}\t{model}\tfrom {start}\tmax attempts {}",
+        g.name, g.max_attempts
+    )
 }

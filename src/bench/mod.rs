@@ -132,6 +132,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
                 name: group.clone(),
                 fifo,
                 max_attempts: 16,
+                ..Default::default()
             }),
         })
         .await?;

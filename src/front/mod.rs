@@ -443,6 +443,7 @@ impl MessagingService for Front {
             batch_size: req.batch_size.max(1) as usize,
             invisible,
             long_polling: self.long_polling(&ctx, req.long_polling_timeout.as_ref()),
+            client_id: ctx.client_id.clone(),
         };
         let store_host = self.node_id.clone();
         let span = info_span!("receive_message", tenant = %tenant, group = %receive.group, topic = %receive.topic);

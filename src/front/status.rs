@@ -50,6 +50,7 @@ pub fn from_query(e: &strata_query::Error) -> Status {
         E::GroupNotFound { .. } => Code::ConsumerGroupNotFound,
         E::IllegalTopic(_) => Code::IllegalTopic,
         E::IllegalGroup(_) => Code::IllegalConsumerGroup,
+        E::ClientIdRequired(_) => Code::ClientIdRequired,
         E::IllegalOffset(_) => Code::IllegalOffset,
         E::OffsetNotFound { .. } => Code::OffsetNotFound,
         E::Corrupt(_) | E::Missing(_) | E::Storage(_) | E::Coordinator(_) => Code::InternalServerError,
