@@ -243,6 +243,9 @@ enum TopicType {
     Transaction,
     /// Higher `priority` delivered first (0 the lowest; priority p uses queue min(p, queues - 1)).
     Priority,
+    /// A parent of lite topics: each message names one (`lite_topic`), an ordered queue of its
+    /// own created on first send, consumed by the clients that subscribe to it.
+    Lite,
 }
 
 impl TopicType {
@@ -253,6 +256,7 @@ impl TopicType {
             TopicType::Delay => v2::MessageType::Delay,
             TopicType::Transaction => v2::MessageType::Transaction,
             TopicType::Priority => v2::MessageType::Priority,
+            TopicType::Lite => v2::MessageType::Lite,
         }
     }
 }

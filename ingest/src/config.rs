@@ -48,6 +48,11 @@ pub struct IngestConfig {
     /// back.
     #[serde(with = "humantime_serde")]
     pub transaction_check_interval: Duration,
+    /// Most lite topics one LITE parent topic holds (default 5,000,000); a send that would
+    /// create one more is refused with `LITE_TOPIC_QUOTA_EXCEEDED`. Each lite topic costs a
+    /// few coordinator rows (its queue, its batches until retention, a cursor per group),
+    /// nothing in memory.
+    pub max_lite_topics_per_parent: i64,
 }
 
 impl Default for IngestConfig {
@@ -63,6 +68,7 @@ impl Default for IngestConfig {
             max_delay: Duration::from_secs(40 * 24 * 3600),
             transaction_check_after: Duration::from_secs(6),
             transaction_check_interval: Duration::from_secs(10),
+            max_lite_topics_per_parent: 5_000_000,
         }
     }
 }

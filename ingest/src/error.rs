@@ -21,6 +21,10 @@ pub enum Error {
     IllegalMessageGroup(String),
     #[error("illegal priority: {0}")]
     IllegalPriority(String),
+    #[error("illegal lite topic: {0}")]
+    IllegalLiteTopic(String),
+    #[error("{0}")]
+    LiteTopicQuota(String),
     #[error("illegal message property key: {0}")]
     IllegalPropertyKey(String),
     #[error("message properties are {size} bytes, more than the maximum {max}")]
@@ -42,8 +46,6 @@ pub enum Error {
     InvalidRecallHandle(String),
     #[error("no pending delay message for this recall handle: it was delivered or recalled already")]
     NothingToRecall,
-    #[error("{0} messages are not supported yet")]
-    UnsupportedType(MessageType),
     #[error("unknown message type {0}")]
     UnknownType(i32),
     #[error("object store write failed, message not stored: {0}")]
@@ -61,7 +63,9 @@ impl From<strata_meta::Error> for Error {
         use strata_meta::Error as M;
         match e {
             M::TopicNotFound { tenant, topic } => Error::TopicNotFound { tenant, topic },
+            M::Invalid { what: "lite topic", reason } => Error::IllegalLiteTopic(reason),
             M::Invalid { reason, .. } => Error::IllegalTopic(reason),
+            e @ M::LiteTopicQuota { .. } => Error::LiteTopicQuota(e.to_string()),
             other => Error::Coordinator(other.to_string()),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use object_store::ObjectStore;
 use strata_meta::model::{Hold, HoldKind, MessageType, QueueRef};
 use strata_meta::token::Sealer;
-use strata_meta::{Catalog, Membership};
+use strata_meta::{Catalog, Membership, lite};
 use strata_proto::v2;
 use strata_storage::BlockCache;
 use strata_tenancy::Meter;
@@ -50,7 +50,13 @@ pub struct Ingest {
     transactions: Sealer,
     recalls: Sealer,
     closed: AtomicBool,
+    /// Lite topics (tenant, stored name) known to exist: created once, then sent to without
+    /// asking the coordinator. Bounded; a forgotten one costs one idempotent create.
+    lite_topics: moka::future::Cache<(String, String), ()>,
 }
+
+/// Lite topics an ingest node remembers as created (about 150 bytes each).
+const KNOWN_LITE_TOPICS: u64 = 200_000;
 
 const BUDGET_UNIT: usize = 1024;
 
@@ -93,6 +99,7 @@ impl Ingest {
             transactions: Sealer::new(key.clone(), TRANSACTION_TOKEN),
             recalls: Sealer::new(key, RECALL_TOKEN),
             closed: AtomicBool::new(false),
+            lite_topics: moka::future::Cache::new(KNOWN_LITE_TOPICS),
             config,
         })
     }
@@ -120,6 +127,13 @@ impl Ingest {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
+        if let Err(e) = self.create_lite_topics(tenant, &items).await {
+            // Nothing of this request is stored.
+            for (idx, _, _) in slots.drain(..) {
+                results[idx] = Some(Err(e.clone()));
+            }
+            items.clear();
+        }
         if !items.is_empty() {
             let outcome = self.submit(items).await;
             for (k, (idx, message_id, queue)) in slots.into_iter().enumerate() {
@@ -136,6 +150,31 @@ impl Ingest {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::Commit("message not processed".into()))))
             .collect()
+    }
+
+    /// Creates the lite topics `items` send to that this node has not seen yet: one
+    /// coordinator write per request and parent, none for lite topics seen before.
+    async fn create_lite_topics(&self, tenant: &str, items: &[Item]) -> Result<()> {
+        let mut unseen: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for item in items {
+            if let Some((parent, lite)) = lite::split(&item.queue.topic)
+                && !self.lite_topics.contains_key(&(tenant.to_string(), item.queue.topic.clone()))
+            {
+                unseen.entry(parent).or_default().push(lite.to_string());
+            }
+        }
+        for (parent, lites) in unseen {
+            self.catalog
+                .coordinator()
+                .create_lite_topics(tenant, parent, &lites, self.config.max_lite_topics_per_parent)
+                .await?;
+            for l in &lites {
+                self.lite_topics
+                    .insert((tenant.to_string(), lite::queue_topic(parent, l)), ())
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     fn receipt(&self, message_id: String, queue: &QueueRef, placed: &Placed) -> SendReceipt {
@@ -234,12 +273,20 @@ impl Ingest {
                 }
                 (p.min(topic.queue_count.max(1) - 1), None)
             }
-            other => return Err(Error::UnsupportedType(other)),
+            MessageType::Lite => (0, None),
+        };
+        let stored_topic = match (topic.message_type, &record.lite_topic) {
+            // Each lite topic is an ordered queue of its own (meta::lite).
+            (MessageType::Lite, Some(lite)) => lite::queue_topic(&topic.name, lite),
+            (MessageType::Lite, None) => {
+                return Err(Error::IllegalLiteTopic("a LITE message needs a lite topic".into()));
+            }
+            _ => topic.name,
         };
         Ok(Item {
             queue: QueueRef {
                 tenant: tenant.to_string(),
-                topic: topic.name,
+                topic: stored_topic,
                 queue,
             },
             record,

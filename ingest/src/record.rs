@@ -96,7 +96,9 @@ fn message_type(sp: &v2::SystemProperties) -> Result<MessageType> {
     if sp.message_type != 0 {
         return MessageType::from_i32(sp.message_type).ok_or(Error::UnknownType(sp.message_type));
     }
-    Ok(if sp.message_group.is_some() {
+    Ok(if sp.lite_topic.is_some() {
+        MessageType::Lite
+    } else if sp.message_group.is_some() {
         MessageType::Fifo
     } else if sp.delivery_timestamp.is_some() {
         MessageType::Delay
@@ -184,6 +186,9 @@ pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnc
         check_text(&sp.message_id, "message id").map_err(Error::IllegalMessageId)?;
         sp.message_id.clone()
     };
+    if let Some(lite) = &sp.lite_topic {
+        strata_meta::lite::validate_name(lite).map_err(|e| Error::IllegalLiteTopic(e.to_string()))?;
+    }
     let message_type = message_type(sp)?;
 
     let record = WalRecord {

@@ -30,6 +30,12 @@ pub enum Error {
     #[error("object {object} was collected as an orphan before its commit arrived; nothing was stored")]
     ObjectCollected { object: String },
 
+    #[error("topic {tenant}/{parent} holds its maximum of {max} lite topics")]
+    LiteTopicQuota { tenant: String, parent: String, max: i64 },
+
+    #[error("client {client} would subscribe to more than its {max} lite topics")]
+    LiteSubscriptionQuota { client: String, max: u32 },
+
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 

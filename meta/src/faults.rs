@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
+use crate::lite::{Change, Subscriber};
 use crate::model::*;
 use crate::prelude::*;
 
@@ -141,6 +142,47 @@ impl CatalogStore for FaultyCoordinator {
     async fn secret(&self, name: &str) -> Result<Vec<u8>> {
         self.faults.check()?;
         self.inner.secret(name).await
+    }
+}
+
+#[async_trait]
+impl LiteTopics for FaultyCoordinator {
+    async fn create_lite_topics(
+        &self,
+        tenant: &str,
+        parent: &str,
+        lites: &[String],
+        max_per_parent: i64,
+    ) -> Result<()> {
+        self.faults.check()?;
+        self.inner
+            .create_lite_topics(tenant, parent, lites, max_per_parent)
+            .await
+    }
+    async fn sync_lite_subscriptions(
+        &self,
+        who: &Subscriber,
+        change: Change,
+        lites: &[String],
+        max_per_client: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.faults.check()?;
+        self.inner
+            .sync_lite_subscriptions(who, change, lites, max_per_client, now_ms)
+            .await
+    }
+    async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>> {
+        self.faults.check()?;
+        self.inner.lite_subscriptions(who).await
+    }
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)> {
+        self.faults.check()?;
+        self.inner.ready_lite_topics(who, now_ms, limit).await
+    }
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64> {
+        self.faults.check()?;
+        self.inner.drop_lite_client(tenant, client_id).await
     }
 }
 

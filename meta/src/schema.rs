@@ -234,4 +234,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX broadcast_progress_by_age ON broadcast_progress (last_seen_ms);
     "#,
+    // 10: lite topics — a LITE parent counts its lite topics (each stored as a one-queue topic
+    //     `parent+lite`, see lite.rs); clients' lite subscriptions, per group and parent.
+    r#"
+    ALTER TABLE topics ADD COLUMN lite_count BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE lite_subscriptions (
+        tenant TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        lite TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, grp, parent, client_id, lite)
+    );
+    CREATE INDEX lite_subscriptions_by_client ON lite_subscriptions (tenant, client_id);
+    CREATE INDEX lite_subscriptions_by_topic ON lite_subscriptions (tenant, parent, lite);
+    "#,
 ];

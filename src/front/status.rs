@@ -25,6 +25,8 @@ pub fn from_ingest(e: &strata_ingest::Error) -> Status {
         E::IllegalKey(_) => Code::IllegalMessageKey,
         E::IllegalMessageGroup(_) => Code::IllegalMessageGroup,
         E::IllegalPriority(_) => Code::BadRequest,
+        E::IllegalLiteTopic(_) => Code::IllegalLiteTopic,
+        E::LiteTopicQuota(_) => Code::LiteTopicQuotaExceeded,
         E::IllegalPropertyKey(_) => Code::IllegalMessagePropertyKey,
         E::PropertiesTooLarge { .. } => Code::MessagePropertiesTooLarge,
         E::IllegalMessageId(_) => Code::IllegalMessageId,
@@ -33,7 +35,7 @@ pub fn from_ingest(e: &strata_ingest::Error) -> Status {
         E::InvalidTransactionId(_) => Code::InvalidTransactionId,
         E::InvalidRecallHandle(_) => Code::BadRequest,
         E::NothingToRecall => Code::NotFound,
-        E::UnsupportedType(_) | E::UnknownType(_) => Code::Unsupported,
+        E::UnknownType(_) => Code::Unsupported,
         E::Store(_) | E::Commit(_) | E::Coordinator(_) | E::ShuttingDown => Code::InternalServerError,
     };
     status(code, e.to_string())
@@ -64,7 +66,10 @@ pub fn from_meta(e: &strata_meta::Error) -> Status {
         E::TopicNotFound { .. } => Code::TopicNotFound,
         E::GroupNotFound { .. } => Code::ConsumerGroupNotFound,
         E::Invalid { what, .. } if what.contains("group") => Code::IllegalConsumerGroup,
+        E::Invalid { what: "lite topic", .. } => Code::IllegalLiteTopic,
         E::Invalid { .. } => Code::IllegalTopic,
+        E::LiteTopicQuota { .. } => Code::LiteTopicQuotaExceeded,
+        E::LiteSubscriptionQuota { .. } => Code::LiteSubscriptionQuotaExceeded,
         E::QueueNotFound { .. } | E::AlreadyExists { .. } => Code::BadRequest,
         E::TenantNotFound { .. } | E::UserNotFound { .. } => Code::NotFound,
         E::Database(_) | E::GroupCommit(_) | E::Inconsistent(_) | E::Fenced { .. } | E::ObjectCollected { .. } => {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod consume;
 pub mod held;
+pub mod lite;
 pub mod log;
 pub mod maintain;
 pub mod members;

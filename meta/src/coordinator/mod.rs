@@ -6,6 +6,7 @@ mod accounts;
 mod catalog;
 mod consume;
 mod held;
+mod lite;
 mod log;
 mod maintain;
 mod members;
@@ -14,6 +15,7 @@ pub use accounts::Accounts;
 pub use catalog::CatalogStore;
 pub use consume::Consumption;
 pub use held::HeldRecords;
+pub use lite::LiteTopics;
 pub use log::Log;
 pub use maintain::Maintenance;
 pub use members::Members;
@@ -21,12 +23,13 @@ pub use members::Members;
 /// The whole coordinator: every part, as one object (`Arc<dyn Coordinator>`). Call its
 /// methods with the parts in scope: `use strata_meta::prelude::*`.
 pub trait Coordinator:
-    CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + std::fmt::Debug
+    CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + LiteTopics + std::fmt::Debug
 {
 }
 
-impl<T: CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + std::fmt::Debug> Coordinator
-    for T
+impl<
+    T: CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + LiteTopics + std::fmt::Debug,
+> Coordinator for T
 {
 }
 

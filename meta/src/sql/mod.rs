@@ -34,6 +34,7 @@ mod consume;
 #[cfg(test)]
 mod contention;
 mod held;
+mod lite;
 mod log;
 mod maintain;
 mod members;
@@ -696,7 +697,7 @@ pub(crate) mod tests {
             }
         )*};
     }
-    conformance!(catalog, log, consume, held, maintain, members, accounts);
+    conformance!(catalog, log, consume, held, maintain, members, accounts, lite);
 
     #[tokio::test]
     async fn postgres_migrations_are_idempotent() {

@@ -1,0 +1,136 @@
+//! Lite topics: creation counted on the parent, subscriptions, readiness.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::lite::{Change, Subscriber, queue_topic};
+
+/// Every lite check, on a coordinator that [`register_writer`] ran on.
+pub async fn run(c: &dyn Coordinator) {
+    lite_topics_are_created_once_within_the_parents_quota(c).await;
+    subscriptions_change_by_action_within_the_quota(c).await;
+    a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c).await;
+}
+
+fn lite_parent(t: &str, name: &str) -> TopicSpec {
+    TopicSpec {
+        message_type: MessageType::Lite,
+        ..topic_spec(t, name, 1)
+    }
+}
+
+fn subscriber(t: &str, client: &str) -> Subscriber {
+    Subscriber {
+        tenant: t.into(),
+        group: "g".into(),
+        parent: "chat".into(),
+        client_id: client.into(),
+    }
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+pub async fn lite_topics_are_created_once_within_the_parents_quota(c: &dyn Coordinator) {
+    let t = "conf-lite-create";
+    c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3).await.unwrap();
+    assert_eq!(c.queue_end(&queue(t, &queue_topic("chat", "s1"), 0)).await.unwrap(), 0);
+    // s3 fits, s4 not: the call creates nothing.
+    assert!(matches!(
+        c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), 3).await,
+        Err(Error::LiteTopicQuota { max: 3, .. })
+    ));
+    assert!(c.queue_end(&queue(t, &queue_topic("chat", "s3"), 0)).await.is_err());
+    c.create_lite_topics(t, "chat", &names(&["s3"]), 3).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s3"]), 3).await.unwrap();
+}
+
+pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator) {
+    let t = "conf-lite-subs";
+    let (one, two) = (subscriber(t, "c1"), subscriber(t, "c2"));
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["a", "b"]), 3, T0)
+        .await
+        .unwrap();
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["b"]), 3, T0)
+        .await
+        .unwrap();
+    c.sync_lite_subscriptions(&two, Change::Add, &names(&["a"]), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["a", "b"]);
+    assert!(matches!(
+        c.sync_lite_subscriptions(&one, Change::Add, &names(&["c", "d"]), 3, T0)
+            .await,
+        Err(Error::LiteSubscriptionQuota { max: 3, .. })
+    ));
+    assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["a", "b"], "nothing changed");
+    c.sync_lite_subscriptions(&one, Change::Remove, &names(&["a", "x"]), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["b"]);
+    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c", "d"]), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["c", "d"]);
+    c.sync_lite_subscriptions(&one, Change::Clear, &[], 3, T0)
+        .await
+        .unwrap();
+    assert!(c.lite_subscriptions(&one).await.unwrap().is_empty());
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["e"]), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(c.drop_lite_client(t, "c1").await.unwrap(), 1);
+    assert!(c.lite_subscriptions(&one).await.unwrap().is_empty());
+    assert_eq!(
+        c.lite_subscriptions(&two).await.unwrap(),
+        ["a"],
+        "other clients keep theirs"
+    );
+}
+
+pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &dyn Coordinator) {
+    let t = "conf-lite-ready";
+    c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["busy", "idle", "empty"]), 100)
+        .await
+        .unwrap();
+    let e = epoch(c).await;
+    let batches = ["busy", "idle"]
+        .iter()
+        .map(|l| batch(queue(t, &queue_topic("chat", l), 0), 2))
+        .collect();
+    c.commit_flush(&flush(e, &format!("wal/03/{t}.wal"), batches), T0)
+        .await
+        .unwrap();
+    let who = subscriber(t, "c1");
+    c.sync_lite_subscriptions(&who, Change::Add, &names(&["busy", "idle", "empty"]), 100, T0)
+        .await
+        .unwrap();
+    let mut ready = c.ready_lite_topics(&who, T0, 10).await.unwrap();
+    ready.0.sort();
+    assert_eq!(ready, (names(&["busy", "idle"]), None));
+    assert_eq!(c.ready_lite_topics(&who, T0, 1).await.unwrap().0.len(), 1, "limited");
+
+    // One message of "busy" in flight: it waits until that one expires.
+    let s = sub(t, "g", &queue_topic("chat", "busy"));
+    let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
+    c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
+    assert_eq!(
+        c.ready_lite_topics(&who, T0, 10).await.unwrap(),
+        (names(&["idle"]), Some(T0 + 100))
+    );
+    let mut ready = c.ready_lite_topics(&who, T0 + 100, 10).await.unwrap().0;
+    ready.sort();
+    assert_eq!(ready, ["busy", "idle"], "expired: ready again");
+    // Another group's progress is its own.
+    let other = Subscriber {
+        group: "other".into(),
+        ..who.clone()
+    };
+    assert!(
+        c.ready_lite_topics(&other, T0, 10).await.unwrap().0.is_empty(),
+        "not subscribed"
+    );
+}

@@ -1,0 +1,38 @@
+//! Lite topics under LITE parents and the clients' subscriptions to them.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::lite::{Change, Subscriber};
+
+/// Lite topics under LITE parents and the clients' subscriptions to them.
+#[async_trait]
+pub trait LiteTopics: Send + Sync {
+    /// Creates the queues of those of `lites` under `parent` that do not exist yet (one queue
+    /// each, from offset 0), counting them on the parent. `LiteTopicQuota` if that would make
+    /// more than `max_per_parent` (the ones created before stay). Idempotent.
+    async fn create_lite_topics(&self, tenant: &str, parent: &str, lites: &[String], max_per_parent: i64)
+    -> Result<()>;
+
+    /// Changes a client's lite subscriptions; `LiteSubscriptionQuota` (and nothing changed)
+    /// if the client would hold more than `max_per_client`. Idempotent.
+    async fn sync_lite_subscriptions(
+        &self,
+        who: &Subscriber,
+        change: Change,
+        lites: &[String],
+        max_per_client: u32,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// The lite topics a client subscribes to, by name.
+    async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>>;
+
+    /// Of a client's subscribed lite topics, up to `limit` its group can take a message of
+    /// now — a new one while none of that lite topic is in flight, or an expired one — and
+    /// the earliest time an in-flight message of them becomes visible again.
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)>;
+
+    /// Drops every lite subscription of a client (its session ended). Returns how many.
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64>;
+}

@@ -1,0 +1,93 @@
+//! LiteTopic (RIP-83): lite topics live under a parent topic of type LITE, each one ordered
+//! queue created on first send, consumed by the clients that subscribe to it.
+//!
+//! A lite topic is stored as a one-queue topic of its own whose name joins the parent's and
+//! the lite topic's with [`SEPARATOR`] (never part of a topic name): every piece of the pop
+//! machinery (cursors, in-flight rows, retries, dead letters, receipts) works on it as on any
+//! queue, and it costs coordinator rows only — no topic row, no task, no buffer.
+
+use crate::error::{Error, Result};
+
+/// Joins a parent topic and a lite topic into the name of the lite topic's queue.
+pub const SEPARATOR: char = '+';
+
+/// Longest lite topic name (the `max_lite_topic_size` clients are told).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The stored topic name of lite topic `lite` under `parent`.
+pub fn queue_topic(parent: &str, lite: &str) -> String {
+    format!("{parent}{SEPARATOR}{lite}")
+}
+
+/// `(parent, lite topic)` of a stored lite topic name; `None` for any other topic.
+pub fn split(topic: &str) -> Option<(&str, &str)> {
+    topic.split_once(SEPARATOR)
+}
+
+/// The topic a client names for `topic`: the parent of a lite topic, or the topic itself.
+pub fn parent_of(topic: &str) -> &str {
+    split(topic).map_or(topic, |(parent, _)| parent)
+}
+
+/// Lite topic names: 1 to 64 letters, digits, `_` and `-` (UUIDs, session ids).
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            "lite topic",
+            format!("{name:?} must have 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    {
+        return Err(Error::invalid(
+            "lite topic",
+            format!("{name:?} contains {c:?}; allowed are letters, digits, '_' and '-'"),
+        ));
+    }
+    Ok(())
+}
+
+/// One client's lite subscriptions: of a consumer group, under a parent topic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subscriber {
+    pub tenant: String,
+    pub group: String,
+    pub parent: String,
+    pub client_id: String,
+}
+
+/// How SyncLiteSubscription changes a client's set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// PARTIAL_ADD: these too.
+    Add,
+    /// PARTIAL_REMOVE: not these.
+    Remove,
+    /// COMPLETE_ADD: exactly these.
+    Replace,
+    /// COMPLETE_REMOVE: none.
+    Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_join_and_split() {
+        let t = queue_topic("chat", "session-1");
+        assert_eq!(split(&t), Some(("chat", "session-1")));
+        assert_eq!(parent_of(&t), "chat");
+        assert_eq!(parent_of("chat"), "chat");
+        assert!(
+            crate::model::validate_topic_name(&t).is_err(),
+            "clients cannot name a lite queue"
+        );
+        for bad in ["", "a b", "a+b", "x/y", &"a".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        validate_name("0f8fad5b-d9cb-469f-a165-70867728950e").unwrap();
+    }
+}

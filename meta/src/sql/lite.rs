@@ -1,0 +1,203 @@
+//! SQL of `LiteTopics`: lite topics' queues, counted on their parent, and subscriptions.
+
+use super::*;
+use crate::lite::{Change, SEPARATOR, Subscriber, queue_topic};
+
+/// The stored name of a subscription's lite topic, in SQL (`s` is the subscriptions row).
+fn lite_queue_sql() -> String {
+    format!("s.parent || '{SEPARATOR}' || s.lite")
+}
+
+#[async_trait]
+impl LiteTopics for SqlCoordinator {
+    #[instrument(skip_all, fields(tenant, parent, n = lites.len()), err)]
+    async fn create_lite_topics(
+        &self,
+        tenant: &str,
+        parent: &str,
+        lites: &[String],
+        max_per_parent: i64,
+    ) -> Result<()> {
+        let (tenant, parent, lites) = (tenant.to_string(), parent.to_string(), lites.to_vec());
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                for lite in &lites {
+                    let created = sqlx::query(
+                        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset) VALUES ($1, $2, 0, 0, 0)
+                         ON CONFLICT (tenant, topic, queue_id) DO NOTHING",
+                    )
+                    .bind(&tenant)
+                    .bind(queue_topic(&parent, lite))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if created == 0 {
+                        continue;
+                    }
+                    let counted = sqlx::query(
+                        "UPDATE topics SET lite_count = lite_count + 1 WHERE tenant = $1 AND name = $2 AND lite_count < $3",
+                    )
+                    .bind(&tenant)
+                    .bind(&parent)
+                    .bind(max_per_parent)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if counted == 0 {
+                        return Err(Error::LiteTopicQuota {
+                            tenant,
+                            parent,
+                            max: max_per_parent,
+                        });
+                    }
+                }
+                Ok(((), Announce::default()))
+            })
+        }))
+        .await
+    }
+
+    #[instrument(skip_all, fields(group = %who.group, parent = %who.parent, ?change, n = lites.len()), err)]
+    async fn sync_lite_subscriptions(
+        &self,
+        who: &Subscriber,
+        change: Change,
+        lites: &[String],
+        max_per_client: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        let (who, lites) = (who.clone(), lites.to_vec());
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let bind = |sql: &'static str| {
+                    sqlx::query(sql)
+                        .bind(who.tenant.clone())
+                        .bind(who.group.clone())
+                        .bind(who.parent.clone())
+                        .bind(who.client_id.clone())
+                };
+                if matches!(change, Change::Replace | Change::Clear) {
+                    bind("DELETE FROM lite_subscriptions WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4")
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for lite in &lites {
+                    match change {
+                        Change::Add | Change::Replace => {
+                            bind(
+                                "INSERT INTO lite_subscriptions (tenant, grp, parent, client_id, lite, created_ms)
+                                 VALUES ($1, $2, $3, $4, $5, $6)
+                                 ON CONFLICT (tenant, grp, parent, client_id, lite) DO NOTHING",
+                            )
+                            .bind(lite)
+                            .bind(now_ms)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        Change::Remove => {
+                            bind(
+                                "DELETE FROM lite_subscriptions
+                                 WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4 AND lite = $5",
+                            )
+                            .bind(lite)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        Change::Clear => {}
+                    }
+                }
+                if matches!(change, Change::Add | Change::Replace) {
+                    let held = bind(
+                        "SELECT COUNT(*) AS n FROM lite_subscriptions
+                         WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4",
+                    )
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    if int(&held, "n")? > i64::from(max_per_client) {
+                        return Err(Error::LiteSubscriptionQuota {
+                            client: who.client_id.clone(),
+                            max: max_per_client,
+                        });
+                    }
+                }
+                Ok(((), Announce::default()))
+            })
+        }))
+        .await
+    }
+
+    async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>> {
+        sqlx::query(
+            "SELECT lite FROM lite_subscriptions WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4
+             ORDER BY lite",
+        )
+        .bind(&who.tenant)
+        .bind(&who.group)
+        .bind(&who.parent)
+        .bind(&who.client_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("lite")?))
+        .collect()
+    }
+
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)> {
+        let lite_queue = lite_queue_sql();
+        let mut tx = self.reader.begin().await?;
+        // In flight and not expired: the lite topic waits for it (one at a time, in order).
+        let in_flight = |expired: &str| {
+            format!(
+                "SELECT 1 FROM inflight i WHERE i.tenant = s.tenant AND i.grp = s.grp AND i.topic = q.topic
+                   AND i.queue_id = 0 AND i.waiting = 0 AND i.invisible_until_ms {expired} $5"
+            )
+        };
+        let ready = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT s.lite FROM lite_subscriptions s
+             JOIN queues q ON q.tenant = s.tenant AND q.topic = {lite_queue} AND q.queue_id = 0
+             LEFT JOIN cursors c ON c.tenant = s.tenant AND c.grp = s.grp AND c.topic = q.topic AND c.queue_id = 0
+             WHERE s.tenant = $1 AND s.grp = $2 AND s.parent = $3 AND s.client_id = $4
+               AND ((q.next_offset > COALESCE(c.next_offset, q.min_offset) AND NOT EXISTS ({}))
+                    OR EXISTS ({}))
+             LIMIT $6",
+            in_flight(">"),
+            in_flight("<=")
+        )))
+        .bind(&who.tenant)
+        .bind(&who.group)
+        .bind(&who.parent)
+        .bind(&who.client_id)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("lite")?))
+        .collect::<Result<Vec<String>>>()?;
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(i.invisible_until_ms) AS next FROM lite_subscriptions s
+             JOIN inflight i ON i.tenant = s.tenant AND i.grp = s.grp AND i.topic = {lite_queue} AND i.waiting = 0
+             WHERE s.tenant = $1 AND s.grp = $2 AND s.parent = $3 AND s.client_id = $4"
+        )))
+        .bind(&who.tenant)
+        .bind(&who.group)
+        .bind(&who.parent)
+        .bind(&who.client_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<Option<i64>, _>("next")?;
+        tx.commit().await?;
+        Ok((ready, next))
+    }
+
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM lite_subscriptions WHERE tenant = $1 AND client_id = $2")
+                .bind(tenant)
+                .bind(client_id)
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
