@@ -220,11 +220,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         quotas: Arc::clone(&quotas),
         meter,
     };
+    let sweeper = front.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            sessions.sweep();
+            for client in sessions.sweep() {
+                sweeper.drop_lite_client(&client).await;
+            }
         }
     }));
 

@@ -63,7 +63,10 @@ impl From<strata_meta::Error> for Error {
         use strata_meta::Error as M;
         match e {
             M::TopicNotFound { tenant, topic } => Error::TopicNotFound { tenant, topic },
-            M::Invalid { what: "lite topic", reason } => Error::IllegalLiteTopic(reason),
+            M::Invalid {
+                what: "lite topic",
+                reason,
+            } => Error::IllegalLiteTopic(reason),
             M::Invalid { reason, .. } => Error::IllegalTopic(reason),
             e @ M::LiteTopicQuota { .. } => Error::LiteTopicQuota(e.to_string()),
             other => Error::Coordinator(other.to_string()),

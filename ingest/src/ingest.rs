@@ -158,7 +158,9 @@ impl Ingest {
         let mut unseen: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         for item in items {
             if let Some((parent, lite)) = lite::split(&item.queue.topic)
-                && !self.lite_topics.contains_key(&(tenant.to_string(), item.queue.topic.clone()))
+                && !self
+                    .lite_topics
+                    .contains_key(&(tenant.to_string(), item.queue.topic.clone()))
             {
                 unseen.entry(parent).or_default().push(lite.to_string());
             }

@@ -545,6 +545,10 @@ pub struct QueueClaim {
     pub redeliver: Vec<(i64, i64)>,
     /// Expired in-flight messages out of attempts, moved to the dead-letter queue.
     pub dead_letter: Vec<(i64, i64)>,
+    /// The queue is consumed in order as a whole (a lite topic): new messages are delivered
+    /// only while none of the queue is in flight for the group; otherwise the claim of this
+    /// queue fails as a conflict.
+    pub in_order: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -247,7 +247,7 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, grp, parent, client_id, lite)
     );
-    CREATE INDEX lite_subscriptions_by_client ON lite_subscriptions (tenant, client_id);
+    CREATE INDEX lite_subscriptions_by_client ON lite_subscriptions (client_id);
     CREATE INDEX lite_subscriptions_by_topic ON lite_subscriptions (tenant, parent, lite);
     "#,
 ];

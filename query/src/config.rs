@@ -35,6 +35,11 @@ pub struct QueryConfig {
     /// this, the queue's cursor stops until groups drain — the queue's other groups then wait
     /// too, instead of rows and receive cost growing without bound.
     pub max_waiting: i64,
+    /// Most lite topics one client may subscribe to under a parent (default 1,000; told to
+    /// clients as `lite_subscription_quota`). Each subscription is a coordinator row, and a
+    /// receive looks at the client's subscribed lite topics in one statement whose cost grows
+    /// with them; beyond it SyncLiteSubscription fails with LITE_SUBSCRIPTION_QUOTA_EXCEEDED.
+    pub lite_subscription_quota: u32,
 }
 
 impl Default for QueryConfig {
@@ -48,6 +53,7 @@ impl Default for QueryConfig {
             max_long_polling: Duration::from_secs(20),
             quarantine_after: 3,
             max_waiting: 1024,
+            lite_subscription_quota: 1000,
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum Error {
     IllegalTopic(String),
     #[error("illegal consumer group: {0}")]
     IllegalGroup(String),
+    #[error("illegal lite topic: {0}")]
+    IllegalLiteTopic(String),
+    #[error("{0}")]
+    LiteSubscriptionQuota(String),
     #[error("consumer group {0} is a broadcast group: its receives must name the client (x-mq-client-id)")]
     ClientIdRequired(String),
     #[error("illegal offset: {0}")]
@@ -40,6 +44,11 @@ impl From<strata_meta::Error> for Error {
             M::TopicNotFound { tenant, topic } => Error::TopicNotFound { tenant, topic },
             M::GroupNotFound { tenant, group } => Error::GroupNotFound { tenant, group },
             M::Invalid { what, reason } if what.contains("group") => Error::IllegalGroup(reason),
+            M::Invalid {
+                what: "lite topic",
+                reason,
+            } => Error::IllegalLiteTopic(reason),
+            e @ M::LiteSubscriptionQuota { .. } => Error::LiteSubscriptionQuota(e.to_string()),
             M::Invalid { reason, .. } => Error::IllegalTopic(reason),
             other => Error::Coordinator(other.to_string()),
         }

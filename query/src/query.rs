@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strata_meta::Catalog;
 use strata_meta::model::{
     AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, StartFrom, Subscription, Taken,
     Topic, broadcast_progress,
 };
 use strata_meta::quarantine::Unreadable;
+use strata_meta::{Catalog, lite};
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
 use tokio::sync::{broadcast, watch};
@@ -25,6 +25,8 @@ use crate::filter::Filter;
 use crate::reader::{Read, Reader};
 use crate::receipt::ReceiptCodec;
 use crate::wakeups::Wakeups;
+
+mod lite_receive;
 
 /// A receive as the front received it.
 #[derive(Clone, Debug)]
@@ -74,7 +76,14 @@ pub struct Query {
     /// Progress started (and broadcast clients marked seen) within the last
     /// [`PROGRESS_REFRESH`]: the coordinator hears of each at most once per that time.
     started: moka::future::Cache<Subscription, ()>,
+    /// Lite consumers' subscribed lite topics, kept briefly (see `lite_receive`).
+    lite_subscribed: moka::future::Cache<lite::Subscriber, Arc<Vec<String>>>,
 }
+
+/// How long a node trusts its copy of a client's lite subscriptions: changes made through
+/// another node wake the client's long poll here within this time (the messages themselves
+/// are found at its next look, which reads the coordinator).
+const LITE_SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(5);
 
 /// How often a node tells the coordinator a broadcast client is still there (it also starts
 /// a new client's cursors then). The compactor expires progress unseen for far longer.
@@ -91,6 +100,9 @@ struct Mode {
     /// Messages out of attempts go to the group's dead-letter topic; otherwise (a broadcast
     /// client's progress) they are dropped for that client.
     dead_letter: bool,
+    /// Each queue is consumed in order as a whole (lite topics): new messages only while
+    /// none of the queue is in flight, after any expired ones are delivered again.
+    in_order: bool,
 }
 
 /// Counts a parked receive while it lives (a cancelled receive is uncounted too).
@@ -159,6 +171,10 @@ impl Query {
                 .max_capacity(MAX_STARTED)
                 .time_to_live(PROGRESS_REFRESH)
                 .build(),
+            lite_subscribed: moka::future::Cache::builder()
+                .max_capacity(MAX_STARTED)
+                .time_to_live(LITE_SUBSCRIPTIONS_TTL)
+                .build(),
             closed: watch::Sender::new(false),
             catalog,
         })
@@ -193,7 +209,11 @@ impl Query {
             fifo: group.fifo && topic.message_type == MessageType::Fifo,
             max_attempts: group.max_attempts,
             dead_letter: !group.broadcast,
+            in_order: false,
         };
+        if topic.message_type == MessageType::Lite {
+            return self.receive_lite(req, &topic, mode, invisible).await;
+        }
         let progress = if group.broadcast {
             let client = req
                 .client_id
@@ -301,6 +321,7 @@ impl Query {
                 queue: st.queue,
                 cursor_from: st.cursor,
                 cursor_to: st.cursor,
+                in_order: mode.in_order,
                 ..Default::default()
             };
             // Groups with a message in flight after this pop: those already busy, plus heads
@@ -329,7 +350,8 @@ impl Query {
                     want -= 1;
                 }
             }
-            if want > 0 && st.cursor < st.end {
+            let in_order_waits = mode.in_order && !st.expired.is_empty();
+            if want > 0 && st.cursor < st.end && !in_order_waits {
                 let scan_to = st.end.min(st.cursor + self.config.max_scan);
                 let read_to = match (filter, mode.fifo) {
                     (Filter::All, false) => scan_to.min(st.cursor + want as i64),
@@ -495,9 +517,13 @@ impl Query {
     fn receipt_for(&self, sub: &Subscription, handle: &str) -> Result<Receipt> {
         let receipt = self.receipts.decode(handle)?;
         let issued = &receipt.subscription;
-        // A broadcast client's handle names its progress: it belongs to the group.
-        if (issued.tenant.as_str(), issued.group_name(), issued.topic.as_str())
-            != (sub.tenant.as_str(), sub.group.as_str(), sub.topic.as_str())
+        // A broadcast client's handle names its progress, a lite message's handle its lite
+        // topic: they belong to the group and to the parent topic.
+        if (
+            issued.tenant.as_str(),
+            issued.group_name(),
+            lite::parent_of(&issued.topic),
+        ) != (sub.tenant.as_str(), sub.group.as_str(), sub.topic.as_str())
         {
             return Err(Error::InvalidReceipt(format!(
                 "the handle was issued to group {} for topic {}, not to group {} for topic {}",
@@ -516,10 +542,12 @@ impl Query {
     pub async fn ack(&self, sub: &Subscription, handles: &[String]) -> Vec<Result<()>> {
         let parsed: Vec<Result<Receipt>> = handles.iter().map(|h| self.receipt_for(sub, h)).collect();
         let valid: Vec<Receipt> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-        let mut outcomes = match self.acks.ack(valid).await {
-            Ok(o) => o.into_iter(),
+        let outcomes = match self.acks.ack(valid.clone()).await {
+            Ok(o) => o,
             Err(e) => return parsed.into_iter().map(|p| p.and(Err(e.clone()))).collect(),
         };
+        self.wake_freed_lite_topics(&valid);
+        let mut outcomes = outcomes.into_iter();
         parsed
             .into_iter()
             .map(|p| {
@@ -530,6 +558,23 @@ impl Query {
                 }
             })
             .collect()
+    }
+
+    /// A lite topic is consumed one batch at a time: an ack may let its next messages go, so
+    /// the receives waiting on this node look again (acks are not commits that notify).
+    fn wake_freed_lite_topics(&self, acked: &[Receipt]) {
+        let topics: HashSet<(&str, &str)> = acked
+            .iter()
+            .filter(|r| lite::split(&r.subscription.topic).is_some())
+            .map(|r| (r.subscription.tenant.as_str(), r.subscription.topic.as_str()))
+            .collect();
+        for (tenant, topic) in topics {
+            self.wakeups.wake(&CommitEvent {
+                tenant: tenant.to_string(),
+                topic: Some(topic.to_string()),
+                held: false,
+            });
+        }
     }
 
     /// Moves a message's invisible deadline; returns the new receipt handle.

@@ -8,11 +8,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use strata_meta::lite;
 use strata_meta::model::{CommitEvent, Subscription};
 use tokio::sync::{Notify, broadcast};
 
 /// (tenant, topic) → consumer group → its waiters' `Notify`.
 type Registry = HashMap<(String, String), HashMap<String, Weak<Notify>>>;
+
+/// A lite consumer's entry in the registry (`:` never occurs in group names).
+fn lite_key(who: &lite::Subscriber) -> String {
+    format!("lite:{}/{}", who.group, who.client_id)
+}
 
 /// Entries examined before dead ones are dropped again.
 const PRUNE_FLOOR: usize = 1024;
@@ -52,6 +58,51 @@ impl Wakeups {
         }
         let n = Arc::new(Notify::new());
         groups.insert(sub.group.clone(), Arc::downgrade(&n));
+        Self::prune(registry, prune_at);
+        n
+    }
+
+    /// The `Notify` a lite consumer's receives wait on: one per client, woken by commits to
+    /// any lite topic it subscribes to (`lites`) and by [`wake_lite_client`](Self::wake_lite_client).
+    /// Registered under each of those lite topics' queues and under the parent topic.
+    pub(crate) fn lite_waiter(&self, who: &lite::Subscriber, lites: &[String]) -> Arc<Notify> {
+        let mut guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let (registry, prune_at) = &mut *guard;
+        let key = lite_key(who);
+        let parent = (who.tenant.clone(), who.parent.clone());
+        let n = registry
+            .get(&parent)
+            .and_then(|g| g.get(&key))
+            .and_then(Weak::upgrade)
+            .unwrap_or_else(|| Arc::new(Notify::new()));
+        let topics = lites
+            .iter()
+            .map(|l| (who.tenant.clone(), lite::queue_topic(&who.parent, l)))
+            .chain(std::iter::once(parent));
+        for topic in topics {
+            registry
+                .entry(topic)
+                .or_default()
+                .insert(key.clone(), Arc::downgrade(&n));
+        }
+        Self::prune(registry, prune_at);
+        n
+    }
+
+    /// Wakes a lite consumer's long poll on this node (its subscriptions changed).
+    pub(crate) fn wake_lite_client(&self, who: &lite::Subscriber) {
+        let guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = guard
+            .0
+            .get(&(who.tenant.clone(), who.parent.clone()))
+            .and_then(|g| g.get(&lite_key(who)))
+            .and_then(Weak::upgrade)
+        {
+            n.notify_one();
+        }
+    }
+
+    fn prune(registry: &mut Registry, prune_at: &mut usize) {
         let entries: usize = registry.values().map(HashMap::len).sum();
         if entries >= (*prune_at).max(PRUNE_FLOOR) {
             registry
@@ -60,10 +111,9 @@ impl Wakeups {
             registry.retain(|_, g| !g.is_empty());
             *prune_at = 2 * registry.values().map(HashMap::len).sum::<usize>();
         }
-        n
     }
 
-    fn wake(&self, event: &CommitEvent) {
+    pub(crate) fn wake(&self, event: &CommitEvent) {
         let guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let wake = |n: Arc<Notify>, everyone: bool| {
             if everyone {

@@ -16,6 +16,8 @@ pub struct Ctx {
     /// The signature (`authorization`) and the signed date (`x-mq-date-time`).
     pub authorization: Option<String>,
     pub date: Option<String>,
+    /// `x-mq-language`: the client's SDK (`PYTHON`, `JAVA`, …), for its known quirks.
+    pub language: Option<String>,
 }
 
 impl Ctx {
@@ -27,6 +29,7 @@ impl Ctx {
             deadline: get("grpc-timeout").as_deref().and_then(parse_grpc_timeout),
             authorization: get("authorization"),
             date: get("x-mq-date-time"),
+            language: get("x-mq-language"),
         }
     }
 

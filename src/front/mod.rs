@@ -4,6 +4,7 @@
 mod checks;
 mod context;
 mod forward;
+mod lite;
 mod route;
 mod session;
 pub mod status;
@@ -34,7 +35,7 @@ use context::Ctx;
 pub use forward::Forwarder;
 pub use route::Routes;
 pub use session::Sessions;
-use status::{combined, from_auth, from_ingest, from_meta, from_query, ok, status, unsupported};
+use status::{combined, from_auth, from_ingest, from_meta, from_query, ok, status};
 use telemetry::to_std;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, GrpcStatus>> + Send + 'static>>;
@@ -870,6 +871,7 @@ impl MessagingService for Front {
         }
         if let Some(id) = &ctx.client_id {
             self.sessions.remove(id);
+            self.drop_lite_client(id).await;
         }
         Ok(Response::new(v2::NotifyClientTerminationResponse {
             status: Some(ok()),
@@ -961,10 +963,15 @@ impl MessagingService for Front {
 
     async fn sync_lite_subscription(
         &self,
-        _request: Request<v2::SyncLiteSubscriptionRequest>,
+        request: Request<v2::SyncLiteSubscriptionRequest>,
     ) -> Reply<v2::SyncLiteSubscriptionResponse> {
-        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
-            status: Some(unsupported("SyncLiteSubscription (LiteTopic)")),
-        }))
+        let Some(query) = &self.query else {
+            let call = |mut c: MessagingServiceClient<Channel>, r| async move { c.sync_lite_subscription(r).await };
+            let refuse = |s| v2::SyncLiteSubscriptionResponse { status: Some(s) };
+            return self.pass_on(Roles::QUERY, request, call, refuse).await;
+        };
+        let ctx = Ctx::new(request.metadata());
+        let status = self.sync_lite(query, &ctx, request.into_inner()).await;
+        Ok(Response::new(v2::SyncLiteSubscriptionResponse { status: Some(status) }))
     }
 }

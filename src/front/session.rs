@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use strata_proto::v2::TelemetryCommand;
+use strata_proto::v2::{ClientType, TelemetryCommand};
 use tokio::sync::mpsc;
 
 /// Sessions unseen this long are dropped (clients heartbeat every ~10–30 s).
@@ -128,11 +128,23 @@ impl Sessions {
         self.with(|m| m.remove(client_id));
     }
 
-    /// Drops sessions not seen for a while; returns how many remain.
-    pub fn sweep(&self) -> usize {
+    /// Drops sessions not seen for a while; returns the ids of those that were lite
+    /// consumers (their subscriptions go too).
+    pub fn sweep(&self) -> Vec<String> {
+        let lite = [
+            ClientType::LitePushConsumer as i32,
+            ClientType::LiteSimpleConsumer as i32,
+        ];
         self.with(|m| {
-            m.retain(|_, s| s.last_seen.elapsed() < SESSION_IDLE);
-            m.len()
+            let mut gone = Vec::new();
+            m.retain(|id, s| {
+                let keep = s.last_seen.elapsed() < SESSION_IDLE;
+                if !keep && lite.contains(&s.client_type) {
+                    gone.push(id.clone());
+                }
+                keep
+            });
+            gone
         })
     }
 }
@@ -154,8 +166,9 @@ mod tests {
         assert!(s.producer_of("", "other", 0).is_none());
         assert_eq!(s.request_timeout(None), DEFAULT_REQUEST_TIMEOUT);
         s.detach("c1");
-        assert_eq!(s.sweep(), 1);
+        assert!(s.sweep().is_empty());
+        assert_eq!(s.client_type("c1"), 1, "a detached session stays until idle");
         s.remove("c1");
-        assert_eq!(s.sweep(), 0);
+        assert_eq!(s.client_type("c1"), 0);
     }
 }

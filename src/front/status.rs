@@ -53,6 +53,8 @@ pub fn from_query(e: &strata_query::Error) -> Status {
         E::IllegalTopic(_) => Code::IllegalTopic,
         E::IllegalGroup(_) => Code::IllegalConsumerGroup,
         E::ClientIdRequired(_) => Code::ClientIdRequired,
+        E::IllegalLiteTopic(_) => Code::IllegalLiteTopic,
+        E::LiteSubscriptionQuota(_) => Code::LiteSubscriptionQuotaExceeded,
         E::IllegalOffset(_) => Code::IllegalOffset,
         E::OffsetNotFound { .. } => Code::OffsetNotFound,
         E::Corrupt(_) | E::Missing(_) | E::Storage(_) | E::Coordinator(_) => Code::InternalServerError,

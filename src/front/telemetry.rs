@@ -83,6 +83,9 @@ impl Front {
                     .unwrap_or(max_poll)
                     .min(max_poll);
                 s.long_polling_timeout = Some(duration(poll));
+                // Lite consumers refuse every subscription without these (PROTOCOL-NOTES).
+                s.lite_subscription_quota = Some(self.query_config.lite_subscription_quota as i32);
+                s.max_lite_topic_size = Some(strata_meta::lite::MAX_NAME_LEN as i32);
             }
             None => {}
         }

@@ -24,6 +24,8 @@ class Raw:
         msg.system_properties.message_type = message_type
         if tag is not None:
             msg.system_properties.tag = tag
+        if "lite_topic" in kw:
+            msg.system_properties.lite_topic = kw["lite_topic"]
         for k, v in kw.get("props", {}).items():
             msg.user_properties[k] = v
         return self.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=HEADERS, timeout=10)
@@ -71,3 +73,9 @@ class Raw:
             if nxt == offset:
                 return out
             offset = nxt
+
+    def sync_lite(self, topic: str, group: str, action, names, headers=HEADERS):
+        """SyncLiteSubscription; returns its status."""
+        req = s.SyncLiteSubscriptionRequest(action=action, topic=d.Resource(name=topic), group=d.Resource(name=group),
+                                            lite_topic_set=list(names))
+        return self.stub.SyncLiteSubscription(req, metadata=headers, timeout=10).status

@@ -81,7 +81,7 @@ pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator
     c.sync_lite_subscriptions(&one, Change::Add, &names(&["e"]), 3, T0)
         .await
         .unwrap();
-    assert_eq!(c.drop_lite_client(t, "c1").await.unwrap(), 1);
+    assert_eq!(c.drop_lite_client("c1").await.unwrap(), 1);
     assert!(c.lite_subscriptions(&one).await.unwrap().is_empty());
     assert_eq!(
         c.lite_subscriptions(&two).await.unwrap(),
@@ -116,10 +116,25 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
     // One message of "busy" in flight: it waits until that one expires.
     let s = sub(t, "g", &queue_topic("chat", "busy"));
     let st = c.pop_state(&s, &[0], T0, 10, true).await.unwrap();
-    c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
+    let first = c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
     assert_eq!(
         c.ready_lite_topics(&who, T0, 10).await.unwrap(),
         (names(&["idle"]), Some(T0 + 100))
+    );
+    // A claim in order of the next message while the first is in flight conflicts.
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    let mut next = claim_new(&s, &st[0], 1, T0, T0 + 100);
+    next.queues[0].in_order = true;
+    assert_eq!(c.pop_claim(&next).await.unwrap().conflicts, [0]);
+    next.queues[0].in_order = false;
+    assert_eq!(
+        c.pop_claim(&next).await.unwrap().delivered.len(),
+        1,
+        "only in order waits"
+    );
+    assert_eq!(
+        c.ack(&[receipt(&s, &first.delivered[0])]).await.unwrap(),
+        [AckOutcome::Acked]
     );
     let mut ready = c.ready_lite_topics(&who, T0 + 100, 10).await.unwrap().0;
     ready.sort();

@@ -34,5 +34,5 @@ pub trait LiteTopics: Send + Sync {
     async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)>;
 
     /// Drops every lite subscription of a client (its session ended). Returns how many.
-    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64>;
+    async fn drop_lite_client(&self, client_id: &str) -> Result<u64>;
 }

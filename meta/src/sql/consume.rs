@@ -303,11 +303,13 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
             ));
         }
         let fifo = !q.release.is_empty() || q.deliver.iter().chain(&q.park).any(|t| t.group.is_some());
-        if fifo {
+        let in_order = q.in_order && !q.deliver.is_empty();
+        if fifo || in_order {
             // FIFO claims of one queue run one at a time: their group checks hold.
             lock_cursor(tx, sub, q.queue).await?;
         }
-        let moved = q.cursor_to == q.cursor_from || move_cursor(tx, sub, q.queue, q.cursor_from, q.cursor_to).await?;
+        let moved = !(in_order && queue_busy(tx, sub, q.queue).await?)
+            && (q.cursor_to == q.cursor_from || move_cursor(tx, sub, q.queue, q.cursor_from, q.cursor_to).await?);
         if moved {
             // The new deliveries of a concurrent group are one checkpoint; a FIFO delivery
             // is one of its own, holding its message group.
@@ -404,6 +406,21 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
         topics.insert((sub.tenant.clone(), dlq.clone()));
     }
     Ok((claimed, Announce::appended(topics)))
+}
+
+/// Whether the group has a message of the queue in flight.
+async fn queue_busy(tx: &mut Tx, sub: &Subscription, queue: i32) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS busy FROM inflight WHERE tenant = $1 AND grp = $2 AND topic = $3 AND queue_id = $4 AND waiting = 0
+         LIMIT 1",
+    )
+    .bind(&sub.tenant)
+    .bind(&sub.group)
+    .bind(&sub.topic)
+    .bind(queue)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// The checkpoints of a queue holding the given deliveries `(offset, seq)` and expired at

@@ -1,0 +1,185 @@
+"""LiteTopic with the official Python Lite consumers: lite topics created on first send,
+subscriptions per client, each lite topic received in order, quotas and bad names."""
+
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+from rocketmq import ConsumeResult, LitePushConsumer, LiteSimpleConsumer, Message, MessageListener, Producer
+from rocketmq.grpc_protocol import definition_pb2 as d
+
+from clients import config
+from raw import HEADERS, Raw
+
+PARENT, GROUP = "chat", "agents"
+
+
+def lite_message(lite, body):
+    m = Message()
+    m.topic, m.body, m.lite_topic = PARENT, body, lite
+    return m
+
+
+def send_all(b, messages):
+    producer = Producer(config(b.endpoint), (PARENT,))
+    producer.startup()
+    try:
+        for lite, body in messages:
+            producer.send(lite_message(lite, body))
+    finally:
+        producer.shutdown()
+
+
+def subscribe(consumer, lite):
+    """subscribe_lite, once the client has the quota from its settings: the Python client
+    applies the server's settings a moment after startup() returns and refuses every
+    subscription until then ("exceed quota: 0")."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return consumer.subscribe_lite(lite)
+        except Exception as e:
+            if "quota: 0" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def receive_until(consumer, want, deadline_s=60):
+    """Receives (acking) until `want` messages arrived: {lite topic: [bodies in order]}."""
+    got, n = defaultdict(list), 0
+    deadline = time.monotonic() + deadline_s
+    while n < want:
+        assert time.monotonic() < deadline, f"only {n} of {want}: {dict(got)}"
+        for m in consumer.receive(32, 10):
+            got[m.lite_topic].append(m.body)
+            n += 1
+            consumer.ack(m)
+    return got
+
+
+def test_a_lite_simple_consumer_receives_the_lite_topics_it_subscribed_in_order(broker):
+    b = broker
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    sent = [(f"sess-{s}", f"{s}:{i}".encode()) for i in range(20) for s in "abc"]
+    send_all(b, sent)
+    c = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=2)
+    c.startup()
+    try:
+        subscribe(c, "sess-a")  # arrives split into characters (PROTOCOL-NOTES): joined again
+        subscribe(c, "sess-b")
+        got = receive_until(c, 40)
+        for s in "ab":
+            assert got[f"sess-{s}"] == [f"{s}:{i}".encode() for i in range(20)], "in order, each once"
+        assert "sess-c" not in got, "not subscribed"
+        assert c.receive(32, 10) == []
+
+        # Unsubscribed: nothing more of sess-b; sess-a's new messages still arrive.
+        c.unsubscribe_lite("sess-b")
+        send_all(b, [("sess-b", b"b:late"), ("sess-a", b"a:late")])
+        got = receive_until(c, 1)
+        assert got == {"sess-a": [b"a:late"]}
+        assert c.receive(32, 10) == []
+    finally:
+        c.shutdown()
+
+
+class Collecting(MessageListener):
+    def __init__(self):
+        self.seen = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def consume(self, message):
+        with self.lock:
+            self.seen[message.lite_topic].append(message.body)
+        return ConsumeResult.SUCCESS
+
+    def count(self):
+        with self.lock:
+            return sum(len(v) for v in self.seen.values())
+
+
+def test_a_lite_push_consumer_is_woken_by_sends_to_its_lite_topics(broker):
+    b = broker
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    listener = Collecting()
+    c = LitePushConsumer(config(b.endpoint), GROUP, PARENT, listener)
+    c.startup()
+    try:
+        subscribe(c, "session-1")
+        subscribe(c, "session-2")
+        sent = [(f"session-{s}", f"{s}:{i}".encode()) for i in range(30) for s in "12"]
+        send_all(b, sent + [("session-3", b"nobody listens")])
+        deadline = time.monotonic() + 60
+        while listener.count() < 60:
+            assert time.monotonic() < deadline, dict(listener.seen)
+            time.sleep(0.1)
+        for s in "12":
+            assert listener.seen[f"session-{s}"] == [f"{s}:{i}".encode() for i in range(30)]
+        assert "session-3" not in listener.seen
+    finally:
+        c.shutdown()
+
+
+def test_lite_subscription_errors_have_their_codes(broker):
+    b = broker
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    b.cli("topic", "create", "plain")
+    raw = Raw(b.endpoint)
+    try:
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["bad name!"]).code == d.ILLEGAL_LITE_TOPIC
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["x" * 65]).code == d.ILLEGAL_LITE_TOPIC
+        assert raw.sync_lite("plain", GROUP, d.PARTIAL_ADD, ["s1"]).code == d.BAD_REQUEST
+        no_client = [h for h in HEADERS if h[0] != "x-mq-client-id"]
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["s1"], no_client).code == d.CLIENT_ID_REQUIRED
+        # Idempotent: the same add twice, a remove of what is not there.
+        for _ in range(2):
+            assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["s1", "s2"]).code == d.OK
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_REMOVE, ["nope"]).code == d.OK
+        assert raw.sync_lite(PARENT, GROUP, d.COMPLETE_ADD, []).code == d.OK, "Node's start-up sync"
+
+        # Sends: a bad lite topic name, a lite topic on a plain topic, none on a LITE one.
+        assert raw.send(PARENT, b"x", message_type=d.LITE, lite_topic="a b").status.code == d.ILLEGAL_LITE_TOPIC
+        assert raw.send("plain", b"x", message_type=d.LITE, lite_topic="s1").status.code == \
+            d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+        assert raw.send(PARENT, b"x", message_type=d.LITE).status.code == d.ILLEGAL_LITE_TOPIC
+        assert raw.send(PARENT, b"x", message_type=d.NORMAL).status.code == d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    finally:
+        raw.close()
+
+
+@pytest.fixture
+def small_quotas(tmp_path, request):
+    from conftest import _broker
+    config = "[query]\nlite_subscription_quota = 3\n[ingest]\nmax_lite_topics_per_parent = 2\n"
+    b = _broker(tmp_path, "sqlite+local", config=config)
+    yield b
+    if b.alive():
+        assert b.stop() == 0
+
+
+def test_quotas_on_subscriptions_and_lite_topics(small_quotas):
+    b = small_quotas
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    raw = Raw(b.endpoint)
+    try:
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["s1", "s2", "s3"]).code == d.OK
+        status = raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["s4"])
+        assert status.code == d.LITE_SUBSCRIPTION_QUOTA_EXCEEDED, status
+        assert raw.sync_lite(PARENT, GROUP, d.COMPLETE_ADD, ["s5", "s6", "s7", "s8"]).code == \
+            d.LITE_SUBSCRIPTION_QUOTA_EXCEEDED
+        for lite in ["s1", "s2", "s1"]:
+            assert raw.send(PARENT, b"x", message_type=d.LITE, lite_topic=lite).status.code == d.OK
+        assert raw.send(PARENT, b"x", message_type=d.LITE, lite_topic="s3").status.code == d.LITE_TOPIC_QUOTA_EXCEEDED
+    finally:
+        raw.close()
+    # The Python client is told the quota and refuses a fourth subscription itself.
+    c = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=1)
+    c.startup()
+    try:
+        for lite in ["s1", "s2", "s3"]:
+            subscribe(c, lite)
+        with pytest.raises(Exception, match="quota"):
+            c.subscribe_lite("s4")
+    finally:
+        c.shutdown()
