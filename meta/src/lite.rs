@@ -65,7 +65,8 @@ pub enum Change {
     Add,
     /// PARTIAL_REMOVE: not these.
     Remove,
-    /// COMPLETE_ADD: exactly these.
+    /// COMPLETE_ADD: exactly these — except subscriptions added in the last few seconds,
+    /// which may be newer than the client's snapshot.
     Replace,
     /// COMPLETE_REMOVE: none.
     Clear,

@@ -24,3 +24,18 @@ def test_node_client_message_types(semantics_broker):
                          timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK fifo, delay, recall, transactions, dead letters" in out.stdout
+
+
+def test_node_lite_push_consumer(tmp_path):
+    # One backend: the client's shutdown waits out its last long poll (20 s), and the lite
+    # machinery is covered on both by test_lite.py.
+    from conftest import _broker
+    b = _broker(tmp_path, "sqlite+local")
+    try:
+        b.cli("topic", "create", "node-chat", "--type", "lite")
+        out = subprocess.run(["node", "lite.js", b.endpoint], cwd=NODE_DIR, capture_output=True, text=True,
+                             timeout=300)
+    finally:
+        assert b.stop() == 0
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK lite 40 messages in order" in out.stdout

@@ -70,7 +70,12 @@ pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator
         .await
         .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["b"]);
-    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c", "d"]), 3, T0)
+    // A complete set keeps what was added just before it arrived (its snapshot may be older).
+    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c"]), 3, T0 + 1000)
+        .await
+        .unwrap();
+    assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["b", "c"]);
+    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c", "d"]), 3, T0 + 60_000)
         .await
         .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["c", "d"]);

@@ -3,6 +3,11 @@
 use super::*;
 use crate::lite::{Change, SEPARATOR, Subscriber, queue_topic};
 
+/// COMPLETE_ADD keeps subscriptions younger than this even when its set lacks them: the
+/// Node client sends its periodic complete set without waiting, so a snapshot taken before
+/// a PARTIAL_ADD may arrive after it.
+const REPLACE_GRACE_MS: i64 = 10_000;
+
 /// The stored name of a subscription's lite topic, in SQL (`s` is the subscriptions row).
 fn lite_queue_sql() -> String {
     format!("s.parent || '{SEPARATOR}' || s.lite")
@@ -76,10 +81,24 @@ impl LiteTopics for SqlCoordinator {
                         .bind(who.parent.clone())
                         .bind(who.client_id.clone())
                 };
-                if matches!(change, Change::Replace | Change::Clear) {
-                    bind("DELETE FROM lite_subscriptions WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4")
+                match change {
+                    Change::Clear => {
+                        bind("DELETE FROM lite_subscriptions WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4")
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Change::Replace => {
+                        // The set is a snapshot the client took before sending it: a
+                        // subscription added since (within the grace) is newer than it.
+                        bind(
+                            "DELETE FROM lite_subscriptions
+                             WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4 AND created_ms < $5",
+                        )
+                        .bind(now_ms - REPLACE_GRACE_MS)
                         .execute(&mut **tx)
                         .await?;
+                    }
+                    Change::Add | Change::Remove => {}
                 }
                 for lite in &lites {
                     match change {
