@@ -183,3 +183,15 @@ def test_quotas_on_subscriptions_and_lite_topics(small_quotas):
             c.subscribe_lite("s4")
     finally:
         c.shutdown()
+
+
+def test_the_documented_ai_session_example_runs(broker):
+    """docs/lite-topics.md's runnable example, as written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    broker.cli("topic", "create", "replies", "--type", "lite")
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "ai_sessions.py"
+    out = subprocess.run([sys.executable, str(example), broker.endpoint], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("Hello, how can I help?") == 3, out.stdout
