@@ -269,6 +269,11 @@ enum TopicAction {
         kind: TopicType,
         #[arg(long, default_value_t = 8)]
         queues: i32,
+        /// LITE topics: delete a lite topic with no new message for this long ("30m", "12h"),
+        /// unless a subscribed group has not consumed it (then after the topic's retention).
+        /// Default: never.
+        #[arg(long)]
+        lite_ttl: Option<humantime::Duration>,
         #[command(flatten)]
         target: Target,
     },
@@ -326,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                     name,
                     kind,
                     queues,
+                    lite_ttl,
                     target,
                 },
         } => {
@@ -334,6 +340,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 name,
                 message_type: kind.proto() as i32,
                 queue_count: queues,
+                lite_ttl_ms: lite_ttl.map_or(0, |d| d.as_millis() as i64),
             };
             let created = admin_client(&target)
                 .await?
@@ -351,7 +358,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 namespace: target.namespace.clone(),
                 name,
                 message_type: kind.proto() as i32,
-                queue_count: 0,
+                ..Default::default()
             };
             let updated = admin_client(&target)
                 .await?

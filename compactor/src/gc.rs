@@ -81,6 +81,7 @@ mod tests {
             name: "t".into(),
             message_type: MessageType::Normal,
             queue_count: 1,
+            lite_ttl_ms: 0,
         };
         c.create_topic(&spec, 0).await.unwrap();
         let node = c.register_node("n", Roles::INGEST, "h:1", 0).await.unwrap();

@@ -2,7 +2,8 @@
 //! rolling back transactions whose orphan checks went unanswered, moving messages out of
 //! attempts to dead-letter topics when nobody receives them, declaring dead nodes (which
 //! fences their epochs), compacting WAL batches into per-queue Parquet files, moving held
-//! records out of the flush objects they would pin, applying topic retention, forgetting
+//! records out of the flush objects they would pin, applying topic retention, expiring idle
+//! lite topics, forgetting
 //! broadcast clients gone too long, deleting
 //! objects nothing references any more, and orphan objects (PUT but never committed).
 
@@ -149,6 +150,14 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
                 Ok(0) => {}
                 Ok(n) => info!(batches = n, "removed batches past their topic's retention"),
                 Err(e) => warn!(error = %e, "retention failed"),
+            }
+            match coordinator.expire_lite_topics(clock.now_ms(), 10_000).await {
+                Ok(gone) if gone.is_empty() => {}
+                Ok(gone) => info!(
+                    lite_topics = gone.len(),
+                    "deleted lite topics idle for their parent's TTL"
+                ),
+                Err(e) => warn!(error = %e, "lite topic expiry failed"),
             }
             let unseen_since = clock.now_ms() - config.broadcast_client_ttl.as_millis() as i64;
             match coordinator.expire_broadcast_progress(unseen_since, 1000).await {

@@ -59,6 +59,7 @@ async fn env(queues: i32) -> Env {
         name: "t".into(),
         message_type: MessageType::Normal,
         queue_count: queues,
+        lite_ttl_ms: 0,
     };
     coordinator.create_topic(&spec, T0).await.unwrap();
     let writer = Membership::join(

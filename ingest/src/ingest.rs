@@ -168,7 +168,13 @@ impl Ingest {
         for (parent, lites) in unseen {
             self.catalog
                 .coordinator()
-                .create_lite_topics(tenant, parent, &lites, self.config.max_lite_topics_per_parent)
+                .create_lite_topics(
+                    tenant,
+                    parent,
+                    &lites,
+                    self.config.max_lite_topics_per_parent,
+                    self.catalog.clock().now_ms(),
+                )
                 .await?;
             for l in &lites {
                 self.lite_topics

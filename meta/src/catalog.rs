@@ -87,6 +87,7 @@ impl Catalog {
                     name: name.into(),
                     message_type: MessageType::Normal,
                     queue_count: self.auto_create.queue_count,
+                    lite_ttl_ms: 0,
                 };
                 self.create_topic(&spec, "auto-created topic").await?
             }
@@ -117,6 +118,7 @@ impl Catalog {
                     name,
                     message_type: MessageType::Normal,
                     queue_count: 1,
+                    lite_ttl_ms: 0,
                 };
                 self.create_topic(&spec, "created dead-letter topic").await?
             }
@@ -227,6 +229,7 @@ mod tests {
             name: "t".into(),
             message_type: MessageType::Fifo,
             queue_count: 1,
+            lite_ttl_ms: 0,
         };
         cat.coordinator().create_topic(&spec, 1).await.unwrap();
         assert_eq!(cat.topic("", "t").await.unwrap().message_type, MessageType::Fifo);

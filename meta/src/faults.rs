@@ -153,11 +153,16 @@ impl LiteTopics for FaultyCoordinator {
         parent: &str,
         lites: &[String],
         max_per_parent: i64,
+        now_ms: i64,
     ) -> Result<()> {
         self.faults.check()?;
         self.inner
-            .create_lite_topics(tenant, parent, lites, max_per_parent)
+            .create_lite_topics(tenant, parent, lites, max_per_parent, now_ms)
             .await
+    }
+    async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>> {
+        self.faults.check()?;
+        self.inner.expire_lite_topics(now_ms, limit).await
     }
     async fn sync_lite_subscriptions(
         &self,

@@ -126,12 +126,20 @@ pub struct TopicSpec {
     pub name: String,
     pub message_type: MessageType,
     pub queue_count: i32,
+    /// LITE parents: a lite topic with no new message for this long is deleted (0: never).
+    pub lite_ttl_ms: i64,
 }
 
 impl TopicSpec {
     pub fn validate(&self) -> Result<()> {
         validate_tenant(&self.tenant)?;
         validate_topic_name(&self.name)?;
+        if self.lite_ttl_ms != 0 && (self.message_type != MessageType::Lite || self.lite_ttl_ms < 0) {
+            return Err(Error::invalid(
+                "lite TTL",
+                format!("{} ms: only a LITE topic has one, 0 or more", self.lite_ttl_ms),
+            ));
+        }
         if !(1..=MAX_QUEUES).contains(&self.queue_count) {
             return Err(Error::invalid(
                 "queue count",
@@ -151,6 +159,8 @@ pub struct Topic {
     pub created_ms: i64,
     /// How long messages stay readable (default 72 h).
     pub retention_ms: i64,
+    /// LITE parents: idle lite topics are deleted after this (0: never).
+    pub lite_ttl_ms: i64,
 }
 
 /// Default topic retention: 72 hours, as Apache RocketMQ.

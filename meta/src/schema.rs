@@ -235,9 +235,12 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX broadcast_progress_by_age ON broadcast_progress (last_seen_ms);
     "#,
     // 10: lite topics — a LITE parent counts its lite topics (each stored as a one-queue topic
-    //     `parent+lite`, see lite.rs); clients' lite subscriptions, per group and parent.
+    //     `parent+lite`, see lite.rs, created at `created_ms`) and expires those idle for its
+    //     `lite_ttl_ms` (0: never); clients' lite subscriptions, per group and parent.
     r#"
     ALTER TABLE topics ADD COLUMN lite_count BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE topics ADD COLUMN lite_ttl_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
     CREATE TABLE lite_subscriptions (
         tenant TEXT NOT NULL,
         grp TEXT NOT NULL,

@@ -43,6 +43,7 @@ async fn env_with(queues: i32, message_type: MessageType, config: QueryConfig) -
         name: TOPIC.into(),
         message_type,
         queue_count: queues,
+        lite_ttl_ms: 0,
     };
     catalog.coordinator().create_topic(&spec, 0).await.unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());

@@ -7,7 +7,7 @@ pub use accounts::{grant_line, tenant_line, user_line};
 pub use usage::hour_label;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use strata_meta::model::{GroupSpec, MessageType, StartFrom, TopicSpec};
 use strata_storage::counting::RequestCounts;
@@ -81,6 +81,7 @@ fn topic_out(t: strata_meta::model::Topic) -> admin::Topic {
         name: t.name,
         message_type: t.message_type as i32,
         queue_count: t.queue_count,
+        lite_ttl_ms: t.lite_ttl_ms,
     }
 }
 
@@ -116,6 +117,7 @@ impl StrataAdmin for Admin {
             name: t.name,
             message_type,
             queue_count: t.queue_count,
+            lite_ttl_ms: t.lite_ttl_ms,
         };
         let now = self.catalog.clock().now_ms();
         let topic = self
@@ -432,7 +434,14 @@ pub fn topic_line(t: &admin::Topic) -> String {
         .map(|m| m.as_str_name().to_string())
         .unwrap_or_else(|_| t.message_type.to_string());
     let ns = if t.namespace.is_empty() { "-" } else { &t.namespace };
-    format!("{ns}\t{}\t{kind}\t{} queues", t.name, t.queue_count)
+    let line = format!("{ns}\t{}\t{kind}\t{} queues", t.name, t.queue_count);
+    match t.lite_ttl_ms {
+        0 => line,
+        ms => format!(
+            "{line}\tlite ttl {}",
+            humantime::format_duration(Duration::from_millis(ms as u64))
+        ),
+    }
 }
 
 pub fn node_line(n: &admin::Node) -> String {

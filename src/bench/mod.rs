@@ -238,6 +238,7 @@ async fn create_topic(admin: &mut AdminClient, topic: &str, args: &BenchArgs) ->
                 name: topic.to_string(),
                 message_type: message_type as i32,
                 queue_count: args.queues,
+                ..Default::default()
             }),
         })
         .await;

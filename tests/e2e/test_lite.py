@@ -195,3 +195,45 @@ def test_the_documented_ai_session_example_runs(broker):
     out = subprocess.run([sys.executable, str(example), broker.endpoint], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("Hello, how can I help?") == 3, out.stdout
+
+
+@pytest.fixture(params=["sqlite+local", "postgres+s3"])
+def expiry_broker(tmp_path, request):
+    """Lite expiry every second on a clock the test moves."""
+    from conftest import _broker
+    config = '[compactor]\nretention_interval = "1s"\n[testing]\nclock_control = true\n'
+    b = _broker(tmp_path, request.param, config=config)
+    yield b
+    if b.alive():
+        assert b.stop() == 0
+
+
+def expiry_log_lines(b):
+    return sum(p.read_text(errors="replace").count("deleted lite topics idle") for p in b.log_dir.glob("strata-*.log"))
+
+
+def test_idle_lite_topics_expire_but_not_while_a_subscribed_group_has_not_read_them(expiry_broker):
+    b = expiry_broker
+    b.cli("topic", "create", PARENT, "--type", "lite", "--lite-ttl", "30m")
+    send_all(b, [("done", b"read"), ("pending", b"unread")])
+    c = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=1)
+    c.startup()
+    raw = Raw(b.endpoint)
+    try:
+        subscribe(c, "done")
+        assert receive_until(c, 1) == {"done": [b"read"]}
+        subscribe(c, "pending")
+        b.cli("advance-clock", "31m")
+        deadline = time.monotonic() + 30
+        while expiry_log_lines(b) == 0:
+            assert time.monotonic() < deadline, "no lite topic expired"
+            time.sleep(0.2)
+        # "done" was deleted (a send creates it again, from offset 0); "pending" was kept for
+        # the group that has not read it.
+        offset = lambda lite: raw.send(PARENT, b"x", message_type=d.LITE, lite_topic=lite).entries[0].offset
+        assert offset("done") == 0
+        assert offset("pending") == 1
+        assert receive_until(c, 2) == {"pending": [b"unread", b"x"]}
+    finally:
+        raw.close()
+        c.shutdown()

@@ -321,6 +321,7 @@ async fn priority_p_goes_to_queue_min_p_and_the_last() {
         name: "prio".into(),
         message_type: strata_meta::model::MessageType::Priority,
         queue_count: 4,
+        lite_ttl_ms: 0,
     };
     f.catalog.coordinator().create_topic(&spec, 1_000).await.unwrap();
     let with = |p: Option<i32>| {

@@ -9,6 +9,7 @@ pub async fn run(c: &dyn Coordinator) {
     lite_topics_are_created_once_within_the_parents_quota(c).await;
     subscriptions_change_by_action_within_the_quota(c).await;
     a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c).await;
+    idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_them(c).await;
 }
 
 fn lite_parent(t: &str, name: &str) -> TopicSpec {
@@ -34,17 +35,23 @@ fn names(v: &[&str]) -> Vec<String> {
 pub async fn lite_topics_are_created_once_within_the_parents_quota(c: &dyn Coordinator) {
     let t = "conf-lite-create";
     c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3, T0)
+        .await
+        .unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3, T0)
+        .await
+        .unwrap();
     assert_eq!(c.queue_end(&queue(t, &queue_topic("chat", "s1"), 0)).await.unwrap(), 0);
     // s3 fits, s4 not: the call creates nothing.
     assert!(matches!(
-        c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), 3).await,
+        c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), 3, T0).await,
         Err(Error::LiteTopicQuota { max: 3, .. })
     ));
     assert!(c.queue_end(&queue(t, &queue_topic("chat", "s3"), 0)).await.is_err());
-    c.create_lite_topics(t, "chat", &names(&["s3"]), 3).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s3"]), 3).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s3"]), 3, T0).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s3"]), 3, T0)
+        .await
+        .unwrap();
 }
 
 pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator) {
@@ -98,7 +105,7 @@ pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator
 pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &dyn Coordinator) {
     let t = "conf-lite-ready";
     c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["busy", "idle", "empty"]), 100)
+    c.create_lite_topics(t, "chat", &names(&["busy", "idle", "empty"]), 100, T0)
         .await
         .unwrap();
     let e = epoch(c).await;
@@ -153,4 +160,84 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
         c.ready_lite_topics(&other, T0, 10).await.unwrap().0.is_empty(),
         "not subscribed"
     );
+}
+
+pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_them(c: &dyn Coordinator) {
+    let t = "conf-lite-expiry";
+    let ttl = 1000;
+    let parent = TopicSpec {
+        lite_ttl_ms: ttl,
+        ..lite_parent(t, "chat")
+    };
+    c.create_topic(&parent, T0).await.unwrap();
+    // "forever" lives under a parent without a TTL.
+    c.create_topic(&lite_parent(t, "keep"), T0).await.unwrap();
+    c.create_lite_topics(t, "keep", &names(&["forever"]), 10, T0)
+        .await
+        .unwrap();
+    c.create_lite_topics(t, "chat", &names(&["read", "unread", "empty"]), 3, T0)
+        .await
+        .unwrap();
+    let e = epoch(c).await;
+    let q = |l: &str| queue(t, &queue_topic("chat", l), 0);
+    c.commit_flush(
+        &flush(
+            e,
+            &format!("wal/03/{t}.wal"),
+            vec![batch(q("read"), 2), batch(q("unread"), 2)],
+        ),
+        T0,
+    )
+    .await
+    .unwrap();
+    // Group g subscribes to both and consumes "read" only.
+    let who = subscriber(t, "c1");
+    c.sync_lite_subscriptions(&who, Change::Add, &names(&["read", "unread"]), 10, T0)
+        .await
+        .unwrap();
+    let s = sub(t, "g", &queue_topic("chat", "read"));
+    let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+    let got = c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 100)).await.unwrap();
+    let receipts: Vec<Receipt> = got.delivered.iter().map(|f| receipt(&s, f)).collect();
+    c.ack(&receipts).await.unwrap();
+
+    assert!(
+        c.expire_lite_topics(T0 + 500, 10).await.unwrap().is_empty(),
+        "within the TTL"
+    );
+    let mut gone = c.expire_lite_topics(T0 + 2 * ttl, 10).await.unwrap();
+    gone.sort();
+    let stored = |l: &str| (t.to_string(), queue_topic("chat", l));
+    assert_eq!(
+        gone,
+        [stored("empty"), stored("read")],
+        "\"unread\" waits for its group"
+    );
+    assert!(c.queue_end(&q("read")).await.is_err());
+    assert_eq!(
+        c.lite_subscriptions(&who).await.unwrap(),
+        ["unread"],
+        "the expired one's subscription went"
+    );
+    assert!(c.queue_end(&queue(t, &queue_topic("keep", "forever"), 0)).await.is_ok());
+    // Past the parent's retention as well, the unread one goes too.
+    let late = T0 + DEFAULT_RETENTION_MS + 10;
+    assert_eq!(c.expire_lite_topics(late, 10).await.unwrap(), [stored("unread")]);
+    // Uncounted: three new ones fit the quota of three; a send to an expired one revives it.
+    c.create_lite_topics(t, "chat", &names(&["x", "y"]), 3, late)
+        .await
+        .unwrap();
+    let offsets = c
+        .commit_flush(
+            &flush(e, &format!("wal/03/{t}-again.wal"), vec![batch(q("read"), 3)]),
+            late,
+        )
+        .await
+        .unwrap();
+    assert_eq!(offsets, [Some(0)], "it starts again from offset 0");
+    assert_eq!(c.queue_end(&q("read")).await.unwrap(), 3);
+    assert!(matches!(
+        c.create_lite_topics(t, "chat", &names(&["z"]), 3, late).await,
+        Err(Error::LiteTopicQuota { .. })
+    ));
 }

@@ -45,6 +45,7 @@ pub(crate) fn topic_spec(tenant: &str, name: &str, queues: i32) -> TopicSpec {
         name: name.into(),
         message_type: MessageType::Normal,
         queue_count: queues,
+        lite_ttl_ms: 0,
     }
 }
 

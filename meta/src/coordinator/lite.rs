@@ -9,10 +9,24 @@ use crate::lite::{Change, Subscriber};
 #[async_trait]
 pub trait LiteTopics: Send + Sync {
     /// Creates the queues of those of `lites` under `parent` that do not exist yet (one queue
-    /// each, from offset 0), counting them on the parent. `LiteTopicQuota` if that would make
-    /// more than `max_per_parent` (the ones created before stay). Idempotent.
-    async fn create_lite_topics(&self, tenant: &str, parent: &str, lites: &[String], max_per_parent: i64)
-    -> Result<()>;
+    /// each, from offset 0, created at `now_ms`), counting them on the parent.
+    /// `LiteTopicQuota` (and nothing created) if that would make more than `max_per_parent`.
+    /// Idempotent.
+    async fn create_lite_topics(
+        &self,
+        tenant: &str,
+        parent: &str,
+        lites: &[String],
+        max_per_parent: i64,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Deletes up to `limit` lite topics of LITE parents with a TTL that had no new message
+    /// for that TTL — with their messages' index rows, cursors, in-flight messages and
+    /// subscriptions — but not one a subscribed group has not consumed yet, unless its last
+    /// message is older than the parent's retention too. Returns the deleted ones as
+    /// `(tenant, stored name)`. A send to a deleted lite topic creates it again.
+    async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>>;
 
     /// Changes a client's lite subscriptions; `LiteSubscriptionQuota` (and nothing changed)
     /// if the client would hold more than `max_per_client`. Idempotent.

@@ -9,13 +9,15 @@ impl CatalogStore for SqlCoordinator {
         spec.validate()?;
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO topics (tenant, name, message_type, queue_count, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO topics (tenant, name, message_type, queue_count, created_ms, lite_ttl_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&spec.tenant)
         .bind(&spec.name)
         .bind(spec.message_type as i64)
         .bind(i64::from(spec.queue_count))
         .bind(now_ms)
+        .bind(spec.lite_ttl_ms)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -47,6 +49,7 @@ impl CatalogStore for SqlCoordinator {
             queue_count: spec.queue_count,
             created_ms: now_ms,
             retention_ms: DEFAULT_RETENTION_MS,
+            lite_ttl_ms: spec.lite_ttl_ms,
         })
     }
 

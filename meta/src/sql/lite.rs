@@ -1,7 +1,7 @@
 //! SQL of `LiteTopics`: lite topics' queues, counted on their parent, and subscriptions.
 
 use super::*;
-use crate::lite::{Change, SEPARATOR, Subscriber, queue_topic};
+use crate::lite::{Change, SEPARATOR, Subscriber, queue_topic, split};
 
 /// COMPLETE_ADD keeps subscriptions younger than this even when its set lacks them: the
 /// Node client sends its periodic complete set without waiting, so a snapshot taken before
@@ -22,17 +22,20 @@ impl LiteTopics for SqlCoordinator {
         parent: &str,
         lites: &[String],
         max_per_parent: i64,
+        now_ms: i64,
     ) -> Result<()> {
         let (tenant, parent, lites) = (tenant.to_string(), parent.to_string(), lites.to_vec());
         self.write(Box::new(move |tx| {
             Box::pin(async move {
                 for lite in &lites {
                     let created = sqlx::query(
-                        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset) VALUES ($1, $2, 0, 0, 0)
+                        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
+                         VALUES ($1, $2, 0, 0, 0, $3)
                          ON CONFLICT (tenant, topic, queue_id) DO NOTHING",
                     )
                     .bind(&tenant)
                     .bind(queue_topic(&parent, lite))
+                    .bind(now_ms)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
@@ -209,6 +212,37 @@ impl LiteTopics for SqlCoordinator {
         Ok((ready, next))
     }
 
+    #[instrument(skip_all, err)]
+    async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>> {
+        let parents = sqlx::query(
+            "SELECT tenant, name, lite_ttl_ms, retention_ms FROM topics WHERE message_type = $1 AND lite_ttl_ms > 0",
+        )
+        .bind(MessageType::Lite as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut expired = Vec::new();
+        for p in parents {
+            let (tenant, parent): (String, String) = (p.try_get("tenant")?, p.try_get("name")?);
+            let idle_since = now_ms - int(&p, "lite_ttl_ms")?;
+            // Past the retention its messages are gone anyway: nobody can still consume them.
+            let hard_since = idle_since.min(now_ms - int(&p, "retention_ms")?);
+            let want = limit.saturating_sub(expired.len() as u32);
+            if want == 0 {
+                break;
+            }
+            for (topic, next, newest) in idle_lite_queues(&self.reader, &tenant, &parent, idle_since, want).await? {
+                let Some((_, lite)) = split(&topic) else { continue };
+                if newest >= hard_since && unconsumed_by_a_subscriber(&self.reader, &tenant, &parent, lite).await? {
+                    continue;
+                }
+                if delete_lite_topic(&self.writer, &tenant, &parent, lite, next).await? {
+                    expired.push((tenant.clone(), topic));
+                }
+            }
+        }
+        Ok(expired)
+    }
+
     async fn drop_lite_client(&self, client_id: &str) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM lite_subscriptions WHERE client_id = $1")
             .bind(client_id)
@@ -216,4 +250,96 @@ impl LiteTopics for SqlCoordinator {
             .await?
             .rows_affected())
     }
+}
+
+/// Lite queues of `parent` created before `idle_since` whose newest retained message is older
+/// (or that have none): `(stored name, next offset, newest message time or 0)`, at most `limit`.
+async fn idle_lite_queues(
+    pool: &AnyPool,
+    tenant: &str,
+    parent: &str,
+    idle_since: i64,
+    limit: u32,
+) -> Result<Vec<(String, i64, i64)>> {
+    // The parent's lite queues are the names in [parent+, parent,): `,` follows `+`.
+    let (from, to) = (format!("{parent}{SEPARATOR}"), format!("{parent},"));
+    sqlx::query(
+        "SELECT topic, next_offset, newest FROM
+           (SELECT q.topic, q.next_offset, q.created_ms,
+                   COALESCE((SELECT MAX(b.max_ts) FROM batches b
+                             WHERE b.tenant = q.tenant AND b.topic = q.topic AND b.queue_id = 0), 0) AS newest
+            FROM queues q WHERE q.tenant = $1 AND q.topic >= $2 AND q.topic < $3 AND q.queue_id = 0) l
+         WHERE created_ms < $4 AND newest < $4
+         LIMIT $5",
+    )
+    .bind(tenant)
+    .bind(from)
+    .bind(to)
+    .bind(idle_since)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("topic")?, int(r, "next_offset")?, int(r, "newest")?)))
+    .collect()
+}
+
+/// Whether a group with a subscription to the lite topic has messages of it not yet consumed
+/// (its cursor short of the end, or some in flight).
+async fn unconsumed_by_a_subscriber(pool: &AnyPool, tenant: &str, parent: &str, lite: &str) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS unconsumed FROM lite_subscriptions s
+         JOIN queues q ON q.tenant = s.tenant AND q.topic = $4 AND q.queue_id = 0
+         LEFT JOIN cursors c ON c.tenant = s.tenant AND c.grp = s.grp AND c.topic = q.topic AND c.queue_id = 0
+         WHERE s.tenant = $1 AND s.parent = $2 AND s.lite = $3
+           AND (COALESCE(c.next_offset, q.min_offset) < q.next_offset
+                OR EXISTS (SELECT 1 FROM inflight i WHERE i.tenant = s.tenant AND i.grp = s.grp AND i.topic = q.topic))
+         LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(parent)
+    .bind(lite)
+    .bind(queue_topic(parent, lite))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes a lite topic if its queue still ends at `next` (no send since it was found idle):
+/// its queue, index rows, progress and subscriptions, and uncounts it on the parent.
+async fn delete_lite_topic(pool: &AnyPool, tenant: &str, parent: &str, lite: &str, next: i64) -> Result<bool> {
+    let topic = queue_topic(parent, lite);
+    let mut tx = pool.begin().await?;
+    let gone = sqlx::query("DELETE FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = 0 AND next_offset = $3")
+        .bind(tenant)
+        .bind(&topic)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Ok(false);
+    }
+    for table in ["batches", "cursors", "inflight", "stream_offsets"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE tenant = $1 AND topic = $2"
+        )))
+        .bind(tenant)
+        .bind(&topic)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM lite_subscriptions WHERE tenant = $1 AND parent = $2 AND lite = $3")
+        .bind(tenant)
+        .bind(parent)
+        .bind(lite)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE topics SET lite_count = lite_count - 1 WHERE tenant = $1 AND name = $2 AND lite_count > 0")
+        .bind(tenant)
+        .bind(parent)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
 }

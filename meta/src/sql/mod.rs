@@ -259,6 +259,7 @@ fn topic_from_row(row: &AnyRow) -> Result<Topic> {
         queue_count: int(row, "queue_count")? as i32,
         created_ms: int(row, "created_ms")?,
         retention_ms: int(row, "retention_ms")?,
+        lite_ttl_ms: int(row, "lite_ttl_ms")?,
     })
 }
 
@@ -382,7 +383,15 @@ async fn append(
     .await?
     .map(|r| int(&r, "base"))
     .transpose()?;
-    let base = base.ok_or_else(|| queue_not_found(q))?;
+    let base = match base {
+        Some(base) => base,
+        // A lite topic expired since the ingest node last saw it: it starts again.
+        None if crate::lite::split(&q.topic).is_some() => {
+            revive_lite_queue(tx, q, count, max_ts).await?;
+            0
+        }
+        None => return Err(queue_not_found(q)),
+    };
     sqlx::query(
         "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
            block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records, format)
@@ -508,6 +517,27 @@ fn queue_not_found(q: &QueueRef) -> Error {
         topic: q.topic.clone(),
         queue: q.queue,
     }
+}
+
+/// Creates a lite topic's queue again, holding the `count` records being appended (counted on
+/// its parent without its quota: the ingest node checked it when the lite topic was new).
+async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(&q.tenant)
+    .bind(&q.topic)
+    .bind(q.queue)
+    .bind(i64::from(count))
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE topics SET lite_count = lite_count + 1 WHERE tenant = $1 AND name = $2")
+        .bind(&q.tenant)
+        .bind(crate::lite::parent_of(&q.topic))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The cursor of a group on a queue (stored, or the queue's first retained offset) and the
