@@ -3,6 +3,7 @@
 #   infra/bench/run.sh table [STRATA_BIN] [OUT_DIR] [broker flags, e.g. --store s3://bucket/prefix]
 #   infra/bench/run.sh sweep [STRATA_BIN] [OUT_DIR] [broker flags]
 #   infra/bench/run.sh soak  [STRATA_BIN] [OUT_DIR] [broker flags]
+#   infra/bench/run.sh lite  [STRATA_BIN] [OUT_DIR] [broker flags]
 # `table`: the runs of the results table (~3 min). `sweep`: 8 producers and 4 consumers paced
 # at rising rates (BENCH_RATES, default "200 400 800 1200 1600"), for
 #   python3 infra/bench/plot.py docs/benchmarks-latency.svg after=OUT_DIR [before=OTHER_DIR]
@@ -87,6 +88,29 @@ print(f"RSS over {rows[-1][0]} s ({len(rss)} samples): peak {max(rss):.0f} MiB, 
       f"{sum(middle) / len(middle):.0f} MiB, last third mean {sum(last) / len(last):.0f} MiB")
 PY
     ;;
-  *) echo "unknown set $SET (table|sweep|soak)" >&2; exit 2 ;;
+  lite)
+    # LiteTopic at rising lite-topic counts (BENCH_LITE, default "10000 100000 1000000"), one
+    # parent each, on this one broker: create, random sends, subscribed send + receive; then
+    # the coordinator rows per lite topic (SQLite in the data dir).
+    for n in ${BENCH_LITE:-10000 100000 1000000}; do
+      "$BIN" bench --endpoint "127.0.0.1:$PORT" --type lite --lite-topics "$n" --producers 8 --batch 64 \
+        --consumers 4 --size 256 --duration "${BENCH_DURATION:-10s}" --output json >"$OUT/lite-$n.json"
+      python3 - "$OUT/lite-$n.json" "$DATA/meta/strata.db" "$n" <<'PY'
+import json, sqlite3, sys
+r, db, n = json.load(open(sys.argv[1])), sqlite3.connect(sys.argv[2]), int(sys.argv[3])
+parent = db.execute("SELECT name FROM topics WHERE message_type = 5 ORDER BY created_ms DESC LIMIT 1").fetchone()[0]
+rows = {t: db.execute(f"SELECT COUNT(*) FROM {t} WHERE tenant = '' AND {c} >= ? AND {c} < ?",
+                      (parent + "+", parent + ",")).fetchone()[0]
+        for t, c in [("queues", "topic"), ("batches", "topic"), ("cursors", "topic"), ("inflight", "topic")]}
+rows["lite_subscriptions"] = db.execute("SELECT COUNT(*) FROM lite_subscriptions WHERE parent = ?", (parent,)).fetchone()[0]
+for p in r["phases"]:
+    s = p["seconds"]
+    print(f'{n:>8} {p["name"]:>42}: sent {p["sent"] / s:8.0f}/s received {p["received"] / s:8.0f}/s errors {p["send_errors"]} | '
+          f'PUTs/request {p["puts_per_request"]:.3f} PUTs/msg {p["puts_per_message"]:.4f} | RSS {p["rss_bytes_after"] / 2**20:6.1f} MiB')
+print(f'{n:>8} rows: ' + ", ".join(f"{t} {v}" for t, v in rows.items()) + f' | per lite topic {sum(rows.values()) / n:.2f}')
+PY
+    done
+    ;;
+  *) echo "unknown set $SET (table|sweep|soak|lite)" >&2; exit 2 ;;
 esac
 echo "broker RSS after the runs: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$BROKER/status)"

@@ -55,8 +55,9 @@ pub struct Ingest {
     lite_topics: moka::future::Cache<(String, String), ()>,
 }
 
-/// Lite topics an ingest node remembers as created (about 150 bytes each).
-const KNOWN_LITE_TOPICS: u64 = 200_000;
+/// Lite topics an ingest node remembers as created (about 200 bytes each: ~10 MiB). A send to
+/// one it forgot costs an idempotent create (one coordinator write per request and parent).
+const KNOWN_LITE_TOPICS: u64 = 50_000;
 
 const BUDGET_UNIT: usize = 1024;
 

@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
-use crate::lite::{Change, Subscriber};
+use crate::lite::{Change, Ready, Subscriber};
 use crate::model::*;
 use crate::prelude::*;
 
@@ -181,7 +181,7 @@ impl LiteTopics for FaultyCoordinator {
         self.faults.check()?;
         self.inner.lite_subscriptions(who).await
     }
-    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)> {
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<Ready>, Option<i64>)> {
         self.faults.check()?;
         self.inner.ready_lite_topics(who, now_ms, limit).await
     }

@@ -58,6 +58,17 @@ pub struct Subscriber {
     pub client_id: String,
 }
 
+/// A subscribed lite topic with something for the group to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub name: String,
+    /// The group's cursor on it and its end.
+    pub cursor: i64,
+    pub end: i64,
+    /// Some in-flight message of it is visible again (to be delivered before anything new).
+    pub expired: bool,
+}
+
 /// How SyncLiteSubscription changes a client's set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_meta::model::{
-    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueueRef, Receipt, StartFrom, Subscription, Taken,
-    Topic, broadcast_progress,
+    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueuePopState, QueueRef, Receipt, StartFrom,
+    Subscription, Taken, Topic, broadcast_progress,
 };
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{Catalog, lite};
@@ -305,7 +305,21 @@ impl Query {
         let states = coordinator
             .pop_state(sub, &queues, now, batch as u32, mode.fifo)
             .await?;
+        self.claim(sub, mode, filter, batch, invisible, states).await
+    }
 
+    /// Plans a pop from the queues' states and claims it (see `pop_once`).
+    async fn claim(
+        &self,
+        sub: &Subscription,
+        mode: Mode,
+        filter: &Filter,
+        batch: usize,
+        invisible: Duration,
+        states: Vec<QueuePopState>,
+    ) -> Result<Popped> {
+        let coordinator = self.catalog.coordinator();
+        let now = self.catalog.clock().now_ms();
         let mut want = batch;
         let mut claims = Vec::new();
         let mut records: HashMap<(i32, i64), WalRecord> = HashMap::new();

@@ -4,6 +4,7 @@
 //! the same coordinator's raw commit, measured in the same run, as the floor every figure is
 //! compared to. See docs/benchmarks.md.
 
+mod lite;
 mod load;
 mod report;
 
@@ -84,12 +85,20 @@ pub struct BenchArgs {
     pub settle: humantime::Duration,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+    /// `--type lite`: lite topics under the parent (created by the run, one message each).
+    #[arg(long, default_value_t = 10_000)]
+    pub lite_topics: u64,
+    /// `--type lite`: lite topics each consumer subscribes to (at most the broker's quota).
+    #[arg(long, default_value_t = 1000)]
+    pub lite_subscriptions: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum BenchType {
     Normal,
     Fifo,
+    /// LiteTopic: see `--lite-topics` (its own phases: create, random sends, subscribed).
+    Lite,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -120,6 +129,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot reach the broker at {url}: {e}"))?;
     let mut admin = StrataAdminClient::with_interceptor(channel, Signer(args.credentials.clone()));
+    if args.kind == BenchType::Lite {
+        return lite::run(args, &mut admin).await;
+    }
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
     let topic = args.topic.clone().unwrap_or_else(|| format!("bench-{run_id}"));
     let group = format!("bench-{run_id}");
@@ -230,6 +242,7 @@ async fn create_topic(admin: &mut AdminClient, topic: &str, args: &BenchArgs) ->
     let message_type = match args.kind {
         BenchType::Normal => v2::MessageType::Normal,
         BenchType::Fifo => v2::MessageType::Fifo,
+        BenchType::Lite => v2::MessageType::Lite,
     };
     let created = admin
         .create_topic(api::CreateTopicRequest {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::lite::{Change, Subscriber, queue_topic};
+use crate::lite::{Change, Ready, Subscriber, queue_topic};
 
 /// Every lite check, on a coordinator that [`register_writer`] ran on.
 pub async fn run(c: &dyn Coordinator) {
@@ -120,9 +120,15 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
     c.sync_lite_subscriptions(&who, Change::Add, &names(&["busy", "idle", "empty"]), 100, T0)
         .await
         .unwrap();
-    let mut ready = c.ready_lite_topics(&who, T0, 10).await.unwrap();
-    ready.0.sort();
-    assert_eq!(ready, (names(&["busy", "idle"]), None));
+    let (mut ready, next) = c.ready_lite_topics(&who, T0, 10).await.unwrap();
+    ready.sort_by(|a, b| a.name.cmp(&b.name));
+    let fresh = |name: &str| Ready {
+        name: name.into(),
+        cursor: 0,
+        end: 2,
+        expired: false,
+    };
+    assert_eq!((ready, next), (vec![fresh("busy"), fresh("idle")], None));
     assert_eq!(c.ready_lite_topics(&who, T0, 1).await.unwrap().0.len(), 1, "limited");
 
     // One message of "busy" in flight: it waits until that one expires.
@@ -131,7 +137,7 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
     let first = c.pop_claim(&claim_new(&s, &st[0], 1, T0, T0 + 100)).await.unwrap();
     assert_eq!(
         c.ready_lite_topics(&who, T0, 10).await.unwrap(),
-        (names(&["idle"]), Some(T0 + 100))
+        (vec![fresh("idle")], Some(T0 + 100))
     );
     // A claim in order of the next message while the first is in flight conflicts.
     let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
@@ -148,9 +154,15 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
         c.ack(&[receipt(&s, &first.delivered[0])]).await.unwrap(),
         [AckOutcome::Acked]
     );
-    let mut ready = c.ready_lite_topics(&who, T0 + 100, 10).await.unwrap().0;
-    ready.sort();
-    assert_eq!(ready, ["busy", "idle"], "expired: ready again");
+    let (mut ready, _) = c.ready_lite_topics(&who, T0 + 100, 10).await.unwrap();
+    ready.sort_by(|a, b| a.name.cmp(&b.name));
+    let again = Ready {
+        name: "busy".into(),
+        cursor: 2,
+        end: 2,
+        expired: true,
+    };
+    assert_eq!(ready, [again, fresh("idle")], "expired: ready again");
     // Another group's progress is its own.
     let other = Subscriber {
         group: "other".into(),

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::lite::{Change, Subscriber};
+use crate::lite::{Change, Ready, Subscriber};
 
 /// Lite topics under LITE parents and the clients' subscriptions to them.
 #[async_trait]
@@ -42,10 +42,10 @@ pub trait LiteTopics: Send + Sync {
     /// The lite topics a client subscribes to, by name.
     async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>>;
 
-    /// Of a client's subscribed lite topics, up to `limit` its group can take a message of
-    /// now — a new one while none of that lite topic is in flight, or an expired one — and
+    /// Of a client's subscribed lite topics, up to `limit` (in random order, so none starves)
+    /// its group can take a message of now — a new one while none of that lite topic is in flight, or an expired one — and
     /// the earliest time an in-flight message of them becomes visible again.
-    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)>;
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<Ready>, Option<i64>)>;
 
     /// Drops every lite subscription of a client (its session ended). Returns how many.
     async fn drop_lite_client(&self, client_id: &str) -> Result<u64>;

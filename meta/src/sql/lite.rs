@@ -1,7 +1,7 @@
 //! SQL of `LiteTopics`: lite topics' queues, counted on their parent, and subscriptions.
 
 use super::*;
-use crate::lite::{Change, SEPARATOR, Subscriber, queue_topic, split};
+use crate::lite::{Change, Ready, SEPARATOR, Subscriber, queue_topic, split};
 
 /// COMPLETE_ADD keeps subscriptions younger than this even when its set lacks them: the
 /// Node client sends its periodic complete set without waiting, so a snapshot taken before
@@ -164,7 +164,7 @@ impl LiteTopics for SqlCoordinator {
         .collect()
     }
 
-    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<String>, Option<i64>)> {
+    async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<Ready>, Option<i64>)> {
         let lite_queue = lite_queue_sql();
         let mut tx = self.reader.begin().await?;
         // In flight and not expired: the lite topic waits for it (one at a time, in order).
@@ -175,15 +175,18 @@ impl LiteTopics for SqlCoordinator {
             )
         };
         let ready = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT s.lite FROM lite_subscriptions s
-             JOIN queues q ON q.tenant = s.tenant AND q.topic = {lite_queue} AND q.queue_id = 0
-             LEFT JOIN cursors c ON c.tenant = s.tenant AND c.grp = s.grp AND c.topic = q.topic AND c.queue_id = 0
-             WHERE s.tenant = $1 AND s.grp = $2 AND s.parent = $3 AND s.client_id = $4
-               AND ((q.next_offset > COALESCE(c.next_offset, q.min_offset) AND NOT EXISTS ({}))
-                    OR EXISTS ({}))
-             LIMIT $6",
-            in_flight(">"),
-            in_flight("<=")
+            "SELECT lite, cursor, end_offset, expired FROM
+               (SELECT s.lite, COALESCE(c.next_offset, q.min_offset) AS cursor, q.next_offset AS end_offset,
+                       CASE WHEN EXISTS ({expired}) THEN 1 ELSE 0 END AS expired,
+                       CASE WHEN EXISTS ({busy}) THEN 1 ELSE 0 END AS busy
+                FROM lite_subscriptions s
+                JOIN queues q ON q.tenant = s.tenant AND q.topic = {lite_queue} AND q.queue_id = 0
+                LEFT JOIN cursors c ON c.tenant = s.tenant AND c.grp = s.grp AND c.topic = q.topic AND c.queue_id = 0
+                WHERE s.tenant = $1 AND s.grp = $2 AND s.parent = $3 AND s.client_id = $4) l
+             WHERE expired = 1 OR (busy = 0 AND cursor < end_offset)
+             ORDER BY random() LIMIT $6",
+            expired = in_flight("<="),
+            busy = in_flight(">"),
         )))
         .bind(&who.tenant)
         .bind(&who.group)
@@ -194,8 +197,15 @@ impl LiteTopics for SqlCoordinator {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| Ok(r.try_get("lite")?))
-        .collect::<Result<Vec<String>>>()?;
+        .map(|r| {
+            Ok(Ready {
+                name: r.try_get("lite")?,
+                cursor: int(r, "cursor")?,
+                end: int(r, "end_offset")?,
+                expired: int(r, "expired")? != 0,
+            })
+        })
+        .collect::<Result<Vec<Ready>>>()?;
         let next = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT MIN(i.invisible_until_ms) AS next FROM lite_subscriptions s
              JOIN inflight i ON i.tenant = s.tenant AND i.grp = s.grp AND i.topic = {lite_queue} AND i.waiting = 0

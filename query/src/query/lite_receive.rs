@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_meta::lite::{self, Change, Subscriber};
-use strata_meta::model::{Subscription, Topic};
+use strata_meta::model::{QueuePopState, Subscription, Topic};
 use tokio::time::Instant;
 
 use super::{Mode, Parked, Popped, Query};
@@ -46,25 +46,42 @@ impl Query {
                 .coordinator()
                 .ready_lite_topics(&who, now, batch as u32)
                 .await?;
-            let mut got = Vec::new();
-            let mut raced = false;
-            let mut unreadable = None;
-            for name in ready {
-                let want = batch - got.len();
-                if want == 0 {
-                    break;
-                }
+            // The batch shared among the ready lite topics, popped concurrently (on SQLite
+            // their claims share group commits; on PostgreSQL they run side by side).
+            let pops = ready.iter().zip(shares(batch, ready.len())).map(|(lite, want)| {
                 let sub = Subscription {
                     tenant: who.tenant.clone(),
                     group: who.group.clone(),
-                    topic: lite::queue_topic(&parent.name, &name),
+                    topic: lite::queue_topic(&parent.name, &lite.name),
                 };
                 let queue = Topic {
                     name: sub.topic.clone(),
                     queue_count: 1,
                     ..parent.clone()
                 };
-                let popped: Popped = self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await?;
+                async move {
+                    if lite.expired {
+                        // Which ones, and how often delivered: the full state.
+                        return self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await;
+                    }
+                    // Only new messages: the look already read the state.
+                    let state = QueuePopState {
+                        queue: 0,
+                        cursor: lite.cursor,
+                        end: lite.end,
+                        expired: Vec::new(),
+                        ready: Vec::new(),
+                        busy: Vec::new(),
+                        waiting: 0,
+                    };
+                    self.claim(&sub, mode, &req.filter, want, invisible, vec![state]).await
+                }
+            });
+            let mut got = Vec::new();
+            let mut raced = false;
+            let mut unreadable = None;
+            for popped in futures::future::join_all(pops).await {
+                let popped: Popped = popped?;
                 got.extend(popped.got);
                 raced |= popped.raced;
                 unreadable = unreadable.or(popped.unreadable);
@@ -126,5 +143,24 @@ impl Query {
     /// A client's session ended: its lite subscriptions go.
     pub async fn drop_lite_client(&self, client_id: &str) -> Result<u64> {
         Ok(self.catalog.coordinator().drop_lite_client(client_id).await?)
+    }
+}
+
+/// `batch` split into `n` shares as even as can be (the first ones one larger), none empty.
+fn shares(batch: usize, n: usize) -> impl Iterator<Item = usize> {
+    let n = n.min(batch).max(1);
+    (0..n).map(move |i| batch / n + usize::from(i < batch % n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shares;
+
+    #[test]
+    fn a_batch_is_shared_evenly_and_exactly() {
+        assert_eq!(shares(32, 5).collect::<Vec<_>>(), [7, 7, 6, 6, 6]);
+        assert_eq!(shares(32, 1).collect::<Vec<_>>(), [32]);
+        assert_eq!(shares(4, 10).sum::<usize>(), 4, "at most one each when there are more");
+        assert!(shares(4, 10).all(|s| s == 1));
     }
 }
