@@ -336,6 +336,10 @@ impl Consumption for FaultyCoordinator {
         self.faults.check()?;
         self.inner.next_visible_at(sub).await
     }
+    async fn reset_cursor(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.reset_cursor(sub, queue, offset).await
+    }
     async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
         self.faults.check()?;
         self.inner.commit_offset(sub, queue, offset).await

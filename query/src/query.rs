@@ -28,6 +28,8 @@ use crate::wakeups::Wakeups;
 
 mod lite_receive;
 
+pub use lite_receive::LiteStart;
+
 /// A receive as the front received it.
 #[derive(Clone, Debug)]
 pub struct ReceiveRequest {

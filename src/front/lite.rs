@@ -3,13 +3,14 @@
 use strata_meta::accounts::Actions;
 use strata_meta::lite::{Change, Subscriber};
 use strata_meta::model::MessageType;
+use strata_proto::v2::offset_option::{OffsetType, Policy};
 use strata_proto::v2::{self, Code, LiteSubscriptionAction};
-use strata_query::Query;
+use strata_query::{LiteStart, Position, Query};
 use strata_tenancy::Need;
 
 use super::Front;
 use super::context::Ctx;
-use super::status::{from_meta, from_query, ok, status, unsupported};
+use super::status::{from_meta, from_query, ok, status};
 
 /// The lite topic names a request means. rocketmq-python-client 5.1.2 sends PARTIAL_ADD with
 /// its one name split into characters (`["s", "e", "s", …]`): from a Python client, a
@@ -24,6 +25,22 @@ pub(super) fn requested_names(ctx: &Ctx, action: LiteSubscriptionAction, set: &[
     } else {
         set.to_vec()
     }
+}
+
+/// Where an `offset_option` moves the group's progress on the lite topics it names: LAST
+/// keeps it (None).
+fn lite_start(option: OffsetType) -> Result<Option<LiteStart>, v2::Status> {
+    Ok(Some(match option {
+        OffsetType::Policy(p) => match Policy::try_from(p) {
+            Ok(Policy::Last) => return Ok(None),
+            Ok(Policy::Min) => LiteStart::At(Position::Beginning),
+            Ok(Policy::Max) => LiteStart::At(Position::End),
+            Err(_) => return Err(status(Code::BadRequest, format!("unknown offset policy {p}"))),
+        },
+        OffsetType::Offset(o) => LiteStart::Offset(o),
+        OffsetType::TailN(n) => LiteStart::Tail(n),
+        OffsetType::Timestamp(ms) => LiteStart::At(Position::Timestamp(ms)),
+    }))
 }
 
 fn change_of(action: LiteSubscriptionAction) -> Change {
@@ -69,15 +86,13 @@ impl Front {
                 format!("unknown lite subscription action {}", req.action),
             );
         };
-        if let Some(option) = &req.offset_option
-            && option.offset_type
-                != Some(v2::offset_option::OffsetType::Policy(
-                    v2::offset_option::Policy::Last as i32,
-                ))
-        {
-            // LAST (the group's progress) is what every subscription does.
-            return unsupported("an offset_option other than LAST");
-        }
+        let start = match req.offset_option.as_ref().and_then(|o| o.offset_type) {
+            None => None,
+            Some(option) => match lite_start(option) {
+                Ok(start) => start,
+                Err(s) => return s,
+            },
+        };
         match self.catalog.topic(&sub.tenant, &sub.topic).await {
             Ok(t) if t.message_type == MessageType::Lite => {}
             Ok(t) => {
@@ -101,7 +116,10 @@ impl Front {
             client_id,
         };
         let names = requested_names(ctx, action, &req.lite_topic_set);
-        match query.sync_lite_subscriptions(&who, change_of(action), &names).await {
+        match query
+            .sync_lite_subscriptions(&who, change_of(action), &names, start)
+            .await
+        {
             Ok(()) => ok(),
             Err(e) => from_query(&e),
         }

@@ -106,14 +106,6 @@ pub fn combined(entries: &[&Status]) -> Status {
     }
 }
 
-/// For RPCs that belong to later milestones: a clear NOT_IMPLEMENTED-class answer.
-pub fn unsupported(what: &str) -> Status {
-    status(
-        Code::Unsupported,
-        format!("{what} is not supported by this StrataMQ version yet"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

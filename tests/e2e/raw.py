@@ -74,8 +74,8 @@ class Raw:
                 return out
             offset = nxt
 
-    def sync_lite(self, topic: str, group: str, action, names, headers=HEADERS):
+    def sync_lite(self, topic: str, group: str, action, names, headers=HEADERS, offset_option=None):
         """SyncLiteSubscription; returns its status."""
         req = s.SyncLiteSubscriptionRequest(action=action, topic=d.Resource(name=topic), group=d.Resource(name=group),
-                                            lite_topic_set=list(names))
+                                            lite_topic_set=list(names), offset_option=offset_option)
         return self.stub.SyncLiteSubscription(req, metadata=headers, timeout=10).status

@@ -237,3 +237,29 @@ def test_idle_lite_topics_expire_but_not_while_a_subscribed_group_has_not_read_t
     finally:
         raw.close()
         c.shutdown()
+
+
+def test_offset_options_move_the_groups_progress_on_the_lite_topic(broker):
+    b = broker
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    raw = Raw(b.endpoint)
+    try:
+        for i in range(5):
+            assert raw.send(PARENT, f"m{i}".encode(), message_type=d.LITE, lite_topic="history").status.code == d.OK
+
+        def take(option):
+            status = raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["history"], offset_option=option)
+            assert status.code == d.OK, status
+            got = [r.message for r in raw.receive(PARENT, GROUP, poll_s=1) if r.HasField("message")]
+            for m in got:
+                raw.ack(PARENT, GROUP, m.system_properties.receipt_handle)
+            return [m.body for m in got]
+
+        assert take(d.OffsetOption(tail_n=2)) == [b"m3", b"m4"], "the last two"
+        assert take(d.OffsetOption(policy=d.OffsetOption.MIN)) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+        assert take(d.OffsetOption(offset=4)) == [b"m4"]
+        assert take(d.OffsetOption(policy=d.OffsetOption.LAST)) == [], "LAST keeps the progress"
+        raw.send(PARENT, b"m5", message_type=d.LITE, lite_topic="history")
+        assert take(d.OffsetOption(policy=d.OffsetOption.MAX)) == [], "MAX skips what is there"
+    finally:
+        raw.close()

@@ -11,6 +11,7 @@ pub async fn run(c: &dyn Coordinator) {
     one_claim_keeps_per_message_rules(c).await;
     messages_out_of_attempts_go_to_the_dead_letter_topic(c).await;
     broadcast_progress_starts_at_the_end_and_expires(c).await;
+    a_cursor_reset_is_clamped_to_the_retained_range(c).await;
     fifo_groups_have_one_message_in_flight(c).await;
     stream_offsets_bounds_and_time_lookup(c).await;
 }
@@ -491,4 +492,20 @@ pub async fn stream_offsets_bounds_and_time_lookup(c: &dyn Coordinator) {
     c.commit_offset(&s, 0, 5).await.unwrap();
     assert_eq!(c.committed_offset(&s, 0).await.unwrap(), Some(5));
     assert_eq!(c.committed_offset(&sub(t, "other", "a"), 0).await.unwrap(), None);
+}
+
+pub async fn a_cursor_reset_is_clamped_to_the_retained_range(c: &dyn Coordinator) {
+    let t = "conf-reset";
+    fill(c, t, "a", 5).await;
+    let s = sub(t, "g", "a");
+    // Within the range; past the end; before the first retained offset.
+    for (to, expected) in [(3, 3), (99, 5), (-7, 0)] {
+        c.reset_cursor(&s, 0, to).await.unwrap();
+        let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
+        assert_eq!(st[0].cursor, expected, "reset to {to}");
+    }
+    assert!(matches!(
+        c.reset_cursor(&sub(t, "g", "missing"), 0, 1).await,
+        Err(Error::QueueNotFound { .. })
+    ));
 }

@@ -62,6 +62,11 @@ pub trait Consumption: Send + Sync {
     /// The earliest time an in-flight message of the subscription becomes visible again.
     async fn next_visible_at(&self, sub: &Subscription) -> Result<Option<i64>>;
 
+    /// Moves a group's cursor on a queue to `offset` (clamped to the retained range):
+    /// messages before it are not delivered to the group (unless in flight already), those
+    /// from it on are, again if need be.
+    async fn reset_cursor(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()>;
+
     async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()>;
 
     async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<Option<i64>>;

@@ -256,6 +256,39 @@ impl Consumption for SqlCoordinator {
         Ok(row.try_get::<Option<i64>, _>("next")?)
     }
 
+    async fn reset_cursor(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        let sub = sub.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let moved = sqlx::query(
+                    "INSERT INTO cursors (tenant, grp, topic, queue_id, next_offset)
+                     SELECT tenant, $2, topic, queue_id,
+                            CASE WHEN $5 < min_offset THEN min_offset WHEN $5 > next_offset THEN next_offset ELSE $5 END
+                     FROM queues
+                     WHERE tenant = $1 AND topic = $3 AND queue_id = $4
+                     ON CONFLICT (tenant, grp, topic, queue_id) DO UPDATE SET next_offset = excluded.next_offset",
+                )
+                .bind(&sub.tenant)
+                .bind(&sub.group)
+                .bind(&sub.topic)
+                .bind(queue)
+                .bind(offset)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    return Err(queue_not_found(&QueueRef {
+                        tenant: sub.tenant.clone(),
+                        topic: sub.topic.clone(),
+                        queue,
+                    }));
+                }
+                Ok(((), Announce::default()))
+            })
+        }))
+        .await
+    }
+
     async fn commit_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO stream_offsets (tenant, grp, topic, queue_id, committed) VALUES ($1, $2, $3, $4, $5)

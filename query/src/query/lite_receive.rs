@@ -7,12 +7,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_meta::lite::{self, Change, Subscriber};
-use strata_meta::model::{QueuePopState, Subscription, Topic};
+use strata_meta::model::{QueuePopState, QueueRef, Subscription, Topic};
 use tokio::time::Instant;
 
 use super::{Mode, Parked, Popped, Query};
 use crate::error::{Error, Result};
 use crate::query::{Delivered, ReceiveRequest};
+use crate::stream::Position;
+
+/// Where a group's progress on a lite topic moves when a client subscribes with an
+/// `offset_option`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiteStart {
+    /// MIN (the first retained message), MAX (the end) or the first message at a time.
+    At(Position),
+    Offset(i64),
+    /// The last n messages.
+    Tail(i64),
+}
 
 impl Query {
     pub(super) async fn receive_lite(
@@ -124,20 +136,59 @@ impl Query {
         Ok(names)
     }
 
-    /// SyncLiteSubscription: changes the client's lite subscriptions (idempotent) and wakes
-    /// its long poll, which looks again with the new set.
-    pub async fn sync_lite_subscriptions(&self, who: &Subscriber, change: Change, names: &[String]) -> Result<()> {
+    /// SyncLiteSubscription: changes the client's lite subscriptions (idempotent), moves
+    /// the group's progress on the named lite topics to `start` if given (those that exist),
+    /// and wakes the client's long poll, which looks again with the new set.
+    pub async fn sync_lite_subscriptions(
+        &self,
+        who: &Subscriber,
+        change: Change,
+        names: &[String],
+        start: Option<LiteStart>,
+    ) -> Result<()> {
         for name in names {
             lite::validate_name(name).map_err(|e| Error::IllegalLiteTopic(e.to_string()))?;
         }
+        let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
-        self.catalog
-            .coordinator()
+        coordinator
             .sync_lite_subscriptions(who, change, names, self.config.lite_subscription_quota, now)
             .await?;
+        if let Some(start) = start.filter(|_| matches!(change, Change::Add | Change::Replace)) {
+            for name in names {
+                let queue = QueueRef {
+                    tenant: who.tenant.clone(),
+                    topic: lite::queue_topic(&who.parent, name),
+                    queue: 0,
+                };
+                if !self.lite_exists(&queue).await? {
+                    // Not created yet: its first message is where any start points.
+                    continue;
+                }
+                let offset = match start {
+                    LiteStart::At(position) => self.query_offset(&queue, position).await?,
+                    LiteStart::Offset(o) => o,
+                    LiteStart::Tail(n) => self.query_offset(&queue, Position::End).await?.saturating_sub(n.max(0)),
+                };
+                let sub = Subscription {
+                    tenant: who.tenant.clone(),
+                    group: who.group.clone(),
+                    topic: queue.topic.clone(),
+                };
+                coordinator.reset_cursor(&sub, 0, offset).await?;
+            }
+        }
         self.lite_subscribed.invalidate(who).await;
         self.wakeups.wake_lite_client(who);
         Ok(())
+    }
+
+    async fn lite_exists(&self, queue: &QueueRef) -> Result<bool> {
+        match self.catalog.coordinator().queue_end(queue).await {
+            Ok(_) => Ok(true),
+            Err(strata_meta::Error::QueueNotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A client's session ended: its lite subscriptions go.
