@@ -171,7 +171,7 @@ impl LiteTopics for FaultyCoordinator {
         lites: &[String],
         max_per_client: u32,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         self.faults.check()?;
         self.inner
             .sync_lite_subscriptions(who, change, lites, max_per_client, now_ms)

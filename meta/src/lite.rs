@@ -19,6 +19,14 @@ pub fn queue_topic(parent: &str, lite: &str) -> String {
     format!("{parent}{SEPARATOR}{lite}")
 }
 
+/// The first offset of a lite topic created at `now_ms`: its creation time in microseconds.
+/// A lite topic deleted by expiry and created again by a later send so never reuses the
+/// offsets of its earlier life (which readers may still have cached locations for), unless
+/// that life averaged over 1,000 messages per millisecond.
+pub fn first_offset(now_ms: i64) -> i64 {
+    now_ms.max(0).saturating_mul(1000)
+}
+
 /// `(parent, lite topic)` of a stored lite topic name; `None` for any other topic.
 pub fn split(topic: &str) -> Option<(&str, &str)> {
     topic.split_once(SEPARATOR)

@@ -236,7 +236,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 10: lite topics — a LITE parent counts its lite topics (each stored as a one-queue topic
     //     `parent+lite`, see lite.rs, created at `created_ms`) and expires those idle for its
-    //     `lite_ttl_ms` (0: never); clients' lite subscriptions, per group and parent.
+    //     `lite_ttl_ms` (0: never); clients' lite subscriptions, per group and parent, and
+    //     those expiry dropped (the client is told when it sends them again).
     r#"
     ALTER TABLE topics ADD COLUMN lite_count BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE topics ADD COLUMN lite_ttl_ms BIGINT NOT NULL DEFAULT 0;
@@ -252,5 +253,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lite_subscriptions_by_client ON lite_subscriptions (client_id);
     CREATE INDEX lite_subscriptions_by_topic ON lite_subscriptions (tenant, parent, lite);
+    CREATE TABLE lite_dropped (
+        tenant TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        lite TEXT NOT NULL,
+        dropped_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, grp, parent, client_id, lite)
+    );
     "#,
 ];

@@ -4,6 +4,7 @@ use strata_meta::accounts::Actions;
 use strata_meta::lite::{Change, Subscriber};
 use strata_meta::model::MessageType;
 use strata_proto::v2::offset_option::{OffsetType, Policy};
+use strata_proto::v2::telemetry_command::Command;
 use strata_proto::v2::{self, Code, LiteSubscriptionAction};
 use strata_query::{LiteStart, Position, Query};
 use strata_tenancy::Need;
@@ -120,8 +121,34 @@ impl Front {
             .sync_lite_subscriptions(&who, change_of(action), &names, start)
             .await
         {
-            Ok(()) => ok(),
+            Ok(dropped) => {
+                self.tell_unsubscribed(&who.client_id, dropped);
+                ok()
+            }
             Err(e) => from_query(&e),
+        }
+    }
+
+    /// Tells a client, over its Telemetry stream, to drop lite topics whose subscriptions the
+    /// server dropped (expired lite topics it still names in its complete set).
+    fn tell_unsubscribed(&self, client_id: &str, dropped: Vec<String>) {
+        let Some(stream) = self.sessions.telemetry_of(client_id).filter(|_| !dropped.is_empty()) else {
+            return;
+        };
+        for lite_topic in dropped {
+            tracing::info!(
+                client = client_id,
+                lite_topic,
+                "telling the client its lite subscription was dropped"
+            );
+            let command = v2::TelemetryCommand {
+                status: Some(ok()),
+                command: Some(Command::NotifyUnsubscribeLiteCommand(
+                    v2::NotifyUnsubscribeLiteCommand { lite_topic },
+                )),
+            };
+            // A full stream: the client hears of it at its next complete set.
+            let _ = stream.try_send(Ok(command));
         }
     }
 }

@@ -109,6 +109,11 @@ impl Sessions {
         })
     }
 
+    /// The Telemetry stream of a connected client.
+    pub fn telemetry_of(&self, client_id: &str) -> Option<TelemetrySender> {
+        self.with(|m| m.get(client_id).and_then(|s| s.telemetry.clone()))
+    }
+
     pub fn request_timeout(&self, client_id: Option<&str>) -> Duration {
         client_id
             .and_then(|id| self.with(|m| m.get(id).map(|s| s.request_timeout)))

@@ -1,6 +1,9 @@
 """Raw gRPC access to a broker through the Python client's generated stubs, for requests an
 official client would refuse to send itself."""
 
+import queue
+import threading
+
 import grpc
 from rocketmq.grpc_protocol import definition_pb2 as d
 from rocketmq.grpc_protocol import service_pb2 as s
@@ -16,6 +19,7 @@ class Raw:
         self.stub = service_pb2_grpc.MessagingServiceStub(self.channel)
 
     def close(self):
+        getattr(self, "_close_telemetry", lambda: None)()
         self.channel.close()
 
     def send(self, topic: str, body: bytes, message_id="01RAW", tag=None, message_type=d.NORMAL, **kw):
@@ -79,3 +83,27 @@ class Raw:
         req = s.SyncLiteSubscriptionRequest(action=action, topic=d.Resource(name=topic), group=d.Resource(name=group),
                                             lite_topic_set=list(names), offset_option=offset_option)
         return self.stub.SyncLiteSubscription(req, metadata=headers, timeout=10).status
+
+    def telemetry(self, settings):
+        """Opens a Telemetry stream that sends `settings` and stays open; returns the list
+        the server's commands are appended to (by a background thread)."""
+        requests = queue.Queue()
+        requests.put(s.TelemetryCommand(settings=settings))
+
+        def outgoing():
+            while (item := requests.get()) is not None:
+                yield item
+
+        commands = []
+        responses = self.stub.Telemetry(outgoing(), metadata=HEADERS)
+
+        def collect():
+            try:
+                for c in responses:
+                    commands.append(c)
+            except grpc.RpcError:
+                pass
+
+        threading.Thread(target=collect, daemon=True).start()
+        self._close_telemetry = lambda: requests.put(None)
+        return commands

@@ -215,10 +215,11 @@ def expiry_log_lines(b):
 def test_idle_lite_topics_expire_but_not_while_a_subscribed_group_has_not_read_them(expiry_broker):
     b = expiry_broker
     b.cli("topic", "create", PARENT, "--type", "lite", "--lite-ttl", "30m")
-    send_all(b, [("done", b"read"), ("pending", b"unread")])
+    raw = Raw(b.endpoint)
+    offset = lambda lite, body=b"x": raw.send(PARENT, body, message_type=d.LITE, lite_topic=lite).entries[0].offset
+    done, pending = offset("done", b"read"), offset("pending", b"unread")
     c = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=1)
     c.startup()
-    raw = Raw(b.endpoint)
     try:
         subscribe(c, "done")
         assert receive_until(c, 1) == {"done": [b"read"]}
@@ -228,11 +229,10 @@ def test_idle_lite_topics_expire_but_not_while_a_subscribed_group_has_not_read_t
         while expiry_log_lines(b) == 0:
             assert time.monotonic() < deadline, "no lite topic expired"
             time.sleep(0.2)
-        # "done" was deleted (a send creates it again, from offset 0); "pending" was kept for
-        # the group that has not read it.
-        offset = lambda lite: raw.send(PARENT, b"x", message_type=d.LITE, lite_topic=lite).entries[0].offset
-        assert offset("done") == 0
-        assert offset("pending") == 1
+        # "done" was deleted (a send creates it again, with offsets past its first life's);
+        # "pending" was kept for the group that has not read it.
+        assert offset("done") > done + 1
+        assert offset("pending") == pending + 1
         assert receive_until(c, 2) == {"pending": [b"unread", b"x"]}
     finally:
         raw.close()
@@ -244,8 +244,11 @@ def test_offset_options_move_the_groups_progress_on_the_lite_topic(broker):
     b.cli("topic", "create", PARENT, "--type", "lite")
     raw = Raw(b.endpoint)
     try:
+        base = None
         for i in range(5):
-            assert raw.send(PARENT, f"m{i}".encode(), message_type=d.LITE, lite_topic="history").status.code == d.OK
+            r = raw.send(PARENT, f"m{i}".encode(), message_type=d.LITE, lite_topic="history")
+            assert r.status.code == d.OK
+            base = r.entries[0].offset if base is None else base
 
         def take(option):
             status = raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["history"], offset_option=option)
@@ -257,9 +260,50 @@ def test_offset_options_move_the_groups_progress_on_the_lite_topic(broker):
 
         assert take(d.OffsetOption(tail_n=2)) == [b"m3", b"m4"], "the last two"
         assert take(d.OffsetOption(policy=d.OffsetOption.MIN)) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
-        assert take(d.OffsetOption(offset=4)) == [b"m4"]
+        assert take(d.OffsetOption(offset=base + 4)) == [b"m4"]
         assert take(d.OffsetOption(policy=d.OffsetOption.LAST)) == [], "LAST keeps the progress"
         raw.send(PARENT, b"m5", message_type=d.LITE, lite_topic="history")
         assert take(d.OffsetOption(policy=d.OffsetOption.MAX)) == [], "MAX skips what is there"
+    finally:
+        raw.close()
+
+
+def test_a_client_naming_an_expired_lite_topic_is_told_to_unsubscribe(expiry_broker):
+    b = expiry_broker
+    b.cli("topic", "create", PARENT, "--type", "lite", "--lite-ttl", "30m")
+    raw = Raw(b.endpoint)
+    try:
+        settings = d.Settings(client_type=d.LITE_PUSH_CONSUMER, subscription=d.Subscription(
+            group=d.Resource(name=GROUP), subscriptions=[d.SubscriptionEntry(topic=d.Resource(name=PARENT))]))
+        commands = raw.telemetry(settings)
+        deadline = time.monotonic() + 10
+        while not commands:
+            assert time.monotonic() < deadline, "no settings reply"
+            time.sleep(0.05)
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["old", "live"]).code == d.OK
+        raw.send(PARENT, b"read", message_type=d.LITE, lite_topic="old")
+        got = [r.message for r in raw.receive(PARENT, GROUP, poll_s=1) if r.HasField("message")]
+        assert [m.body for m in got] == [b"read"]
+        raw.ack(PARENT, GROUP, got[0].system_properties.receipt_handle)
+        b.cli("advance-clock", "31m")
+        deadline = time.monotonic() + 30
+        while expiry_log_lines(b) == 0:
+            assert time.monotonic() < deadline, "no lite topic expired"
+            time.sleep(0.2)
+        # The client's periodic complete set still names "old": it is told, not resubscribed.
+        assert raw.sync_lite(PARENT, GROUP, d.COMPLETE_ADD, ["old", "live"]).code == d.OK
+        deadline = time.monotonic() + 10
+        while not any(c.HasField("notify_unsubscribe_lite_command") for c in commands):
+            assert time.monotonic() < deadline, commands
+            time.sleep(0.05)
+        told = [c.notify_unsubscribe_lite_command.lite_topic for c in commands
+                if c.HasField("notify_unsubscribe_lite_command")]
+        assert told == ["old"]
+        raw.send(PARENT, b"after", message_type=d.LITE, lite_topic="old")
+        assert [r for r in raw.receive(PARENT, GROUP, poll_s=1) if r.HasField("message")] == [], "not resubscribed"
+        # Subscribing again on purpose works.
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["old"]).code == d.OK
+        got = [r.message.body for r in raw.receive(PARENT, GROUP, poll_s=1) if r.HasField("message")]
+        assert got == [b"after"]
     finally:
         raw.close()

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::lite::{Change, Ready, Subscriber, queue_topic};
+use crate::lite::{Change, Ready, Subscriber, first_offset, queue_topic};
 
 /// Every lite check, on a coordinator that [`register_writer`] ran on.
 pub async fn run(c: &dyn Coordinator) {
@@ -41,7 +41,12 @@ pub async fn lite_topics_are_created_once_within_the_parents_quota(c: &dyn Coord
     c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3, T0)
         .await
         .unwrap();
-    assert_eq!(c.queue_end(&queue(t, &queue_topic("chat", "s1"), 0)).await.unwrap(), 0);
+    let s1 = queue(t, &queue_topic("chat", "s1"), 0);
+    assert_eq!(
+        c.queue_end(&s1).await.unwrap(),
+        first_offset(T0),
+        "offsets start at the creation time in µs"
+    );
     // s3 fits, s4 not: the call creates nothing.
     assert!(matches!(
         c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), 3, T0).await,
@@ -124,8 +129,8 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
     ready.sort_by(|a, b| a.name.cmp(&b.name));
     let fresh = |name: &str| Ready {
         name: name.into(),
-        cursor: 0,
-        end: 2,
+        cursor: first_offset(T0),
+        end: first_offset(T0) + 2,
         expired: false,
     };
     assert_eq!((ready, next), (vec![fresh("busy"), fresh("idle")], None));
@@ -158,8 +163,8 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
     ready.sort_by(|a, b| a.name.cmp(&b.name));
     let again = Ready {
         name: "busy".into(),
-        cursor: 2,
-        end: 2,
+        cursor: first_offset(T0) + 2,
+        end: first_offset(T0) + 2,
         expired: true,
     };
     assert_eq!(ready, [again, fresh("idle")], "expired: ready again");
@@ -232,6 +237,25 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
         "the expired one's subscription went"
     );
     assert!(c.queue_end(&queue(t, &queue_topic("keep", "forever"), 0)).await.is_ok());
+    // The client's next complete set still names it: not subscribed again, and reported.
+    let both = names(&["read", "unread"]);
+    let later = T0 + 2 * ttl + 60_000;
+    let dropped = c
+        .sync_lite_subscriptions(&who, Change::Replace, &both, 10, later)
+        .await
+        .unwrap();
+    assert_eq!(dropped, ["read"]);
+    assert_eq!(c.lite_subscriptions(&who).await.unwrap(), ["unread"]);
+    // Asked for explicitly, it is a subscription again.
+    let dropped = c
+        .sync_lite_subscriptions(&who, Change::Add, &names(&["read"]), 10, later)
+        .await
+        .unwrap();
+    assert!(dropped.is_empty());
+    assert_eq!(c.lite_subscriptions(&who).await.unwrap(), both);
+    c.sync_lite_subscriptions(&who, Change::Remove, &names(&["read"]), 10, later)
+        .await
+        .unwrap();
     // Past the parent's retention as well, the unread one goes too.
     let late = T0 + DEFAULT_RETENTION_MS + 10;
     assert_eq!(c.expire_lite_topics(late, 10).await.unwrap(), [stored("unread")]);
@@ -246,8 +270,11 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
         )
         .await
         .unwrap();
-    assert_eq!(offsets, [Some(0)], "it starts again from offset 0");
-    assert_eq!(c.queue_end(&q("read")).await.unwrap(), 3);
+    // Its new offsets start past any of its first life (readers may cache those locations).
+    let base = first_offset(T0 + 5);
+    assert!(base > first_offset(T0) + 2);
+    assert_eq!(offsets, [Some(base)]);
+    assert_eq!(c.queue_end(&q("read")).await.unwrap(), base + 3);
     assert!(matches!(
         c.create_lite_topics(t, "chat", &names(&["z"]), 3, late).await,
         Err(Error::LiteTopicQuota { .. })

@@ -23,13 +23,16 @@ pub trait LiteTopics: Send + Sync {
 
     /// Deletes up to `limit` lite topics of LITE parents with a TTL that had no new message
     /// for that TTL — with their messages' index rows, cursors, in-flight messages and
-    /// subscriptions — but not one a subscribed group has not consumed yet, unless its last
+    /// subscriptions (remembered as dropped for an hour) — but not one a subscribed group has not consumed yet, unless its last
     /// message is older than the parent's retention too. Returns the deleted ones as
     /// `(tenant, stored name)`. A send to a deleted lite topic creates it again.
     async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>>;
 
     /// Changes a client's lite subscriptions; `LiteSubscriptionQuota` (and nothing changed)
-    /// if the client would hold more than `max_per_client`. Idempotent.
+    /// if the client would hold more than `max_per_client`. Idempotent. Returns the names a
+    /// complete set (`Replace`) named whose subscription expiry dropped while their lite topic
+    /// is gone: they are not subscribed again (the client is to be told); an `Add` of such a
+    /// name subscribes it again.
     async fn sync_lite_subscriptions(
         &self,
         who: &Subscriber,
@@ -37,7 +40,7 @@ pub trait LiteTopics: Send + Sync {
         lites: &[String],
         max_per_client: u32,
         now_ms: i64,
-    ) -> Result<()>;
+    ) -> Result<Vec<String>>;
 
     /// The lite topics a client subscribes to, by name.
     async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>>;

@@ -1,12 +1,15 @@
 //! SQL of `LiteTopics`: lite topics' queues, counted on their parent, and subscriptions.
 
 use super::*;
-use crate::lite::{Change, Ready, SEPARATOR, Subscriber, queue_topic, split};
+use crate::lite::{Change, Ready, SEPARATOR, Subscriber, first_offset, queue_topic, split};
 
 /// COMPLETE_ADD keeps subscriptions younger than this even when its set lacks them: the
 /// Node client sends its periodic complete set without waiting, so a snapshot taken before
 /// a PARTIAL_ADD may arrive after it.
 const REPLACE_GRACE_MS: i64 = 10_000;
+
+/// How long a subscription dropped by expiry is remembered.
+const DROPPED_KEPT_MS: i64 = 3_600_000;
 
 /// The stored name of a subscription's lite topic, in SQL (`s` is the subscriptions row).
 fn lite_queue_sql() -> String {
@@ -30,12 +33,13 @@ impl LiteTopics for SqlCoordinator {
                 for lite in &lites {
                     let created = sqlx::query(
                         "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
-                         VALUES ($1, $2, 0, 0, 0, $3)
+                         VALUES ($1, $2, 0, $4, $4, $3)
                          ON CONFLICT (tenant, topic, queue_id) DO NOTHING",
                     )
                     .bind(&tenant)
                     .bind(queue_topic(&parent, lite))
                     .bind(now_ms)
+                    .bind(first_offset(now_ms))
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
@@ -73,7 +77,7 @@ impl LiteTopics for SqlCoordinator {
         lites: &[String],
         max_per_client: u32,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let (who, lites) = (who.clone(), lites.to_vec());
         self.write(Box::new(move |tx| {
             Box::pin(async move {
@@ -103,9 +107,19 @@ impl LiteTopics for SqlCoordinator {
                     }
                     Change::Add | Change::Remove => {}
                 }
+                let mut dropped = Vec::new();
                 for lite in &lites {
                     match change {
+                        Change::Replace if was_dropped(tx, &who, lite).await? => dropped.push(lite.clone()),
                         Change::Add | Change::Replace => {
+                            // Asked for again: no longer a dropped subscription.
+                            bind(
+                                "DELETE FROM lite_dropped
+                                 WHERE tenant = $1 AND grp = $2 AND parent = $3 AND client_id = $4 AND lite = $5",
+                            )
+                            .bind(lite)
+                            .execute(&mut **tx)
+                            .await?;
                             bind(
                                 "INSERT INTO lite_subscriptions (tenant, grp, parent, client_id, lite, created_ms)
                                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -142,7 +156,7 @@ impl LiteTopics for SqlCoordinator {
                         });
                     }
                 }
-                Ok(((), Announce::default()))
+                Ok((dropped, Announce::default()))
             })
         }))
         .await
@@ -230,6 +244,12 @@ impl LiteTopics for SqlCoordinator {
         .bind(MessageType::Lite as i64)
         .fetch_all(&self.reader)
         .await?;
+        // Dropped subscriptions are remembered for an hour: clients resend their sets every
+        // 30 s, so each hears of a drop many times over by then.
+        sqlx::query("DELETE FROM lite_dropped WHERE dropped_ms < $1")
+            .bind(now_ms - DROPPED_KEPT_MS)
+            .execute(&self.writer)
+            .await?;
         let mut expired = Vec::new();
         for p in parents {
             let (tenant, parent): (String, String) = (p.try_get("tenant")?, p.try_get("name")?);
@@ -245,7 +265,7 @@ impl LiteTopics for SqlCoordinator {
                 if newest >= hard_since && unconsumed_by_a_subscriber(&self.reader, &tenant, &parent, lite).await? {
                     continue;
                 }
-                if delete_lite_topic(&self.writer, &tenant, &parent, lite, next).await? {
+                if delete_lite_topic(&self.writer, &tenant, &parent, lite, next, now_ms).await? {
                     expired.push((tenant.clone(), topic));
                 }
             }
@@ -317,7 +337,14 @@ async fn unconsumed_by_a_subscriber(pool: &AnyPool, tenant: &str, parent: &str, 
 
 /// Deletes a lite topic if its queue still ends at `next` (no send since it was found idle):
 /// its queue, index rows, progress and subscriptions, and uncounts it on the parent.
-async fn delete_lite_topic(pool: &AnyPool, tenant: &str, parent: &str, lite: &str, next: i64) -> Result<bool> {
+async fn delete_lite_topic(
+    pool: &AnyPool,
+    tenant: &str,
+    parent: &str,
+    lite: &str,
+    next: i64,
+    now_ms: i64,
+) -> Result<bool> {
     let topic = queue_topic(parent, lite);
     let mut tx = pool.begin().await?;
     let gone = sqlx::query("DELETE FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = 0 AND next_offset = $3")
@@ -339,6 +366,18 @@ async fn delete_lite_topic(pool: &AnyPool, tenant: &str, parent: &str, lite: &st
         .execute(&mut *tx)
         .await?;
     }
+    sqlx::query(
+        "INSERT INTO lite_dropped (tenant, grp, parent, client_id, lite, dropped_ms)
+         SELECT tenant, grp, parent, client_id, lite, $4 FROM lite_subscriptions
+         WHERE tenant = $1 AND parent = $2 AND lite = $3
+         ON CONFLICT (tenant, grp, parent, client_id, lite) DO UPDATE SET dropped_ms = excluded.dropped_ms",
+    )
+    .bind(tenant)
+    .bind(parent)
+    .bind(lite)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM lite_subscriptions WHERE tenant = $1 AND parent = $2 AND lite = $3")
         .bind(tenant)
         .bind(parent)
@@ -352,4 +391,22 @@ async fn delete_lite_topic(pool: &AnyPool, tenant: &str, parent: &str, lite: &st
         .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Whether expiry dropped the client's subscription to `lite` and the lite topic is still gone.
+async fn was_dropped(tx: &mut Tx, who: &Subscriber, lite: &str) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS dropped FROM lite_dropped d
+         WHERE d.tenant = $1 AND d.grp = $2 AND d.parent = $3 AND d.client_id = $4 AND d.lite = $5
+           AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.tenant = d.tenant AND q.topic = $6 AND q.queue_id = 0)",
+    )
+    .bind(&who.tenant)
+    .bind(&who.group)
+    .bind(&who.parent)
+    .bind(&who.client_id)
+    .bind(lite)
+    .bind(queue_topic(&who.parent, lite))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
 }

@@ -386,10 +386,7 @@ async fn append(
     let base = match base {
         Some(base) => base,
         // A lite topic expired since the ingest node last saw it: it starts again.
-        None if crate::lite::split(&q.topic).is_some() => {
-            revive_lite_queue(tx, q, count, max_ts).await?;
-            0
-        }
+        None if crate::lite::split(&q.topic).is_some() => revive_lite_queue(tx, q, count, max_ts).await?,
         None => return Err(queue_not_found(q)),
     };
     sqlx::query(
@@ -521,14 +518,18 @@ fn queue_not_found(q: &QueueRef) -> Error {
 
 /// Creates a lite topic's queue again, holding the `count` records being appended (counted on
 /// its parent without its quota: the ingest node checked it when the lite topic was new).
-async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -> Result<()> {
+/// Returns their first offset.
+async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -> Result<i64> {
+    let base = crate::lite::first_offset(now_ms);
     sqlx::query(
-        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+        "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&q.tenant)
     .bind(&q.topic)
     .bind(q.queue)
-    .bind(i64::from(count))
+    .bind(base + i64::from(count))
+    .bind(base)
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
@@ -537,7 +538,7 @@ async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -
         .bind(crate::lite::parent_of(&q.topic))
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(base)
 }
 
 /// The cursor of a group on a queue (stored, or the queue's first retained offset) and the

@@ -138,20 +138,21 @@ impl Query {
 
     /// SyncLiteSubscription: changes the client's lite subscriptions (idempotent), moves
     /// the group's progress on the named lite topics to `start` if given (those that exist),
-    /// and wakes the client's long poll, which looks again with the new set.
+    /// and wakes the client's long poll, which looks again with the new set. Returns the
+    /// names of a complete set whose subscriptions expiry dropped (not subscribed again).
     pub async fn sync_lite_subscriptions(
         &self,
         who: &Subscriber,
         change: Change,
         names: &[String],
         start: Option<LiteStart>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         for name in names {
             lite::validate_name(name).map_err(|e| Error::IllegalLiteTopic(e.to_string()))?;
         }
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
-        coordinator
+        let dropped = coordinator
             .sync_lite_subscriptions(who, change, names, self.config.lite_subscription_quota, now)
             .await?;
         if let Some(start) = start.filter(|_| matches!(change, Change::Add | Change::Replace)) {
@@ -180,7 +181,7 @@ impl Query {
         }
         self.lite_subscribed.invalidate(who).await;
         self.wakeups.wake_lite_client(who);
-        Ok(())
+        Ok(dropped)
     }
 
     async fn lite_exists(&self, queue: &QueueRef) -> Result<bool> {
