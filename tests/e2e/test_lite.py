@@ -307,3 +307,29 @@ def test_a_client_naming_an_expired_lite_topic_is_told_to_unsubscribe(expiry_bro
         assert got == [b"after"]
     finally:
         raw.close()
+
+
+def test_a_session_that_ends_leaves_no_subscriptions_behind(broker):
+    b = broker
+    b.cli("topic", "create", PARENT, "--type", "lite")
+    first = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=1)
+    first.startup()
+    subscribe(first, "s1")
+    first.shutdown()  # NotifyClientTermination: its subscriptions go with the session
+    logs = lambda: "".join(p.read_text(errors="replace") for p in b.log_dir.glob("strata-*.log"))
+    deadline = time.monotonic() + 10
+    while "lite subscriptions of an ended session dropped" not in logs():
+        assert time.monotonic() < deadline, "the ended session's subscriptions were not dropped"
+        time.sleep(0.1)
+    # A new client of the group gets only what it subscribes to; the group's progress stays.
+    second = LiteSimpleConsumer(PARENT, config(b.endpoint), GROUP, await_duration=1)
+    second.startup()
+    try:
+        subscribe(second, "s2")
+        send_all(b, [("s1", b"one"), ("s2", b"two")])
+        assert receive_until(second, 1) == {"s2": [b"two"]}
+        assert second.receive(32, 10) == []
+        subscribe(second, "s1")
+        assert receive_until(second, 1) == {"s1": [b"one"]}
+    finally:
+        second.shutdown()
