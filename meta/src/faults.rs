@@ -336,6 +336,10 @@ impl Consumption for FaultyCoordinator {
         self.faults.check()?;
         self.inner.next_visible_at(sub).await
     }
+    async fn pop_claims(&self, claims: &[PopClaim]) -> Result<Vec<Claimed>> {
+        self.faults.check()?;
+        self.inner.pop_claims(claims).await
+    }
     async fn reset_cursor(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
         self.faults.check()?;
         self.inner.reset_cursor(sub, queue, offset).await

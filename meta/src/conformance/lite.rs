@@ -10,6 +10,7 @@ pub async fn run(c: &dyn Coordinator) {
     subscriptions_change_by_action_within_the_quota(c).await;
     a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c).await;
     idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_them(c).await;
+    the_runs_of_several_lite_topics_are_claimed_at_once(c).await;
 }
 
 fn lite_parent(t: &str, name: &str) -> TopicSpec {
@@ -279,4 +280,46 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
         c.create_lite_topics(t, "chat", &names(&["z"]), 3, late).await,
         Err(Error::LiteTopicQuota { .. })
     ));
+}
+
+pub async fn the_runs_of_several_lite_topics_are_claimed_at_once(c: &dyn Coordinator) {
+    let t = "conf-lite-claims";
+    c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
+    c.create_lite_topics(t, "chat", &names(&["a", "b"]), 10, T0)
+        .await
+        .unwrap();
+    let e = epoch(c).await;
+    let q = |l: &str| queue(t, &queue_topic("chat", l), 0);
+    c.commit_flush(
+        &flush(e, &format!("wal/03/{t}.wal"), vec![batch(q("a"), 2), batch(q("b"), 3)]),
+        T0,
+    )
+    .await
+    .unwrap();
+    let claims: Vec<PopClaim> = ["b", "a"]
+        .iter()
+        .map(|l| {
+            let s = sub(t, "g", &queue_topic("chat", l));
+            let state = QueuePopState {
+                queue: 0,
+                cursor: first_offset(T0),
+                end: first_offset(T0) + 5,
+                expired: vec![],
+                ready: vec![],
+                busy: vec![],
+                waiting: 0,
+            };
+            let mut claim = claim_new(&s, &state, 2, T0, T0 + 100);
+            claim.queues[0].in_order = true;
+            claim
+        })
+        .collect();
+    let got = c.pop_claims(&claims).await.unwrap();
+    let delivered: Vec<usize> = got.iter().map(|g| g.delivered.len()).collect();
+    assert_eq!(delivered, [2, 2], "one result per claim, in order");
+    let again = c.pop_claims(&claims).await.unwrap();
+    assert!(again.iter().all(|g| g.delivered.is_empty() && g.conflicts == [0]));
+    let mut dead = claims[0].clone();
+    dead.queues[0].dead_letter = vec![(first_offset(T0), 1)];
+    assert!(matches!(c.pop_claims(&[dead]).await, Err(Error::Invalid { .. })));
 }

@@ -35,6 +35,11 @@ pub trait Consumption: Send + Sync {
     /// message group never has two messages in flight. Returns what was claimed.
     async fn pop_claim(&self, claim: &PopClaim) -> Result<Claimed>;
 
+    /// Applies several pop claims (of different queues, none moving dead letters) in one
+    /// transaction, in a fixed lock order: a lite consumer's receive claims the runs of all
+    /// its ready lite topics at once. One result per claim, in order.
+    async fn pop_claims(&self, claims: &[PopClaim]) -> Result<Vec<Claimed>>;
+
     /// Moves a delivered message to `dead_letter_topic` (queue 0) by its receipt, as a
     /// client does after its own last attempt. Zero copy.
     async fn dead_letter(

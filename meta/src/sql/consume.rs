@@ -174,6 +174,39 @@ impl Consumption for SqlCoordinator {
         .await
     }
 
+    #[instrument(skip_all, fields(claims = claims.len()), err)]
+    async fn pop_claims(&self, claims: &[PopClaim]) -> Result<Vec<Claimed>> {
+        if claims
+            .iter()
+            .any(|c| c.queues.iter().any(|q| !q.dead_letter.is_empty()))
+        {
+            return Err(Error::invalid(
+                "pop claims",
+                "dead letters are claimed one claim at a time",
+            ));
+        }
+        let claims = claims.to_vec();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                // Rows are locked in one global order, as commit_flush does: by queue.
+                let mut order: Vec<usize> = (0..claims.len()).collect();
+                order.sort_by(|&a, &b| {
+                    let (a, b) = (&claims[a].subscription, &claims[b].subscription);
+                    (&a.tenant, &a.topic).cmp(&(&b.tenant, &b.topic))
+                });
+                let mut results = vec![Claimed::default(); claims.len()];
+                let mut announce = Announce::default();
+                for i in order {
+                    let (claimed, a) = pop_claim_in(tx, &claims[i]).await?;
+                    results[i] = claimed;
+                    announce.appended.extend(a.appended);
+                }
+                Ok((results, announce))
+            })
+        }))
+        .await
+    }
+
     async fn dead_letter(&self, r: &Receipt, dead_letter_topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
         let (r, dlq) = (r.clone(), dead_letter_topic.to_string());
         self.write(Box::new(move |tx| {
