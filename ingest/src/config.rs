@@ -53,6 +53,11 @@ pub struct IngestConfig {
     /// few coordinator rows (its queue, its batches until retention, a cursor per group),
     /// nothing in memory.
     pub max_lite_topics_per_parent: i64,
+    /// Most lite topics under all of one tenant's LITE parents together (default
+    /// 10,000,000); beyond it a send that would create one is refused with
+    /// `LITE_TOPIC_QUOTA_EXCEEDED`. Checked when a lite topic is created (a sum over the
+    /// tenant's topics), not per message.
+    pub max_lite_topics_per_tenant: i64,
 }
 
 impl Default for IngestConfig {
@@ -69,6 +74,7 @@ impl Default for IngestConfig {
             transaction_check_after: Duration::from_secs(6),
             transaction_check_interval: Duration::from_secs(10),
             max_lite_topics_per_parent: 5_000_000,
+            max_lite_topics_per_tenant: 10_000_000,
         }
     }
 }

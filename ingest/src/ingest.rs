@@ -173,7 +173,10 @@ impl Ingest {
                     tenant,
                     parent,
                     &lites,
-                    self.config.max_lite_topics_per_parent,
+                    lite::TopicQuota {
+                        per_parent: self.config.max_lite_topics_per_parent,
+                        per_tenant: self.config.max_lite_topics_per_tenant,
+                    },
                     self.catalog.clock().now_ms(),
                 )
                 .await?;

@@ -30,11 +30,13 @@ pub enum Error {
     #[error("object {object} was collected as an orphan before its commit arrived; nothing was stored")]
     ObjectCollected { object: String },
 
-    #[error("topic {tenant}/{parent} holds its maximum of {max} lite topics")]
-    LiteTopicQuota { tenant: String, parent: String, max: i64 },
+    /// `holder`: "topic TENANT/PARENT" or "tenant TENANT".
+    #[error("{holder} holds its maximum of {max} lite topics")]
+    LiteTopicQuota { holder: String, max: i64 },
 
-    #[error("client {client} would subscribe to more than its {max} lite topics")]
-    LiteSubscriptionQuota { client: String, max: u32 },
+    /// `holder`: "client ID" or "consumer group GROUP".
+    #[error("{holder} would subscribe to more than its {max} lite topics")]
+    LiteSubscriptionQuota { holder: String, max: u32 },
 
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },

@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
-use crate::lite::{Change, Ready, Subscriber};
+use crate::lite::{Change, Ready, Subscriber, SubscriptionQuota, TopicQuota};
 use crate::model::*;
 use crate::prelude::*;
 
@@ -152,12 +152,12 @@ impl LiteTopics for FaultyCoordinator {
         tenant: &str,
         parent: &str,
         lites: &[String],
-        max_per_parent: i64,
+        quota: TopicQuota,
         now_ms: i64,
     ) -> Result<()> {
         self.faults.check()?;
         self.inner
-            .create_lite_topics(tenant, parent, lites, max_per_parent, now_ms)
+            .create_lite_topics(tenant, parent, lites, quota, now_ms)
             .await
     }
     async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>> {
@@ -169,12 +169,12 @@ impl LiteTopics for FaultyCoordinator {
         who: &Subscriber,
         change: Change,
         lites: &[String],
-        max_per_client: u32,
+        quota: SubscriptionQuota,
         now_ms: i64,
     ) -> Result<Vec<String>> {
         self.faults.check()?;
         self.inner
-            .sync_lite_subscriptions(who, change, lites, max_per_client, now_ms)
+            .sync_lite_subscriptions(who, change, lites, quota, now_ms)
             .await
     }
     async fn lite_subscriptions(&self, who: &Subscriber) -> Result<Vec<String>> {

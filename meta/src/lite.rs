@@ -77,6 +77,41 @@ pub struct Ready {
     pub expired: bool,
 }
 
+/// Most lite topics there may be: under one parent, and under all of a tenant's parents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicQuota {
+    pub per_parent: i64,
+    pub per_tenant: i64,
+}
+
+impl TopicQuota {
+    /// A limit per parent only.
+    pub const fn per_parent(n: i64) -> Self {
+        Self {
+            per_parent: n,
+            per_tenant: i64::MAX,
+        }
+    }
+}
+
+/// Most lite subscriptions there may be under a parent: of one client, and of all the
+/// clients of its consumer group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriptionQuota {
+    pub per_client: u32,
+    pub per_group: u32,
+}
+
+impl SubscriptionQuota {
+    /// A limit per client only.
+    pub const fn per_client(n: u32) -> Self {
+        Self {
+            per_client: n,
+            per_group: u32::MAX,
+        }
+    }
+}
+
 /// How SyncLiteSubscription changes a client's set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {

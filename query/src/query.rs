@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use strata_meta::model::{
-    AckOutcome, CommitEvent, MessageType, PopClaim, QueueClaim, QueuePopState, QueueRef, Receipt, StartFrom,
+    AckOutcome, Claimed, CommitEvent, MessageType, PopClaim, QueueClaim, QueuePopState, QueueRef, Receipt, StartFrom,
     Subscription, Taken, Topic, broadcast_progress,
 };
 use strata_meta::quarantine::Unreadable;
@@ -130,6 +130,17 @@ struct Popped {
     raced: bool,
     /// A batch that could not be read (not yet quarantined).
     unreadable: Option<Error>,
+}
+
+/// A pop planned from the queues' states: what to claim (nothing when there is nothing to
+/// take) and the records read for it.
+struct Plan {
+    sub: Subscription,
+    mode: Mode,
+    invisible: Duration,
+    claim: Option<PopClaim>,
+    records: HashMap<(i32, i64), WalRecord>,
+    unread: Unread,
 }
 
 /// Reads of one pop that failed.
@@ -320,7 +331,24 @@ impl Query {
         invisible: Duration,
         states: Vec<QueuePopState>,
     ) -> Result<Popped> {
-        let coordinator = self.catalog.coordinator();
+        let mut plan = self.plan(sub, mode, filter, batch, invisible, states).await?;
+        let Some(claim) = plan.claim.take() else {
+            return Ok(plan.unread.popped(Vec::new(), false));
+        };
+        let claimed = self.catalog.coordinator().pop_claim(&claim).await?;
+        Ok(self.deliver(plan, claimed))
+    }
+
+    /// What a pop would claim from the queues' states, with the records read for it.
+    async fn plan(
+        &self,
+        sub: &Subscription,
+        mode: Mode,
+        filter: &Filter,
+        batch: usize,
+        invisible: Duration,
+        states: Vec<QueuePopState>,
+    ) -> Result<Plan> {
         let now = self.catalog.clock().now_ms();
         let mut want = batch;
         let mut claims = Vec::new();
@@ -419,24 +447,42 @@ impl Query {
                 claims.push(claim);
             }
         }
+        let mut plan = Plan {
+            sub: sub.clone(),
+            mode,
+            invisible,
+            claim: None,
+            records,
+            unread: unreadable,
+        };
         if claims.is_empty() {
-            return Ok(unreadable.popped(Vec::new(), false));
+            return Ok(plan);
         }
         let dead_letter_topic = if dead_letters && mode.dead_letter {
             Some(self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?.name)
         } else {
             None
         };
-        let invisible_until_ms = now + invisible.as_millis() as i64;
-        let claimed = coordinator
-            .pop_claim(&PopClaim {
-                subscription: sub.clone(),
-                now_ms: now,
-                invisible_until_ms,
-                dead_letter_topic,
-                queues: claims,
-            })
-            .await?;
+        plan.claim = Some(PopClaim {
+            subscription: sub.clone(),
+            now_ms: now,
+            invisible_until_ms: now + invisible.as_millis() as i64,
+            dead_letter_topic,
+            queues: claims,
+        });
+        Ok(plan)
+    }
+
+    /// Hands out what the coordinator granted of a plan, each with its receipt handle.
+    fn deliver(&self, plan: Plan, claimed: Claimed) -> Popped {
+        let Plan {
+            sub,
+            mode,
+            invisible,
+            mut records,
+            unread,
+            ..
+        } = plan;
         if !claimed.dead_lettered.is_empty() {
             tracing::info!(
                 tenant = %sub.tenant, group = %sub.group, topic = %sub.topic, messages = claimed.dead_lettered.len(),
@@ -466,7 +512,7 @@ impl Query {
                 })
             })
             .collect();
-        Ok(unreadable.popped(delivered, !claimed.conflicts.is_empty()))
+        unread.popped(delivered, !claimed.conflicts.is_empty())
     }
 
     /// Reads `from..to` of `queue`; a batch that cannot be read is counted towards its

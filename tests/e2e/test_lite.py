@@ -151,7 +151,8 @@ def test_lite_subscription_errors_have_their_codes(broker):
 @pytest.fixture
 def small_quotas(tmp_path, request):
     from conftest import _broker
-    config = "[query]\nlite_subscription_quota = 3\n[ingest]\nmax_lite_topics_per_parent = 2\n"
+    config = ("[query]\nlite_subscription_quota = 3\nlite_group_subscription_quota = 5\n"
+              "[ingest]\nmax_lite_topics_per_parent = 2\nmax_lite_topics_per_tenant = 3\n")
     b = _broker(tmp_path, "sqlite+local", config=config)
     yield b
     if b.alive():
@@ -168,9 +169,22 @@ def test_quotas_on_subscriptions_and_lite_topics(small_quotas):
         assert status.code == d.LITE_SUBSCRIPTION_QUOTA_EXCEEDED, status
         assert raw.sync_lite(PARENT, GROUP, d.COMPLETE_ADD, ["s5", "s6", "s7", "s8"]).code == \
             d.LITE_SUBSCRIPTION_QUOTA_EXCEEDED
+        # Another client of the group: 2 more fit the group's 5, a third does not (its own 3 would).
+        other = [("x-mq-client-id", "raw-test@2@0@x")] + [h for h in HEADERS if h[0] != "x-mq-client-id"]
+        assert raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["t1", "t2"], headers=other).code == d.OK
+        status = raw.sync_lite(PARENT, GROUP, d.PARTIAL_ADD, ["t3"], headers=other)
+        assert status.code == d.LITE_SUBSCRIPTION_QUOTA_EXCEEDED and "consumer group" in status.message, status
         for lite in ["s1", "s2", "s1"]:
             assert raw.send(PARENT, b"x", message_type=d.LITE, lite_topic=lite).status.code == d.OK
         assert raw.send(PARENT, b"x", message_type=d.LITE, lite_topic="s3").status.code == d.LITE_TOPIC_QUOTA_EXCEEDED
+        # Another parent of the tenant: 1 more fits the tenant's 3.
+        b.cli("topic", "create", "replies2", "--type", "lite")
+        assert raw.send("replies2", b"x", message_type=d.LITE, lite_topic="r1").status.code == d.OK
+        status = raw.send("replies2", b"x", message_type=d.LITE, lite_topic="r2").status
+        assert status.code == d.LITE_TOPIC_QUOTA_EXCEEDED and "tenant" in status.message, status
+        # Room in the group for the official client below.
+        for headers in (HEADERS, other):
+            assert raw.sync_lite(PARENT, GROUP, d.COMPLETE_REMOVE, [], headers=headers).code == d.OK
     finally:
         raw.close()
     # The Python client is told the quota and refuses a fourth subscription itself.

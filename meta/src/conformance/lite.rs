@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::lite::{Change, Ready, Subscriber, first_offset, queue_topic};
+use crate::lite::{Change, Ready, Subscriber, SubscriptionQuota, TopicQuota, first_offset, queue_topic};
 
 /// Every lite check, on a coordinator that [`register_writer`] ran on.
 pub async fn run(c: &dyn Coordinator) {
@@ -36,10 +36,10 @@ fn names(v: &[&str]) -> Vec<String> {
 pub async fn lite_topics_are_created_once_within_the_parents_quota(c: &dyn Coordinator) {
     let t = "conf-lite-create";
     c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3, T0)
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), TopicQuota::per_parent(3), T0)
         .await
         .unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), 3, T0)
+    c.create_lite_topics(t, "chat", &names(&["s1", "s2"]), TopicQuota::per_parent(3), T0)
         .await
         .unwrap();
     let s1 = queue(t, &queue_topic("chat", "s1"), 0);
@@ -50,53 +50,100 @@ pub async fn lite_topics_are_created_once_within_the_parents_quota(c: &dyn Coord
     );
     // s3 fits, s4 not: the call creates nothing.
     assert!(matches!(
-        c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), 3, T0).await,
+        c.create_lite_topics(t, "chat", &names(&["s3", "s4"]), TopicQuota::per_parent(3), T0)
+            .await,
         Err(Error::LiteTopicQuota { max: 3, .. })
     ));
     assert!(c.queue_end(&queue(t, &queue_topic("chat", "s3"), 0)).await.is_err());
-    c.create_lite_topics(t, "chat", &names(&["s3"]), 3, T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["s1", "s3"]), 3, T0)
+    c.create_lite_topics(t, "chat", &names(&["s3"]), TopicQuota::per_parent(3), T0)
         .await
         .unwrap();
+    c.create_lite_topics(t, "chat", &names(&["s1", "s3"]), TopicQuota::per_parent(3), T0)
+        .await
+        .unwrap();
+    // The tenant's parents together: "chat" holds 3, so "mail" gets 1 under a tenant quota of 4.
+    c.create_topic(&lite_parent(t, "mail"), T0).await.unwrap();
+    let tenant_quota = TopicQuota {
+        per_parent: 10,
+        per_tenant: 4,
+    };
+    assert!(matches!(
+        c.create_lite_topics(t, "mail", &names(&["m1", "m2"]), tenant_quota, T0).await,
+        Err(Error::LiteTopicQuota { max: 4, holder }) if holder.starts_with("tenant")
+    ));
+    c.create_lite_topics(t, "mail", &names(&["m1"]), tenant_quota, T0)
+        .await
+        .unwrap();
+    assert!(c.queue_end(&queue(t, &queue_topic("mail", "m2"), 0)).await.is_err());
 }
 
 pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator) {
     let t = "conf-lite-subs";
     let (one, two) = (subscriber(t, "c1"), subscriber(t, "c2"));
-    c.sync_lite_subscriptions(&one, Change::Add, &names(&["a", "b"]), 3, T0)
+    c.sync_lite_subscriptions(
+        &one,
+        Change::Add,
+        &names(&["a", "b"]),
+        SubscriptionQuota::per_client(3),
+        T0,
+    )
+    .await
+    .unwrap();
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["b"]), SubscriptionQuota::per_client(3), T0)
         .await
         .unwrap();
-    c.sync_lite_subscriptions(&one, Change::Add, &names(&["b"]), 3, T0)
-        .await
-        .unwrap();
-    c.sync_lite_subscriptions(&two, Change::Add, &names(&["a"]), 3, T0)
+    c.sync_lite_subscriptions(&two, Change::Add, &names(&["a"]), SubscriptionQuota::per_client(3), T0)
         .await
         .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["a", "b"]);
     assert!(matches!(
-        c.sync_lite_subscriptions(&one, Change::Add, &names(&["c", "d"]), 3, T0)
-            .await,
+        c.sync_lite_subscriptions(
+            &one,
+            Change::Add,
+            &names(&["c", "d"]),
+            SubscriptionQuota::per_client(3),
+            T0
+        )
+        .await,
         Err(Error::LiteSubscriptionQuota { max: 3, .. })
     ));
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["a", "b"], "nothing changed");
-    c.sync_lite_subscriptions(&one, Change::Remove, &names(&["a", "x"]), 3, T0)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &one,
+        Change::Remove,
+        &names(&["a", "x"]),
+        SubscriptionQuota::per_client(3),
+        T0,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["b"]);
     // A complete set keeps what was added just before it arrived (its snapshot may be older).
-    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c"]), 3, T0 + 1000)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &one,
+        Change::Replace,
+        &names(&["c"]),
+        SubscriptionQuota::per_client(3),
+        T0 + 1000,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["b", "c"]);
-    c.sync_lite_subscriptions(&one, Change::Replace, &names(&["c", "d"]), 3, T0 + 60_000)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &one,
+        Change::Replace,
+        &names(&["c", "d"]),
+        SubscriptionQuota::per_client(3),
+        T0 + 60_000,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.lite_subscriptions(&one).await.unwrap(), ["c", "d"]);
-    c.sync_lite_subscriptions(&one, Change::Clear, &[], 3, T0)
+    c.sync_lite_subscriptions(&one, Change::Clear, &[], SubscriptionQuota::per_client(3), T0)
         .await
         .unwrap();
     assert!(c.lite_subscriptions(&one).await.unwrap().is_empty());
-    c.sync_lite_subscriptions(&one, Change::Add, &names(&["e"]), 3, T0)
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["e"]), SubscriptionQuota::per_client(3), T0)
         .await
         .unwrap();
     assert_eq!(c.drop_lite_client("c1").await.unwrap(), 1);
@@ -106,14 +153,32 @@ pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator
         ["a"],
         "other clients keep theirs"
     );
+    // The group's clients together: "c2" holds 1, so "c1" gets 2 under a group quota of 3.
+    let group_quota = SubscriptionQuota {
+        per_client: 10,
+        per_group: 3,
+    };
+    c.sync_lite_subscriptions(&one, Change::Add, &names(&["x", "y"]), group_quota, T0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.sync_lite_subscriptions(&one, Change::Add, &names(&["z"]), group_quota, T0).await,
+        Err(Error::LiteSubscriptionQuota { max: 3, holder }) if holder.starts_with("consumer group")
+    ));
 }
 
 pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &dyn Coordinator) {
     let t = "conf-lite-ready";
     c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["busy", "idle", "empty"]), 100, T0)
-        .await
-        .unwrap();
+    c.create_lite_topics(
+        t,
+        "chat",
+        &names(&["busy", "idle", "empty"]),
+        TopicQuota::per_parent(100),
+        T0,
+    )
+    .await
+    .unwrap();
     let e = epoch(c).await;
     let batches = ["busy", "idle"]
         .iter()
@@ -123,9 +188,15 @@ pub async fn a_lite_topic_is_ready_when_it_has_a_message_and_none_in_flight(c: &
         .await
         .unwrap();
     let who = subscriber(t, "c1");
-    c.sync_lite_subscriptions(&who, Change::Add, &names(&["busy", "idle", "empty"]), 100, T0)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &who,
+        Change::Add,
+        &names(&["busy", "idle", "empty"]),
+        SubscriptionQuota::per_client(100),
+        T0,
+    )
+    .await
+    .unwrap();
     let (mut ready, next) = c.ready_lite_topics(&who, T0, 10).await.unwrap();
     ready.sort_by(|a, b| a.name.cmp(&b.name));
     let fresh = |name: &str| Ready {
@@ -190,12 +261,18 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
     c.create_topic(&parent, T0).await.unwrap();
     // "forever" lives under a parent without a TTL.
     c.create_topic(&lite_parent(t, "keep"), T0).await.unwrap();
-    c.create_lite_topics(t, "keep", &names(&["forever"]), 10, T0)
+    c.create_lite_topics(t, "keep", &names(&["forever"]), TopicQuota::per_parent(10), T0)
         .await
         .unwrap();
-    c.create_lite_topics(t, "chat", &names(&["read", "unread", "empty"]), 3, T0)
-        .await
-        .unwrap();
+    c.create_lite_topics(
+        t,
+        "chat",
+        &names(&["read", "unread", "empty"]),
+        TopicQuota::per_parent(3),
+        T0,
+    )
+    .await
+    .unwrap();
     let e = epoch(c).await;
     let q = |l: &str| queue(t, &queue_topic("chat", l), 0);
     c.commit_flush(
@@ -210,9 +287,15 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
     .unwrap();
     // Group g subscribes to both and consumes "read" only.
     let who = subscriber(t, "c1");
-    c.sync_lite_subscriptions(&who, Change::Add, &names(&["read", "unread"]), 10, T0)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &who,
+        Change::Add,
+        &names(&["read", "unread"]),
+        SubscriptionQuota::per_client(10),
+        T0,
+    )
+    .await
+    .unwrap();
     let s = sub(t, "g", &queue_topic("chat", "read"));
     let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let got = c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 100)).await.unwrap();
@@ -242,26 +325,38 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
     let both = names(&["read", "unread"]);
     let later = T0 + 2 * ttl + 60_000;
     let dropped = c
-        .sync_lite_subscriptions(&who, Change::Replace, &both, 10, later)
+        .sync_lite_subscriptions(&who, Change::Replace, &both, SubscriptionQuota::per_client(10), later)
         .await
         .unwrap();
     assert_eq!(dropped, ["read"]);
     assert_eq!(c.lite_subscriptions(&who).await.unwrap(), ["unread"]);
     // Asked for explicitly, it is a subscription again.
     let dropped = c
-        .sync_lite_subscriptions(&who, Change::Add, &names(&["read"]), 10, later)
+        .sync_lite_subscriptions(
+            &who,
+            Change::Add,
+            &names(&["read"]),
+            SubscriptionQuota::per_client(10),
+            later,
+        )
         .await
         .unwrap();
     assert!(dropped.is_empty());
     assert_eq!(c.lite_subscriptions(&who).await.unwrap(), both);
-    c.sync_lite_subscriptions(&who, Change::Remove, &names(&["read"]), 10, later)
-        .await
-        .unwrap();
+    c.sync_lite_subscriptions(
+        &who,
+        Change::Remove,
+        &names(&["read"]),
+        SubscriptionQuota::per_client(10),
+        later,
+    )
+    .await
+    .unwrap();
     // Past the parent's retention as well, the unread one goes too.
     let late = T0 + DEFAULT_RETENTION_MS + 10;
     assert_eq!(c.expire_lite_topics(late, 10).await.unwrap(), [stored("unread")]);
     // Uncounted: three new ones fit the quota of three; a send to an expired one revives it.
-    c.create_lite_topics(t, "chat", &names(&["x", "y"]), 3, late)
+    c.create_lite_topics(t, "chat", &names(&["x", "y"]), TopicQuota::per_parent(3), late)
         .await
         .unwrap();
     let offsets = c
@@ -277,7 +372,8 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
     assert_eq!(offsets, [Some(base)]);
     assert_eq!(c.queue_end(&q("read")).await.unwrap(), base + 3);
     assert!(matches!(
-        c.create_lite_topics(t, "chat", &names(&["z"]), 3, late).await,
+        c.create_lite_topics(t, "chat", &names(&["z"]), TopicQuota::per_parent(3), late)
+            .await,
         Err(Error::LiteTopicQuota { .. })
     ));
 }
@@ -285,7 +381,7 @@ pub async fn idle_lite_topics_expire_unless_a_subscribed_group_has_not_consumed_
 pub async fn the_runs_of_several_lite_topics_are_claimed_at_once(c: &dyn Coordinator) {
     let t = "conf-lite-claims";
     c.create_topic(&lite_parent(t, "chat"), T0).await.unwrap();
-    c.create_lite_topics(t, "chat", &names(&["a", "b"]), 10, T0)
+    c.create_lite_topics(t, "chat", &names(&["a", "b"]), TopicQuota::per_parent(10), T0)
         .await
         .unwrap();
     let e = epoch(c).await;

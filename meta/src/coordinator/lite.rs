@@ -3,21 +3,21 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::lite::{Change, Ready, Subscriber};
+use crate::lite::{Change, Ready, Subscriber, SubscriptionQuota, TopicQuota};
 
 /// Lite topics under LITE parents and the clients' subscriptions to them.
 #[async_trait]
 pub trait LiteTopics: Send + Sync {
     /// Creates the queues of those of `lites` under `parent` that do not exist yet (one queue
     /// each, from offset 0, created at `now_ms`), counting them on the parent.
-    /// `LiteTopicQuota` (and nothing created) if that would make more than `max_per_parent`.
-    /// Idempotent.
+    /// `LiteTopicQuota` (and nothing created) if that would make more than the quota allows
+    /// under the parent or the tenant. Idempotent.
     async fn create_lite_topics(
         &self,
         tenant: &str,
         parent: &str,
         lites: &[String],
-        max_per_parent: i64,
+        quota: TopicQuota,
         now_ms: i64,
     ) -> Result<()>;
 
@@ -29,7 +29,8 @@ pub trait LiteTopics: Send + Sync {
     async fn expire_lite_topics(&self, now_ms: i64, limit: u32) -> Result<Vec<(String, String)>>;
 
     /// Changes a client's lite subscriptions; `LiteSubscriptionQuota` (and nothing changed)
-    /// if the client would hold more than `max_per_client`. Idempotent. Returns the names a
+    /// if the client or its group (under the parent) would hold more than the quota allows.
+    /// Idempotent. Returns the names a
     /// complete set (`Replace`) named whose subscription expiry dropped while their lite topic
     /// is gone: they are not subscribed again (the client is to be told); an `Add` of such a
     /// name subscribes it again.
@@ -38,7 +39,7 @@ pub trait LiteTopics: Send + Sync {
         who: &Subscriber,
         change: Change,
         lites: &[String],
-        max_per_client: u32,
+        quota: SubscriptionQuota,
         now_ms: i64,
     ) -> Result<Vec<String>>;
 

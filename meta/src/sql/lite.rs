@@ -1,7 +1,9 @@
 //! SQL of `LiteTopics`: lite topics' queues, counted on their parent, and subscriptions.
 
 use super::*;
-use crate::lite::{Change, Ready, SEPARATOR, Subscriber, first_offset, queue_topic, split};
+use crate::lite::{
+    Change, Ready, SEPARATOR, Subscriber, SubscriptionQuota, TopicQuota, first_offset, queue_topic, split,
+};
 
 /// COMPLETE_ADD keeps subscriptions younger than this even when its set lacks them: the
 /// Node client sends its periodic complete set without waiting, so a snapshot taken before
@@ -24,12 +26,13 @@ impl LiteTopics for SqlCoordinator {
         tenant: &str,
         parent: &str,
         lites: &[String],
-        max_per_parent: i64,
+        quota: TopicQuota,
         now_ms: i64,
     ) -> Result<()> {
         let (tenant, parent, lites) = (tenant.to_string(), parent.to_string(), lites.to_vec());
         self.write(Box::new(move |tx| {
             Box::pin(async move {
+                let mut created_any = false;
                 for lite in &lites {
                     let created = sqlx::query(
                         "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
@@ -51,15 +54,31 @@ impl LiteTopics for SqlCoordinator {
                     )
                     .bind(&tenant)
                     .bind(&parent)
-                    .bind(max_per_parent)
+                    .bind(quota.per_parent)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     if counted == 0 {
                         return Err(Error::LiteTopicQuota {
-                            tenant,
-                            parent,
-                            max: max_per_parent,
+                            holder: format!("topic {tenant}/{parent}"),
+                            max: quota.per_parent,
+                        });
+                    }
+                    created_any = true;
+                }
+                if created_any {
+                    // Over the tenant's parents (unlocked: concurrent creations under other
+                    // parents may overshoot it by what they create at once).
+                    let held = sqlx::query(
+                        "SELECT CAST(COALESCE(SUM(lite_count), 0) AS BIGINT) AS n FROM topics WHERE tenant = $1",
+                    )
+                    .bind(&tenant)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    if int(&held, "n")? > quota.per_tenant {
+                        return Err(Error::LiteTopicQuota {
+                            holder: format!("tenant {tenant}"),
+                            max: quota.per_tenant,
                         });
                     }
                 }
@@ -75,7 +94,7 @@ impl LiteTopics for SqlCoordinator {
         who: &Subscriber,
         change: Change,
         lites: &[String],
-        max_per_client: u32,
+        quota: SubscriptionQuota,
         now_ms: i64,
     ) -> Result<Vec<String>> {
         let (who, lites) = (who.clone(), lites.to_vec());
@@ -149,10 +168,25 @@ impl LiteTopics for SqlCoordinator {
                     )
                     .fetch_one(&mut **tx)
                     .await?;
-                    if int(&held, "n")? > i64::from(max_per_client) {
+                    if int(&held, "n")? > i64::from(quota.per_client) {
                         return Err(Error::LiteSubscriptionQuota {
-                            client: who.client_id.clone(),
-                            max: max_per_client,
+                            holder: format!("client {}", who.client_id),
+                            max: quota.per_client,
+                        });
+                    }
+                    // An index range over the group's subscriptions under the parent.
+                    let held = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM lite_subscriptions WHERE tenant = $1 AND grp = $2 AND parent = $3",
+                    )
+                    .bind(&who.tenant)
+                    .bind(&who.group)
+                    .bind(&who.parent)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    if int(&held, "n")? > i64::from(quota.per_group) {
+                        return Err(Error::LiteSubscriptionQuota {
+                            holder: format!("consumer group {}", who.group),
+                            max: quota.per_group,
                         });
                     }
                 }

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_meta::lite::{self, Change, Subscriber};
-use strata_meta::model::{QueuePopState, QueueRef, Subscription, Topic};
+use strata_meta::lite::{self, Change, Ready, Subscriber};
+use strata_meta::model::{Claimed, PopClaim, QueuePopState, QueueRef, Subscription, Topic};
 use tokio::time::Instant;
 
-use super::{Mode, Parked, Popped, Query};
+use super::{Mode, Parked, Plan, Popped, Query};
 use crate::error::{Error, Result};
 use crate::query::{Delivered, ReceiveRequest};
 use crate::stream::Position;
@@ -58,45 +58,15 @@ impl Query {
                 .coordinator()
                 .ready_lite_topics(&who, now, batch as u32)
                 .await?;
-            // The batch shared among the ready lite topics, popped concurrently (on SQLite
-            // their claims share group commits; on PostgreSQL they run side by side).
-            let pops = ready.iter().zip(shares(batch, ready.len())).map(|(lite, want)| {
-                let sub = Subscription {
-                    tenant: who.tenant.clone(),
-                    group: who.group.clone(),
-                    topic: lite::queue_topic(&parent.name, &lite.name),
-                };
-                let queue = Topic {
-                    name: sub.topic.clone(),
-                    queue_count: 1,
-                    ..parent.clone()
-                };
-                async move {
-                    if lite.expired {
-                        // Which ones, and how often delivered: the full state.
-                        return self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await;
-                    }
-                    // Only new messages: the look already read the state.
-                    let state = QueuePopState {
-                        queue: 0,
-                        cursor: lite.cursor,
-                        end: lite.end,
-                        expired: Vec::new(),
-                        ready: Vec::new(),
-                        busy: Vec::new(),
-                        waiting: 0,
-                    };
-                    self.claim(&sub, mode, &req.filter, want, invisible, vec![state]).await
-                }
-            });
+            let shared = ready.iter().zip(shares(batch, ready.len())).collect();
+            let popped = self.pop_lite_topics(&who, parent, mode, req, shared, invisible).await?;
             let mut got = Vec::new();
             let mut raced = false;
             let mut unreadable = None;
-            for popped in futures::future::join_all(pops).await {
-                let popped: Popped = popped?;
-                got.extend(popped.got);
-                raced |= popped.raced;
-                unreadable = unreadable.or(popped.unreadable);
+            for p in popped {
+                got.extend(p.got);
+                raced |= p.raced;
+                unreadable = unreadable.or(p.unreadable);
             }
             if !got.is_empty() {
                 return Ok(got);
@@ -123,6 +93,62 @@ impl Query {
                 _ = closed.changed() => {}
             }
         }
+    }
+
+    /// Pops the ready lite topics, each its share of the batch. Fresh ones (new messages
+    /// only) are planned from the look's cursors concurrently and claimed in one coordinator
+    /// write; those with expired deliveries take a full pop each, side by side.
+    async fn pop_lite_topics(
+        &self,
+        who: &Subscriber,
+        parent: &Topic,
+        mode: Mode,
+        req: &ReceiveRequest,
+        shared: Vec<(&Ready, usize)>,
+        invisible: Duration,
+    ) -> Result<Vec<Popped>> {
+        let sub = |lite: &Ready| Subscription {
+            tenant: who.tenant.clone(),
+            group: who.group.clone(),
+            topic: lite::queue_topic(&parent.name, &lite.name),
+        };
+        let expired = shared.iter().filter(|(lite, _)| lite.expired).map(|&(lite, want)| {
+            let sub = sub(lite);
+            let queue = Topic {
+                name: sub.topic.clone(),
+                queue_count: 1,
+                ..parent.clone()
+            };
+            async move { self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await }
+        });
+        let fresh = shared.iter().filter(|(lite, _)| !lite.expired).map(|&(lite, want)| {
+            let sub = sub(lite);
+            let state = QueuePopState {
+                queue: 0,
+                cursor: lite.cursor,
+                end: lite.end,
+                expired: Vec::new(),
+                ready: Vec::new(),
+                busy: Vec::new(),
+                waiting: 0,
+            };
+            async move { self.plan(&sub, mode, &req.filter, want, invisible, vec![state]).await }
+        });
+        let (expired, plans) = futures::future::join(
+            futures::future::try_join_all(expired),
+            futures::future::try_join_all(fresh),
+        )
+        .await;
+        let mut popped = expired?;
+        let (mut to_claim, empty): (Vec<Plan>, Vec<Plan>) = plans?.into_iter().partition(|p| p.claim.is_some());
+        // Nothing to take (or only unreadable batches): nothing granted.
+        popped.extend(empty.into_iter().map(|p| self.deliver(p, Claimed::default())));
+        let claims: Vec<PopClaim> = to_claim.iter_mut().filter_map(|p| p.claim.take()).collect();
+        if !claims.is_empty() {
+            let claimed = self.catalog.coordinator().pop_claims(&claims).await?;
+            popped.extend(to_claim.into_iter().zip(claimed).map(|(p, c)| self.deliver(p, c)));
+        }
+        Ok(popped)
     }
 
     /// The lite topics a client subscribes to (cached for a few seconds; this node's own
@@ -153,7 +179,7 @@ impl Query {
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
         let dropped = coordinator
-            .sync_lite_subscriptions(who, change, names, self.config.lite_subscription_quota, now)
+            .sync_lite_subscriptions(who, change, names, self.subscription_quota(), now)
             .await?;
         if let Some(start) = start.filter(|_| matches!(change, Change::Add | Change::Replace)) {
             for name in names {
@@ -182,6 +208,13 @@ impl Query {
         self.lite_subscribed.invalidate(who).await;
         self.wakeups.wake_lite_client(who);
         Ok(dropped)
+    }
+
+    fn subscription_quota(&self) -> lite::SubscriptionQuota {
+        lite::SubscriptionQuota {
+            per_client: self.config.lite_subscription_quota,
+            per_group: self.config.lite_group_subscription_quota,
+        }
     }
 
     async fn lite_exists(&self, queue: &QueueRef) -> Result<bool> {
