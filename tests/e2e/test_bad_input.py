@@ -75,7 +75,7 @@ def test_unknown_topic_and_group_without_auto_create(strict_broker):
         got = raw.receive("known", "known-group", poll_s=0)
         assert [r.message.body for r in got if r.HasField("message")] == [b"x"]
         assert "known\tNORMAL\t2 queues" in strict_broker.cli("topic", "list")
-        assert "known-group\tconcurrent\tmax attempts 5" in strict_broker.cli("group", "list")
+        assert "known-group\tconcurrent\tclustering\tfrom earliest\tmax attempts 5" in strict_broker.cli("group", "list")
     finally:
         raw.close()
 
