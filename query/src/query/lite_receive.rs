@@ -58,7 +58,7 @@ impl Query {
                 .coordinator()
                 .ready_lite_topics(&who, now, batch as u32)
                 .await?;
-            let shared = ready.iter().zip(shares(batch, ready.len())).collect();
+            let shared = allot(batch, &ready);
             let popped = self.pop_lite_topics(&who, parent, mode, req, shared, invisible).await?;
             let mut got = Vec::new();
             let mut raced = false;
@@ -231,21 +231,48 @@ impl Query {
     }
 }
 
-/// `batch` split into `n` shares as even as can be (the first ones one larger), none empty.
-fn shares(batch: usize, n: usize) -> impl Iterator<Item = usize> {
-    let n = n.min(batch).max(1);
-    (0..n).map(move |i| batch / n + usize::from(i < batch % n))
+/// The batch allotted to the ready lite topics in their (random) order: each takes up to its
+/// backlog (at least one: an expired delivery, or a run being filtered) until the batch is
+/// used. A receive thus takes long runs from few lite topics when they have backlogs — one
+/// claim per lite topic, so fewer claims per message — and one message each from many when
+/// consumers keep up.
+fn allot(batch: usize, ready: &[Ready]) -> Vec<(&Ready, usize)> {
+    let mut left = batch;
+    let mut allotted = Vec::new();
+    for lite in ready {
+        if left == 0 {
+            break;
+        }
+        let backlog = usize::try_from(lite.end - lite.cursor).unwrap_or(0).max(1);
+        let want = backlog.min(left);
+        allotted.push((lite, want));
+        left -= want;
+    }
+    allotted
 }
 
 #[cfg(test)]
 mod tests {
-    use super::shares;
+    use super::*;
+
+    fn ready(name: &str, backlog: i64) -> Ready {
+        Ready {
+            name: name.into(),
+            cursor: 100,
+            end: 100 + backlog,
+            expired: false,
+        }
+    }
 
     #[test]
-    fn a_batch_is_shared_evenly_and_exactly() {
-        assert_eq!(shares(32, 5).collect::<Vec<_>>(), [7, 7, 6, 6, 6]);
-        assert_eq!(shares(32, 1).collect::<Vec<_>>(), [32]);
-        assert_eq!(shares(4, 10).sum::<usize>(), 4, "at most one each when there are more");
-        assert!(shares(4, 10).all(|s| s == 1));
+    fn the_batch_goes_to_backlogs_in_order_until_used() {
+        let r = [ready("a", 20), ready("b", 0), ready("c", 30), ready("d", 5)];
+        let got: Vec<(&str, usize)> = allot(32, &r).iter().map(|(l, n)| (l.name.as_str(), *n)).collect();
+        assert_eq!(got, [("a", 20), ("b", 1), ("c", 11)]);
+        let one_each: Vec<usize> = allot(3, &[ready("a", 1), ready("b", 1)])
+            .iter()
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(one_each, [1, 1]);
     }
 }
