@@ -332,10 +332,10 @@ impl Query {
         states: Vec<QueuePopState>,
     ) -> Result<Popped> {
         let mut plan = self.plan(sub, mode, filter, batch, invisible, states).await?;
-        let Some(claim) = plan.claim.take() else {
-            return Ok(plan.unread.popped(Vec::new(), false));
+        let claimed = match plan.claim.take() {
+            Some(claim) => self.catalog.coordinator().pop_claim(&claim).await?,
+            None => Claimed::default(),
         };
-        let claimed = self.catalog.coordinator().pop_claim(&claim).await?;
         Ok(self.deliver(plan, claimed))
     }
 

@@ -12,6 +12,7 @@ pub async fn run(c: &dyn Coordinator) {
     batch_lookup(c).await;
     probe_commits_are_counted(c).await;
     commits_notify(c).await;
+    a_flush_to_many_queues_keeps_each_dense(c).await;
 }
 
 pub async fn commit_assigns_dense_offsets(c: &dyn Coordinator) {
@@ -315,4 +316,45 @@ pub async fn write_then_reopen_part2(c: &dyn Coordinator) {
     assert_eq!(st[0].cursor, 2);
     assert_eq!(st[0].expired.len(), 2);
     assert_eq!(c.secret("conf-reopen").await.unwrap().len(), 32);
+}
+
+/// More queues and batches than one multi-row statement takes, a queue twice, out of order.
+pub async fn a_flush_to_many_queues_keeps_each_dense(c: &dyn Coordinator) {
+    use crate::lite::{TopicQuota, first_offset, queue_topic};
+    let e = epoch(c).await;
+    let t = "conf-many";
+    c.create_topic(
+        &TopicSpec {
+            message_type: MessageType::Lite,
+            ..topic_spec(t, "chat", 1)
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = (0..700).map(|i| format!("s{i}")).collect();
+    c.create_lite_topics(t, "chat", &names, TopicQuota::per_parent(1000), T0)
+        .await
+        .unwrap();
+    let q = |i: usize| queue(t, &queue_topic("chat", &names[i]), 0);
+    // Every lite topic once (3 records), in reverse, then s5 again (2 records).
+    let batches: Vec<AppendBatch> = (0..700).rev().map(|i| batch(q(i), 3)).chain([batch(q(5), 2)]).collect();
+    let bases = c.commit_flush(&flush(e, "wal/00/many.wal", batches), T0).await.unwrap();
+    let start = first_offset(T0);
+    assert!(
+        bases[..700].iter().all(|b| *b == Some(start)),
+        "each lite topic starts at its first offset"
+    );
+    assert_eq!(
+        bases[700],
+        Some(start + 3),
+        "a second batch of a queue follows its first"
+    );
+    assert_eq!(c.queue_end(&q(5)).await.unwrap(), start + 5);
+    assert_eq!(c.queue_end(&q(699)).await.unwrap(), start + 3);
+    let found = c.batches(&q(5), start, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|b| (b.base_offset, b.count)).collect::<Vec<_>>(),
+        [(start, 3), (start + 3, 2)]
+    );
 }

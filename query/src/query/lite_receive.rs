@@ -58,8 +58,10 @@ impl Query {
                 .coordinator()
                 .ready_lite_topics(&who, now, batch as u32)
                 .await?;
-            let shared = allot(batch, &ready);
-            let popped = self.pop_lite_topics(&who, parent, mode, req, shared, invisible).await?;
+            let allotted = allot(batch, &ready);
+            let popped = self
+                .pop_lite_topics(&who, parent, mode, req, allotted, invisible)
+                .await?;
             let mut got = Vec::new();
             let mut raced = false;
             let mut unreadable = None;
@@ -95,7 +97,7 @@ impl Query {
         }
     }
 
-    /// Pops the ready lite topics, each its share of the batch. Fresh ones (new messages
+    /// Pops the ready lite topics, each what it was allotted of the batch. Fresh ones (new messages
     /// only) are planned from the look's cursors concurrently and claimed in one coordinator
     /// write; those with expired deliveries take a full pop each, side by side.
     async fn pop_lite_topics(
@@ -104,7 +106,7 @@ impl Query {
         parent: &Topic,
         mode: Mode,
         req: &ReceiveRequest,
-        shared: Vec<(&Ready, usize)>,
+        allotted: Vec<(&Ready, usize)>,
         invisible: Duration,
     ) -> Result<Vec<Popped>> {
         let sub = |lite: &Ready| Subscription {
@@ -112,7 +114,7 @@ impl Query {
             group: who.group.clone(),
             topic: lite::queue_topic(&parent.name, &lite.name),
         };
-        let expired = shared.iter().filter(|(lite, _)| lite.expired).map(|&(lite, want)| {
+        let expired = allotted.iter().filter(|(lite, _)| lite.expired).map(|&(lite, want)| {
             let sub = sub(lite);
             let queue = Topic {
                 name: sub.topic.clone(),
@@ -121,7 +123,7 @@ impl Query {
             };
             async move { self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await }
         });
-        let fresh = shared.iter().filter(|(lite, _)| !lite.expired).map(|&(lite, want)| {
+        let fresh = allotted.iter().filter(|(lite, _)| !lite.expired).map(|&(lite, want)| {
             let sub = sub(lite);
             let state = QueuePopState {
                 queue: 0,
