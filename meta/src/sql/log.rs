@@ -192,18 +192,19 @@ async fn commit_flush_in(
     let mut order: Vec<usize> = (0..flush.batches.len()).collect();
     order.sort_by(|&a, &b| flush.batches[a].queue.cmp(&flush.batches[b].queue));
     let mut bases = vec![None; flush.batches.len()];
-    let plain: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| flush.batches[i].held.is_empty())
-        .collect();
-    let plain_bases = append_all(tx, dialect, plain.iter().map(|&i| &flush.batches[i])).await?;
-    for (i, base) in plain.into_iter().zip(plain_bases) {
-        bases[i] = Some(base);
-    }
     for i in order {
         let b = &flush.batches[i];
         if b.held.is_empty() {
+            let base = append(
+                tx,
+                &b.queue,
+                b.count,
+                &b.location,
+                0,
+                (b.min_timestamp_ms, b.max_timestamp_ms),
+            )
+            .await?;
+            bases[i] = Some(base);
             continue;
         }
         if b.held.len() != b.count as usize {
@@ -246,138 +247,4 @@ async fn commit_flush_in(
         topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
     }
     Ok((bases, Announce { appended, held }))
-}
-
-/// Rows per multi-row statement of [`append_all`] (16 parameters each for batches: 8,000 per
-/// statement, within SQLite's 32,766 and PostgreSQL's 65,535).
-const APPEND_ROWS: usize = 500;
-
-/// Appends plain batches (no held records), sorted by queue, in a few statements whatever
-/// their number: per chunk of queues one UPDATE moves the queues' ends, and per chunk of
-/// batches one INSERT records them (a flush to 170 lite topics was 340 statements). On
-/// PostgreSQL the queue rows are first locked in key order, as every path locks them, so
-/// concurrent flushes cannot deadlock. A queue that is missing is an expired lite topic
-/// (revived) or an error. Returns each batch's base offset, in order.
-async fn append_all<'a>(
-    tx: &mut Tx,
-    dialect: Dialect,
-    batches: impl Iterator<Item = &'a AppendBatch>,
-) -> Result<Vec<i64>> {
-    let batches: Vec<&AppendBatch> = batches.collect();
-    let mut totals: Vec<(&QueueRef, i64)> = Vec::new();
-    for b in &batches {
-        match totals.last_mut() {
-            Some((q, n)) if *q == &b.queue => *n += i64::from(b.count),
-            _ => totals.push((&b.queue, i64::from(b.count))),
-        }
-    }
-    // Where each queue's batches start: its old end.
-    let mut next: std::collections::HashMap<&QueueRef, i64> = Default::default();
-    for chunk in totals.chunks(APPEND_ROWS) {
-        if dialect == Dialect::Postgres {
-            let mut lock = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT 1 FROM queues WHERE (tenant, topic, queue_id) IN (VALUES {})
-                 ORDER BY tenant COLLATE \"C\", topic COLLATE \"C\", queue_id FOR UPDATE",
-                value_rows(chunk.len(), &["TEXT", "TEXT", "BIGINT"])
-            )));
-            for (q, _) in chunk {
-                lock = lock.bind(&q.tenant).bind(&q.topic).bind(i64::from(q.queue));
-            }
-            lock.fetch_all(&mut **tx).await?;
-        }
-        // SQLite's RETURNING sees only the updated table: the new end, the base follows.
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE queues SET next_offset = queues.next_offset + v.column4 FROM (VALUES {}) AS v
-             WHERE queues.tenant = v.column1 AND queues.topic = v.column2 AND queues.queue_id = v.column3
-             RETURNING queues.tenant, queues.topic, queues.queue_id, queues.next_offset",
-            value_rows(chunk.len(), &["TEXT", "TEXT", "BIGINT", "BIGINT"])
-        )));
-        for (q, n) in chunk {
-            update = update.bind(&q.tenant).bind(&q.topic).bind(i64::from(q.queue)).bind(*n);
-        }
-        let mut moved = std::collections::HashMap::new();
-        for r in update.fetch_all(&mut **tx).await? {
-            let key: (String, String, i64) = (r.try_get("tenant")?, r.try_get("topic")?, int(&r, "queue_id")?);
-            moved.insert(key, int(&r, "next_offset")?);
-        }
-        for &(q, n) in chunk {
-            let end = match moved.get(&(q.tenant.clone(), q.topic.clone(), i64::from(q.queue))) {
-                Some(&end) => end,
-                // A lite topic expired since the ingest node last saw it: it starts again.
-                None if crate::lite::split(&q.topic).is_some() => {
-                    let max_ts = batches
-                        .iter()
-                        .filter(|b| &b.queue == q)
-                        .map(|b| b.max_timestamp_ms)
-                        .max();
-                    revive_lite_queue(tx, q, n, max_ts.unwrap_or_default()).await? + n
-                }
-                None => return Err(queue_not_found(q)),
-            };
-            next.insert(q, end - n);
-        }
-    }
-    // Each queue's batches take consecutive offsets.
-    let mut bases = Vec::with_capacity(batches.len());
-    for b in &batches {
-        let at = next
-            .get_mut(&b.queue)
-            .ok_or_else(|| Error::Inconsistent("queue of a batch not moved".into()))?;
-        bases.push(*at);
-        *at += i64::from(b.count);
-    }
-    for chunk in batches.iter().zip(&bases).collect::<Vec<_>>().chunks(APPEND_ROWS) {
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO batches (tenant, topic, queue_id, base_offset, record_count, object, block_offset,
-               block_length, uncompressed_length, crc32c, compression, min_ts, max_ts, first_record, block_records, format)
-             VALUES {}",
-            value_rows(chunk.len(), &[""; 16])
-        )));
-        for &(b, &base) in chunk {
-            let l = &b.location;
-            insert = insert
-                .bind(&b.queue.tenant)
-                .bind(&b.queue.topic)
-                .bind(b.queue.queue)
-                .bind(base)
-                .bind(i64::from(b.count))
-                .bind(&l.object)
-                .bind(l.offset as i64)
-                .bind(l.length as i64)
-                .bind(l.uncompressed_length as i64)
-                .bind(i64::from(l.crc32c))
-                .bind(l.compression)
-                .bind(b.min_timestamp_ms)
-                .bind(b.max_timestamp_ms)
-                .bind(0_i64)
-                .bind(i64::from(l.block_records))
-                .bind(l.format as i64);
-        }
-        insert.execute(&mut **tx).await?;
-    }
-    Ok(bases)
-}
-
-/// `rows` parenthesized rows of numbered parameters (`$1`…), one per entry of `types`:
-/// `CAST($n AS TYPE)` (PostgreSQL cannot infer the types of a bare VALUES list), or `$n`
-/// where the type is empty.
-fn value_rows(rows: usize, types: &[&str]) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = types
-                .iter()
-                .enumerate()
-                .map(|(k, ty)| {
-                    let n = r * types.len() + k + 1;
-                    if ty.is_empty() {
-                        format!("${n}")
-                    } else {
-                        format!("CAST(${n} AS {ty})")
-                    }
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

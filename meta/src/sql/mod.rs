@@ -386,7 +386,7 @@ async fn append(
     let base = match base {
         Some(base) => base,
         // A lite topic expired since the ingest node last saw it: it starts again.
-        None if crate::lite::split(&q.topic).is_some() => revive_lite_queue(tx, q, i64::from(count), max_ts).await?,
+        None if crate::lite::split(&q.topic).is_some() => revive_lite_queue(tx, q, count, max_ts).await?,
         None => return Err(queue_not_found(q)),
     };
     sqlx::query(
@@ -519,7 +519,7 @@ fn queue_not_found(q: &QueueRef) -> Error {
 /// Creates a lite topic's queue again, holding the `count` records being appended (counted on
 /// its parent without its quota: the ingest node checked it when the lite topic was new).
 /// Returns their first offset.
-async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: i64, now_ms: i64) -> Result<i64> {
+async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -> Result<i64> {
     let base = crate::lite::first_offset(now_ms);
     sqlx::query(
         "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
@@ -528,7 +528,7 @@ async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: i64, now_ms: i64) -
     .bind(&q.tenant)
     .bind(&q.topic)
     .bind(q.queue)
-    .bind(base + count)
+    .bind(base + i64::from(count))
     .bind(base)
     .bind(now_ms)
     .execute(&mut **tx)
