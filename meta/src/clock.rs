@@ -56,14 +56,17 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Longest round trip a clock sync trusts: its error is at most half of it.
+/// Longest round trip a clock sync trusts: the synced clock lags the coordinator's by at most
+/// this much.
 const MAX_SYNC_ROUND_TRIP_MS: i64 = 1000;
 /// Offsets beyond this are logged: the machine's clock needs fixing (NTP), though the node
 /// runs correctly on the coordinator's time meanwhile.
 const NOTABLE_OFFSET_MS: i64 = 1000;
 
 /// The coordinator's time, kept locally: this machine's clock corrected by the offset the
-/// last [`sync`](Self::sync) measured against the coordinator (error: half a round trip).
+/// last [`sync`](Self::sync) measured against the coordinator. It never runs ahead of the
+/// coordinator's clock and lags it by at most the sync's round trip (milliseconds on a LAN), so a
+/// timer or deadline never fires early by the coordinator's time, only up to a round trip late.
 /// Every node reads "now" from one, so invisible deadlines, timers and heartbeats stamped by
 /// different machines compare on one time base however far their own clocks drift; the
 /// coordinator's clock is the only one that matters.
@@ -95,7 +98,11 @@ impl SyncedClock {
             );
             return Ok(self.offset_ms());
         }
-        let offset = theirs - (before + after) / 2;
+        // The coordinator read its clock at some instant before `after`: taking that reading as
+        // its time at `after` (less 1 ms for both clocks' truncation to milliseconds) keeps
+        // this clock at or behind the coordinator's. The midpoint would halve the error but
+        // make it two-sided, and a delay timer firing a millisecond early is a visible bug.
+        let offset = theirs - after - 1;
         let previous = self.offset_ms.swap(offset, Ordering::SeqCst);
         if offset.abs() > NOTABLE_OFFSET_MS && (offset - previous).abs() > NOTABLE_OFFSET_MS / 2 {
             tracing::warn!(
