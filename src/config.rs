@@ -54,6 +54,7 @@ pub struct Settings {
     pub compactor: CompactorConfig,
     pub cluster: ClusterConfig,
     pub grpc: GrpcConfig,
+    pub remoting: RemotingConfig,
     pub auth: AuthSettings,
     pub tls: TlsSettings,
     pub quota: QuotaSettings,
@@ -195,6 +196,44 @@ impl Default for GrpcConfig {
     }
 }
 
+/// The 4.x Remoting listener (name server and broker on one port).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemotingConfig {
+    /// `host:port`, or `off`. Unset: `127.0.0.1:9876` in standalone (the port 4.x clients
+    /// know as the name server's), off in cluster roles.
+    pub listen: Option<String>,
+    /// `host:port` 4.x clients are told to reach the broker at (routes). Unset: the listen
+    /// address.
+    pub advertise: Option<String>,
+    /// Largest frame (default 16 MiB, as `grpc.max_message_bytes`): a batch send of 4 MiB
+    /// bodies must fit. A larger frame closes its connection (the 4.x protocol has no way to
+    /// refuse a frame it cannot read); other connections go on.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for RemotingConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            advertise: None,
+            max_frame_bytes: 16 << 20,
+        }
+    }
+}
+
+impl RemotingConfig {
+    /// Where to listen, or `None` when off.
+    pub fn listen_address(&self, standalone: bool) -> Result<Option<SocketAddr>, String> {
+        match self.listen.as_deref() {
+            Some("off") => Ok(None),
+            Some(a) => a.parse().map(Some).map_err(|e| format!("remoting.listen {a:?}: {e}")),
+            None if standalone => Ok(Some(SocketAddr::from(([127, 0, 0, 1], 9876)))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Switches for end-to-end tests only. Never turn them on in production.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -250,6 +289,7 @@ impl Default for Settings {
             compactor: CompactorConfig::default(),
             cluster: ClusterConfig::default(),
             grpc: GrpcConfig::default(),
+            remoting: RemotingConfig::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
             quota: QuotaSettings::default(),
@@ -326,6 +366,9 @@ impl Settings {
                 var: "STRATA_GRPC_LISTEN",
                 reason: format!("{v:?}: {e}"),
             })?;
+        }
+        if let Some(v) = get("STRATA_REMOTING_LISTEN") {
+            self.remoting.listen = Some(v);
         }
         if let Some(v) = get("STRATA_HTTP_LISTEN") {
             self.http_listen = v.parse().map_err(|e| ConfigError::Env {

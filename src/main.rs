@@ -8,6 +8,7 @@ mod front;
 mod http;
 mod logging;
 mod metering;
+mod remoting;
 mod server;
 mod target;
 
@@ -150,6 +151,10 @@ struct NodeArgs {
     /// HTTP listen address (/metrics, /healthz, /readyz).
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
+    /// 4.x Remoting listen address (name server and broker), or `off`. Default: 127.0.0.1:9876
+    /// in standalone, off in cluster roles.
+    #[arg(long)]
+    remoting_listen: Option<String>,
     /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -194,6 +199,9 @@ impl NodeArgs {
         }
         if let Some(l) = self.http_listen {
             settings.http_listen = l;
+        }
+        if self.remoting_listen.is_some() {
+            settings.remoting.listen = self.remoting_listen;
         }
         if self.tls_cert.is_some() {
             settings.tls.cert_file = self.tls_cert;

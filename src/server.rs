@@ -220,6 +220,33 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         quotas: Arc::clone(&quotas),
         meter,
     };
+    if let Some(address) = settings
+        .remoting
+        .listen_address(standalone)
+        .map_err(|e| -> BoxError { e.into() })?
+    {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address} (remoting.listen): {e}"))?;
+        let local = listener.local_addr()?;
+        let advertised = settings.remoting.advertise.clone().unwrap_or_else(|| local.to_string());
+        let store_host = advertised
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, local.port()));
+        let identity = crate::remoting::BrokerIdentity {
+            cluster: "DefaultCluster".into(),
+            name: node_id.clone(),
+            address: advertised,
+            store_host,
+        };
+        info!(listen = %local, "4.x Remoting listening on {local}");
+        let remoting = Arc::new(crate::remoting::Remoting::new(
+            front.clone(),
+            identity,
+            settings.remoting.max_frame_bytes,
+        ));
+        tasks.push(tokio::spawn(remoting.serve(listener)));
+    }
     let sweeper = front.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

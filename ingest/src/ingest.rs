@@ -20,6 +20,16 @@ use crate::flush::{Item, Pipeline, Placed, Shared, Submission};
 use crate::message_id::MessageIdGenerator;
 use crate::record;
 
+/// How a front wants its messages placed and checked (gRPC: the defaults).
+#[derive(Clone, Debug, Default)]
+pub struct SendOptions {
+    /// The queue the producer chose (4.x clients select queues themselves). A queue the topic
+    /// does not have is ignored: the broker places the message as for gRPC.
+    pub queue: Option<i32>,
+    /// Lets the property keys RocketMQ reserves through: the front set them itself.
+    pub reserved_properties: bool,
+}
+
 /// What a producer gets back for a stored message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendReceipt {
@@ -112,14 +122,24 @@ impl Ingest {
 
     /// Stores messages: one result per message, in order. Messages that pass validation are
     /// flushed together and acknowledged only once their object is stored and committed.
-    #[instrument(skip_all, fields(tenant, messages = messages.len()))]
     pub async fn send(&self, tenant: &str, messages: &[v2::Message]) -> Vec<Result<SendReceipt>> {
+        self.send_with(tenant, messages, &SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with what a front other than gRPC decides for its messages.
+    #[instrument(skip_all, fields(tenant, messages = messages.len()))]
+    pub async fn send_with(
+        &self,
+        tenant: &str,
+        messages: &[v2::Message],
+        options: &SendOptions,
+    ) -> Vec<Result<SendReceipt>> {
         let now = self.catalog.clock().now_ms();
         let mut results: Vec<Option<Result<SendReceipt>>> = Vec::with_capacity(messages.len());
         let mut items = Vec::new();
         let mut slots = Vec::new();
         for msg in messages {
-            match self.prepare(tenant, msg, now).await {
+            match self.prepare(tenant, msg, now, options).await {
                 Ok(item) => {
                     slots.push((results.len(), item.record.message_id.clone(), item.queue.clone()));
                     items.push(item);
@@ -210,8 +230,14 @@ impl Ingest {
         receipt
     }
 
-    async fn prepare(&self, tenant: &str, msg: &v2::Message, now: i64) -> Result<Item> {
-        let checked = record::check(msg, self.config.max_body_bytes, now, || self.ids.next(now))?;
+    async fn prepare(&self, tenant: &str, msg: &v2::Message, now: i64, options: &SendOptions) -> Result<Item> {
+        let checked = record::check(
+            msg,
+            self.config.max_body_bytes,
+            now,
+            options.reserved_properties,
+            || self.ids.next(now),
+        )?;
         let topic = self.catalog.topic(tenant, &checked.topic).await?;
         if checked.message_type != topic.message_type {
             return Err(Error::TypeMismatch {
@@ -222,8 +248,12 @@ impl Ingest {
             });
         }
         let record = checked.record;
-        let round_robin =
-            || (self.round_robin.fetch_add(1, Ordering::Relaxed) % topic.queue_count.max(1) as u64) as i32;
+        let chosen = options.queue.filter(|q| (0..topic.queue_count).contains(q));
+        let round_robin = || {
+            chosen.unwrap_or_else(|| {
+                (self.round_robin.fetch_add(1, Ordering::Relaxed) % topic.queue_count.max(1) as u64) as i32
+            })
+        };
         let (queue, hold) = match topic.message_type {
             MessageType::Normal => (round_robin(), None),
             MessageType::Fifo => {
@@ -231,7 +261,7 @@ impl Ingest {
                     .message_group
                     .as_deref()
                     .ok_or_else(|| Error::IllegalMessageGroup("a FIFO message needs a message group".into()))?;
-                (queue_of_group(group, topic.queue_count), None)
+                (chosen.unwrap_or_else(|| queue_of_group(group, topic.queue_count)), None)
             }
             MessageType::Delay => {
                 let at = record

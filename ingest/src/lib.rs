@@ -10,5 +10,5 @@ pub mod record;
 
 pub use config::IngestConfig;
 pub use error::{Error, Result};
-pub use ingest::{Ingest, SendReceipt};
+pub use ingest::{Ingest, SendOptions, SendReceipt};
 pub use message_id::MessageIdGenerator;

@@ -125,7 +125,15 @@ fn check_digest(body: &[u8], digest: &Option<v2::Digest>) -> Result<()> {
 }
 
 /// Validates `msg` and builds its record. `new_id` supplies an id when the producer sent none.
-pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnce() -> String) -> Result<Checked> {
+/// `reserved_properties` lets property keys RocketMQ reserves through (a front that sets them
+/// itself, as the Remoting front does for retries); otherwise they are refused.
+pub fn check(
+    msg: &v2::Message,
+    max_body: usize,
+    now_ms: i64,
+    reserved_properties: bool,
+    new_id: impl FnOnce() -> String,
+) -> Result<Checked> {
     let topic = msg.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
     strata_meta::model::validate_topic_name(&topic).map_err(|e| Error::IllegalTopic(e.to_string()))?;
     let default_sp = v2::SystemProperties::default();
@@ -167,7 +175,7 @@ pub fn check(msg: &v2::Message, max_body: usize, now_ms: i64, new_id: impl FnOnc
     let mut props_size = 0;
     for (k, v) in &msg.user_properties {
         check_text(k, "property key").map_err(Error::IllegalPropertyKey)?;
-        if RESERVED_PROPERTIES.contains(&k.as_str()) {
+        if !reserved_properties && RESERVED_PROPERTIES.contains(&k.as_str()) {
             return Err(Error::IllegalPropertyKey(format!(
                 "property key {k:?} is reserved by RocketMQ"
             )));
@@ -261,7 +269,7 @@ mod tests {
     }
 
     fn run(m: &v2::Message) -> Result<Checked> {
-        check(m, 100, 99_000, || "generated".into())
+        check(m, 100, 99_000, false, || "generated".into())
     }
 
     #[test]

@@ -106,6 +106,20 @@ impl Catalog {
     /// use whatever the auto-create setting: it is the broker's, not the user's.
     pub async fn dead_letter_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
         let name = crate::model::dead_letter_topic(group);
+        self.broker_topic(tenant, name, MessageType::Normal, "created dead-letter topic")
+            .await
+    }
+
+    /// The retry topic of a group that 4.x clients consume (`%RETRY%{group}`, one queue):
+    /// DELAY, as every message in it waits out a back-off. Created on first use.
+    pub async fn retry_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
+        let name = crate::model::retry_topic(group);
+        self.broker_topic(tenant, name, MessageType::Delay, "created retry topic")
+            .await
+    }
+
+    /// A topic the broker keeps for a group, with one queue.
+    async fn broker_topic(&self, tenant: &str, name: String, message_type: MessageType, what: &str) -> Result<Topic> {
         let key = (tenant.to_string(), name.clone());
         if let Some(t) = self.topics.get(&key).await {
             return Ok(t);
@@ -116,11 +130,11 @@ impl Catalog {
                 let spec = TopicSpec {
                     tenant: tenant.into(),
                     name,
-                    message_type: MessageType::Normal,
+                    message_type,
                     queue_count: 1,
                     lite_ttl_ms: 0,
                 };
-                self.create_topic(&spec, "created dead-letter topic").await?
+                self.create_topic(&spec, what).await?
             }
         };
         self.topics.insert(key, topic.clone()).await;

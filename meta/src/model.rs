@@ -94,9 +94,9 @@ fn check_name(what: &'static str, name: &str, max: usize, allow_empty: bool) -> 
 }
 
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    // A dead-letter topic is named after its group, which may be longer than a topic.
-    let max = if name.starts_with(DLQ_PREFIX) {
-        DLQ_PREFIX.len() + MAX_GROUP_LEN
+    // Dead-letter and retry topics are named after their group, which may be longer than a topic.
+    let max = if name.starts_with(DLQ_PREFIX) || name.starts_with(RETRY_PREFIX) {
+        RETRY_PREFIX.len() + MAX_GROUP_LEN
     } else {
         MAX_TOPIC_LEN
     };
@@ -108,6 +108,13 @@ pub const DLQ_PREFIX: &str = "%DLQ%";
 
 pub fn dead_letter_topic(group: &str) -> String {
     format!("{DLQ_PREFIX}{group}")
+}
+
+/// Retry topics of 4.x consumers are `%RETRY%{group}`, as in Apache RocketMQ.
+pub const RETRY_PREFIX: &str = "%RETRY%";
+
+pub fn retry_topic(group: &str) -> String {
+    format!("{RETRY_PREFIX}{group}")
 }
 
 pub fn validate_group_name(name: &str) -> Result<()> {

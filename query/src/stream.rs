@@ -29,6 +29,9 @@ pub struct PullRequest {
 pub struct Pulled {
     pub messages: Vec<(i64, WalRecord)>,
     pub next_offset: i64,
+    /// The queue's retained offsets when it was read: `min_offset..max_offset`.
+    pub min_offset: i64,
+    pub max_offset: i64,
 }
 
 /// Where QueryOffset starts.
@@ -86,12 +89,16 @@ impl Query {
                 return Ok(Pulled {
                     messages,
                     next_offset: next,
+                    min_offset: first,
+                    max_offset: end,
                 });
             }
             if Instant::now() >= deadline {
                 return Ok(Pulled {
                     messages: Vec::new(),
                     next_offset: req.offset,
+                    min_offset: first,
+                    max_offset: end,
                 });
             }
             tokio::select! {
@@ -120,6 +127,16 @@ impl Query {
                 }
             },
         })
+    }
+
+    /// The committed message at `offset` of `queue`, if it is still retained.
+    pub async fn read_at(&self, queue: &QueueRef, offset: i64) -> Result<Option<WalRecord>> {
+        let records = self
+            .reader()
+            .read(queue, offset, offset.saturating_add(1))
+            .await?
+            .all()?;
+        Ok(records.into_iter().find(|(o, _)| *o == offset).map(|(_, r)| r))
     }
 
     /// Records a group's progress on a queue.

@@ -42,6 +42,21 @@ impl Command {
         self.flag & FLAG_ONEWAY != 0
     }
 
+    /// A request (JSON header) with no fields yet.
+    pub fn request(code: i32, opaque: i32) -> Self {
+        Self {
+            code,
+            language: "JAVA".into(),
+            version: 0,
+            opaque,
+            flag: 0,
+            remark: None,
+            ext_fields: BTreeMap::new(),
+            body: Bytes::new(),
+            serialize: SerializeType::Json,
+        }
+    }
+
     /// The response to `request` with `code` and `remark`: same opaque, header serialized as
     /// the request's was.
     pub fn response_to(request: &Command, code: i32, remark: Option<String>) -> Self {

@@ -17,6 +17,12 @@ pub enum Error {
 
     #[error("malformed header: {0}")]
     Header(&'static str),
+
+    #[error("malformed message: {0}")]
+    Message(&'static str),
+
+    #[error("compressed body does not inflate: {0}")]
+    Inflate(#[source] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

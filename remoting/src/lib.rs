@@ -5,10 +5,12 @@
 //! everything after itself. Requests and responses are matched by `opaque`; flag bit 0 marks a
 //! response, bit 1 a one-way request.
 
+pub mod codes;
 mod command;
 mod error;
 mod frame;
 mod header;
+pub mod message;
 
 pub use command::{Command, FLAG_ONEWAY, FLAG_RESPONSE, SerializeType};
 pub use error::{Error, Result};

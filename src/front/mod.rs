@@ -147,7 +147,7 @@ impl Front {
     }
 
     /// Charges a send of `units` to the tenant's quota, or the TOO_MANY_REQUESTS to answer.
-    async fn admit_send(&self, tenant: &str, units: u64) -> Result<strata_tenancy::Charge, v2::Status> {
+    pub(crate) async fn admit_send(&self, tenant: &str, units: u64) -> Result<strata_tenancy::Charge, v2::Status> {
         self.quotas
             .admit(tenant, units)
             .await
@@ -155,7 +155,7 @@ impl Front {
     }
 
     /// Lets a receive in unless the tenant is over its ceiling.
-    async fn admit_receive(&self, tenant: &str) -> Result<(), v2::Status> {
+    pub(crate) async fn admit_receive(&self, tenant: &str) -> Result<(), v2::Status> {
         self.quotas
             .admit_receive(tenant)
             .await
@@ -171,7 +171,7 @@ impl Front {
     }
 
     /// Charges and meters messages delivered to a tenant's consumers.
-    async fn delivered(&self, tenant: &str, bodies: impl Iterator<Item = usize>) {
+    pub(crate) async fn delivered(&self, tenant: &str, bodies: impl Iterator<Item = usize>) {
         let (mut n, mut bytes, mut units_out) = (0u64, 0u64, 0u64);
         for len in bodies {
             n += 1;

@@ -1,0 +1,219 @@
+//! The 4.x clients each consumer group has: who heartbeats, what they subscribe, and the
+//! connection to tell them when the group changes (NOTIFY_CONSUMER_IDS_CHANGED).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use strata_remoting::Command;
+use tokio::sync::mpsc;
+
+/// A client not heard from for this long has left its groups (Apache's channel expiry).
+pub const CLIENT_EXPIRY: Duration = Duration::from_secs(120);
+/// A queue lock not renewed for this long is free (Apache's rebalance lock lifetime).
+pub const LOCK_EXPIRY: Duration = Duration::from_secs(60);
+
+/// (tenant, group).
+type GroupKey = (String, String);
+
+#[derive(Clone)]
+struct Member {
+    seen: Instant,
+    /// Subscription expression per topic (`*`, `a || b`, SQL) and its type.
+    subscriptions: BTreeMap<String, (String, String)>,
+    connection: mpsc::Sender<Command>,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<GroupKey, BTreeMap<String, Member>>,
+    /// (tenant, group, topic, queue) → holder and when it took or renewed the lock.
+    locks: HashMap<(String, String, String, i32), (String, Instant)>,
+}
+
+/// What one heartbeat says about a consumer.
+pub struct Joined {
+    pub tenant: String,
+    pub group: String,
+    pub client_id: String,
+    pub subscriptions: BTreeMap<String, (String, String)>,
+}
+
+#[derive(Default)]
+pub struct Clients {
+    state: Mutex<State>,
+}
+
+impl Clients {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a heartbeat; returns the connections of the group's other members to notify
+    /// when the group changed (a new member, or one that expired).
+    pub fn heartbeat(
+        &self,
+        joined: Joined,
+        connection: &mpsc::Sender<Command>,
+        now: Instant,
+    ) -> Vec<mpsc::Sender<Command>> {
+        let mut state = self.state();
+        let members = state.groups.entry((joined.tenant, joined.group)).or_default();
+        let expired = expire(members, now);
+        let new = !members.contains_key(&joined.client_id);
+        members.insert(
+            joined.client_id.clone(),
+            Member {
+                seen: now,
+                subscriptions: joined.subscriptions,
+                connection: connection.clone(),
+            },
+        );
+        if new || expired {
+            others(members, &joined.client_id)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Removes a client from a group (UNREGISTER_CLIENT or its connection closed); returns
+    /// the connections of those left.
+    pub fn leave(&self, tenant: &str, group: &str, client_id: &str) -> Vec<mpsc::Sender<Command>> {
+        let mut state = self.state();
+        let key = (tenant.to_string(), group.to_string());
+        let Some(members) = state.groups.get_mut(&key) else {
+            return Vec::new();
+        };
+        if members.remove(client_id).is_none() {
+            return Vec::new();
+        }
+        let left = others(members, client_id);
+        if members.is_empty() {
+            state.groups.remove(&key);
+        }
+        state.locks.retain(|_, (holder, _)| holder != client_id);
+        left
+    }
+
+    /// Every group a connection's clients belong to, to leave when it closes.
+    pub fn memberships_of(&self, connection: &mpsc::Sender<Command>) -> Vec<(String, String, String)> {
+        let state = self.state();
+        state
+            .groups
+            .iter()
+            .flat_map(|((tenant, group), members)| {
+                members
+                    .iter()
+                    .filter(|(_, m)| m.connection.same_channel(connection))
+                    .map(move |(id, _)| (tenant.clone(), group.clone(), id.clone()))
+            })
+            .collect()
+    }
+
+    /// The group's live members, sorted.
+    pub fn members(&self, tenant: &str, group: &str, now: Instant) -> Vec<String> {
+        let mut state = self.state();
+        let Some(members) = state.groups.get_mut(&(tenant.to_string(), group.to_string())) else {
+            return Vec::new();
+        };
+        expire(members, now);
+        members.keys().cloned().collect()
+    }
+
+    /// The expression a member of the group last said it subscribes `topic` with.
+    pub fn subscription(&self, tenant: &str, group: &str, topic: &str) -> Option<(String, String)> {
+        let state = self.state();
+        let members = state.groups.get(&(tenant.to_string(), group.to_string()))?;
+        members.values().find_map(|m| m.subscriptions.get(topic).cloned())
+    }
+
+    /// Locks each queue for `client` unless another live client holds it; returns the queues
+    /// `client` now holds.
+    pub fn lock(&self, tenant: &str, group: &str, client: &str, queues: &[(String, i32)], now: Instant) -> Vec<usize> {
+        let mut state = self.state();
+        let mut held = Vec::new();
+        for (i, (topic, queue)) in queues.iter().enumerate() {
+            let key = (tenant.to_string(), group.to_string(), topic.clone(), *queue);
+            let free = match state.locks.get(&key) {
+                Some((holder, at)) => holder == client || now.duration_since(*at) > LOCK_EXPIRY,
+                None => true,
+            };
+            if free {
+                state.locks.insert(key, (client.to_string(), now));
+                held.push(i);
+            }
+        }
+        held
+    }
+
+    pub fn unlock(&self, tenant: &str, group: &str, client: &str, queues: &[(String, i32)]) {
+        let mut state = self.state();
+        for (topic, queue) in queues {
+            let key = (tenant.to_string(), group.to_string(), topic.clone(), *queue);
+            if state.locks.get(&key).is_some_and(|(holder, _)| holder == client) {
+                state.locks.remove(&key);
+            }
+        }
+    }
+}
+
+/// Drops members not heard from within [`CLIENT_EXPIRY`]; whether any were.
+fn expire(members: &mut BTreeMap<String, Member>, now: Instant) -> bool {
+    let before = members.len();
+    members.retain(|_, m| now.duration_since(m.seen) <= CLIENT_EXPIRY);
+    members.len() != before
+}
+
+fn others(members: &BTreeMap<String, Member>, except: &str) -> Vec<mpsc::Sender<Command>> {
+    members
+        .iter()
+        .filter(|(id, _)| id.as_str() != except)
+        .map(|(_, m)| m.connection.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(client: &str) -> Joined {
+        Joined {
+            tenant: String::new(),
+            group: "g".into(),
+            client_id: client.into(),
+            subscriptions: [("t".to_string(), ("*".to_string(), "TAG".to_string()))].into(),
+        }
+    }
+
+    #[test]
+    fn members_join_expire_and_are_told() {
+        let clients = Clients::default();
+        let (a, _ra) = mpsc::channel(1);
+        let (b, _rb) = mpsc::channel(1);
+        let t0 = Instant::now();
+        assert!(clients.heartbeat(joined("a"), &a, t0).is_empty());
+        assert_eq!(clients.heartbeat(joined("b"), &b, t0).len(), 1, "a is told b joined");
+        assert!(clients.heartbeat(joined("b"), &b, t0).is_empty(), "nothing changed");
+        assert_eq!(clients.members("", "g", t0), vec!["a", "b"]);
+        assert_eq!(clients.subscription("", "g", "t").map(|s| s.0).as_deref(), Some("*"));
+        let later = t0 + CLIENT_EXPIRY + Duration::from_secs(1);
+        assert!(clients.members("", "g", later).is_empty());
+        assert_eq!(clients.memberships_of(&a).len(), 0, "expired members were dropped");
+        clients.heartbeat(joined("a"), &a, later);
+        assert_eq!(clients.memberships_of(&a).len(), 1);
+        assert!(clients.leave("", "g", "a").is_empty());
+    }
+
+    #[test]
+    fn a_queue_lock_has_one_live_holder() {
+        let clients = Clients::default();
+        let q = vec![("t".to_string(), 0), ("t".to_string(), 1)];
+        let t0 = Instant::now();
+        assert_eq!(clients.lock("", "g", "a", &q, t0), vec![0, 1]);
+        assert!(clients.lock("", "g", "b", &q[..1], t0).is_empty());
+        clients.unlock("", "g", "a", &q[..1]);
+        assert_eq!(clients.lock("", "g", "b", &q, t0), vec![0]);
+        let later = t0 + LOCK_EXPIRY + Duration::from_secs(1);
+        assert_eq!(clients.lock("", "g", "b", &q, later), vec![0, 1], "a's lock expired");
+    }
+}

@@ -1,0 +1,376 @@
+//! Consuming: heartbeats and group membership, pulls with long polling and filters,
+//! offsets, and queue locks for orderly consumers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::json;
+use strata_meta::accounts::Actions;
+use strata_meta::model::{QueueRef, Roles, Subscription};
+use strata_proto::v2;
+use strata_query::{Filter, Position, PullRequest, Query};
+use strata_remoting::Command;
+use strata_remoting::codes::{request, response};
+use strata_remoting::message::encode_stored;
+use strata_tenancy::Need;
+use tokio::sync::mpsc;
+
+use super::clients::Joined;
+use super::convert::to_stored;
+use super::fields::{Fields, Handled, Refusal};
+use super::names::{self, Named};
+use super::{Remoting, Reply};
+
+/// PULL_MESSAGE `sysFlag` bits.
+const PULL_COMMIT_OFFSET: i32 = 1;
+const PULL_SUSPEND: i32 = 1 << 1;
+const PULL_SUBSCRIPTION: i32 = 1 << 2;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Heartbeat {
+    #[serde(rename = "clientID")]
+    client_id: String,
+    #[serde(default)]
+    consumer_data_set: Vec<ConsumerData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsumerData {
+    group_name: String,
+    #[serde(default)]
+    subscription_data_set: Vec<SubscriptionData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionData {
+    topic: String,
+    #[serde(default)]
+    sub_string: String,
+    #[serde(default)]
+    expression_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LockBody {
+    consumer_group: String,
+    client_id: String,
+    #[serde(default)]
+    mq_set: Vec<QueueData>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct QueueData {
+    topic: String,
+    broker_name: String,
+    queue_id: i32,
+}
+
+/// A LOCK/UNLOCK_BATCH_MQ request: the group, the body, and its queues as (topic, queue).
+struct LockRequest {
+    group: Named,
+    body: LockBody,
+    queues: Vec<(String, i32)>,
+}
+
+fn json_body<'a, T: Deserialize<'a>>(req: &'a Command) -> Handled<T> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| Refusal::new(response::SYSTEM_ERROR, format!("malformed request body: {e}")))
+}
+
+/// The filter a 4.x subscription expression names (`TAG` by default, or `SQL92`).
+fn filter(expression: &str, kind: Option<&str>) -> Handled<Filter> {
+    let r#type = match kind {
+        Some(k) if k.eq_ignore_ascii_case("SQL92") => v2::FilterType::Sql,
+        _ => v2::FilterType::Tag,
+    };
+    Filter::parse(Some(&v2::FilterExpression {
+        r#type: r#type as i32,
+        expression: expression.to_string(),
+    }))
+    .map_err(|e| Refusal::from_query(&e))
+}
+
+impl Remoting {
+    pub(super) fn query(&self) -> Handled<&Query> {
+        self.front.query.as_deref().ok_or_else(|| {
+            Refusal::new(
+                response::SERVICE_NOT_AVAILABLE,
+                format!("this node runs no {} role", Roles::QUERY.names().join("+")),
+            )
+        })
+    }
+
+    /// The (tenant, group, topic, queue) a consumer request names.
+    fn consumer_queue(&self, f: &Fields<'_>, rpc: &str) -> Handled<(Subscription, i32)> {
+        let group = names::split(f.str("consumerGroup")?);
+        let topic = names::split(f.str("topic")?);
+        self.authorize(
+            &group.tenant,
+            rpc,
+            &[
+                Need::topic(&topic.name, Actions::SUB),
+                Need::group(&group.name, Actions::SUB),
+            ],
+        )?;
+        let queue = f.num("queueId")?;
+        Ok((
+            Subscription {
+                tenant: group.tenant,
+                group: group.name,
+                topic: topic.name,
+            },
+            queue,
+        ))
+    }
+
+    pub(super) async fn heartbeat(&self, req: &Command, connection: &mpsc::Sender<Command>) -> Handled<Reply> {
+        let hb: Heartbeat = json_body(req)?;
+        for consumer in hb.consumer_data_set {
+            let Named { tenant, name: group } = names::split(&consumer.group_name);
+            self.authorize(&tenant, "Heartbeat", &[Need::group(&group, Actions::SUB)])?;
+            self.front
+                .catalog
+                .group(&tenant, &group)
+                .await
+                .map_err(|e| Refusal::from_meta(&e))?;
+            let subscriptions: BTreeMap<String, (String, String)> = consumer
+                .subscription_data_set
+                .into_iter()
+                .map(|s| {
+                    let kind = s.expression_type.unwrap_or_else(|| "TAG".into());
+                    (names::split(&s.topic).name, (s.sub_string, kind))
+                })
+                .collect();
+            let joined = Joined {
+                tenant: tenant.clone(),
+                group: group.clone(),
+                client_id: hb.client_id.clone(),
+                subscriptions,
+            };
+            let others = self.clients.heartbeat(joined, connection, Instant::now());
+            self.notify_group_changed(&tenant, &group, others).await;
+        }
+        Ok(Reply::ok())
+    }
+
+    pub(super) async fn unregister(&self, req: &Command) -> Handled<Reply> {
+        let f = Fields(&req.ext_fields);
+        let client = f.str("clientID")?;
+        if let Some(g) = f.opt("consumerGroup").filter(|g| !g.is_empty()) {
+            let Named { tenant, name: group } = names::split(g);
+            let others = self.clients.leave(&tenant, &group, client);
+            self.notify_group_changed(&tenant, &group, others).await;
+        }
+        Ok(Reply::ok())
+    }
+
+    pub(super) fn consumer_list(&self, req: &Command) -> Handled<Reply> {
+        let Named { tenant, name: group } = names::split(Fields(&req.ext_fields).str("consumerGroup")?);
+        self.authorize(&tenant, "GetConsumerList", &[Need::group(&group, Actions::SUB)])?;
+        let ids = self.clients.members(&tenant, &group, Instant::now());
+        Ok(Reply::ok().body(json!({ "consumerIdList": ids }).to_string()))
+    }
+
+    pub(super) async fn pull(&self, req: &Command) -> Handled<Reply> {
+        let query = self.query()?;
+        let f = Fields(&req.ext_fields);
+        let raw_topic = f.str("topic")?.to_string();
+        let (sub, queue) = self.consumer_queue(&f, "PullMessage")?;
+        self.front
+            .admit_receive(&sub.tenant)
+            .await
+            .map_err(|s| Refusal::from_status(&s))?;
+        let offset: i64 = f.num("queueOffset")?;
+        let max: usize = f.num_or("maxMsgNums", 32)?;
+        let sys_flag: i32 = f.num_or("sysFlag", 0)?;
+        if sys_flag & PULL_COMMIT_OFFSET != 0 {
+            let commit: i64 = f.num_or("commitOffset", -1)?;
+            if commit >= 0 {
+                query
+                    .update_offset(&sub, queue, commit)
+                    .await
+                    .map_err(|e| Refusal::from_query(&e))?;
+            }
+        }
+        let filter = if sys_flag & PULL_SUBSCRIPTION != 0 {
+            filter(f.opt("subscription").unwrap_or("*"), f.opt("expressionType"))?
+        } else {
+            match self.clients.subscription(&sub.tenant, &sub.group, &sub.topic) {
+                Some((expression, kind)) => filter(&expression, Some(&kind))?,
+                None => Filter::All,
+            }
+        };
+        let long_polling = if sys_flag & PULL_SUSPEND != 0 {
+            Duration::from_millis(f.num_or("suspendTimeoutMillis", 0)?)
+        } else {
+            Duration::ZERO
+        };
+        let at = QueueRef {
+            tenant: sub.tenant.clone(),
+            topic: sub.topic.clone(),
+            queue,
+        };
+        let pull = PullRequest {
+            queue: at.clone(),
+            group: sub.group.clone(),
+            offset,
+            batch_size: max.max(1),
+            filter,
+            long_polling,
+        };
+        let pulled = match query.pull(&pull).await {
+            Ok(p) => p,
+            Err(strata_query::Error::IllegalOffset(why)) => {
+                // Apache's OFFSET_TOO_SMALL / OVERFLOW_BADLY: tell the client where to go.
+                let first = self.offset_at(&at, Position::Beginning).await?;
+                let end = self.offset_at(&at, Position::End).await?;
+                let next = if offset < first { first } else { end };
+                return Ok(Reply::ok()
+                    .field("nextBeginOffset", next)
+                    .field("minOffset", first)
+                    .field("maxOffset", end)
+                    .field("suggestWhichBrokerId", 0)
+                    .with_code(response::PULL_OFFSET_MOVED, why));
+            }
+            Err(e) => return Err(Refusal::from_query(&e)),
+        };
+        let reply = Reply::ok()
+            .field("nextBeginOffset", pulled.next_offset)
+            .field("minOffset", pulled.min_offset)
+            .field("maxOffset", pulled.max_offset)
+            .field("suggestWhichBrokerId", 0);
+        if pulled.messages.is_empty() {
+            return Ok(if pulled.next_offset > offset {
+                reply.with_code(response::PULL_RETRY_IMMEDIATELY, "no message matched the filter")
+            } else {
+                reply.with_code(response::PULL_NOT_FOUND, "no new message")
+            });
+        }
+        self.front
+            .delivered(&sub.tenant, pulled.messages.iter().map(|(_, r)| r.body.len()))
+            .await;
+        let mut body = BytesMut::new();
+        for (o, r) in &pulled.messages {
+            let stored = to_stored(&raw_topic, queue, *o, r, self.broker.store_host);
+            encode_stored(&stored, &mut body).map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+        }
+        Ok(reply.body(body.freeze()))
+    }
+
+    async fn offset_at(&self, at: &QueueRef, position: Position) -> Handled<i64> {
+        self.query()?
+            .query_offset(at, position)
+            .await
+            .map_err(|e| Refusal::from_query(&e))
+    }
+
+    pub(super) async fn query_consumer_offset(&self, req: &Command) -> Handled<Reply> {
+        let (sub, queue) = self.consumer_queue(&Fields(&req.ext_fields), "QueryConsumerOffset")?;
+        match self.query()?.committed_offset(&sub, queue).await {
+            Ok(o) => Ok(Reply::ok().field("offset", o)),
+            Err(strata_query::Error::OffsetNotFound { .. }) => {
+                // Apache's rule: a group new to a queue that has lost nothing to retention
+                // starts at 0, so the first messages of a new topic are not skipped.
+                let at = QueueRef {
+                    tenant: sub.tenant,
+                    topic: sub.topic,
+                    queue,
+                };
+                if self.offset_at(&at, Position::Beginning).await? == 0 {
+                    Ok(Reply::ok().field("offset", 0))
+                } else {
+                    Err(Refusal::new(
+                        response::QUERY_NOT_FOUND,
+                        "the group has no offset on this queue",
+                    ))
+                }
+            }
+            Err(e) => Err(Refusal::from_query(&e)),
+        }
+    }
+
+    pub(super) async fn update_consumer_offset(&self, req: &Command) -> Handled<Reply> {
+        let f = Fields(&req.ext_fields);
+        let (sub, queue) = self.consumer_queue(&f, "UpdateConsumerOffset")?;
+        let offset: i64 = f.num("commitOffset")?;
+        self.query()?
+            .update_offset(&sub, queue, offset)
+            .await
+            .map_err(|e| Refusal::from_query(&e))?;
+        Ok(Reply::ok())
+    }
+
+    /// GET_MIN_OFFSET, GET_MAX_OFFSET and SEARCH_OFFSET_BY_TIMESTAMP.
+    pub(super) async fn queue_offset(&self, req: &Command) -> Handled<Reply> {
+        let f = Fields(&req.ext_fields);
+        let at = self.queue_ref(&f, "GetOffset")?;
+        let position = match req.code {
+            request::GET_MIN_OFFSET => Position::Beginning,
+            request::GET_MAX_OFFSET => Position::End,
+            _ => Position::Timestamp(f.num("timestamp")?),
+        };
+        Ok(Reply::ok().field("offset", self.offset_at(&at, position).await?))
+    }
+
+    pub(super) async fn earliest_store_time(&self, req: &Command) -> Handled<Reply> {
+        let at = self.queue_ref(&Fields(&req.ext_fields), "GetEarliestMsgStoretime")?;
+        let first = self.offset_at(&at, Position::Beginning).await?;
+        let record = self
+            .query()?
+            .read_at(&at, first)
+            .await
+            .map_err(|e| Refusal::from_query(&e))?;
+        let record = record.ok_or_else(|| Refusal::new(response::SYSTEM_ERROR, "the queue holds no message"))?;
+        Ok(Reply::ok().field("timestamp", record.store_timestamp_ms))
+    }
+
+    /// The queue a request names by `topic` and `queueId`.
+    fn queue_ref(&self, f: &Fields<'_>, rpc: &str) -> Handled<QueueRef> {
+        let topic = names::split(f.str("topic")?);
+        self.authorize(&topic.tenant, rpc, &[Need::topic(&topic.name, Actions::SUB)])?;
+        Ok(QueueRef {
+            tenant: topic.tenant,
+            topic: topic.name,
+            queue: f.num("queueId")?,
+        })
+    }
+
+    fn lock_request(&self, req: &Command, rpc: &str) -> Handled<LockRequest> {
+        let body: LockBody = json_body(req)?;
+        let group = names::split(&body.consumer_group);
+        self.authorize(&group.tenant, rpc, &[Need::group(&group.name, Actions::SUB)])?;
+        let queues = body
+            .mq_set
+            .iter()
+            .map(|q| (names::split(&q.topic).name, q.queue_id))
+            .collect();
+        Ok(LockRequest { group, body, queues })
+    }
+
+    pub(super) fn lock(&self, req: &Command) -> Handled<Reply> {
+        let r = self.lock_request(req, "LockBatchMq")?;
+        let held = self.clients.lock(
+            &r.group.tenant,
+            &r.group.name,
+            &r.body.client_id,
+            &r.queues,
+            Instant::now(),
+        );
+        let locked: Vec<&QueueData> = held.iter().filter_map(|&i| r.body.mq_set.get(i)).collect();
+        Ok(Reply::ok().body(json!({ "lockOKMQSet": locked }).to_string()))
+    }
+
+    pub(super) fn unlock(&self, req: &Command) -> Handled<Reply> {
+        let r = self.lock_request(req, "UnlockBatchMq")?;
+        self.clients
+            .unlock(&r.group.tenant, &r.group.name, &r.body.client_id, &r.queues);
+        Ok(Reply::ok())
+    }
+}
