@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, from the package registries, inside the repo:
 #   .venv/            Python venv: the official RocketMQ 5.x Python client and pytest
+#   .venv4/           Python venv: the 4.x client (PyPI rocketmq, the C++ client library inside);
+#                     its own, as both clients' packages are named `rocketmq`
 #   tests/node/node_modules/   the official RocketMQ 5.x Node.js client (pinned in package-lock.json)
 # Idempotent: a second run only checks versions.
 set -euo pipefail
@@ -19,6 +21,14 @@ PY
   .venv/bin/pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
+V4_PACKAGE="rocketmq==0.4.4"
+if [ ! -x .venv4/bin/python ]; then
+  python3 -m venv .venv4
+fi
+if ! .venv4/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("rocketmq") != "0.4.4")' 2>/dev/null; then
+  .venv4/bin/pip install --quiet --disable-pip-version-check "$V4_PACKAGE"
+fi
+
 # strace: the durability test observes the broker's fsync calls; openssl: the TLS test makes
 # its certificates.
 for tool in strace openssl; do
@@ -31,4 +41,4 @@ done
 if [ ! -f tests/node/node_modules/rocketmq-client-nodejs/package.json ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "test dependencies ready: $(.venv/bin/python -c 'import importlib.metadata as m; print("python client", m.version("rocketmq-python-client"))'), node client $(node -p 'require("./tests/node/node_modules/rocketmq-client-nodejs/package.json").version')"
+echo "test dependencies ready: $(.venv/bin/python -c 'import importlib.metadata as m; print("python client", m.version("rocketmq-python-client"))'), 4.x client $(.venv4/bin/python -c 'import importlib.metadata as m; print(m.version("rocketmq"))'), node client $(node -p 'require("./tests/node/node_modules/rocketmq-client-nodejs/package.json").version')"

@@ -48,6 +48,8 @@ async fn start() -> Broker {
             &format!("127.0.0.1:{port}"),
             "--http-listen",
             "127.0.0.1:0",
+            "--remoting-listen",
+            "off",
         ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))

@@ -25,7 +25,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "127.0.0.1:$PORT is in use (another bench broker?); set BENCH_PORT" >&2; exit 1
 fi
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
-"$BIN" standalone --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" --http-listen 127.0.0.1:0 "$@" >"$OUT/broker.log" 2>&1 &
+"$BIN" standalone --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" --http-listen 127.0.0.1:0 --remoting-listen off "$@" >"$OUT/broker.log" 2>&1 &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do

@@ -127,6 +127,20 @@ impl Clients {
         members.values().find_map(|m| m.subscriptions.get(topic).cloned())
     }
 
+    /// Every topic the group's members subscribe.
+    pub fn topics(&self, tenant: &str, group: &str) -> Vec<String> {
+        let state = self.state();
+        let mut topics: Vec<String> = state
+            .groups
+            .get(&(tenant.to_string(), group.to_string()))
+            .into_iter()
+            .flat_map(|members| members.values().flat_map(|m| m.subscriptions.keys().cloned()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Locks each queue for `client` unless another live client holds it; returns the queues
     /// `client` now holds.
     pub fn lock(&self, tenant: &str, group: &str, client: &str, queues: &[(String, i32)], now: Instant) -> Vec<usize> {
@@ -196,6 +210,7 @@ mod tests {
         assert!(clients.heartbeat(joined("b"), &b, t0).is_empty(), "nothing changed");
         assert_eq!(clients.members("", "g", t0), vec!["a", "b"]);
         assert_eq!(clients.subscription("", "g", "t").map(|s| s.0).as_deref(), Some("*"));
+        assert_eq!(clients.topics("", "g"), vec!["t"]);
         let later = t0 + CLIENT_EXPIRY + Duration::from_secs(1);
         assert!(clients.members("", "g", later).is_empty());
         assert_eq!(clients.memberships_of(&a).len(), 0, "expired members were dropped");

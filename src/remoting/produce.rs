@@ -168,41 +168,42 @@ impl Remoting {
         let query = self.query()?;
         let f = Fields(&req.ext_fields);
         let Named { tenant, name: group } = names::split(f.str("group")?);
-        let origin_raw = f.str("originTopic")?;
-        let origin = names::split(origin_raw);
-        self.authorize(
-            &tenant,
-            "ConsumerSendMsgBack",
-            &[
-                Need::group(&group, Actions::SUB),
-                Need::topic(&origin.name, Actions::SUB),
-            ],
-        )?;
+        // Clients before 2.0 send no origin topic: the group's subscriptions then say where
+        // the message may be (its retry topic among them).
+        let origin_raw = f.opt("originTopic").filter(|t| !t.is_empty());
+        let mut candidates = match origin_raw {
+            Some(t) => vec![names::split(t).name],
+            None => self.clients.topics(&tenant, &group),
+        };
+        candidates.push(retry_topic(&group));
+        let mut needs = vec![Need::group(&group, Actions::SUB)];
+        needs.extend(candidates.iter().map(|t| Need::topic(t, Actions::SUB)));
+        self.authorize(&tenant, "ConsumerSendMsgBack", &needs)?;
         let clo: i64 = f.num("offset")?;
         let origin_id = f.opt("originMsgId").unwrap_or_default();
         let mut found = None;
-        for topic in [origin.name.clone(), retry_topic(&group)] {
+        for topic in candidates {
             let Some((queue, offset)) = from_commit_log_offset(&topic, clo) else {
                 continue;
             };
             let at = QueueRef {
                 tenant: tenant.clone(),
-                topic,
+                topic: topic.clone(),
                 queue,
             };
             match query.read_at(&at, offset).await {
                 Ok(Some(r)) if origin_id.is_empty() || r.message_id == origin_id => {
-                    found = Some(r);
+                    found = Some((topic, r));
                     break;
                 }
                 Ok(_) => {}
                 Err(e) => return Err(Refusal::from_query(&e)),
             }
         }
-        let record = found.ok_or_else(|| {
+        let (topic, record) = found.ok_or_else(|| {
             Refusal::new(
                 response::SYSTEM_ERROR,
-                format!("no message at commit-log offset {clo} of {origin_raw} or the group's retry topic"),
+                format!("no message of group {group} at commit-log offset {clo}"),
             )
         })?;
         let prop = |k: &str| record.user_properties.get(k).cloned();
@@ -226,7 +227,7 @@ impl Remoting {
         let mut props = record.user_properties.clone();
         props
             .entry(p::RETRY_TOPIC.into())
-            .or_insert_with(|| origin_raw.to_string());
+            .or_insert_with(|| names::join(&tenant, &topic));
         props
             .entry(p::ORIGIN_MESSAGE_ID.into())
             .or_insert_with(|| record.message_id.clone());

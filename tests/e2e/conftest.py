@@ -43,6 +43,7 @@ class Broker:
         self.env = env or {}
         self.port = free_port()
         self.http_port = free_port()
+        self.remoting_port = free_port()
         self.proc = None
         self.starts = 0
 
@@ -50,13 +51,19 @@ class Broker:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def name_server(self) -> str:
+        """The 4.x Remoting address (name server and broker)."""
+        return f"127.0.0.1:{self.remoting_port}"
+
     def start(self):
         assert Path(STRATA_BIN).exists(), f"build the broker first: {STRATA_BIN} is missing"
         self.starts += 1
         log = open(self.log_dir / f"strata-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             [STRATA_BIN, "standalone", "--data-dir", str(self.data_dir),
-             "--grpc-listen", self.endpoint, "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
+             "--grpc-listen", self.endpoint, "--http-listen", f"127.0.0.1:{self.http_port}",
+             "--remoting-listen", self.name_server, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **self.env},
         )

@@ -38,7 +38,7 @@ def test_a_wal_object_is_fsynced_before_its_send_is_answered(tmp_path):
         proc = subprocess.Popen(
             [strace, "-f", "-qq", "-ttt", "-y", "-e", TRACED, "-o", str(trace),
              STRATA_BIN, "standalone", "--data-dir", str(tmp_path / "data"), "--grpc-listen", f"127.0.0.1:{port}",
-             "--http-listen", "127.0.0.1:0"],
+             "--http-listen", "127.0.0.1:0", "--remoting-listen", "off"],
             stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_listening(proc, port, log.name)
