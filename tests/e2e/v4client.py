@@ -45,9 +45,9 @@ def produce(a):
                 for i, b in enumerate(bodies)]
         if a.mode == "sync":
             for b, m in zip(bodies, msgs):
+                at = time.time()
                 r = p.send_sync(m)
-                sent.append({"body": b, "status": int(r.status), "id": r.msg_id, "offset": r.offset,
-                             "at": time.time()})
+                sent.append({"body": b, "status": int(r.status), "id": r.msg_id, "offset": r.offset, "at": at})
         elif a.mode == "async":
             done = threading.Semaphore(0)
             errors = []

@@ -1,0 +1,248 @@
+"""The 4.x Remoting protocol with a real 4.x client (PyPI rocketmq 0.4.4, the C++ client library
+inside, in .venv4) and frame-level checks of what that client cannot send; cross-protocol with
+the official 5.x Python client."""
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rocketmq import FilterExpression, Producer, SimpleConsumer
+
+from clients import config, make_message, receive_all
+from conftest import REPO
+from remoting_raw import RemotingConn, decode_messages, frame, properties
+from test_metering import scrape, series
+
+V4_PYTHON = REPO / ".venv4" / "bin" / "python"
+V4_CLIENT = Path(__file__).with_name("v4client.py")
+
+# Request and response codes (the protocol's numbers).
+SEND_MESSAGE, PULL_MESSAGE, CONSUMER_SEND_MSG_BACK = 10, 11, 36
+GET_KV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO = 101, 105, 106
+SUCCESS, REQUEST_CODE_NOT_SUPPORTED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 13, 17
+PULL_NOT_FOUND, PULL_OFFSET_MOVED, QUERY_NOT_FOUND = 19, 21, 22
+
+
+def v4(*args, timeout=120):
+    """Runs a v4client.py scenario; returns its JSON."""
+    assert V4_PYTHON.exists(), "the 4.x client is missing: run infra/install-test-deps.sh"
+    out = subprocess.run([str(V4_PYTHON), str(V4_CLIENT), *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def pulls_seen(broker) -> float:
+    _, text = scrape(broker)
+    try:
+        return series(text, "strata_remoting_requests_total", code=str(PULL_MESSAGE))
+    except AssertionError:
+        return 0
+
+
+def test_every_send_mode_arrives_once_with_its_fields(broker):
+    broker.cli("topic", "create", "v4-modes", "--queues", "4")
+    ns = broker.name_server
+    for mode in ["sync", "async", "oneway", "batch"]:
+        sent = v4("produce", ns, "v4-modes", 10, "--mode", mode, "--tag", f"T-{mode}", "--keys-prefix", f"{mode}-")
+        if mode in ("sync", "async"):
+            assert len(sent) == 10 and all(s["status"] == 0 for s in sent), sent
+    got = v4("push", ns, "v4-modes-g", "v4-modes", 40)
+    bodies = sorted(m["body"] for m in got)
+    assert bodies == sorted(f"{mode}-{i}" for mode in ["sync", "async", "oneway", "batch"] for i in range(10))
+    for m in got:
+        mode, i = m["body"].split("-")
+        assert (m["tags"], m["keys"], m["seq"], m["topic"]) == (f"T-{mode}", f"{mode}-{i}", i, "v4-modes"), m
+        assert len(m["id"]) == 32, "the message id is the client's unique key"
+    # The group's offsets were committed: a restarted consumer gets nothing again.
+    again = v4("push", ns, "v4-modes-g", "v4-modes", 1, "--timeout", 5)
+    assert again == [], again
+
+
+def test_pull_consumer_reads_every_queue_by_offset(broker):
+    broker.cli("topic", "create", "v4-pull", "--queues", "3")
+    v4("produce", broker.name_server, "v4-pull", 12)
+    got = v4("pull", broker.name_server, "v4-pull-g", "v4-pull")
+    assert sorted(m["body"] for m in got["first"]) == sorted(f"sync-{i}" for i in range(12))
+    by_queue = {}
+    for m in got["first"]:
+        by_queue.setdefault(m["queue"], []).append(m["offset"])
+    assert sorted(by_queue) == [0, 1, 2]
+    for offsets in by_queue.values():
+        assert offsets == list(range(len(offsets))), "queue offsets are ours: dense from 0"
+    assert got["again"] == [], "pulling on from the next offsets finds nothing new"
+
+
+def test_orderly_send_and_orderly_consumption_keep_each_orders_sequence(broker):
+    broker.cli("topic", "create", "v4-orders", "--queues", "4")
+    sent = v4("produce", broker.name_server, "v4-orders", 40, "--mode", "orderly", "--orders", 4)
+    queue_of = {}
+    for s in sent:
+        assert s["status"] == 0
+    got = v4("push", broker.name_server, "v4-orders-g", "v4-orders", 40, "--orderly")
+    assert len(got) == 40
+    seqs = {}
+    for m in got:
+        queue_of.setdefault(m["order"], set()).add(m["queue"])
+        seqs.setdefault(m["order"], []).append(int(m["seq"]))
+    for order, s in seqs.items():
+        assert s == sorted(s), f"order {order} consumed out of sequence: {s}"
+        assert len(queue_of[order]) == 1, "an order stays in the queue the producer chose"
+
+
+def test_broadcasting_consumers_each_receive_everything(broker, tmp_path):
+    broker.cli("topic", "create", "v4-bcast", "--queues", "2")
+    ns = broker.name_server
+    before = pulls_seen(broker)
+    consumers = [
+        subprocess.Popen([str(V4_PYTHON), str(V4_CLIENT), "push", ns, "v4-bcast-g", "v4-bcast", "8", "--broadcast",
+                          "--instance", f"b{i}", "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for i in range(2)
+    ]
+    # Both consumers start at the latest offset: wait until each polls both queues.
+    deadline = time.monotonic() + 60
+    while pulls_seen(broker) - before < 4:
+        assert time.monotonic() < deadline, "the broadcasting consumers never pulled"
+        assert all(c.poll() is None for c in consumers), [c.communicate() for c in consumers]
+        time.sleep(0.1)
+    v4("produce", ns, "v4-bcast", 8)
+    for c in consumers:
+        out, err = c.communicate(timeout=90)
+        assert c.returncode == 0, err
+        got = json.loads(out)
+        assert sorted(m["body"] for m in got) == sorted(f"sync-{i}" for i in range(8)), got
+
+
+def test_delay_levels_and_start_delivery_time(semantics_broker):
+    b = semantics_broker
+    b.cli("topic", "create", "v4-delay", "--type", "delay", "--queues", "2")
+    sent = v4("produce", b.name_server, "v4-delay", 2, "--delay-level", 2)  # level 2: 5 s
+    got = v4("push", b.name_server, "v4-delay-g", "v4-delay", 2)
+    assert len(got) == 2
+    for s, m in zip(sorted(sent, key=lambda s: s["body"]), sorted(got, key=lambda m: m["body"])):
+        assert m["at"] >= s["at"] + 5, f"{m['body']} arrived {s['at'] + 5 - m['at']:.2f} s early"
+    # A delay message on a NORMAL topic is refused, as on gRPC.
+    b.cli("topic", "create", "v4-normal", "--queues", "1")
+    conn = RemotingConn(b.name_server)
+    try:
+        reply = conn.call(SEND_MESSAGE, {"producerGroup": "p", "topic": "v4-normal", "queueId": "0", "sysFlag": "0",
+                                         "bornTimestamp": "0", "flag": "0",
+                                         "properties": properties({"DELAY": "3", "UNIQ_KEY": "A1"})}, b"x")
+        assert reply.code == MESSAGE_ILLEGAL and "DELAY" in reply.remark.upper(), (reply.code, reply.remark)
+        at = int(time.time() * 1000) + 1500
+        reply = conn.call(SEND_MESSAGE, {"producerGroup": "p", "topic": "v4-delay", "queueId": "0", "sysFlag": "0",
+                                         "bornTimestamp": "0", "flag": "0",
+                                         "properties": properties({"__STARTDELIVERTIME": str(at)})}, b"at")
+        assert reply.code == SUCCESS, reply.remark
+    finally:
+        conn.close()
+    got = v4("push", b.name_server, "v4-delay-g", "v4-delay", 1)
+    assert [m["body"] for m in got] == ["at"] and got[0]["at"] * 1000 >= at
+
+
+def test_failed_messages_are_retried_then_dead_lettered(broker):
+    broker.cli("topic", "create", "v4-retry", "--queues", "1")
+    v4("produce", broker.name_server, "v4-retry", 1)
+    got = v4("push", broker.name_server, "v4-retry-g", "v4-retry", 1, "--fail-times", 1)
+    assert [(m["reconsume"], bool(m.get("failed"))) for m in got] == [(0, True), (1, False)], got
+    assert got[1]["at"] - got[0]["at"] >= 10, "the first retry waits delay level 3 (10 s)"
+    assert got[1]["topic"] == "v4-retry" and got[1]["id"] == got[0]["id"]
+    # Out of attempts: the message goes to the group's DLQ, which 5.x clients read too.
+    conn = RemotingConn(broker.name_server)
+    try:
+        reply = conn.call(PULL_MESSAGE, {"consumerGroup": "v4-dlq-g", "topic": "v4-retry", "queueId": "0",
+                                         "queueOffset": "0", "maxMsgNums": "1", "sysFlag": "0", "commitOffset": "0",
+                                         "suspendTimeoutMillis": "0", "subscription": "*", "subVersion": "0"})
+        assert reply.code == SUCCESS, reply.remark
+        [(_, _, clo, _, body, _, props)] = decode_messages(reply.body)
+        reply = conn.call(CONSUMER_SEND_MSG_BACK, {"group": "v4-dlq-g", "offset": str(clo), "delayLevel": "0",
+                                                   "originMsgId": props["UNIQ_KEY"], "originTopic": "v4-retry",
+                                                   "maxReconsumeTimes": "0", "unitMode": "false"})
+        assert reply.code == SUCCESS, reply.remark
+        forged = conn.call(CONSUMER_SEND_MSG_BACK, {"group": "v4-dlq-g", "offset": str(clo + 99), "delayLevel": "0",
+                                                    "originTopic": "v4-retry", "maxReconsumeTimes": "0"})
+        assert forged.code != SUCCESS and "offset" in forged.remark
+    finally:
+        conn.close()
+    dlq = SimpleConsumer(config(broker.endpoint), "dlq-reader", {"%DLQ%v4-dlq-g": FilterExpression("*")},
+                         await_duration=3)
+    dlq.startup()
+    try:
+        [m] = receive_all(dlq, 1, deadline_s=30).values()
+        assert m.body == body and m.message_id == props["UNIQ_KEY"]
+    finally:
+        dlq.shutdown()
+
+
+def test_messages_cross_protocols_both_ways(broker):
+    broker.cli("topic", "create", "x-proto", "--queues", "2")
+    sent4 = v4("produce", broker.name_server, "x-proto", 3, "--tag", "from4")
+    c = SimpleConsumer(config(broker.endpoint), "x-proto-g5", {"x-proto": FilterExpression("from4")},
+                       await_duration=3)
+    c.startup()
+    try:
+        got5 = receive_all(c, 3, deadline_s=30)
+    finally:
+        c.shutdown()
+    assert sorted(got5) == sorted(s["id"] for s in sent4), "4.x unique keys are the 5.x message ids"
+    for m in got5.values():
+        assert m.tag == "from4" and m.body.decode().startswith("sync-") and m.keys
+    p = Producer(config(broker.endpoint), ("x-proto",))
+    p.startup()
+    try:
+        ids5 = [p.send(make_message("x-proto", i, f"five-{i}".encode(), tag="from5", keys=[f"k5-{i}"])).message_id
+                for i in range(3)]
+    finally:
+        p.shutdown()
+    got4 = v4("push", broker.name_server, "x-proto-g4", "x-proto", 3, "--expression", "from5")
+    assert sorted(m["id"] for m in got4) == sorted(ids5)
+    for m in got4:
+        assert m["tags"] == "from5" and m["body"].startswith("five-") and m["keys"].startswith("k5-")
+
+
+def test_name_server_answers_and_bad_frames_close_only_their_connection(broker):
+    ns = broker.name_server
+    conn = RemotingConn(ns)
+    try:
+        cluster = conn.call(GET_BROKER_CLUSTER_INFO).json()
+        [(name, data)] = cluster["brokerAddrTable"].items()
+        assert data["brokerAddrs"]["0"] == ns and cluster["clusterAddrTable"]["DefaultCluster"] == [name]
+        assert conn.call(GET_KV_CONFIG, {"namespace": "ORDER_TOPIC_CONFIG", "key": "t"}).code == QUERY_NOT_FOUND
+        route = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "v4-route"})
+        assert route.code == SUCCESS and route.json()["queueDatas"][0]["perm"] == 6
+        bad_name = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "no spaces allowed"})
+        assert bad_name.code != SUCCESS and bad_name.remark
+        unknown = conn.call(9999)
+        assert unknown.code == REQUEST_CODE_NOT_SUPPORTED and "9999" in unknown.remark
+        overflow = conn.call(PULL_MESSAGE, {"consumerGroup": "g", "topic": "v4-route", "queueId": "99999999999",
+                                            "queueOffset": "0"})
+        assert overflow.code != SUCCESS and "queueId" in overflow.remark
+        moved = conn.call(PULL_MESSAGE, {"consumerGroup": "g", "topic": "v4-route", "queueId": "0",
+                                         "queueOffset": "500", "maxMsgNums": "1", "sysFlag": "0"})
+        assert moved.code == PULL_OFFSET_MOVED and moved.fields["nextBeginOffset"] == "0"
+    finally:
+        conn.close()
+    bad_frames = [
+        struct.pack(">I", 0xFFFFFFF0),  # a length beyond the frame limit
+        struct.pack(">II", 12, 200) + b"{}" * 4,  # header longer than the frame
+        struct.pack(">II", 4 + 9, 9) + b"not json!",
+        struct.pack(">II", 4 + 2, 0x05000002) + b"{}",  # unknown serialize type
+    ]
+    for data in bad_frames:
+        c = RemotingConn(ns, timeout=10)
+        try:
+            c.send_raw(data)
+            assert c.closed_by_broker(), data
+        finally:
+            c.close()
+    # A frame cut short leaves the connection waiting; its peer closing it is just a close.
+    with socket.create_connection(("127.0.0.1", broker.remoting_port)) as s:
+        s.sendall(frame(GET_BROKER_CLUSTER_INFO)[:7])
+    sent = v4("produce", ns, "v4-after-bad-frames", 1)
+    assert sent[0]["status"] == 0, "the broker serves on after bad frames"
+    assert broker.alive()
