@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::front::{Forwarder, Front, Routes, Sessions, spawn_transaction_checks};
+use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
 use crate::http::{Observed, Readiness};
 use crate::metering::{Metering, spawn_rollups, spawn_storage_sampler};
 
@@ -79,6 +79,15 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on {} (http_listen): {e}", settings.http_listen))?;
     let http_local = http_listener.local_addr()?;
+    // Bound with the others, so a node accepting gRPC accepts 4.x clients too.
+    let remoting_listener = match settings.remoting.listen_address(standalone)? {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address} (remoting.listen): {e}"))?,
+        ),
+        None => None,
+    };
     let local = listener.local_addr()?;
     let advertise = match &settings.advertise {
         Some(a) => a.clone(),
@@ -177,16 +186,6 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         ));
     }
     let sessions = Arc::new(Sessions::default());
-    if let Some(ingest) = &ingest {
-        tasks.push(spawn_transaction_checks(
-            catalog.clone(),
-            Arc::clone(ingest),
-            blocks.clone(),
-            Arc::clone(&sessions),
-            settings.ingest.transaction_check_interval,
-            node_id.clone(),
-        ));
-    }
     let routes = if standalone && settings.advertise.is_none() {
         Routes::Single { advertise: None }
     } else {
@@ -220,14 +219,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         quotas: Arc::clone(&quotas),
         meter,
     };
-    if let Some(address) = settings
-        .remoting
-        .listen_address(standalone)
-        .map_err(|e| -> BoxError { e.into() })?
-    {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|e| format!("cannot listen on {address} (remoting.listen): {e}"))?;
+    // Where orphan transaction checks go: 5.x producers' Telemetry streams, 4.x connections.
+    let mut check_routes: Vec<Arc<dyn CheckRoute>> = vec![Arc::new(TelemetryChecks {
+        sessions: Arc::clone(&sessions),
+        store_host: node_id.clone(),
+    })];
+    if let Some(listener) = remoting_listener {
         let local = listener.local_addr()?;
         let advertised = settings.remoting.advertise.clone().unwrap_or_else(|| local.to_string());
         let store_host = advertised
@@ -245,7 +242,17 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             identity,
             settings.remoting.max_frame_bytes,
         ));
+        check_routes.push(remoting.clone());
         tasks.push(tokio::spawn(remoting.serve(listener)));
+    }
+    if let Some(ingest) = &ingest {
+        tasks.push(spawn_transaction_checks(
+            catalog.clone(),
+            Arc::clone(ingest),
+            blocks.clone(),
+            check_routes,
+            settings.ingest.transaction_check_interval,
+        ));
     }
     let sweeper = front.clone();
     tasks.push(tokio::spawn(async move {

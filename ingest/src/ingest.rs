@@ -370,6 +370,13 @@ impl Ingest {
         (t == tenant && tp == topic).then_some(id)
     }
 
+    /// The tenant and topic a transaction id of this cluster names (4.x clients end
+    /// transactions by id alone).
+    pub fn transaction_topic(&self, transaction_id: &str) -> Option<(String, String)> {
+        let [tenant, topic, _] = <[String; 3]>::try_from(self.transactions.open_strings(transaction_id).ok()?).ok()?;
+        Some((tenant, topic))
+    }
+
     /// Commits or rolls back a transaction's half message.
     #[instrument(skip_all, fields(tenant, topic, commit), err)]
     pub async fn end_transaction(&self, tenant: &str, topic: &str, transaction_id: &str, commit: bool) -> Result<()> {

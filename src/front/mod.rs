@@ -30,7 +30,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
-pub use checks::spawn_transaction_checks;
+pub use checks::{Check, CheckRoute, TelemetryChecks, spawn_transaction_checks};
 use context::Ctx;
 pub use forward::Forwarder;
 pub use route::Routes;

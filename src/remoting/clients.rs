@@ -1,7 +1,7 @@
 //! The 4.x clients each consumer group has: who heartbeats, what they subscribe, and the
 //! connection to tell them when the group changes (NOTIFY_CONSUMER_IDS_CHANGED).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,11 @@ struct Member {
 #[derive(Default)]
 struct State {
     groups: HashMap<GroupKey, BTreeMap<String, Member>>,
+    /// Producer groups' live clients: client id → last heartbeat and connection.
+    producers: HashMap<GroupKey, BTreeMap<String, (Instant, mpsc::Sender<Command>)>>,
+    /// (tenant, topic) → producer groups that sent half messages to it (transaction checks go
+    /// to one of their clients).
+    transactional: HashMap<(String, String), BTreeSet<String>>,
     /// (tenant, group, topic, queue) → holder and when it took or renewed the lock.
     locks: HashMap<(String, String, String, i32), (String, Instant)>,
 }
@@ -76,6 +81,78 @@ impl Clients {
         }
     }
 
+    /// Records a producer's heartbeat.
+    pub fn producer_heartbeat(
+        &self,
+        tenant: &str,
+        group: &str,
+        client_id: &str,
+        connection: &mpsc::Sender<Command>,
+        now: Instant,
+    ) {
+        let mut state = self.state();
+        let clients = state.producers.entry((tenant.into(), group.into())).or_default();
+        clients.retain(|_, (seen, _)| now.duration_since(*seen) <= CLIENT_EXPIRY);
+        clients.insert(client_id.into(), (now, connection.clone()));
+    }
+
+    pub fn producer_leave(&self, tenant: &str, group: &str, client_id: &str) {
+        let mut state = self.state();
+        let key = (tenant.to_string(), group.to_string());
+        if let Some(clients) = state.producers.get_mut(&key) {
+            clients.remove(client_id);
+            if clients.is_empty() {
+                state.producers.remove(&key);
+            }
+        }
+    }
+
+    /// Notes that `group` sent a half message to `topic`.
+    pub fn transactional(&self, tenant: &str, topic: &str, group: &str) {
+        let mut state = self.state();
+        let groups = state.transactional.entry((tenant.into(), topic.into())).or_default();
+        if !groups.contains(group) {
+            groups.insert(group.into());
+        }
+    }
+
+    /// Every `(tenant, topic)` some live producer group sent half messages to.
+    pub fn transactional_topics(&self, now: Instant) -> Vec<(String, String)> {
+        let state = self.state();
+        state
+            .transactional
+            .iter()
+            .filter(|((tenant, _), groups)| {
+                groups
+                    .iter()
+                    .any(|g| live_producer(&state, tenant, g, now, 0).is_some())
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A live client of producer `group` (or, with none named, of any group that sent half
+    /// messages to `topic`), chosen by `pick`.
+    pub fn producer_of(
+        &self,
+        tenant: &str,
+        topic: &str,
+        group: Option<&str>,
+        pick: usize,
+        now: Instant,
+    ) -> Option<mpsc::Sender<Command>> {
+        let state = self.state();
+        let groups: Vec<String> = match group {
+            Some(g) => vec![g.to_string()],
+            None => state
+                .transactional
+                .get(&(tenant.to_string(), topic.to_string()))
+                .map(|g| g.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        groups.iter().find_map(|g| live_producer(&state, tenant, g, now, pick))
+    }
+
     /// Removes a client from a group (UNREGISTER_CLIENT or its connection closed); returns
     /// the connections of those left.
     pub fn leave(&self, tenant: &str, group: &str, client_id: &str) -> Vec<mpsc::Sender<Command>> {
@@ -95,9 +172,14 @@ impl Clients {
         left
     }
 
-    /// Every group a connection's clients belong to, to leave when it closes.
-    pub fn memberships_of(&self, connection: &mpsc::Sender<Command>) -> Vec<(String, String, String)> {
-        let state = self.state();
+    /// Forgets a closed connection's producers; returns its consumers' memberships (tenant,
+    /// group, client), for the caller to leave and tell the rest of each group.
+    pub fn connection_closed(&self, connection: &mpsc::Sender<Command>) -> Vec<(String, String, String)> {
+        let mut state = self.state();
+        for clients in state.producers.values_mut() {
+            clients.retain(|_, (_, c)| !c.same_channel(connection));
+        }
+        state.producers.retain(|_, clients| !clients.is_empty());
         state
             .groups
             .iter()
@@ -171,6 +253,16 @@ impl Clients {
     }
 }
 
+fn live_producer(state: &State, tenant: &str, group: &str, now: Instant, pick: usize) -> Option<mpsc::Sender<Command>> {
+    let clients = state.producers.get(&(tenant.to_string(), group.to_string()))?;
+    let live: Vec<&mpsc::Sender<Command>> = clients
+        .values()
+        .filter(|(seen, c)| now.duration_since(*seen) <= CLIENT_EXPIRY && !c.is_closed())
+        .map(|(_, c)| c)
+        .collect();
+    (!live.is_empty()).then(|| live[pick % live.len()].clone())
+}
+
 /// Drops members not heard from within [`CLIENT_EXPIRY`]; whether any were.
 fn expire(members: &mut BTreeMap<String, Member>, now: Instant) -> bool {
     let before = members.len();
@@ -213,10 +305,28 @@ mod tests {
         assert_eq!(clients.topics("", "g"), vec!["t"]);
         let later = t0 + CLIENT_EXPIRY + Duration::from_secs(1);
         assert!(clients.members("", "g", later).is_empty());
-        assert_eq!(clients.memberships_of(&a).len(), 0, "expired members were dropped");
+        assert_eq!(clients.connection_closed(&a).len(), 0, "expired members were dropped");
         clients.heartbeat(joined("a"), &a, later);
-        assert_eq!(clients.memberships_of(&a).len(), 1);
+        assert_eq!(clients.connection_closed(&a).len(), 1);
         assert!(clients.leave("", "g", "a").is_empty());
+    }
+
+    #[test]
+    fn transaction_checks_go_to_a_live_producer_of_the_group() {
+        let clients = Clients::default();
+        let (p, _rp) = mpsc::channel(1);
+        let t0 = Instant::now();
+        clients.transactional("", "t", "pg");
+        assert!(
+            clients.transactional_topics(t0).is_empty(),
+            "no producer of pg is connected"
+        );
+        clients.producer_heartbeat("", "pg", "c1", &p, t0);
+        assert_eq!(clients.transactional_topics(t0), vec![(String::new(), "t".to_string())]);
+        assert!(clients.producer_of("", "t", None, 7, t0).is_some());
+        assert!(clients.producer_of("", "t", Some("other"), 0, t0).is_none());
+        clients.connection_closed(&p);
+        assert!(clients.producer_of("", "t", Some("pg"), 0, t0).is_none());
     }
 
     #[test]

@@ -35,6 +35,14 @@ struct Heartbeat {
     client_id: String,
     #[serde(default)]
     consumer_data_set: Vec<ConsumerData>,
+    #[serde(default)]
+    producer_data_set: Vec<ProducerData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProducerData {
+    group_name: String,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +140,12 @@ impl Remoting {
 
     pub(super) async fn heartbeat(&self, req: &Command, connection: &mpsc::Sender<Command>) -> Handled<Reply> {
         let hb: Heartbeat = json_body(req)?;
+        let now = Instant::now();
+        for producer in &hb.producer_data_set {
+            let Named { tenant, name: group } = names::split(&producer.group_name);
+            self.clients
+                .producer_heartbeat(&tenant, &group, &hb.client_id, connection, now);
+        }
         for consumer in hb.consumer_data_set {
             let Named { tenant, name: group } = names::split(&consumer.group_name);
             self.authorize(&tenant, "Heartbeat", &[Need::group(&group, Actions::SUB)])?;
@@ -154,7 +168,7 @@ impl Remoting {
                 client_id: hb.client_id.clone(),
                 subscriptions,
             };
-            let others = self.clients.heartbeat(joined, connection, Instant::now());
+            let others = self.clients.heartbeat(joined, connection, now);
             self.notify_group_changed(&tenant, &group, others).await;
         }
         Ok(Reply::ok())
@@ -163,6 +177,10 @@ impl Remoting {
     pub(super) async fn unregister(&self, req: &Command) -> Handled<Reply> {
         let f = Fields(&req.ext_fields);
         let client = f.str("clientID")?;
+        if let Some(g) = f.opt("producerGroup").filter(|g| !g.is_empty()) {
+            let Named { tenant, name: group } = names::split(g);
+            self.clients.producer_leave(&tenant, &group, client);
+        }
         if let Some(g) = f.opt("consumerGroup").filter(|g| !g.is_empty()) {
             let Named { tenant, name: group } = names::split(g);
             let others = self.clients.leave(&tenant, &group, client);

@@ -8,6 +8,7 @@ mod fields;
 mod names;
 mod produce;
 mod route;
+mod transaction;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -171,7 +172,7 @@ impl Remoting {
                 Ok(_) => {}
             }
         }
-        for (tenant, group, client) in self.clients.memberships_of(&tx) {
+        for (tenant, group, client) in self.clients.connection_closed(&tx) {
             let others = self.clients.leave(&tenant, &group, &client);
             self.notify_group_changed(&tenant, &group, others).await;
         }
@@ -226,6 +227,7 @@ impl Remoting {
                 self.send(req, incoming.peer).await
             }
             request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,
+            request::END_TRANSACTION => self.end_transaction(req).await,
             request::PULL_MESSAGE => self.pull(req).await,
             request::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(req).await,
             request::UPDATE_CONSUMER_OFFSET => self.update_consumer_offset(req).await,
@@ -245,12 +247,17 @@ impl Remoting {
         }
     }
 
+    /// The opaque of a request this server sends.
+    fn next_opaque(&self) -> i32 {
+        self.next_opaque.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Tells a group's other members to rebalance.
     async fn notify_group_changed(&self, tenant: &str, group: &str, members: Vec<mpsc::Sender<Command>>) {
         if members.is_empty() {
             return;
         }
-        let opaque = self.next_opaque.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let opaque = self.next_opaque();
         let mut notice = Command::request(request::NOTIFY_CONSUMER_IDS_CHANGED, opaque);
         notice.flag = FLAG_ONEWAY;
         notice

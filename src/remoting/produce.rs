@@ -54,7 +54,7 @@ fn send_fields(req: &Command) -> BTreeMap<String, String> {
 }
 
 impl Remoting {
-    fn ingest(&self) -> Handled<&Ingest> {
+    pub(super) fn ingest(&self) -> Handled<&Ingest> {
         self.front.ingest.as_deref().ok_or_else(|| {
             Refusal::new(
                 response::SERVICE_NOT_AVAILABLE,
@@ -117,6 +117,10 @@ impl Remoting {
             reserved_properties: true,
         };
         let receipts = self.store(ingest, &named.tenant, &messages, &options).await?;
+        if receipts.iter().any(|r| r.transaction_id.is_some()) {
+            let group = names::split(f.opt("producerGroup").unwrap_or_default()).name;
+            self.clients.transactional(&named.tenant, &named.name, &group);
+        }
         let ids: Vec<String> = receipts
             .iter()
             .map(|r| {

@@ -21,9 +21,10 @@ V4_PYTHON = REPO / ".venv4" / "bin" / "python"
 V4_CLIENT = Path(__file__).with_name("v4client.py")
 
 # Request and response codes (the protocol's numbers).
-SEND_MESSAGE, PULL_MESSAGE, CONSUMER_SEND_MSG_BACK = 10, 11, 36
+SEND_MESSAGE, PULL_MESSAGE, HEART_BEAT, CONSUMER_SEND_MSG_BACK, END_TRANSACTION = 10, 11, 34, 36, 37
+CHECK_TRANSACTION_STATE = 39
 GET_KV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO = 101, 105, 106
-SUCCESS, REQUEST_CODE_NOT_SUPPORTED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 13, 17
+SUCCESS, REQUEST_CODE_NOT_SUPPORTED, TRANSACTION_FAILED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 4, 13, 17
 PULL_NOT_FOUND, PULL_OFFSET_MOVED, QUERY_NOT_FOUND = 19, 21, 22
 
 
@@ -177,6 +178,60 @@ def test_failed_messages_are_retried_then_dead_lettered(broker):
         assert m.body == body and m.message_id == props["UNIQ_KEY"]
     finally:
         dlq.shutdown()
+
+
+def test_transactions_end_by_id_and_orphans_are_checked(semantics_broker):
+    """The 0.4.4 wrapper has no transaction producer: its frames, sent by hand."""
+    b = semantics_broker
+    b.cli("topic", "create", "v4-tx", "--type", "transaction", "--queues", "1")
+    producer, sender = RemotingConn(b.name_server), RemotingConn(b.name_server)
+    try:
+        hb = {"clientID": "raw-producer", "producerDataSet": [{"groupName": "pg-tx"}], "consumerDataSet": []}
+        assert producer.call(HEART_BEAT, body=json.dumps(hb).encode()).code == SUCCESS
+
+        def half(body):
+            props = properties({"TRAN_MSG": "true", "PGROUP": "pg-tx", "UNIQ_KEY": f"TX-{body.decode()}"})
+            r = sender.call(SEND_MESSAGE, {"producerGroup": "pg-tx", "topic": "v4-tx", "queueId": "0",
+                                           "sysFlag": "4", "bornTimestamp": "0", "flag": "0", "properties": props},
+                            body)
+            assert r.code == SUCCESS and r.fields["transactionId"], r.remark
+            return r.fields["transactionId"]
+
+        def end(transaction_id, resolution, oneway=True):
+            fields = {"producerGroup": "pg-tx", "transactionId": transaction_id, "commitOrRollback": str(resolution),
+                      "tranStateTableOffset": "0", "commitLogOffset": "0", "fromTransactionCheck": "false",
+                      "msgId": ""}
+            if oneway:
+                sender.send_raw(frame(END_TRANSACTION, fields, flag=2))
+            else:
+                return sender.call(END_TRANSACTION, fields)
+
+        committed, rolled_back, orphan = half(b"commit-me"), half(b"roll-back"), half(b"orphan")
+        end(committed, 8)
+        end(rolled_back, 12)
+        assert end("forged", 8, oneway=False).code == TRANSACTION_FAILED
+        assert end(orphan, 99, oneway=False).code == MESSAGE_ILLEGAL
+        assert end(orphan, 0, oneway=False).code == SUCCESS, "unknown: the half message waits for its check"
+        # The orphan's check comes to the producer group's connection.
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "no CHECK_TRANSACTION_STATE for the orphan"
+            check = producer.read_reply()
+            if check.code == CHECK_TRANSACTION_STATE and check.fields["transactionId"] == orphan:
+                break
+        [(_, _, _, _, body, topic, props)] = decode_messages(check.body)
+        assert (body, topic, props["UNIQ_KEY"], check.fields["msgId"]) == (b"orphan", "v4-tx", "TX-orphan", "TX-orphan")
+        end(orphan, 8)
+    finally:
+        producer.close()
+        sender.close()
+    c = SimpleConsumer(config(b.endpoint), "v4-tx-g", {"v4-tx": FilterExpression("*")}, await_duration=3)
+    c.startup()
+    try:
+        got = receive_all(c, 2, deadline_s=30)
+    finally:
+        c.shutdown()
+    assert sorted(m.body for m in got.values()) == [b"commit-me", b"orphan"]
 
 
 def test_messages_cross_protocols_both_ways(broker):
