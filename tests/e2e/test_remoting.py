@@ -64,6 +64,22 @@ def test_every_send_mode_arrives_once_with_its_fields(broker):
     assert again == [], again
 
 
+def test_compressed_bodies_and_batches_are_stored_inflated(broker):
+    """The client zlib-compresses bodies of 4 KiB and more (a batch as a whole)."""
+    broker.cli("topic", "create", "v4-big", "--queues", "2")
+    for mode in ["sync", "batch"]:
+        v4("produce", broker.name_server, "v4-big", 4, "--mode", mode, "--size", 20_000)
+    got = v4("push", broker.name_server, "v4-big-g", "v4-big", 8)
+    assert sorted(m["body"] for m in got) == sorted(f"{mode}-{i}".ljust(20_000, ".") for mode in ["sync", "batch"]
+                                                    for i in range(4))
+    c = SimpleConsumer(config(broker.endpoint), "v4-big-g5", {"v4-big": FilterExpression("*")}, await_duration=3)
+    c.startup()
+    try:
+        assert all(len(m.body) == 20_000 for m in receive_all(c, 8, deadline_s=30).values()), "5.x reads them plain"
+    finally:
+        c.shutdown()
+
+
 def test_pull_consumer_reads_every_queue_by_offset(broker):
     broker.cli("topic", "create", "v4-pull", "--queues", "3")
     v4("produce", broker.name_server, "v4-pull", 12)
@@ -95,22 +111,53 @@ def test_orderly_send_and_orderly_consumption_keep_each_orders_sequence(broker):
         assert len(queue_of[order]) == 1, "an order stays in the queue the producer chose"
 
 
-def test_broadcasting_consumers_each_receive_everything(broker, tmp_path):
+def start_consumer(broker, group, topic, count, *args, pulls):
+    """Starts a push consumer and waits until the broker has seen `pulls` more pulls (it has its
+    queues and their offsets)."""
+    before = pulls_seen(broker)
+    c = subprocess.Popen([str(V4_PYTHON), str(V4_CLIENT), "push", broker.name_server, group, topic, str(count),
+                          "--timeout", "60", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while pulls_seen(broker) - before < pulls:
+        assert time.monotonic() < deadline, "the consumer never pulled"
+        assert c.poll() is None, c.communicate()
+        time.sleep(0.1)
+    return c
+
+
+def test_two_clustering_consumers_split_the_queues_and_share_the_work(broker, tmp_path):
+    broker.cli("topic", "create", "v4-share", "--queues", "4")
+    out = [tmp_path / "c0.jsonl", tmp_path / "c1.jsonl"]
+    # The second one to join makes the broker tell the first to rebalance: 2 queues each.
+    consumers = [start_consumer(broker, "v4-share-g", "v4-share", 100, "--instance", "c0", "--out", str(out[0]),
+                                pulls=4)]
+    consumers.append(start_consumer(broker, "v4-share-g", "v4-share", 100, "--instance", "c1", "--out", str(out[1]),
+                                    pulls=2))
+    try:
+        v4("produce", broker.name_server, "v4-share", 40)
+        deadline = time.monotonic() + 60
+        while True:
+            got = [[json.loads(line) for line in f.read_text().splitlines()] if f.exists() else [] for f in out]
+            if sum(map(len, got)) >= 40:
+                break
+            assert time.monotonic() < deadline, f"{sum(map(len, got))} of 40 received"
+            time.sleep(0.2)
+    finally:
+        for c in consumers:
+            c.kill()
+            c.communicate()
+    bodies = [m["body"] for g in got for m in g]
+    assert sorted(bodies) == sorted(f"sync-{i}" for i in range(40)), "each message once across the group"
+    queues = [{m["queue"] for m in g} for g in got]
+    assert queues[0] and queues[1] and not queues[0] & queues[1], f"each consumer has queues of its own: {queues}"
+
+
+def test_broadcasting_consumers_each_receive_everything(broker):
     broker.cli("topic", "create", "v4-bcast", "--queues", "2")
     ns = broker.name_server
-    before = pulls_seen(broker)
-    consumers = [
-        subprocess.Popen([str(V4_PYTHON), str(V4_CLIENT), "push", ns, "v4-bcast-g", "v4-bcast", "8", "--broadcast",
-                          "--instance", f"b{i}", "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        for i in range(2)
-    ]
-    # Both consumers start at the latest offset: wait until each polls both queues.
-    deadline = time.monotonic() + 60
-    while pulls_seen(broker) - before < 4:
-        assert time.monotonic() < deadline, "the broadcasting consumers never pulled"
-        assert all(c.poll() is None for c in consumers), [c.communicate() for c in consumers]
-        time.sleep(0.1)
+    # Both start at the latest offset: wait until each polls both queues.
+    consumers = [start_consumer(broker, "v4-bcast-g", "v4-bcast", 8, "--broadcast", "--instance", f"b{i}", pulls=2)
+                 for i in range(2)]
     v4("produce", ns, "v4-bcast", 8)
     for c in consumers:
         out, err = c.communicate(timeout=90)

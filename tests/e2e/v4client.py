@@ -6,7 +6,7 @@ the tests call it as a subprocess and read one JSON document from its stdout.
     v4client.py produce NAMESRV TOPIC COUNT [--mode sync|async|oneway|batch|orderly] [--tag T]
                 [--delay-level L] [--keys-prefix K] [--orders N]
     v4client.py push NAMESRV GROUP TOPIC COUNT [--orderly] [--broadcast] [--expression E]
-                [--fail-times N] [--timeout S] [--ready-file F]
+                [--fail-times N] [--timeout S] [--out FILE]
     v4client.py pull NAMESRV GROUP TOPIC
 """
 
@@ -40,7 +40,8 @@ def produce(a):
     p.start()
     sent = []
     try:
-        bodies = [f"{a.mode}-{i}" for i in range(a.count)]
+        # --size pads bodies (the client zlib-compresses bodies of 4 KiB and more).
+        bodies = [f"{a.mode}-{i}".ljust(a.size, ".") for i in range(a.count)]
         msgs = [message(a.topic, b, a.tag, f"{a.keys_prefix}{i}", a.delay_level, {"seq": str(i)})
                 for i, b in enumerate(bodies)]
         if a.mode == "sync":
@@ -119,6 +120,9 @@ def push(a):
         with lock:
             n = failures.get(r["body"], 0)
             got.append(r)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(r) + "\n")
             if n < a.fail_times:
                 failures[r["body"]] = n + 1
                 r["failed"] = True
@@ -130,8 +134,6 @@ def push(a):
     ffi_check(dll.Subscribe(c._handle, _to_bytes(a.topic), _to_bytes(a.expression)))
     c._register_callback(on_message)
     c.start()
-    if a.ready_file:
-        open(a.ready_file, "w").close()
     deadline = time.time() + a.timeout
     while time.time() < deadline:
         with lock:
@@ -163,6 +165,7 @@ def main():
     p.add_argument("--keys-prefix", default="key-")
     p.add_argument("--delay-level", type=int)
     p.add_argument("--orders", type=int, default=4)
+    p.add_argument("--size", type=int, default=0)
     c = sub.add_parser("push")
     c.add_argument("namesrv"), c.add_argument("group"), c.add_argument("topic"), c.add_argument("count", type=int)
     c.add_argument("--orderly", action="store_true")
@@ -171,7 +174,7 @@ def main():
     c.add_argument("--fail-times", type=int, default=0)
     c.add_argument("--timeout", type=float, default=60)
     c.add_argument("--instance")
-    c.add_argument("--ready-file")
+    c.add_argument("--out", help="also append each message to this file as it arrives")
     q = sub.add_parser("pull")
     q.add_argument("namesrv"), q.add_argument("group"), q.add_argument("topic")
     a = ap.parse_args()
