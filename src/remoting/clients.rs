@@ -18,6 +18,8 @@ type GroupKey = (String, String);
 
 #[derive(Clone)]
 struct Member {
+    /// The group's name as this client writes it (with or without its namespace).
+    group_as_sent: String,
     seen: Instant,
     /// Subscription expression per topic (`*`, `a || b`, SQL) and its type.
     subscriptions: BTreeMap<String, (String, String)>,
@@ -36,10 +38,17 @@ struct State {
     locks: HashMap<(String, String, String, i32), (String, Instant)>,
 }
 
+/// A member to tell that its group changed, and the group's name as it writes it.
+pub struct Notify {
+    pub connection: mpsc::Sender<Command>,
+    pub group_as_sent: String,
+}
+
 /// What one heartbeat says about a consumer.
 pub struct Joined {
     pub tenant: String,
     pub group: String,
+    pub group_as_sent: String,
     pub client_id: String,
     pub subscriptions: BTreeMap<String, (String, String)>,
 }
@@ -54,14 +63,9 @@ impl Clients {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a heartbeat; returns the connections of the group's other members to notify
+    /// Records a heartbeat; returns the group's other members to notify
     /// when the group changed (a new member, or one that expired).
-    pub fn heartbeat(
-        &self,
-        joined: Joined,
-        connection: &mpsc::Sender<Command>,
-        now: Instant,
-    ) -> Vec<mpsc::Sender<Command>> {
+    pub fn heartbeat(&self, joined: Joined, connection: &mpsc::Sender<Command>, now: Instant) -> Vec<Notify> {
         let mut state = self.state();
         let members = state.groups.entry((joined.tenant, joined.group)).or_default();
         let expired = expire(members, now);
@@ -69,6 +73,7 @@ impl Clients {
         members.insert(
             joined.client_id.clone(),
             Member {
+                group_as_sent: joined.group_as_sent,
                 seen: now,
                 subscriptions: joined.subscriptions,
                 connection: connection.clone(),
@@ -155,7 +160,7 @@ impl Clients {
 
     /// Removes a client from a group (UNREGISTER_CLIENT or its connection closed); returns
     /// the connections of those left.
-    pub fn leave(&self, tenant: &str, group: &str, client_id: &str) -> Vec<mpsc::Sender<Command>> {
+    pub fn leave(&self, tenant: &str, group: &str, client_id: &str) -> Vec<Notify> {
         let mut state = self.state();
         let key = (tenant.to_string(), group.to_string());
         let Some(members) = state.groups.get_mut(&key) else {
@@ -270,11 +275,14 @@ fn expire(members: &mut BTreeMap<String, Member>, now: Instant) -> bool {
     members.len() != before
 }
 
-fn others(members: &BTreeMap<String, Member>, except: &str) -> Vec<mpsc::Sender<Command>> {
+fn others(members: &BTreeMap<String, Member>, except: &str) -> Vec<Notify> {
     members
         .iter()
         .filter(|(id, _)| id.as_str() != except)
-        .map(|(_, m)| m.connection.clone())
+        .map(|(_, m)| Notify {
+            connection: m.connection.clone(),
+            group_as_sent: m.group_as_sent.clone(),
+        })
         .collect()
 }
 
@@ -286,6 +294,7 @@ mod tests {
         Joined {
             tenant: String::new(),
             group: "g".into(),
+            group_as_sent: "g".into(),
             client_id: client.into(),
             subscriptions: [("t".to_string(), ("*".to_string(), "TAG".to_string()))].into(),
         }

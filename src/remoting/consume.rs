@@ -15,13 +15,12 @@ use strata_remoting::Command;
 use strata_remoting::codes::{request, response};
 use strata_remoting::message::encode_stored;
 use strata_tenancy::Need;
-use tokio::sync::mpsc;
 
 use super::clients::Joined;
 use super::convert::to_stored;
 use super::fields::{Fields, Handled, Refusal};
-use super::names::{self, Named};
-use super::{Remoting, Reply};
+use super::names::Named;
+use super::{Remoting, Reply, Req};
 
 /// PULL_MESSAGE `sysFlag` bits.
 const PULL_COMMIT_OFFSET: i32 = 1;
@@ -116,10 +115,12 @@ impl Remoting {
     }
 
     /// The (tenant, group, topic, queue) a consumer request names.
-    fn consumer_queue(&self, f: &Fields<'_>, rpc: &str) -> Handled<(Subscription, i32)> {
-        let group = names::split(f.str("consumerGroup")?);
-        let topic = names::split(f.str("topic")?);
+    fn consumer_queue(&self, req: &Req<'_>, rpc: &str) -> Handled<(Subscription, i32)> {
+        let f = Fields(&req.ext_fields);
+        let group = req.name(f.str("consumerGroup")?);
+        let topic = req.name(f.str("topic")?);
         self.authorize(
+            req,
             &group.tenant,
             rpc,
             &[
@@ -138,17 +139,21 @@ impl Remoting {
         ))
     }
 
-    pub(super) async fn heartbeat(&self, req: &Command, connection: &mpsc::Sender<Command>) -> Handled<Reply> {
+    pub(super) async fn heartbeat(&self, req: &Req<'_>) -> Handled<Reply> {
         let hb: Heartbeat = json_body(req)?;
         let now = Instant::now();
         for producer in &hb.producer_data_set {
-            let Named { tenant, name: group } = names::split(&producer.group_name);
+            let Named {
+                tenant, name: group, ..
+            } = req.name(&producer.group_name);
             self.clients
-                .producer_heartbeat(&tenant, &group, &hb.client_id, connection, now);
+                .producer_heartbeat(&tenant, &group, &hb.client_id, req.connection, now);
         }
         for consumer in hb.consumer_data_set {
-            let Named { tenant, name: group } = names::split(&consumer.group_name);
-            self.authorize(&tenant, "Heartbeat", &[Need::group(&group, Actions::SUB)])?;
+            let Named {
+                tenant, name: group, ..
+            } = req.name(&consumer.group_name);
+            self.authorize(req, &tenant, "Heartbeat", &[Need::group(&group, Actions::SUB)])?;
             self.front
                 .catalog
                 .group(&tenant, &group)
@@ -159,48 +164,53 @@ impl Remoting {
                 .into_iter()
                 .map(|s| {
                     let kind = s.expression_type.unwrap_or_else(|| "TAG".into());
-                    (names::split(&s.topic).name, (s.sub_string, kind))
+                    (req.name(&s.topic).name, (s.sub_string, kind))
                 })
                 .collect();
             let joined = Joined {
                 tenant: tenant.clone(),
                 group: group.clone(),
+                group_as_sent: consumer.group_name.clone(),
                 client_id: hb.client_id.clone(),
                 subscriptions,
             };
-            let others = self.clients.heartbeat(joined, connection, now);
-            self.notify_group_changed(&tenant, &group, others).await;
+            self.notify_group_changed(self.clients.heartbeat(joined, req.connection, now));
         }
         Ok(Reply::ok())
     }
 
-    pub(super) async fn unregister(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn unregister(&self, req: &Req<'_>) -> Handled<Reply> {
         let f = Fields(&req.ext_fields);
         let client = f.str("clientID")?;
         if let Some(g) = f.opt("producerGroup").filter(|g| !g.is_empty()) {
-            let Named { tenant, name: group } = names::split(g);
+            let Named {
+                tenant, name: group, ..
+            } = req.name(g);
             self.clients.producer_leave(&tenant, &group, client);
         }
         if let Some(g) = f.opt("consumerGroup").filter(|g| !g.is_empty()) {
-            let Named { tenant, name: group } = names::split(g);
-            let others = self.clients.leave(&tenant, &group, client);
-            self.notify_group_changed(&tenant, &group, others).await;
+            let Named {
+                tenant, name: group, ..
+            } = req.name(g);
+            self.notify_group_changed(self.clients.leave(&tenant, &group, client));
         }
         Ok(Reply::ok())
     }
 
-    pub(super) fn consumer_list(&self, req: &Command) -> Handled<Reply> {
-        let Named { tenant, name: group } = names::split(Fields(&req.ext_fields).str("consumerGroup")?);
-        self.authorize(&tenant, "GetConsumerList", &[Need::group(&group, Actions::SUB)])?;
+    pub(super) fn consumer_list(&self, req: &Req<'_>) -> Handled<Reply> {
+        let Named {
+            tenant, name: group, ..
+        } = req.name(Fields(&req.ext_fields).str("consumerGroup")?);
+        self.authorize(req, &tenant, "GetConsumerList", &[Need::group(&group, Actions::SUB)])?;
         let ids = self.clients.members(&tenant, &group, Instant::now());
         Ok(Reply::ok().body(json!({ "consumerIdList": ids }).to_string()))
     }
 
-    pub(super) async fn pull(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn pull(&self, req: &Req<'_>) -> Handled<Reply> {
         let query = self.query()?;
         let f = Fields(&req.ext_fields);
         let raw_topic = f.str("topic")?.to_string();
-        let (sub, queue) = self.consumer_queue(&f, "PullMessage")?;
+        let (sub, queue) = self.consumer_queue(req, "PullMessage")?;
         self.front
             .admit_receive(&sub.tenant)
             .await
@@ -289,8 +299,8 @@ impl Remoting {
             .map_err(|e| Refusal::from_query(&e))
     }
 
-    pub(super) async fn query_consumer_offset(&self, req: &Command) -> Handled<Reply> {
-        let (sub, queue) = self.consumer_queue(&Fields(&req.ext_fields), "QueryConsumerOffset")?;
+    pub(super) async fn query_consumer_offset(&self, req: &Req<'_>) -> Handled<Reply> {
+        let (sub, queue) = self.consumer_queue(req, "QueryConsumerOffset")?;
         match self.query()?.committed_offset(&sub, queue).await {
             Ok(o) => Ok(Reply::ok().field("offset", o)),
             Err(strata_query::Error::OffsetNotFound { .. }) => {
@@ -314,9 +324,9 @@ impl Remoting {
         }
     }
 
-    pub(super) async fn update_consumer_offset(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn update_consumer_offset(&self, req: &Req<'_>) -> Handled<Reply> {
         let f = Fields(&req.ext_fields);
-        let (sub, queue) = self.consumer_queue(&f, "UpdateConsumerOffset")?;
+        let (sub, queue) = self.consumer_queue(req, "UpdateConsumerOffset")?;
         let offset: i64 = f.num("commitOffset")?;
         self.query()?
             .update_offset(&sub, queue, offset)
@@ -326,9 +336,9 @@ impl Remoting {
     }
 
     /// GET_MIN_OFFSET, GET_MAX_OFFSET and SEARCH_OFFSET_BY_TIMESTAMP.
-    pub(super) async fn queue_offset(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn queue_offset(&self, req: &Req<'_>) -> Handled<Reply> {
         let f = Fields(&req.ext_fields);
-        let at = self.queue_ref(&f, "GetOffset")?;
+        let at = self.queue_ref(req, "GetOffset")?;
         let position = match req.code {
             request::GET_MIN_OFFSET => Position::Beginning,
             request::GET_MAX_OFFSET => Position::End,
@@ -337,8 +347,8 @@ impl Remoting {
         Ok(Reply::ok().field("offset", self.offset_at(&at, position).await?))
     }
 
-    pub(super) async fn earliest_store_time(&self, req: &Command) -> Handled<Reply> {
-        let at = self.queue_ref(&Fields(&req.ext_fields), "GetEarliestMsgStoretime")?;
+    pub(super) async fn earliest_store_time(&self, req: &Req<'_>) -> Handled<Reply> {
+        let at = self.queue_ref(req, "GetEarliestMsgStoretime")?;
         let first = self.offset_at(&at, Position::Beginning).await?;
         let record = self
             .query()?
@@ -350,9 +360,10 @@ impl Remoting {
     }
 
     /// The queue a request names by `topic` and `queueId`.
-    fn queue_ref(&self, f: &Fields<'_>, rpc: &str) -> Handled<QueueRef> {
-        let topic = names::split(f.str("topic")?);
-        self.authorize(&topic.tenant, rpc, &[Need::topic(&topic.name, Actions::SUB)])?;
+    fn queue_ref(&self, req: &Req<'_>, rpc: &str) -> Handled<QueueRef> {
+        let f = Fields(&req.ext_fields);
+        let topic = req.name(f.str("topic")?);
+        self.authorize(req, &topic.tenant, rpc, &[Need::topic(&topic.name, Actions::SUB)])?;
         Ok(QueueRef {
             tenant: topic.tenant,
             topic: topic.name,
@@ -360,19 +371,19 @@ impl Remoting {
         })
     }
 
-    fn lock_request(&self, req: &Command, rpc: &str) -> Handled<LockRequest> {
+    fn lock_request(&self, req: &Req<'_>, rpc: &str) -> Handled<LockRequest> {
         let body: LockBody = json_body(req)?;
-        let group = names::split(&body.consumer_group);
-        self.authorize(&group.tenant, rpc, &[Need::group(&group.name, Actions::SUB)])?;
+        let group = req.name(&body.consumer_group);
+        self.authorize(req, &group.tenant, rpc, &[Need::group(&group.name, Actions::SUB)])?;
         let queues = body
             .mq_set
             .iter()
-            .map(|q| (names::split(&q.topic).name, q.queue_id))
+            .map(|q| (req.name(&q.topic).name, q.queue_id))
             .collect();
         Ok(LockRequest { group, body, queues })
     }
 
-    pub(super) fn lock(&self, req: &Command) -> Handled<Reply> {
+    pub(super) fn lock(&self, req: &Req<'_>) -> Handled<Reply> {
         let r = self.lock_request(req, "LockBatchMq")?;
         let held = self.clients.lock(
             &r.group.tenant,
@@ -385,7 +396,7 @@ impl Remoting {
         Ok(Reply::ok().body(json!({ "lockOKMQSet": locked }).to_string()))
     }
 
-    pub(super) fn unlock(&self, req: &Command) -> Handled<Reply> {
+    pub(super) fn unlock(&self, req: &Req<'_>) -> Handled<Reply> {
         let r = self.lock_request(req, "UnlockBatchMq")?;
         self.clients
             .unlock(&r.group.tenant, &r.group.name, &r.body.client_id, &r.queues);

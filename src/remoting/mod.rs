@@ -23,7 +23,8 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::front::Front;
 use clients::Clients;
-use fields::{Handled, Refusal};
+use fields::{Fields, Handled, Refusal};
+use strata_tenancy::Principal;
 
 /// How this node presents itself to 4.x clients.
 #[derive(Clone, Debug)]
@@ -81,11 +82,45 @@ impl Reply {
     }
 }
 
-/// A request and the connection it came on.
-struct Incoming<'a> {
+/// A request, who sent it, and the connection it came on.
+struct Req<'a> {
     command: &'a Command,
+    principal: Principal,
     peer: SocketAddr,
     connection: &'a mpsc::Sender<Command>,
+}
+
+impl std::ops::Deref for Req<'_> {
+    type Target = Command;
+
+    fn deref(&self) -> &Command {
+        self.command
+    }
+}
+
+impl Req<'_> {
+    /// A resource name as this client sent it: a namespace prefix names the tenant, else the
+    /// signed-in user's tenant.
+    fn name(&self, raw: &str) -> names::Named {
+        let default_tenant = match &self.principal {
+            Principal::User(account) => account.user.tenant.as_str(),
+            _ => "",
+        };
+        names::split(raw, default_tenant)
+    }
+}
+
+/// What a 4.x ACL signature covers: every field's value in key order but the signature's,
+/// then the body.
+fn signed_content(c: &Command) -> Vec<u8> {
+    let mut content: Vec<u8> = c
+        .ext_fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "Signature")
+        .flat_map(|(_, v)| v.as_bytes().iter().copied())
+        .collect();
+    content.extend_from_slice(&c.body);
+    content
 }
 
 impl Remoting {
@@ -145,13 +180,7 @@ impl Remoting {
                     let tx = tx.clone();
                     tokio::spawn(
                         async move {
-                            let reply = this
-                                .handle(Incoming {
-                                    command: &command,
-                                    peer,
-                                    connection: &tx,
-                                })
-                                .await;
+                            let reply = this.handle(&command, peer, &tx).await;
                             if let Some(reply) = reply {
                                 let _ = tx.send(reply).await;
                             }
@@ -173,20 +202,25 @@ impl Remoting {
             }
         }
         for (tenant, group, client) in self.clients.connection_closed(&tx) {
-            let others = self.clients.leave(&tenant, &group, &client);
-            self.notify_group_changed(&tenant, &group, others).await;
+            self.notify_group_changed(self.clients.leave(&tenant, &group, &client));
         }
         drop(tx);
         let _ = writing.await;
     }
 
     /// Answers one request; `None` for a one-way request.
-    async fn handle(&self, incoming: Incoming<'_>) -> Option<Command> {
-        let req = incoming.command;
+    async fn handle(&self, req: &Command, peer: SocketAddr, connection: &mpsc::Sender<Command>) -> Option<Command> {
         let span = info_span!("remoting", code = req.code, opaque = req.opaque);
         let answered = async {
             metrics::counter!("strata_remoting_requests_total", "code" => req.code.to_string()).increment(1);
-            self.dispatch(&incoming).await
+            let principal = self.authenticate(req).await?;
+            self.dispatch(&Req {
+                command: req,
+                principal,
+                peer,
+                connection,
+            })
+            .await
         }
         .instrument(span)
         .await;
@@ -211,21 +245,28 @@ impl Remoting {
         Some(response)
     }
 
-    async fn dispatch(&self, incoming: &Incoming<'_>) -> Handled<Reply> {
-        let req = incoming.command;
-        if self.front.guard.enabled() {
-            return Err(Refusal::new(
-                response::NO_PERMISSION,
-                "authentication is on and this node does not yet check 4.x ACL signatures; use a gRPC client",
-            ));
+    /// Who sent a request: its 4.x ACL signature checked when authentication is on.
+    async fn authenticate(&self, req: &Command) -> Handled<Principal> {
+        let guard = &self.front.guard;
+        if !guard.enabled() {
+            return Ok(Principal::Anyone);
         }
+        let f = Fields(&req.ext_fields);
+        guard
+            .authenticate_remoting(f.opt("AccessKey"), f.opt("Signature"), &signed_content(req))
+            .await
+            .map_err(|e| {
+                metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
+                Refusal::from_status(&crate::front::status::from_auth(&e))
+            })
+    }
+
+    async fn dispatch(&self, req: &Req<'_>) -> Handled<Reply> {
         match req.code {
             request::GET_ROUTEINFO_BY_TOPIC => self.route(req).await,
             request::GET_BROKER_CLUSTER_INFO => Ok(self.cluster_info()),
             request::GET_KV_CONFIG => Err(Refusal::new(response::QUERY_NOT_FOUND, "no such configuration item")),
-            request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => {
-                self.send(req, incoming.peer).await
-            }
+            request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => self.send(req).await,
             request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,
             request::END_TRANSACTION => self.end_transaction(req).await,
             request::PULL_MESSAGE => self.pull(req).await,
@@ -235,7 +276,7 @@ impl Remoting {
                 self.queue_offset(req).await
             }
             request::GET_EARLIEST_MSG_STORETIME => self.earliest_store_time(req).await,
-            request::HEART_BEAT => self.heartbeat(req, incoming.connection).await,
+            request::HEART_BEAT => self.heartbeat(req).await,
             request::UNREGISTER_CLIENT => self.unregister(req).await,
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),
             request::LOCK_BATCH_MQ => self.lock(req),
@@ -253,18 +294,13 @@ impl Remoting {
     }
 
     /// Tells a group's other members to rebalance.
-    async fn notify_group_changed(&self, tenant: &str, group: &str, members: Vec<mpsc::Sender<Command>>) {
-        if members.is_empty() {
-            return;
-        }
-        let opaque = self.next_opaque();
-        let mut notice = Command::request(request::NOTIFY_CONSUMER_IDS_CHANGED, opaque);
-        notice.flag = FLAG_ONEWAY;
-        notice
-            .ext_fields
-            .insert("consumerGroup".into(), names::join(tenant, group));
+    fn notify_group_changed(&self, members: Vec<clients::Notify>) {
         for m in members {
-            let _ = m.try_send(notice.clone());
+            let mut notice = Command::request(request::NOTIFY_CONSUMER_IDS_CHANGED, self.next_opaque());
+            notice.flag = FLAG_ONEWAY;
+            notice.ext_fields.insert("consumerGroup".into(), m.group_as_sent);
+            // A full queue means the client is not reading: it rebalances on its own timer.
+            let _ = m.connection.try_send(notice);
         }
     }
 }

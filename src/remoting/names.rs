@@ -1,5 +1,6 @@
 //! 4.x clients name a tenant by prefixing resource names with its namespace
-//! (`{namespace}%{name}`, and `%RETRY%{namespace}%{group}` for broker topics).
+//! (`{namespace}%{name}`, and `%RETRY%{namespace}%{group}` for broker topics). A name without
+//! one belongs to the signed-in user's tenant (the default tenant without authentication).
 
 use strata_meta::model::{DLQ_PREFIX, RETRY_PREFIX};
 
@@ -8,9 +9,23 @@ use strata_meta::model::{DLQ_PREFIX, RETRY_PREFIX};
 pub struct Named {
     pub tenant: String,
     pub name: String,
+    /// Whether the client wrote the namespace (names sent back are written the same way).
+    pub prefixed: bool,
 }
 
-pub fn split(raw: &str) -> Named {
+impl Named {
+    /// `name`, another resource of this tenant, as this client writes names.
+    pub fn client_name(&self, name: &str) -> String {
+        if self.prefixed {
+            join(&self.tenant, name)
+        } else {
+            name.to_string()
+        }
+    }
+}
+
+/// Splits a name as a client sent it; `default_tenant` when it names none.
+pub fn split(raw: &str, default_tenant: &str) -> Named {
     let (prefix, rest) = [RETRY_PREFIX, DLQ_PREFIX]
         .into_iter()
         .find_map(|p| raw.strip_prefix(p).map(|rest| (p, rest)))
@@ -19,10 +34,12 @@ pub fn split(raw: &str) -> Named {
         Some((tenant, name)) if !tenant.is_empty() => Named {
             tenant: tenant.to_string(),
             name: format!("{prefix}{name}"),
+            prefixed: true,
         },
         _ => Named {
-            tenant: String::new(),
+            tenant: default_tenant.to_string(),
             name: raw.to_string(),
+            prefixed: false,
         },
     }
 }
@@ -53,9 +70,15 @@ mod tests {
             ("%RETRY%shop%g", "shop", "%RETRY%g"),
             ("%DLQ%shop%g", "shop", "%DLQ%g"),
         ] {
-            let n = split(raw);
+            let n = split(raw, "");
             assert_eq!((n.tenant.as_str(), n.name.as_str()), (tenant, name), "{raw}");
             assert_eq!(join(tenant, name), raw);
+            assert_eq!(n.client_name(name), raw);
         }
+        let signed_in = split("orders", "acme");
+        assert_eq!(
+            (signed_in.tenant.as_str(), signed_in.client_name("x").as_str()),
+            ("acme", "x")
+        );
     }
 }

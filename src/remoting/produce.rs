@@ -1,13 +1,11 @@
 //! Sends: SEND_MESSAGE (V2, batches) and CONSUMER_SEND_MSG_BACK (retries, then the DLQ).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use strata_ingest::{Ingest, SendOptions, SendReceipt};
 use strata_meta::accounts::Actions;
 use strata_meta::model::{MessageType, QueueRef, Roles, dead_letter_topic, retry_topic};
 use strata_proto::v2;
-use strata_remoting::Command;
 use strata_remoting::codes::{request, response};
 use strata_remoting::message::{
     SYSFLAG_COMPRESSED, decode_batch, inflate, offset_message_id, parse_properties, property as p,
@@ -17,8 +15,7 @@ use strata_tenancy::quota::units;
 
 use super::convert::{Sent, commit_log_offset, delay_of_level, from_commit_log_offset, timestamp, to_message};
 use super::fields::{Fields, Handled, Refusal};
-use super::names::{self, Named};
-use super::{Remoting, Reply};
+use super::{Remoting, Reply, Req};
 
 /// SEND_MESSAGE_V2 names its fields a, b, c…: the long names, in that order.
 const V2_FIELDS: [(&str, &str); 13] = [
@@ -40,7 +37,7 @@ const V2_FIELDS: [(&str, &str); 13] = [
 /// A client's retries before its message goes to the DLQ when it does not say (Apache's).
 const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
 
-fn send_fields(req: &Command) -> BTreeMap<String, String> {
+fn send_fields(req: &Req<'_>) -> BTreeMap<String, String> {
     if req.code != request::SEND_MESSAGE_V2 {
         return req.ext_fields.clone();
     }
@@ -63,13 +60,18 @@ impl Remoting {
         })
     }
 
-    pub(super) async fn send(&self, req: &Command, peer: SocketAddr) -> Handled<Reply> {
+    pub(super) async fn send(&self, req: &Req<'_>) -> Handled<Reply> {
         let ingest = self.ingest()?;
         let fields = send_fields(req);
         let f = Fields(&fields);
-        let named = names::split(f.str("topic")?);
-        self.authorize(&named.tenant, "SendMessage", &[Need::topic(&named.name, Actions::PUB)])?;
-        let topic = self.topic(&named).await?;
+        let named = req.name(f.str("topic")?);
+        self.authorize(
+            req,
+            &named.tenant,
+            "SendMessage",
+            &[Need::topic(&named.name, Actions::PUB)],
+        )?;
+        let topic = self.topic(&named.tenant, &named.name).await?;
         let queue: i32 = f.num_or("queueId", -1)?;
         let sys_flag: i32 = f.num_or("sysFlag", 0)?;
         let now = self.front.catalog.clock().now_ms();
@@ -102,7 +104,7 @@ impl Remoting {
                     body,
                     properties,
                     born_timestamp_ms: born,
-                    born_host: peer.to_string(),
+                    born_host: req.peer.to_string(),
                     queue,
                     fifo_topic: topic.message_type == MessageType::Fifo,
                     now_ms: now,
@@ -118,7 +120,7 @@ impl Remoting {
         };
         let receipts = self.store(ingest, &named.tenant, &messages, &options).await?;
         if receipts.iter().any(|r| r.transaction_id.is_some()) {
-            let group = names::split(f.opt("producerGroup").unwrap_or_default()).name;
+            let group = req.name(f.opt("producerGroup").unwrap_or_default()).name;
             self.clients.transactional(&named.tenant, &named.name, &group);
         }
         let ids: Vec<String> = receipts
@@ -167,22 +169,23 @@ impl Remoting {
 
     /// A message the consumer failed: to the group's retry topic after the back-off of its
     /// delay level, or to its DLQ once out of attempts (or when the level is negative).
-    pub(super) async fn send_back(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn send_back(&self, req: &Req<'_>) -> Handled<Reply> {
         let ingest = self.ingest()?;
         let query = self.query()?;
         let f = Fields(&req.ext_fields);
-        let Named { tenant, name: group } = names::split(f.str("group")?);
+        let group_as_sent = req.name(f.str("group")?);
+        let (tenant, group) = (group_as_sent.tenant.clone(), group_as_sent.name.clone());
         // Clients before 2.0 send no origin topic: the group's subscriptions then say where
         // the message may be (its retry topic among them).
         let origin_raw = f.opt("originTopic").filter(|t| !t.is_empty());
         let mut candidates = match origin_raw {
-            Some(t) => vec![names::split(t).name],
+            Some(t) => vec![req.name(t).name],
             None => self.clients.topics(&tenant, &group),
         };
         candidates.push(retry_topic(&group));
         let mut needs = vec![Need::group(&group, Actions::SUB)];
         needs.extend(candidates.iter().map(|t| Need::topic(t, Actions::SUB)));
-        self.authorize(&tenant, "ConsumerSendMsgBack", &needs)?;
+        self.authorize(req, &tenant, "ConsumerSendMsgBack", &needs)?;
         let clo: i64 = f.num("offset")?;
         let origin_id = f.opt("originMsgId").unwrap_or_default();
         let mut found = None;
@@ -223,15 +226,11 @@ impl Remoting {
             (retry_topic(&group), Some(now.saturating_add(delay.as_millis() as i64)))
         };
         // Created on first use (the catalog makes the broker's own topics).
-        self.topic(&Named {
-            tenant: tenant.clone(),
-            name: target.clone(),
-        })
-        .await?;
+        self.topic(&tenant, &target).await?;
         let mut props = record.user_properties.clone();
         props
             .entry(p::RETRY_TOPIC.into())
-            .or_insert_with(|| names::join(&tenant, &topic));
+            .or_insert_with(|| group_as_sent.client_name(&topic));
         props
             .entry(p::ORIGIN_MESSAGE_ID.into())
             .or_insert_with(|| record.message_id.clone());

@@ -4,12 +4,10 @@
 use serde_json::json;
 use strata_meta::accounts::Actions;
 use strata_meta::model::{DLQ_PREFIX, RETRY_PREFIX, Topic};
-use strata_remoting::Command;
 use strata_tenancy::Need;
 
 use super::fields::{Fields, Handled, Refusal};
-use super::names::{self, Named};
-use super::{Remoting, Reply};
+use super::{Remoting, Reply, Req};
 
 /// Queues readable and writable (PermName: READ 4 | WRITE 2).
 const PERM_READ_WRITE: i32 = 6;
@@ -17,8 +15,7 @@ const PERM_READ_WRITE: i32 = 6;
 impl Remoting {
     /// The topic a 4.x client names, the broker's own retry and dead-letter topics included
     /// (created on first use).
-    pub(super) async fn topic(&self, named: &Named) -> Handled<Topic> {
-        let (tenant, name) = (named.tenant.as_str(), named.name.as_str());
+    pub(super) async fn topic(&self, tenant: &str, name: &str) -> Handled<Topic> {
         let catalog = &self.front.catalog;
         let found = if let Some(group) = name.strip_prefix(RETRY_PREFIX) {
             catalog.retry_topic(tenant, group).await
@@ -30,14 +27,15 @@ impl Remoting {
         found.map_err(|e| Refusal::from_meta(&e))
     }
 
-    pub(super) async fn route(&self, req: &Command) -> Handled<Reply> {
-        let named = names::split(Fields(&req.ext_fields).str("topic")?);
+    pub(super) async fn route(&self, req: &Req<'_>) -> Handled<Reply> {
+        let named = req.name(Fields(&req.ext_fields).str("topic")?);
         self.authorize(
+            req,
             &named.tenant,
             "GetRouteInfo",
             &[Need::topic(&named.name, Actions::PUB.union(Actions::SUB))],
         )?;
-        let topic = self.topic(&named).await?;
+        let topic = self.topic(&named.tenant, &named.name).await?;
         let route = json!({
             "orderTopicConf": "",
             "queueDatas": [{
@@ -69,10 +67,9 @@ impl Remoting {
         })
     }
 
-    /// Checks `needs` in `tenant` and meters the call. Authentication itself (the 4.x ACL
-    /// signature) is not served yet: with auth on, `dispatch` refuses every request first.
-    pub(super) fn authorize(&self, tenant: &str, rpc: &str, needs: &[Need<'_>]) -> Handled<()> {
-        strata_tenancy::Principal::Anyone
+    /// Checks that the request's sender may have `needs` in `tenant`, and meters the call.
+    pub(super) fn authorize(&self, req: &Req<'_>, tenant: &str, rpc: &str, needs: &[Need<'_>]) -> Handled<()> {
+        req.principal
             .authorize(tenant, needs)
             .map_err(|e| Refusal::from_status(&crate::front::status::from_auth(&e)))?;
         self.front.meter.call(tenant, rpc);

@@ -14,7 +14,7 @@ use strata_tenancy::Need;
 use super::convert::to_stored;
 use super::fields::{Fields, Handled, Refusal};
 use super::names;
-use super::{Remoting, Reply};
+use super::{Remoting, Reply, Req};
 use crate::front::{Check, CheckRoute};
 
 /// `commitOrRollback` values (MessageSysFlag's transaction types).
@@ -23,10 +23,10 @@ const TRANSACTION_COMMIT: i32 = 2 << 2;
 const TRANSACTION_ROLLBACK: i32 = 3 << 2;
 
 impl Remoting {
-    pub(super) async fn end_transaction(&self, req: &Command) -> Handled<Reply> {
+    pub(super) async fn end_transaction(&self, req: &Req<'_>) -> Handled<Reply> {
         let ingest = self.ingest()?;
         let f = Fields(&req.ext_fields);
-        let group = names::split(f.str("producerGroup")?);
+        let group = req.name(f.str("producerGroup")?);
         let id = f.str("transactionId")?;
         let commit = match f.num::<i32>("commitOrRollback")? {
             TRANSACTION_COMMIT => true,
@@ -52,7 +52,7 @@ impl Remoting {
                     ),
                 )
             })?;
-        self.authorize(&tenant, "EndTransaction", &[Need::topic(&topic, Actions::PUB)])?;
+        self.authorize(req, &tenant, "EndTransaction", &[Need::topic(&topic, Actions::PUB)])?;
         ingest
             .end_transaction(&tenant, &topic, id, commit)
             .await
@@ -72,7 +72,7 @@ impl CheckRoute for Remoting {
             .record
             .user_properties
             .get(p::PRODUCER_GROUP)
-            .map(|g| names::split(g).name);
+            .map(|g| names::split(g, &q.tenant).name);
         let Some(producer) =
             self.clients
                 .producer_of(&q.tenant, &q.topic, group.as_deref(), check.pick, Instant::now())

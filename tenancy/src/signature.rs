@@ -63,6 +63,27 @@ pub fn verify(secret: &[u8], date: &str, signature: &[u8]) -> bool {
     mac(secret, date).verify_slice(signature).is_ok()
 }
 
+/// Whether `signature` is the 4.x ACL signature of `content`: Base64(HMAC-SHA1(secret,
+/// content)), where `content` is the request's field values in key order (without
+/// `Signature`) followed by its body.
+pub fn verify_remoting(secret: &[u8], content: &[u8], signature: &str) -> bool {
+    use base64::Engine as _;
+    let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(content);
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// The 4.x ACL signature of `content` (tests sign with it).
+pub fn sign_remoting(secret: &[u8], content: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(content);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 /// The `authorization` header value for a request dated `date` (the CLI and tests sign with it).
 pub fn header(access_key: &str, secret: &[u8], date: &str) -> String {
     let signature = hex::encode_upper(mac(secret, date).finalize().into_bytes());

@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from rocketmq import FilterExpression, Producer, SimpleConsumer
+from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
 
 from clients import config, make_message, receive_all
 from conftest import REPO
 from remoting_raw import RemotingConn, decode_messages, frame, properties
 from test_metering import scrape, series
+from test_tenancy import Accounts, auth_broker  # noqa: F401 (a fixture)
 
 V4_PYTHON = REPO / ".venv4" / "bin" / "python"
 V4_CLIENT = Path(__file__).with_name("v4client.py")
@@ -25,24 +26,32 @@ SEND_MESSAGE, PULL_MESSAGE, HEART_BEAT, CONSUMER_SEND_MSG_BACK, END_TRANSACTION 
 CHECK_TRANSACTION_STATE = 39
 GET_KV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO = 101, 105, 106
 SUCCESS, REQUEST_CODE_NOT_SUPPORTED, TRANSACTION_FAILED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 4, 13, 17
-PULL_NOT_FOUND, PULL_OFFSET_MOVED, QUERY_NOT_FOUND = 19, 21, 22
+NO_PERMISSION, PULL_NOT_FOUND, PULL_OFFSET_MOVED, QUERY_NOT_FOUND = 16, 19, 21, 22
 
 
-def v4(*args, timeout=120):
-    """Runs a v4client.py scenario; returns its JSON."""
+def v4(*args, timeout=120, fails=False):
+    """Runs a v4client.py scenario; returns its JSON (or, with `fails`, its error output)."""
     assert V4_PYTHON.exists(), "the 4.x client is missing: run infra/install-test-deps.sh"
     out = subprocess.run([str(V4_PYTHON), str(V4_CLIENT), *map(str, args)], capture_output=True, text=True,
                          timeout=timeout)
+    if fails:
+        assert out.returncode != 0, out.stdout
+        return out.stderr
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)
 
 
-def pulls_seen(broker) -> float:
+def counted(broker, name, **labels) -> float:
+    """A counter's value on the broker's /metrics (0 before it first counts)."""
     _, text = scrape(broker)
     try:
-        return series(text, "strata_remoting_requests_total", code=str(PULL_MESSAGE))
+        return series(text, name, **labels)
     except AssertionError:
         return 0
+
+
+def pulls_seen(broker) -> float:
+    return counted(broker, "strata_remoting_requests_total", code=str(PULL_MESSAGE))
 
 
 def test_every_send_mode_arrives_once_with_its_fields(broker):
@@ -348,3 +357,49 @@ def test_name_server_answers_and_bad_frames_close_only_their_connection(broker):
     sent = v4("produce", ns, "v4-after-bad-frames", 1)
     assert sent[0]["status"] == 0, "the broker serves on after bad frames"
     assert broker.alive()
+
+
+def test_acl_signatures_of_the_4x_client(auth_broker):
+    """With auth on, 4.x requests carry AccessKey and a signature over their fields and body; a
+    name without a namespace belongs to the signed-in user's tenant."""
+    b = auth_broker
+    acc = Accounts(b)
+    acc.run("tenant", "create", "acme")
+    ak, sk = acc.user("acme", "alice", [("topic:orders", "PUB,SUB"), ("group:billing", "SUB")])
+    ns = b.name_server
+    v4("produce", ns, "orders", 3, "--ak", ak, "--sk", sk)
+    got = v4("push", ns, "billing", "orders", 3, "--ak", ak, "--sk", sk)
+    assert sorted(m["body"] for m in got) == [f"sync-{i}" for i in range(3)] and got[0]["topic"] == "orders"
+    # The same messages are tenant acme's for 5.x clients too.
+    c = SimpleConsumer(ClientConfiguration(b.endpoint, Credentials(ak, sk), "acme"), "billing",
+                       {"orders": FilterExpression("*")}, await_duration=3)
+    c.startup()
+    try:
+        assert len(receive_all(c, 3, deadline_s=30)) == 3
+    finally:
+        c.shutdown()
+    refused_before = counted(b, "strata_front_auth_failures_total", reason="unauthenticated")
+    for args in [("orders", "--ak", ak, "--sk", "wrong"), ("secret", "--ak", ak, "--sk", sk), ("orders",)]:
+        v4("produce", ns, *args[:1], 1, *args[1:], fails=True)
+    conn = RemotingConn(ns)
+    try:
+        fields = {"topic": "orders", "AccessKey": ak, "OnsChannel": "ALIYUN"}
+        fields["Signature"] = "forged"
+        assert conn.call(GET_ROUTEINFO_BY_TOPIC, fields).code == NO_PERMISSION
+        fields["Signature"] = remoting_signature(sk, fields)
+        assert conn.call(GET_ROUTEINFO_BY_TOPIC, fields).code == SUCCESS
+        denied = conn.call(GET_ROUTEINFO_BY_TOPIC, {**fields, "topic": "secret",
+                                                    "Signature": remoting_signature(sk, {**fields, "topic": "secret"})})
+        assert denied.code == NO_PERMISSION and "secret" in denied.remark
+    finally:
+        conn.close()
+    assert counted(b, "strata_front_auth_failures_total", reason="unauthenticated") > refused_before
+
+
+def remoting_signature(sk: str, fields: dict, body: bytes = b"") -> str:
+    """The 4.x ACL signature: Base64(HMAC-SHA1(SK, field values in key order + body))."""
+    import base64
+    import hashlib
+    import hmac
+    content = "".join(v for k, v in sorted(fields.items()) if k != "Signature").encode() + body
+    return base64.b64encode(hmac.new(sk.encode(), content, hashlib.sha1).digest()).decode()

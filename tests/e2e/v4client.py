@@ -34,9 +34,15 @@ def message(topic, body, tag=None, keys=None, delay_level=None, props=None):
     return m
 
 
+def signed_in(client, a):
+    if a.ak:
+        client.set_session_credentials(a.ak, a.sk, "ALIYUN")
+
+
 def produce(a):
     p = Producer(f"pg-{a.topic}")
     p.set_namesrv_addr(a.namesrv)
+    signed_in(p, a)
     p.start()
     sent = []
     try:
@@ -110,6 +116,7 @@ def push(a):
     model = MessageModel.BROADCASTING if a.broadcast else MessageModel.CLUSTERING
     c = PushConsumer(a.group, orderly=a.orderly, message_model=model)
     c.set_namesrv_addr(a.namesrv)
+    signed_in(c, a)
     if a.instance:
         c.set_instance_name(a.instance)
     got, lock = [], threading.Lock()
@@ -177,6 +184,9 @@ def main():
     c.add_argument("--out", help="also append each message to this file as it arrives")
     q = sub.add_parser("pull")
     q.add_argument("namesrv"), q.add_argument("group"), q.add_argument("topic")
+    for p in (p, c):
+        p.add_argument("--ak", help="sign requests with this access key (and --sk)")
+        p.add_argument("--sk")
     a = ap.parse_args()
     {"produce": produce, "push": push, "pull": pull}[a.cmd](a)
     sys.stdout.flush()
