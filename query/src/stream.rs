@@ -131,12 +131,13 @@ impl Query {
 
     /// The committed message at `offset` of `queue`, if it is still retained.
     pub async fn read_at(&self, queue: &QueueRef, offset: i64) -> Result<Option<WalRecord>> {
-        let records = self
-            .reader()
-            .read(queue, offset, offset.saturating_add(1))
-            .await?
-            .all()?;
+        let records = self.read_range(queue, offset, offset.saturating_add(1)).await?;
         Ok(records.into_iter().find(|(o, _)| *o == offset).map(|(_, r)| r))
+    }
+
+    /// The committed messages at offsets `from..to` of `queue` that are still retained.
+    pub async fn read_range(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Vec<(i64, WalRecord)>> {
+        self.reader().read(queue, from, to).await?.all()
     }
 
     /// Records a group's progress on a queue.

@@ -292,7 +292,7 @@ impl Remoting {
         Ok(reply.body(body.freeze()))
     }
 
-    async fn offset_at(&self, at: &QueueRef, position: Position) -> Handled<i64> {
+    pub(super) async fn offset_at(&self, at: &QueueRef, position: Position) -> Handled<i64> {
         self.query()?
             .query_offset(at, position)
             .await

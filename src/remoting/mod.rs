@@ -5,6 +5,7 @@ mod clients;
 mod consume;
 mod convert;
 mod fields;
+mod lookup;
 mod names;
 mod produce;
 mod route;
@@ -276,6 +277,8 @@ impl Remoting {
                 self.queue_offset(req).await
             }
             request::GET_EARLIEST_MSG_STORETIME => self.earliest_store_time(req).await,
+            request::VIEW_MESSAGE_BY_ID => self.view_message(req).await,
+            request::QUERY_MESSAGE => self.query_message(req).await,
             request::HEART_BEAT => self.heartbeat(req).await,
             request::UNREGISTER_CLIENT => self.unregister(req).await,
             request::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(req),

@@ -22,7 +22,8 @@ V4_PYTHON = REPO / ".venv4" / "bin" / "python"
 V4_CLIENT = Path(__file__).with_name("v4client.py")
 
 # Request and response codes (the protocol's numbers).
-SEND_MESSAGE, PULL_MESSAGE, HEART_BEAT, CONSUMER_SEND_MSG_BACK, END_TRANSACTION = 10, 11, 34, 36, 37
+SEND_MESSAGE, PULL_MESSAGE, QUERY_MESSAGE, VIEW_MESSAGE_BY_ID = 10, 11, 12, 33
+HEART_BEAT, CONSUMER_SEND_MSG_BACK, END_TRANSACTION = 34, 36, 37
 CHECK_TRANSACTION_STATE = 39
 GET_KV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO = 101, 105, 106
 SUCCESS, REQUEST_CODE_NOT_SUPPORTED, TRANSACTION_FAILED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 4, 13, 17
@@ -314,6 +315,43 @@ def test_messages_cross_protocols_both_ways(broker):
     assert sorted(m["id"] for m in got4) == sorted(ids5)
     for m in got4:
         assert m["tags"] == "from5" and m["body"].startswith("five-") and m["keys"].startswith("k5-")
+
+
+def test_messages_are_found_by_offset_id_key_and_unique_key(broker):
+    broker.cli("topic", "create", "v4-find", "--queues", "2")
+    conn = RemotingConn(broker.name_server)
+    try:
+        props = properties({"KEYS": "order-7 customer-3", "UNIQ_KEY": "AC1F00010000000000000000000000AA"})
+        sent = conn.call(SEND_MESSAGE, {"producerGroup": "p", "topic": "v4-find", "queueId": "1", "sysFlag": "0",
+                                        "bornTimestamp": "0", "flag": "0", "properties": props}, b"find me")
+        assert sent.code == SUCCESS and len(sent.fields["msgId"]) == 32
+        viewed = conn.call(VIEW_MESSAGE_BY_ID, {"offset": str(int(sent.fields["msgId"][16:], 16))})
+        assert viewed.code == SUCCESS, viewed.remark
+        [(queue, offset, _, _, body, topic, _)] = decode_messages(viewed.body)
+        assert (queue, offset, body, topic) == (1, int(sent.fields["queueOffset"]), b"find me", "v4-find")
+        assert conn.call(VIEW_MESSAGE_BY_ID, {"offset": "12345"}).code != SUCCESS
+
+        def find(key, unique=False):
+            fields = {"topic": "v4-find", "key": key, "maxNum": "8", "beginTimestamp": "0",
+                      "endTimestamp": str(2**62)}
+            if unique:
+                fields["_UNIQUE_KEY_QUERY"] = "true"
+            return conn.call(QUERY_MESSAGE, fields)
+
+        for key, unique in [("customer-3", False), ("AC1F00010000000000000000000000AA", True)]:
+            found = find(key, unique)
+            assert found.code == SUCCESS and [m[4] for m in decode_messages(found.body)] == [b"find me"], key
+        assert find("order-8").code == QUERY_NOT_FOUND
+        # A 5.x message's id is its unique key for 4.x lookups.
+        p = Producer(config(broker.endpoint), ("v4-find",))
+        p.startup()
+        try:
+            id5 = p.send(make_message("v4-find", 0, b"from five")).message_id
+        finally:
+            p.shutdown()
+        assert [m[4] for m in decode_messages(find(id5, unique=True).body)] == [b"from five"]
+    finally:
+        conn.close()
 
 
 def test_name_server_answers_and_bad_frames_close_only_their_connection(broker):
