@@ -326,6 +326,43 @@ mod tests {
         assert_eq!(parse_offset_message_id("xyz"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_a_batch_or_an_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_batch(Bytes::from(bytes.clone()));
+            let _ = inflate(&bytes, 1 << 16);
+            let _ = parse_properties(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn batches_round_trip(
+            msgs in proptest::collection::vec(
+                (proptest::prelude::any::<i32>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), "[a-z]{1,6}", "[a-z0-9 ]{0,12}"),
+                1..8,
+            )
+        ) {
+            let mut body = Vec::new();
+            for (flag, b, k, v) in &msgs {
+                let props = format_properties([(k.as_str(), v.as_str())]);
+                let mut e = BytesMut::new();
+                e.put_i32((20 + b.len() + 2 + props.len()) as i32);
+                e.put_i32(0);
+                e.put_i32(0);
+                e.put_i32(*flag);
+                e.put_i32(b.len() as i32);
+                e.put_slice(b);
+                e.put_i16(props.len() as i16);
+                e.put_slice(props.as_bytes());
+                body.extend_from_slice(&e);
+            }
+            let got = decode_batch(Bytes::from(body)).unwrap();
+            proptest::prop_assert_eq!(got.len(), msgs.len());
+            for (g, (flag, b, k, v)) in got.iter().zip(&msgs) {
+                proptest::prop_assert_eq!((g.flag, &g.body[..], &g.properties[k]), (*flag, &b[..], v));
+            }
+        }
+    }
+
     #[test]
     fn inflate_caps_the_output() {
         use std::io::Write;
