@@ -97,12 +97,23 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         None => local.to_string(),
     };
     let node_id = settings.node_id();
+    let remoting_advertise = match &remoting_listener {
+        Some(l) => Some(match &settings.remoting.advertise {
+            Some(a) => a.clone(),
+            None if l.local_addr()?.ip().is_unspecified() && !standalone => {
+                return Err("a cluster node serving Remoting on all interfaces needs remoting.advertise".into());
+            }
+            None => l.local_addr()?.to_string(),
+        }),
+        None => None,
+    };
     let membership = Membership::join(
         Arc::clone(&dyn_coordinator),
         Arc::clone(&clock),
         &node_id,
         roles,
         &advertise,
+        remoting_advertise.as_deref(),
     )
     .await?;
     let metering = Arc::new(Metering::new(
@@ -226,7 +237,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     })];
     if let Some(listener) = remoting_listener {
         let local = listener.local_addr()?;
-        let advertised = settings.remoting.advertise.clone().unwrap_or_else(|| local.to_string());
+        let advertised = remoting_advertise.clone().unwrap_or_else(|| local.to_string());
         let store_host = advertised
             .parse()
             .unwrap_or_else(|_| std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, local.port()));

@@ -84,7 +84,7 @@ mod tests {
             lite_ttl_ms: 0,
         };
         c.create_topic(&spec, 0).await.unwrap();
-        let node = c.register_node("n", Roles::INGEST, "h:1", 0).await.unwrap();
+        let node = c.register_node("n", Roles::INGEST, "h:1", None, 0).await.unwrap();
         for name in [
             "wal/00/committed.wal",
             "wal/00/orphan.wal",

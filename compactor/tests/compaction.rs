@@ -68,6 +68,7 @@ async fn env(queues: i32) -> Env {
         "w",
         Roles::INGEST,
         "h:1",
+        None,
     )
     .await
     .unwrap();

@@ -462,9 +462,16 @@ impl Maintenance for FaultyCoordinator {
 
 #[async_trait]
 impl Members for FaultyCoordinator {
-    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
+    async fn register_node(
+        &self,
+        id: &str,
+        roles: Roles,
+        advertise: &str,
+        remoting: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Node> {
         self.faults.check()?;
-        self.inner.register_node(id, roles, advertise, now_ms).await
+        self.inner.register_node(id, roles, advertise, remoting, now_ms).await
     }
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
         self.faults.check()?;

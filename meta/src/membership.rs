@@ -20,6 +20,7 @@ pub struct Membership {
     id: String,
     roles: Roles,
     advertise: String,
+    remoting: Option<String>,
     epoch: AtomicI64,
 }
 
@@ -31,15 +32,19 @@ impl Membership {
         id: &str,
         roles: Roles,
         advertise: &str,
+        remoting: Option<&str>,
     ) -> Result<Arc<Self>> {
-        let node = coordinator.register_node(id, roles, advertise, clock.now_ms()).await?;
-        info!(node = id, epoch = node.epoch, advertise, "registered");
+        let node = coordinator
+            .register_node(id, roles, advertise, remoting, clock.now_ms())
+            .await?;
+        info!(node = id, epoch = node.epoch, advertise, remoting, "registered");
         Ok(Arc::new(Self {
             coordinator,
             clock,
             id: id.to_string(),
             roles,
             advertise: advertise.to_string(),
+            remoting: remoting.map(str::to_string),
             epoch: AtomicI64::new(node.epoch),
         }))
     }
@@ -64,7 +69,13 @@ impl Membership {
             Err(Error::Fenced { .. }) => {
                 let node = self
                     .coordinator
-                    .register_node(&self.id, self.roles, &self.advertise, self.clock.now_ms())
+                    .register_node(
+                        &self.id,
+                        self.roles,
+                        &self.advertise,
+                        self.remoting.as_deref(),
+                        self.clock.now_ms(),
+                    )
                     .await?;
                 warn!(node = %self.id, old_epoch = epoch, epoch = node.epoch, "was declared dead; registered again");
                 self.epoch.store(node.epoch, Ordering::Release);
@@ -101,7 +112,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c: Arc<dyn Coordinator> = Arc::new(SqlCoordinator::open_sqlite(&dir.path().join("m.db")).await.unwrap());
         let clock = ManualClock::new(1_000);
-        let m = Membership::join(Arc::clone(&c), Arc::new(clock.clone()), "n1", Roles::ALL, "h:1")
+        let m = Membership::join(Arc::clone(&c), Arc::new(clock.clone()), "n1", Roles::ALL, "h:1", None)
             .await
             .unwrap();
         let first = m.epoch();

@@ -471,6 +471,8 @@ pub struct Node {
     pub epoch: i64,
     pub heartbeat_ms: i64,
     pub alive: bool,
+    /// `host:port` 4.x clients reach it at (Remoting), if it serves them.
+    pub remoting: Option<String>,
 }
 
 /// A consumer group's view of one topic (pop consumption).

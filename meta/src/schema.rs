@@ -263,4 +263,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, grp, parent, client_id, lite)
     );
     "#,
+    // 11: where a node serves 4.x clients (Remoting), for the routes other nodes answer ('' when
+    //     it does not).
+    r#"
+    ALTER TABLE nodes ADD COLUMN remoting TEXT NOT NULL DEFAULT '';
+    "#,
 ];

@@ -57,6 +57,7 @@ async fn env_with(queues: i32, message_type: MessageType, config: QueryConfig) -
         "writer",
         Roles::INGEST,
         "h:1",
+        None,
     )
     .await
     .unwrap();

@@ -89,6 +89,22 @@ fn no_access_point() -> v2::Status {
 }
 
 impl Routes {
+    /// The live nodes of a cluster; `None` for a single node.
+    pub async fn live_nodes(&self) -> Result<Option<Vec<Node>>, v2::Status> {
+        match self {
+            Routes::Single { .. } => Ok(None),
+            Routes::Cluster {
+                coordinator,
+                clock,
+                node_ttl,
+            } => coordinator
+                .live_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
+                .await
+                .map(Some)
+                .map_err(|e| from_meta(&e)),
+        }
+    }
+
     async fn brokers(&self, requested: Option<&v2::Endpoints>) -> Result<Vec<Broker>, v2::Status> {
         match self {
             Routes::Single { advertise } => {
@@ -103,15 +119,8 @@ impl Routes {
                     permission: v2::Permission::ReadWrite,
                 }])
             }
-            Routes::Cluster {
-                coordinator,
-                clock,
-                node_ttl,
-            } => {
-                let nodes: Vec<Node> = coordinator
-                    .live_nodes(clock.now_ms(), node_ttl.as_millis() as i64)
-                    .await
-                    .map_err(|e| from_meta(&e))?;
+            Routes::Cluster { .. } => {
+                let nodes = self.live_nodes().await?.unwrap_or_default();
                 let brokers: Vec<Broker> = nodes
                     .into_iter()
                     .filter_map(|n| {

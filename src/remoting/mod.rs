@@ -265,7 +265,7 @@ impl Remoting {
     async fn dispatch(&self, req: &Req<'_>) -> Handled<Reply> {
         match req.code {
             request::GET_ROUTEINFO_BY_TOPIC => self.route(req).await,
-            request::GET_BROKER_CLUSTER_INFO => Ok(self.cluster_info()),
+            request::GET_BROKER_CLUSTER_INFO => self.cluster_info().await,
             request::GET_KV_CONFIG => Err(Refusal::new(response::QUERY_NOT_FOUND, "no such configuration item")),
             request::SEND_MESSAGE | request::SEND_MESSAGE_V2 | request::SEND_BATCH_MESSAGE => self.send(req).await,
             request::CONSUMER_SEND_MSG_BACK => self.send_back(req).await,

@@ -3,6 +3,7 @@ inside, in .venv4) and frame-level checks of what that client cannot send; cross
 the official 5.x Python client."""
 
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
 
 from clients import config, make_message, receive_all
-from conftest import REPO
+from cluster import Cluster, fresh_database, services
+from conftest import REPO, free_port
 from remoting_raw import RemotingConn, decode_messages, frame, properties
 from test_metering import scrape, series
 from test_tenancy import Accounts, auth_broker  # noqa: F401 (a fixture)
@@ -441,3 +443,36 @@ def remoting_signature(sk: str, fields: dict, body: bytes = b"") -> str:
     import hmac
     content = "".join(v for k, v in sorted(fields.items()) if k != "Signature").encode() + body
     return base64.b64encode(hmac.new(sk.encode(), content, hashlib.sha1).digest()).decode()
+
+
+def test_cluster_routes_write_to_ingest_nodes_and_read_from_one_query_node(tmp_path):
+    pg, _, s3, bucket = services()
+    log_dir = Path(os.environ.get("STRATA_TEST_LOGS", tmp_path)) / tmp_path.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    c = Cluster(tmp_path, log_dir, fresh_database(pg), f"s3://{bucket}/{tmp_path.name}-{time.time_ns()}", s3)
+    ports = {}
+    try:
+        for name, role in [("compactor-1", "compactor"), ("ingest-1", "ingest"), ("ingest-2", "ingest"),
+                           ("query-1", "query"), ("query-2", "query")]:
+            ports[name] = free_port()
+            c.start(name, role, f'[remoting]\nlisten = "127.0.0.1:{ports[name]}"\n')
+        c.cli("topic", "create", "v4-cluster", "--queues", "4")
+        c.cli("group", "create", "v4-cluster-g")
+        # Any node answers as name server; the compactor's routes send clients elsewhere.
+        ns = f"127.0.0.1:{ports['compactor-1']}"
+        conn = RemotingConn(ns)
+        try:
+            route = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "v4-cluster"}).json()
+        finally:
+            conn.close()
+        perms = {q["brokerName"]: q["perm"] for q in route["queueDatas"]}
+        addresses = {b["brokerName"]: b["brokerAddrs"]["0"] for b in route["brokerDatas"]}
+        readers = [n for n, p in perms.items() if p & 4]
+        assert perms["ingest-1"] == perms["ingest-2"] == 2, perms
+        assert len(readers) == 1 and readers[0].startswith("query-") and "compactor-1" not in perms, perms
+        assert all(addresses[n] == f"127.0.0.1:{ports[n]}" for n in perms)
+        v4("produce", ns, "v4-cluster", 20)
+        got = v4("push", ns, "v4-cluster-g", "v4-cluster", 20)
+        assert sorted(m["body"] for m in got) == sorted(f"sync-{i}" for i in range(20))
+    finally:
+        c.stop_all()

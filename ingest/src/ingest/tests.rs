@@ -30,7 +30,7 @@ async fn fixture(config: IngestConfig) -> Fixture {
     let (coordinator, coordinator_faults) = FaultyCoordinator::wrap(Arc::new(sql));
     let clock = Arc::new(ManualClock::new(1_000));
     let catalog = Catalog::new(coordinator.clone(), clock.clone(), AutoCreate::default());
-    let membership = Membership::join(coordinator, clock, "node-test", Roles::INGEST, "h:1")
+    let membership = Membership::join(coordinator, clock, "node-test", Roles::INGEST, "h:1", None)
         .await
         .unwrap();
     let (store, faults) = with_faults(Arc::new(InMemory::new()));

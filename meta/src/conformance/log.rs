@@ -251,7 +251,7 @@ pub async fn concurrent_committers(nodes: &[&dyn Coordinator]) {
     let mut epochs = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         let node = n
-            .register_node(&format!("conf-committer-{i}"), Roles::INGEST, "h:1", T0)
+            .register_node(&format!("conf-committer-{i}"), Roles::INGEST, "h:1", None, T0)
             .await
             .unwrap();
         n.heartbeat_node(&node.id, node.epoch, i64::MAX / 2).await.unwrap();

@@ -27,16 +27,23 @@ pub async fn a_clock_running_30s_fast_syncs_to_the_coordinators(c: &dyn Coordina
 
 pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
     let a = c
-        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8081", T0)
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8081", None, T0)
         .await
         .unwrap();
     let b = c
-        .register_node("conf-node-b", Roles::QUERY.union(Roles::COMPACTOR), "10.0.0.2:8081", T0)
+        .register_node(
+            "conf-node-b",
+            Roles::QUERY.union(Roles::COMPACTOR),
+            "10.0.0.2:8081",
+            Some("10.0.0.2:9876"),
+            T0,
+        )
         .await
         .unwrap();
     assert!(a.alive && b.roles.contains(Roles::QUERY) && !b.roles.contains(Roles::INGEST));
+    assert_eq!((a.remoting, b.remoting.as_deref()), (None, Some("10.0.0.2:9876")));
     let again = c
-        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8082", T0)
+        .register_node("conf-node-a", Roles::INGEST, "10.0.0.1:8082", None, T0)
         .await
         .unwrap();
     assert!(again.epoch > a.epoch, "a restart is a new epoch");
@@ -69,7 +76,7 @@ pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
         Err(Error::Fenced { .. })
     ));
     let back = c
-        .register_node("conf-node-b", Roles::QUERY, "10.0.0.2:8081", T0 + 13_000)
+        .register_node("conf-node-b", Roles::QUERY, "10.0.0.2:8081", None, T0 + 13_000)
         .await
         .unwrap();
     assert!(back.alive && back.epoch > b.epoch);
@@ -83,7 +90,7 @@ pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
     let t = "conf-fence";
     c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
     let node = c
-        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0)
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", None, T0)
         .await
         .unwrap();
     let commit = |object: &str, epoch: i64| FlushCommit {
@@ -105,7 +112,7 @@ pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {
     assert_eq!(c.queue_end(&queue(t, "a", 0)).await.unwrap(), 2);
     // Registered again, the new epoch commits; the old one stays fenced.
     let new = c
-        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", T0 + 100_001)
+        .register_node("conf-zombie", Roles::INGEST, "10.0.0.3:8081", None, T0 + 100_001)
         .await
         .unwrap();
     assert!(matches!(

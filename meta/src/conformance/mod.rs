@@ -25,7 +25,10 @@ pub(crate) const WRITER: &str = "conf-writer";
 
 /// Registers [`WRITER`] (heard from far in the future, so no expiry catches it). Call first.
 pub async fn register_writer(c: &dyn Coordinator) {
-    let node = c.register_node(WRITER, Roles::INGEST, "127.0.0.1:1", T0).await.unwrap();
+    let node = c
+        .register_node(WRITER, Roles::INGEST, "127.0.0.1:1", None, T0)
+        .await
+        .unwrap();
     c.heartbeat_node(WRITER, node.epoch, i64::MAX / 2).await.unwrap();
 }
 

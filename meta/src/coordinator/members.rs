@@ -7,8 +7,16 @@ use async_trait::async_trait;
 /// Nodes: registration, heartbeats, epochs (fencing) and expiry.
 #[async_trait]
 pub trait Members: Send + Sync {
-    /// Registers (or re-registers) a node and returns it with a new epoch.
-    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node>;
+    /// Registers (or re-registers) a node and returns it with a new epoch. `remoting`: where
+    /// 4.x clients reach it, if it serves them.
+    async fn register_node(
+        &self,
+        id: &str,
+        roles: Roles,
+        advertise: &str,
+        remoting: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Node>;
 
     /// Records that the node is alive. `Fenced` if `epoch` is not its live epoch.
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()>;

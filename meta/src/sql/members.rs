@@ -4,17 +4,27 @@ use super::*;
 
 #[async_trait]
 impl Members for SqlCoordinator {
-    async fn register_node(&self, id: &str, roles: Roles, advertise: &str, now_ms: i64) -> Result<Node> {
+    async fn register_node(
+        &self,
+        id: &str,
+        roles: Roles,
+        advertise: &str,
+        remoting: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Node> {
         let row = sqlx::query(
-            "INSERT INTO nodes (id, roles, advertise, epoch, heartbeat_ms, alive) VALUES ($1, $2, $3, 1, $4, 1)
+            "INSERT INTO nodes (id, roles, advertise, epoch, heartbeat_ms, alive, remoting)
+             VALUES ($1, $2, $3, 1, $4, 1, $5)
              ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, advertise = excluded.advertise,
-               epoch = nodes.epoch + 1, heartbeat_ms = excluded.heartbeat_ms, alive = 1
+               epoch = nodes.epoch + 1, heartbeat_ms = excluded.heartbeat_ms, alive = 1,
+               remoting = excluded.remoting
              RETURNING *",
         )
         .bind(id)
         .bind(roles.0)
         .bind(advertise)
         .bind(now_ms)
+        .bind(remoting.unwrap_or_default())
         .fetch_one(&self.writer)
         .await?;
         node_from_row(&row)

@@ -346,6 +346,7 @@ fn node_from_row(row: &AnyRow) -> Result<Node> {
         epoch: int(row, "epoch")?,
         heartbeat_ms: int(row, "heartbeat_ms")?,
         alive: int(row, "alive")? != 0,
+        remoting: Some(row.try_get::<String, _>("remoting")?).filter(|r| !r.is_empty()),
     })
 }
 
