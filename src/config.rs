@@ -206,6 +206,10 @@ pub struct RemotingConfig {
     /// `host:port` 4.x clients are told to reach the broker at (routes). Unset: the listen
     /// address.
     pub advertise: Option<String>,
+    /// A second `host:port` answering the same requests, for deployments that give 4.x
+    /// clients the name server on a port of its own (Apache's 9876 beside a broker's 10911).
+    /// Unset: `listen` serves both.
+    pub name_server_listen: Option<SocketAddr>,
     /// Largest frame (default 16 MiB, as `grpc.max_message_bytes`): a batch send of 4 MiB
     /// bodies must fit. A larger frame closes its connection (the 4.x protocol has no way to
     /// refuse a frame it cannot read); other connections go on.
@@ -217,6 +221,7 @@ impl Default for RemotingConfig {
         Self {
             listen: None,
             advertise: None,
+            name_server_listen: None,
             max_frame_bytes: 16 << 20,
         }
     }

@@ -88,6 +88,14 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         ),
         None => None,
     };
+    let name_server_listener = match (&remoting_listener, settings.remoting.name_server_listen) {
+        (Some(_), Some(address)) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address} (remoting.name_server_listen): {e}"))?,
+        ),
+        _ => None,
+    };
     let local = listener.local_addr()?;
     let advertise = match &settings.advertise {
         Some(a) => a.clone(),
@@ -254,6 +262,10 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             settings.remoting.max_frame_bytes,
         ));
         check_routes.push(remoting.clone());
+        if let Some(name_server) = name_server_listener {
+            info!(listen = %name_server.local_addr()?, "4.x name server listening on its own port too");
+            tasks.push(tokio::spawn(Arc::clone(&remoting).serve(name_server)));
+        }
         tasks.push(tokio::spawn(remoting.serve(listener)));
     }
     if let Some(ingest) = &ingest {

@@ -15,7 +15,7 @@ from rocketmq import ClientConfiguration, Credentials, FilterExpression, Produce
 
 from clients import config, make_message, receive_all
 from cluster import Cluster, fresh_database, services
-from conftest import REPO, free_port
+from conftest import REPO, _broker, free_port
 from remoting_raw import RemotingConn, decode_messages, frame, properties
 from test_metering import scrape, series
 from test_tenancy import Accounts, auth_broker  # noqa: F401 (a fixture)
@@ -476,3 +476,20 @@ def test_cluster_routes_write_to_ingest_nodes_and_read_from_one_query_node(tmp_p
         assert sorted(m["body"] for m in got) == sorted(f"sync-{i}" for i in range(20))
     finally:
         c.stop_all()
+
+
+def test_name_server_on_a_port_of_its_own(tmp_path):
+    port = free_port()
+    b = _broker(tmp_path, "sqlite+local", config=f'[remoting]\nname_server_listen = "127.0.0.1:{port}"\n')
+    try:
+        ns = f"127.0.0.1:{port}"
+        conn = RemotingConn(ns)
+        try:
+            route = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "v4-two-ports"}).json()
+        finally:
+            conn.close()
+        assert [d["brokerAddrs"]["0"] for d in route["brokerDatas"]] == [b.name_server], "routes name the broker port"
+        v4("produce", ns, "v4-two-ports", 2)
+        assert len(v4("push", ns, "v4-two-ports-g", "v4-two-ports", 2)) == 2
+    finally:
+        assert b.stop() == 0
