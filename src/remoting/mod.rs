@@ -19,7 +19,7 @@ use strata_remoting::codes::{request, response};
 use strata_remoting::{Command, FLAG_ONEWAY, decode_frame, encode_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::front::Front;
@@ -50,6 +50,10 @@ pub struct Remoting {
 
 /// Replies queued per connection before a slow reader holds up its requests.
 const CONNECTION_QUEUE: usize = 1024;
+/// Requests one connection may have in progress (long-polling pulls included); beyond it the
+/// connection is read no further until one finishes, so one client cannot pile up tasks.
+/// A 4.x consumer keeps one pull per assigned queue open.
+const CONNECTION_REQUESTS: usize = 1024;
 
 /// What a handler answers: a reply with fields and a body, or a refusal.
 #[derive(Default)]
@@ -170,6 +174,7 @@ impl Remoting {
             }
         });
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        let in_progress = Arc::new(Semaphore::new(CONNECTION_REQUESTS));
         loop {
             match decode_frame(&mut buf, self.max_frame) {
                 Ok(Some(command)) => {
@@ -177,6 +182,9 @@ impl Remoting {
                         // Replies to what we sent (NOTIFY_CONSUMER_IDS_CHANGED is one-way).
                         continue;
                     }
+                    let Ok(permit) = Arc::clone(&in_progress).acquire_owned().await else {
+                        break;
+                    };
                     let this = Arc::clone(&self);
                     let tx = tx.clone();
                     tokio::spawn(
@@ -185,6 +193,7 @@ impl Remoting {
                             if let Some(reply) = reply {
                                 let _ = tx.send(reply).await;
                             }
+                            drop(permit);
                         }
                         .in_current_span(),
                     );
@@ -225,7 +234,7 @@ impl Remoting {
         }
         .instrument(span)
         .await;
-        if req.flag & FLAG_ONEWAY != 0 {
+        if req.is_oneway() {
             return None;
         }
         let mut response = match answered {
