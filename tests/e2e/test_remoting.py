@@ -27,6 +27,8 @@ V4_CLIENT = Path(__file__).with_name("v4client.py")
 SEND_MESSAGE, PULL_MESSAGE, QUERY_MESSAGE, VIEW_MESSAGE_BY_ID = 10, 11, 12, 33
 HEART_BEAT, CONSUMER_SEND_MSG_BACK, END_TRANSACTION = 34, 36, 37
 CHECK_TRANSACTION_STATE = 39
+QUERY_CONSUMER_OFFSET, UPDATE_CONSUMER_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP = 14, 15, 29
+GET_MAX_OFFSET, GET_MIN_OFFSET, GET_EARLIEST_MSG_STORETIME = 30, 31, 32
 GET_KV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO = 101, 105, 106
 SUCCESS, REQUEST_CODE_NOT_SUPPORTED, TRANSACTION_FAILED, MESSAGE_ILLEGAL, TOPIC_NOT_EXIST = 0, 3, 4, 13, 17
 NO_PERMISSION, PULL_NOT_FOUND, PULL_OFFSET_MOVED, QUERY_NOT_FOUND = 16, 19, 21, 22
@@ -354,6 +356,64 @@ def test_messages_are_found_by_offset_id_key_and_unique_key(broker):
         assert [m[4] for m in decode_messages(find(id5, unique=True).body)] == [b"from five"]
     finally:
         conn.close()
+
+
+def test_offsets_filters_and_long_polling_frame_by_frame(broker):
+    broker.cli("topic", "create", "v4-offsets", "--queues", "1")
+    conn, producer = RemotingConn(broker.name_server), RemotingConn(broker.name_server)
+
+    def send(body, tag, props=None):
+        r = producer.call(SEND_MESSAGE, {"producerGroup": "p", "topic": "v4-offsets", "queueId": "0",
+                                         "sysFlag": "0", "bornTimestamp": "0", "flag": "0",
+                                         "properties": properties({"TAGS": tag, **(props or {})})}, body)
+        assert r.code == SUCCESS, r.remark
+        return r
+
+    def pull(offset, sys_flag=0, **extra):
+        fields = {"consumerGroup": "v4-offsets-g", "topic": "v4-offsets", "queueId": "0",
+                  "queueOffset": str(offset), "maxMsgNums": "32", "sysFlag": str(sys_flag), "commitOffset": "0",
+                  "suspendTimeoutMillis": "0", "subVersion": "0", **extra}
+        return conn.call(PULL_MESSAGE, fields)
+
+    q = {"topic": "v4-offsets", "queueId": "0"}
+    try:
+        before = int(time.time() * 1000)
+        for i in range(4):
+            send(f"m{i}".encode(), "even" if i % 2 == 0 else "odd", {"n": str(i)})
+        assert conn.call(GET_MIN_OFFSET, q).fields["offset"] == "0"
+        assert conn.call(GET_MAX_OFFSET, q).fields["offset"] == "4"
+        assert conn.call(SEARCH_OFFSET_BY_TIMESTAMP, {**q, "timestamp": str(before)}).fields["offset"] == "0"
+        assert conn.call(SEARCH_OFFSET_BY_TIMESTAMP, {**q, "timestamp": str(2**62)}).fields["offset"] == "4"
+        earliest = int(conn.call(GET_EARLIEST_MSG_STORETIME, q).fields["timestamp"])
+        assert before - 1000 <= earliest <= int(time.time() * 1000)
+        # Filters: tags, and SQL92 over user properties.
+        tagged = pull(0, 4, subscription="odd")
+        assert [m[4] for m in decode_messages(tagged.body)] == [b"m1", b"m3"]
+        assert tagged.fields["nextBeginOffset"] == "4" and tagged.fields["maxOffset"] == "4"
+        sql = pull(0, 4, subscription="n >= 2", expressionType="SQL92")
+        assert [m[4] for m in decode_messages(sql.body)] == [b"m2", b"m3"]
+        assert pull(0, 4, subscription="n >>> 2", expressionType="SQL92").code != SUCCESS
+        assert pull(0, 4, subscription="none").code == 20, "only non-matching messages: retry at once"
+        assert pull(4).code == PULL_NOT_FOUND
+        # Offsets: a new group on an untrimmed queue starts at 0; commits are read back.
+        g = {**q, "consumerGroup": "v4-offsets-g"}
+        assert conn.call(QUERY_CONSUMER_OFFSET, g).fields["offset"] == "0"
+        assert conn.call(UPDATE_CONSUMER_OFFSET, {**g, "commitOffset": "3"}).code == SUCCESS
+        assert conn.call(QUERY_CONSUMER_OFFSET, g).fields["offset"] == "3"
+        assert pull(4, 1, commitOffset="4").code == PULL_NOT_FOUND, "sysFlag 1 commits first"
+        assert conn.call(QUERY_CONSUMER_OFFSET, g).fields["offset"] == "4"
+        # Long polling: a suspended pull at the end answers when a message arrives.
+        opaque = 777
+        conn.send_raw(frame(PULL_MESSAGE, {"consumerGroup": "v4-offsets-g", "topic": "v4-offsets", "queueId": "0",
+                                           "queueOffset": "4", "maxMsgNums": "32", "sysFlag": "2",
+                                           "suspendTimeoutMillis": "15000"}, opaque=opaque))
+        send(b"late", "even")
+        woken = conn.read_reply()
+        assert woken.opaque == opaque and woken.code == SUCCESS
+        assert [m[4] for m in decode_messages(woken.body)] == [b"late"]
+    finally:
+        conn.close()
+        producer.close()
 
 
 def test_name_server_answers_and_bad_frames_close_only_their_connection(broker):
