@@ -105,6 +105,7 @@ impl Catalog {
     /// The dead-letter topic of a group (`%DLQ%{group}`, NORMAL, one queue), created on first
     /// use whatever the auto-create setting: it is the broker's, not the user's.
     pub async fn dead_letter_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
+        crate::model::validate_group_name(group)?;
         let name = crate::model::dead_letter_topic(group);
         self.broker_topic(tenant, name, MessageType::Normal, "created dead-letter topic")
             .await
@@ -113,6 +114,7 @@ impl Catalog {
     /// The retry topic of a group that 4.x clients consume (`%RETRY%{group}`, one queue):
     /// DELAY, as every message in it waits out a back-off. Created on first use.
     pub async fn retry_topic(&self, tenant: &str, group: &str) -> Result<Topic> {
+        crate::model::validate_group_name(group)?;
         let name = crate::model::retry_topic(group);
         self.broker_topic(tenant, name, MessageType::Delay, "created retry topic")
             .await

@@ -66,6 +66,17 @@ pub struct Subscriber {
     pub client_id: String,
 }
 
+impl Subscriber {
+    /// The group's subscription to one of its lite topics (that lite topic's own queue).
+    pub fn subscription(&self, lite: &str) -> crate::model::Subscription {
+        crate::model::Subscription {
+            tenant: self.tenant.clone(),
+            group: self.group.clone(),
+            topic: queue_topic(&self.parent, lite),
+        }
+    }
+}
+
 /// A subscribed lite topic with something for the group to take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ready {

@@ -426,8 +426,9 @@ def test_name_server_answers_and_bad_frames_close_only_their_connection(broker):
         assert conn.call(GET_KV_CONFIG, {"namespace": "ORDER_TOPIC_CONFIG", "key": "t"}).code == QUERY_NOT_FOUND
         route = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "v4-route"})
         assert route.code == SUCCESS and route.json()["queueDatas"][0]["perm"] == 6
-        bad_name = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "no spaces allowed"})
-        assert bad_name.code != SUCCESS and bad_name.remark
+        for bad in ["no spaces allowed", "%RETRY%", "%DLQ%"]:
+            bad_name = conn.call(GET_ROUTEINFO_BY_TOPIC, {"topic": bad})
+            assert bad_name.code != SUCCESS and bad_name.remark, bad
         unknown = conn.call(9999)
         assert unknown.code == REQUEST_CODE_NOT_SUPPORTED and "9999" in unknown.remark
         overflow = conn.call(PULL_MESSAGE, {"consumerGroup": "g", "topic": "v4-route", "queueId": "99999999999",

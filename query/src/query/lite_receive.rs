@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_meta::lite::{self, Change, Ready, Subscriber};
-use strata_meta::model::{Claimed, PopClaim, QueuePopState, QueueRef, Subscription, Topic};
+use strata_meta::model::{Claimed, PopClaim, QueuePopState, QueueRef, Topic};
 use tokio::time::Instant;
 
 use super::{Mode, Parked, Plan, Popped, Query};
@@ -109,11 +109,7 @@ impl Query {
         allotted: Vec<(&Ready, usize)>,
         invisible: Duration,
     ) -> Result<Vec<Popped>> {
-        let sub = |lite: &Ready| Subscription {
-            tenant: who.tenant.clone(),
-            group: who.group.clone(),
-            topic: lite::queue_topic(&parent.name, &lite.name),
-        };
+        let sub = |lite: &Ready| who.subscription(&lite.name);
         let expired = allotted.iter().filter(|(lite, _)| lite.expired).map(|&(lite, want)| {
             let sub = sub(lite);
             let queue = Topic {
@@ -199,12 +195,7 @@ impl Query {
                     LiteStart::Offset(o) => o,
                     LiteStart::Tail(n) => self.query_offset(&queue, Position::End).await?.saturating_sub(n.max(0)),
                 };
-                let sub = Subscription {
-                    tenant: who.tenant.clone(),
-                    group: who.group.clone(),
-                    topic: queue.topic.clone(),
-                };
-                coordinator.reset_cursor(&sub, 0, offset).await?;
+                coordinator.reset_cursor(&who.subscription(name), 0, offset).await?;
             }
         }
         self.lite_subscribed.invalidate(who).await;
