@@ -366,14 +366,19 @@ impl Ingest {
 
     /// The held record a token names, checked against the request's tenant and topic.
     fn open(sealer: &Sealer, token: &str, tenant: &str, topic: &str) -> Option<String> {
-        let [t, tp, id] = <[String; 3]>::try_from(sealer.open_strings(token).ok()?).ok()?;
+        let [t, tp, id] = Self::fields(sealer, token)?;
         (t == tenant && tp == topic).then_some(id)
+    }
+
+    /// A sealed token's (tenant, topic, id), if this cluster sealed it.
+    fn fields(sealer: &Sealer, token: &str) -> Option<[String; 3]> {
+        <[String; 3]>::try_from(sealer.open_strings(token).ok()?).ok()
     }
 
     /// The tenant and topic a transaction id of this cluster names (4.x clients end
     /// transactions by id alone).
     pub fn transaction_topic(&self, transaction_id: &str) -> Option<(String, String)> {
-        let [tenant, topic, _] = <[String; 3]>::try_from(self.transactions.open_strings(transaction_id).ok()?).ok()?;
+        let [tenant, topic, _] = Self::fields(&self.transactions, transaction_id)?;
         Some((tenant, topic))
     }
 

@@ -8,7 +8,8 @@ use strata_proto::wal::WalRecord;
 
 use crate::query::Delivered;
 
-fn timestamp(ms: i64) -> prost_types::Timestamp {
+/// A time in milliseconds as a protobuf timestamp.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,

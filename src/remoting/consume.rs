@@ -287,7 +287,7 @@ impl Remoting {
         let mut body = BytesMut::new();
         for (o, r) in &pulled.messages {
             let stored = to_stored(&raw_topic, queue, *o, r, self.broker.store_host);
-            encode_stored(&stored, &mut body).map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+            encode_stored(&stored, &mut body)?;
         }
         Ok(reply.body(body.freeze()))
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_proto::v2;
 use strata_proto::wal::WalRecord;
+use strata_query::convert::timestamp;
 use strata_remoting::message::{StoredMessage, format_properties, property as p};
 
 /// The 4.x delay levels 1–18 (Apache RocketMQ's default `messageDelayLevel`).
@@ -122,13 +123,6 @@ pub fn to_message(sent: Sent<'_>) -> v2::Message {
         user_properties: props.into_iter().collect(),
         system_properties: Some(system),
         body: sent.body,
-    }
-}
-
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     }
 }
 

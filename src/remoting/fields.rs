@@ -51,6 +51,13 @@ impl Refusal {
     }
 }
 
+/// A message that cannot be written in the 4.x layout (a topic or properties too long for it).
+impl From<strata_remoting::Error> for Refusal {
+    fn from(e: strata_remoting::Error) -> Self {
+        Self::new(response::SYSTEM_ERROR, e.to_string())
+    }
+}
+
 pub type Handled<T> = Result<T, Refusal>;
 
 /// Reads a request's ext fields by name, refusing a missing or malformed one.

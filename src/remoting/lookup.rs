@@ -45,7 +45,7 @@ impl Remoting {
                 self.authorize(req, &tenant, "ViewMessage", &[Need::topic(&topic.name, Actions::SUB)])?;
                 let mut body = BytesMut::new();
                 let stored = to_stored(&topic.name, queue, offset, &record, self.broker.store_host);
-                encode_stored(&stored, &mut body).map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+                encode_stored(&stored, &mut body)?;
                 return Ok(Reply::ok().body(body.freeze()));
             }
         }
@@ -103,8 +103,7 @@ impl Remoting {
                     };
                     if hit {
                         let stored = to_stored(raw_topic, queue, offset, &r, self.broker.store_host);
-                        encode_stored(&stored, &mut body)
-                            .map_err(|e| Refusal::new(response::SYSTEM_ERROR, e.to_string()))?;
+                        encode_stored(&stored, &mut body)?;
                         found += 1;
                         if found == max {
                             break 'queues;

@@ -13,7 +13,9 @@ use strata_remoting::message::{
 use strata_tenancy::Need;
 use strata_tenancy::quota::units;
 
-use super::convert::{Sent, commit_log_offset, delay_of_level, from_commit_log_offset, timestamp, to_message};
+use strata_query::convert::timestamp;
+
+use super::convert::{Sent, commit_log_offset, delay_of_level, from_commit_log_offset, to_message};
 use super::fields::{Fields, Handled, Refusal};
 use super::{Remoting, Reply, Req};
 
