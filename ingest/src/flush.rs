@@ -378,7 +378,11 @@ async fn finish_flush(shared: &Shared, p: Pending) {
                             id: held_id(&p.commit.object, spans[b].offset, pos as u32),
                             kind: h.kind,
                         }),
-                        (None, None) => Err(Error::Commit("no offset for an appended batch".into())),
+                        // The coordinator refused this batch alone: its topic was deleted.
+                        (None, None) => Err(Error::TopicNotFound {
+                            tenant: p.commit.batches[b].queue.tenant.clone(),
+                            topic: p.commit.batches[b].queue.topic.clone(),
+                        }),
                     })
                     .collect();
                 let _ = reply.send(placed);

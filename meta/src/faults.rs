@@ -12,6 +12,7 @@ use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
 use crate::lite::{Change, Ready, Subscriber, SubscriptionQuota, TopicQuota};
 use crate::model::*;
+use crate::operations::{DeadLetter, GroupChange, QueueProgress, QueueStats, Redelivery, TopicChange};
 use crate::prelude::*;
 
 /// Switches for a [`FaultyCoordinator`]; keep the `Arc` to flip them during a test.
@@ -118,10 +119,6 @@ impl CatalogStore for FaultyCoordinator {
     async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>> {
         self.faults.check()?;
         self.inner.topic(tenant, name).await
-    }
-    async fn update_topic_type(&self, tenant: &str, name: &str, t: MessageType) -> Result<Topic> {
-        self.faults.check()?;
-        self.inner.update_topic_type(tenant, name, t).await
     }
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
         self.faults.check()?;
@@ -492,5 +489,41 @@ impl Members for FaultyCoordinator {
     async fn expire_nodes(&self, now_ms: i64, ttl_ms: i64, deciding: &str) -> Result<Vec<String>> {
         self.faults.check()?;
         self.inner.expire_nodes(now_ms, ttl_ms, deciding).await
+    }
+}
+
+#[async_trait]
+impl Operations for FaultyCoordinator {
+    async fn update_topic(&self, tenant: &str, name: &str, change: &TopicChange) -> Result<Topic> {
+        self.faults.check()?;
+        self.inner.update_topic(tenant, name, change).await
+    }
+    async fn update_group(&self, tenant: &str, name: &str, change: &GroupChange) -> Result<Group> {
+        self.faults.check()?;
+        self.inner.update_group(tenant, name, change).await
+    }
+    async fn delete_topic(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.delete_topic(tenant, name).await
+    }
+    async fn delete_group(&self, tenant: &str, name: &str, dead_letters: bool) -> Result<bool> {
+        self.faults.check()?;
+        self.inner.delete_group(tenant, name, dead_letters).await
+    }
+    async fn group_progress(&self, tenant: &str, group: &str) -> Result<Vec<QueueProgress>> {
+        self.faults.check()?;
+        self.inner.group_progress(tenant, group).await
+    }
+    async fn topic_stats(&self, tenant: &str, topic: &str) -> Result<Vec<QueueStats>> {
+        self.faults.check()?;
+        self.inner.topic_stats(tenant, topic).await
+    }
+    async fn dead_letters(&self, tenant: &str, group: &str, from: i64, limit: u32) -> Result<Vec<DeadLetter>> {
+        self.faults.check()?;
+        self.inner.dead_letters(tenant, group, from, limit).await
+    }
+    async fn redeliver(&self, tenant: &str, group: &str, messages: &[Redelivery], now_ms: i64) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.redeliver(tenant, group, messages, now_ms).await
     }
 }

@@ -13,7 +13,9 @@ pub mod faults;
 pub mod lite;
 mod membership;
 pub mod model;
+pub mod operations;
 pub mod quarantine;
+pub mod retry;
 mod schema;
 mod sql;
 pub mod token;
@@ -22,13 +24,14 @@ pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
     Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members,
-    TransactionCounts,
+    Operations, TransactionCounts,
 };
 
 /// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.
 pub mod prelude {
     pub use crate::coordinator::{
         Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members,
+        Operations,
     };
 }
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! The domain model shared by every role. Numbers marked "persisted" are stored: never renumber.
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 
 /// Message (and topic) types. Persisted; the numbers equal apache.rocketmq.v2.MessageType.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -225,7 +226,7 @@ impl GroupSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Group {
     pub tenant: String,
     pub name: String,
@@ -234,6 +235,8 @@ pub struct Group {
     pub broadcast: bool,
     pub start: StartFrom,
     pub created_ms: i64,
+    /// How long a failed message waits before its next attempt.
+    pub retry_policy: RetryPolicy,
 }
 
 impl Group {
@@ -246,6 +249,19 @@ impl Group {
             broadcast: spec.broadcast,
             start: spec.start,
             created_ms,
+            retry_policy: RetryPolicy::default(),
+        }
+    }
+
+    /// The attributes a create names.
+    pub fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+            fifo: self.fifo,
+            max_attempts: self.max_attempts,
+            broadcast: self.broadcast,
+            start: self.start,
         }
     }
 }

@@ -268,4 +268,19 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE nodes ADD COLUMN remoting TEXT NOT NULL DEFAULT '';
     "#,
+    // 12: operations — a group's retry policy (its text form, '' the default); where each
+    //     dead-lettered message came from (dead-letter topic and offset → its topic, queue and
+    //     offset), so an operator can deliver it to its group again.
+    r#"
+    ALTER TABLE consumer_groups ADD COLUMN retry_policy TEXT NOT NULL DEFAULT '';
+    CREATE TABLE dead_letters (
+        tenant TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        msg_offset BIGINT NOT NULL,
+        origin_topic TEXT NOT NULL,
+        origin_queue BIGINT NOT NULL,
+        origin_offset BIGINT NOT NULL,
+        PRIMARY KEY (tenant, topic, msg_offset)
+    );
+    "#,
 ];

@@ -77,7 +77,7 @@ pub async fn commit_is_all_or_nothing(c: &dyn Coordinator) {
             &flush(
                 e,
                 "wal/00/x.wal",
-                vec![batch(queue(t, "a", 0), 5), batch(queue(t, "ghost", 0), 1)],
+                vec![batch(queue(t, "a", 0), 5), batch(queue(t, "a", 3), 1)],
             ),
             T0,
         )

@@ -11,6 +11,7 @@ pub mod lite;
 pub mod log;
 pub mod maintain;
 pub mod members;
+pub mod operations;
 
 pub use log::{concurrent_committers, write_then_reopen_part1, write_then_reopen_part2};
 

@@ -1,7 +1,7 @@
 //! Topics, consumer groups and cluster-wide secrets.
 
 use crate::error::Result;
-use crate::model::{Group, GroupSpec, MessageType, Topic, TopicSpec};
+use crate::model::{Group, GroupSpec, Topic, TopicSpec};
 use async_trait::async_trait;
 
 /// Topics, consumer groups and cluster-wide secrets.
@@ -11,9 +11,6 @@ pub trait CatalogStore: Send + Sync {
     async fn create_topic(&self, spec: &TopicSpec, now_ms: i64) -> Result<Topic>;
 
     async fn topic(&self, tenant: &str, name: &str) -> Result<Option<Topic>>;
-
-    /// Changes a topic's message type (an admin action); `TopicNotFound` if there is none.
-    async fn update_topic_type(&self, tenant: &str, name: &str, message_type: MessageType) -> Result<Topic>;
 
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>>;
 

@@ -13,8 +13,9 @@ use crate::model::{Batch, CommitEvent, FlushCommit, QueueRef};
 #[async_trait]
 pub trait Log: Send + Sync {
     /// Appends every batch of a flush atomically and returns each batch's base offset, in
-    /// order (`None` for held batches, which become timers or half messages). Offsets of a
-    /// queue are dense and strictly increasing. All or nothing: if any queue is unknown, the
+    /// order (`None` for held batches, which become timers or half messages, and for batches
+    /// of a topic deleted since: those alone are refused). Offsets of a queue are dense and
+    /// strictly increasing. All or nothing: if a queue of an existing topic is unknown, the
     /// writer's epoch is fenced or orphan collection claimed the object first
     /// ([`Error::ObjectCollected`](crate::Error)), nothing is appended. Idempotent per
     /// object: committing a flush its writer committed before returns the same offsets and

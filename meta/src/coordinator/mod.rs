@@ -1,6 +1,7 @@
 //! The coordinator seam, in parts named for what they hold (DESIGN §5): the catalog, the
-//! log, consumption, held records, maintenance, members and accounts. One SQL implementation serves
-//! SQLite (embedded) and PostgreSQL (cluster), both held to the same conformance suite.
+//! log, consumption, held records, maintenance, members, accounts, lite topics and admin
+//! operations. One SQL implementation serves SQLite (embedded) and PostgreSQL (cluster), both
+//! held to the same conformance suite.
 
 mod accounts;
 mod catalog;
@@ -10,6 +11,7 @@ mod lite;
 mod log;
 mod maintain;
 mod members;
+mod operations;
 
 pub use accounts::Accounts;
 pub use catalog::CatalogStore;
@@ -19,16 +21,35 @@ pub use lite::LiteTopics;
 pub use log::Log;
 pub use maintain::Maintenance;
 pub use members::Members;
+pub use operations::Operations;
 
 /// The whole coordinator: every part, as one object (`Arc<dyn Coordinator>`). Call its
 /// methods with the parts in scope: `use strata_meta::prelude::*`.
 pub trait Coordinator:
-    CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + LiteTopics + std::fmt::Debug
+    CatalogStore
+    + Log
+    + Consumption
+    + HeldRecords
+    + Maintenance
+    + Members
+    + Accounts
+    + LiteTopics
+    + Operations
+    + std::fmt::Debug
 {
 }
 
 impl<
-    T: CatalogStore + Log + Consumption + HeldRecords + Maintenance + Members + Accounts + LiteTopics + std::fmt::Debug,
+    T: CatalogStore
+        + Log
+        + Consumption
+        + HeldRecords
+        + Maintenance
+        + Members
+        + Accounts
+        + LiteTopics
+        + Operations
+        + std::fmt::Debug,
 > Coordinator for T
 {
 }

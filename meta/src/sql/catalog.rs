@@ -64,22 +64,6 @@ impl CatalogStore for SqlCoordinator {
             .transpose()
     }
 
-    async fn update_topic_type(&self, tenant: &str, name: &str, message_type: MessageType) -> Result<Topic> {
-        sqlx::query("UPDATE topics SET message_type = $3 WHERE tenant = $1 AND name = $2 RETURNING *")
-            .bind(tenant)
-            .bind(name)
-            .bind(message_type as i64)
-            .fetch_optional(&self.writer)
-            .await?
-            .as_ref()
-            .map(topic_from_row)
-            .transpose()?
-            .ok_or_else(|| Error::TopicNotFound {
-                tenant: tenant.into(),
-                topic: name.into(),
-            })
-    }
-
     async fn list_topics(&self, tenant: &str) -> Result<Vec<Topic>> {
         sqlx::query("SELECT * FROM topics WHERE tenant = $1 ORDER BY name")
             .bind(tenant)

@@ -245,7 +245,7 @@ impl Consumption for SqlCoordinator {
                 queue: cp.queue,
             };
             for &offset in &offsets {
-                append_copy_of(&mut tx, &from, offset, &dlq, now_ms).await?;
+                append_dead_letter(&mut tx, &from, offset, &dlq, now_ms).await?;
             }
             let topics: HashSet<(String, String)> =
                 [(from.tenant.clone(), dlq), (from.tenant.clone(), from.topic.clone())].into();
@@ -467,7 +467,7 @@ async fn pop_claim_in(tx: &mut Tx, claim: &PopClaim) -> Result<(Claimed, Announc
                 topic: sub.topic.clone(),
                 queue,
             };
-            append_copy_of(tx, &from, offset, dlq, claim.now_ms).await?;
+            append_dead_letter(tx, &from, offset, dlq, claim.now_ms).await?;
         }
         topics.insert((sub.tenant.clone(), dlq.clone()));
     }
@@ -539,7 +539,7 @@ async fn dead_letter_in(
         topic: r.subscription.topic.clone(),
         queue: r.queue,
     };
-    append_copy_of(tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
+    append_dead_letter(tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
     // The dead-letter topic has news; a FIFO message group behind this message is free.
     let topics: HashSet<(String, String)> = [
         (r.subscription.tenant.clone(), dead_letter_topic.to_string()),

@@ -195,7 +195,7 @@ async fn commit_flush_in(
     for i in order {
         let b = &flush.batches[i];
         if b.held.is_empty() {
-            let base = append(
+            let appended = append(
                 tx,
                 &b.queue,
                 b.count,
@@ -203,8 +203,13 @@ async fn commit_flush_in(
                 0,
                 (b.min_timestamp_ms, b.max_timestamp_ms),
             )
-            .await?;
-            bases[i] = Some(base);
+            .await;
+            bases[i] = match appended {
+                Ok(base) => Some(base),
+                // Deleted since the ingest node looked it up: this batch alone is refused.
+                Err(Error::QueueNotFound { .. }) if !topic_exists(tx, &b.queue).await? => None,
+                Err(e) => return Err(e),
+            };
             continue;
         }
         if b.held.len() != b.count as usize {
@@ -247,4 +252,14 @@ async fn commit_flush_in(
         topics.insert((b.queue.tenant.clone(), b.queue.topic.clone()));
     }
     Ok((bases, Announce { appended, held }))
+}
+
+/// Whether the topic of `queue` (or, for a lite topic, its parent) exists.
+async fn topic_exists(tx: &mut Tx, queue: &QueueRef) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM topics WHERE tenant = $1 AND name = $2")
+        .bind(&queue.tenant)
+        .bind(crate::lite::parent_of(&queue.topic))
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
 }

@@ -246,6 +246,13 @@ impl Maintenance for SqlCoordinator {
                     cp.offsets.retain(|&o| o >= min);
                     cp.store(&mut tx).await?;
                 }
+                // A dead-letter queue's record of where its messages came from goes with them.
+                sqlx::query("DELETE FROM dead_letters WHERE tenant = $1 AND topic = $2 AND msg_offset < $3")
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(min)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         }

@@ -38,6 +38,7 @@ mod lite;
 mod log;
 mod maintain;
 mod members;
+mod operations;
 mod writes;
 
 use writes::{Announce, GroupCommit, Tx, Work};
@@ -276,6 +277,7 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
             StartFrom::Earliest
         },
         created_ms: int(row, "created_ms")?,
+        retry_policy: crate::retry::RetryPolicy::from_stored(&row.try_get::<String, _>("retry_policy")?)?,
     })
 }
 
@@ -460,8 +462,9 @@ async fn ensure_dead_letter_topic(tx: &mut Tx, tenant: &str, topic: &str, now_ms
     Ok(())
 }
 
-/// Appends the record at `offset` of `from` to queue 0 of `topic` (a dead-letter move).
-async fn append_copy_of(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, now_ms: i64) -> Result<i64> {
+/// Appends the record at `offset` of `from` to queue 0 of `topic` (a dead-letter move) and
+/// records where it came from.
+async fn append_dead_letter(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, now_ms: i64) -> Result<i64> {
     let b = locate(tx, from, offset).await?;
     let to = QueueRef {
         tenant: from.tenant.clone(),
@@ -469,7 +472,20 @@ async fn append_copy_of(tx: &mut Tx, from: &QueueRef, offset: i64, topic: &str, 
         queue: 0,
     };
     let index = b.first_record + (offset - b.base_offset) as u32;
-    append(tx, &to, 1, &b.location, index, (now_ms, now_ms)).await
+    let at = append(tx, &to, 1, &b.location, index, (now_ms, now_ms)).await?;
+    sqlx::query(
+        "INSERT INTO dead_letters (tenant, topic, msg_offset, origin_topic, origin_queue, origin_offset)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&to.tenant)
+    .bind(&to.topic)
+    .bind(at)
+    .bind(&from.topic)
+    .bind(from.queue)
+    .bind(offset)
+    .execute(&mut **tx)
+    .await?;
+    Ok(at)
 }
 
 /// Appends held records to their queues (zero copy): queues in one global order, so this
@@ -478,8 +494,14 @@ async fn release_held(tx: &mut Tx, mut held: Vec<HeldRecord>) -> Result<HashSet<
     held.sort_by(|a, b| (&a.queue, a.due_ms, &a.id).cmp(&(&b.queue, b.due_ms, &b.id)));
     let mut topics = HashSet::new();
     for h in &held {
-        append(tx, &h.queue, 1, &h.location, h.record_index, (h.due_ms, h.due_ms)).await?;
-        topics.insert((h.queue.tenant.clone(), h.queue.topic.clone()));
+        match append(tx, &h.queue, 1, &h.location, h.record_index, (h.due_ms, h.due_ms)).await {
+            Ok(_) => {
+                topics.insert((h.queue.tenant.clone(), h.queue.topic.clone()));
+            }
+            // Its topic was deleted after the record was held: it goes with it.
+            Err(Error::QueueNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(topics)
 }
@@ -521,6 +543,15 @@ fn queue_not_found(q: &QueueRef) -> Error {
 /// its parent without its quota: the ingest node checked it when the lite topic was new).
 /// Returns their first offset.
 async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -> Result<i64> {
+    let parent = sqlx::query("UPDATE topics SET lite_count = lite_count + 1 WHERE tenant = $1 AND name = $2")
+        .bind(&q.tenant)
+        .bind(crate::lite::parent_of(&q.topic))
+        .execute(&mut **tx)
+        .await?;
+    if parent.rows_affected() == 0 {
+        // Its parent was deleted: nothing comes back.
+        return Err(queue_not_found(q));
+    }
     let base = crate::lite::first_offset(now_ms);
     sqlx::query(
         "INSERT INTO queues (tenant, topic, queue_id, next_offset, min_offset, created_ms)
@@ -534,11 +565,6 @@ async fn revive_lite_queue(tx: &mut Tx, q: &QueueRef, count: u32, now_ms: i64) -
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE topics SET lite_count = lite_count + 1 WHERE tenant = $1 AND name = $2")
-        .bind(&q.tenant)
-        .bind(crate::lite::parent_of(&q.topic))
-        .execute(&mut **tx)
-        .await?;
     Ok(base)
 }
 
@@ -729,7 +755,7 @@ pub(crate) mod tests {
             }
         )*};
     }
-    conformance!(catalog, log, consume, held, maintain, members, accounts, lite);
+    conformance!(catalog, log, consume, held, maintain, members, accounts, lite, operations);
 
     #[tokio::test]
     async fn postgres_migrations_are_idempotent() {
