@@ -337,6 +337,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             guard: Arc::clone(&guard),
             quotas,
             metering: Arc::clone(&metering),
+            reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
         }))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.

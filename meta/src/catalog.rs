@@ -71,6 +71,16 @@ impl Catalog {
         &self.clock
     }
 
+    /// Forgets a cached topic (changed or deleted here; other nodes follow within the TTL).
+    pub async fn forget_topic(&self, tenant: &str, name: &str) {
+        self.topics.invalidate(&(tenant.to_string(), name.to_string())).await;
+    }
+
+    /// Forgets a cached group (changed or deleted here; other nodes follow within the TTL).
+    pub async fn forget_group(&self, tenant: &str, name: &str) {
+        self.groups.invalidate(&(tenant.to_string(), name.to_string())).await;
+    }
+
     /// The topic, created as NORMAL if auto-creation is on; else `TopicNotFound`.
     pub async fn topic(&self, tenant: &str, name: &str) -> Result<Topic> {
         let key = (tenant.to_string(), name.to_string());

@@ -23,8 +23,8 @@ pub mod token;
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
-    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members,
-    Operations, TransactionCounts,
+    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members, Operations,
+    TransactionCounts,
 };
 
 /// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.

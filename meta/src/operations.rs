@@ -51,12 +51,16 @@ pub struct QueueProgress {
 
 impl QueueProgress {
     /// Messages the group has not finished: not yet delivered plus in flight (pop), or not
-    /// yet committed (stream), whichever is behind.
+    /// yet committed (stream). A group keeping both (reset before it consumed, or consumed
+    /// both ways) counts the one further ahead: the one its consumers use.
     pub fn lag(&self) -> i64 {
         let from = |o: i64| self.max_offset - o.clamp(self.min_offset, self.max_offset);
         let pop = self.cursor.map(|c| from(c) + self.in_flight);
         let stream = self.committed.map(from);
-        pop.into_iter().chain(stream).max().unwrap_or(self.max_offset - self.min_offset)
+        pop.into_iter()
+            .chain(stream)
+            .min()
+            .unwrap_or(self.max_offset - self.min_offset)
     }
 }
 

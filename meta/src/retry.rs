@@ -152,7 +152,12 @@ mod tests {
 
     #[test]
     fn text_forms_round_trip() {
-        for text in ["levels", "exponential:1s,5m,2", "exponential:500ms,1m,1.5", "customized:1s,10s,1m"] {
+        for text in [
+            "levels",
+            "exponential:1s,5m,2",
+            "exponential:500ms,1m,1.5",
+            "customized:1s,10s,1m",
+        ] {
             let policy = RetryPolicy::parse(text).unwrap();
             assert_eq!(policy.to_string(), text);
             assert_eq!(RetryPolicy::from_stored(&policy.stored()).unwrap(), policy);

@@ -101,6 +101,23 @@ impl Reader {
         Ok(first)
     }
 
+    /// The offset of the first message of `queue` stored at or after `ts_ms`; the queue's end
+    /// if there is none.
+    pub async fn offset_at_time(&self, queue: &QueueRef, ts_ms: i64) -> Result<i64> {
+        let (first, end) = self.coordinator.queue_bounds(queue).await?;
+        let Some(b) = self.coordinator.batch_at_time(queue, ts_ms).await? else {
+            return Ok(end);
+        };
+        let records = self
+            .read(queue, b.base_offset.max(first), b.end_offset())
+            .await?
+            .all()?;
+        Ok(records
+            .iter()
+            .find(|(_, r)| r.store_timestamp_ms >= ts_ms)
+            .map_or(b.end_offset(), |(o, _)| *o))
+    }
+
     /// Records at offsets `from..to` that are committed, in order, passing over quarantined
     /// offsets; stops at a batch that cannot be read, and says which.
     pub async fn read(&self, queue: &QueueRef, from: i64, to: i64) -> Result<Read> {

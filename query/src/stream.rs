@@ -115,17 +115,7 @@ impl Query {
         Ok(match position {
             Position::Beginning => first,
             Position::End => end,
-            Position::Timestamp(ts) => match coordinator.batch_at_time(queue, ts).await? {
-                None => end,
-                Some(b) => {
-                    let from = b.base_offset.max(first);
-                    let records = self.reader().read(queue, from, b.end_offset()).await?.all()?;
-                    records
-                        .iter()
-                        .find(|(_, r)| r.store_timestamp_ms >= ts)
-                        .map_or(b.end_offset(), |(o, _)| *o)
-                }
-            },
+            Position::Timestamp(ts) => self.reader().offset_at_time(queue, ts).await?,
         })
     }
 

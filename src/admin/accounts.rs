@@ -257,24 +257,6 @@ impl Admin {
     }
 }
 
-/// Prints a tenant as the CLI shows it.
-pub fn tenant_line(t: &admin::Tenant) -> String {
-    let tps = |n: u32| if n == 0 { "unlimited".to_string() } else { n.to_string() };
-    let name = if t.name.is_empty() { "-" } else { &t.name };
-    format!("{name}\treserved {}\tburst {}", tps(t.reserved_tps), tps(t.burst_tps))
-}
-
-pub fn user_line(u: &admin::User) -> String {
-    let ns = if u.namespace.is_empty() { "-" } else { &u.namespace };
-    let role = if u.admin { "admin" } else { "user" };
-    format!("{ns}\t{}\t{}\t{role}", u.name, u.access_key)
-}
-
-pub fn grant_line(g: &admin::Grant) -> String {
-    let ns = if g.namespace.is_empty() { "-" } else { &g.namespace };
-    format!("{ns}\t{}\t{}\t{}", g.user, g.resource, g.actions.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,30 +1,25 @@
-//! The StrataAdmin gRPC service (topics, groups, accounts) and the CLI's lines for it.
+//! The StrataAdmin gRPC service: topics, groups, accounts, nodes and the node's counters.
 
 mod accounts;
+mod groups;
+mod topics;
 mod usage;
 
-pub use accounts::{grant_line, tenant_line, user_line};
-pub use usage::hour_label;
-
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use strata_meta::model::{GroupSpec, MessageType, StartFrom, TopicSpec};
 use strata_storage::counting::RequestCounts;
 use strata_storage::hooked::Op;
 use strata_storage::object_store::{ObjectStoreExt, PutPayload};
 use strata_storage::{ObjectStore, Path};
 
-use strata_meta::accounts::Actions;
 use strata_meta::model::QueueRef;
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{Catalog, Clock, Error as MetaError, OffsetClock};
 use strata_proto::admin::{self, strata_admin_server::StrataAdmin};
-use strata_proto::v2;
-use strata_tenancy::{Guard, Need, Quotas};
+use strata_query::reader::Reader;
+use strata_tenancy::{Guard, Quotas};
 use tonic::{Request, Response, Status};
-
-use accounts::auth_status;
 
 pub struct Admin {
     pub catalog: Catalog,
@@ -42,6 +37,8 @@ pub struct Admin {
     pub quotas: Arc<Quotas>,
     /// This node's metering (written before a report is read).
     pub metering: Arc<crate::metering::Metering>,
+    /// Reads messages (reset to a time, resending dead letters of FIFO groups).
+    pub reader: Reader,
 }
 
 /// Most samples one Floor request may take, and the largest object it may write.
@@ -62,10 +59,6 @@ fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
 }
 
-fn topic_type(n: i32) -> Result<MessageType, Status> {
-    MessageType::from_i32(n).ok_or_else(|| Status::invalid_argument(format!("message type {n} is not a topic type")))
-}
-
 fn to_status(e: MetaError) -> Status {
     match e {
         MetaError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
@@ -75,131 +68,98 @@ fn to_status(e: MetaError) -> Status {
     }
 }
 
-fn topic_out(t: strata_meta::model::Topic) -> admin::Topic {
-    admin::Topic {
-        namespace: t.tenant,
-        name: t.name,
-        message_type: t.message_type as i32,
-        queue_count: t.queue_count,
-        lite_ttl_ms: t.lite_ttl_ms,
-    }
-}
-
-fn group_out(g: strata_meta::model::Group) -> admin::Group {
-    let start = match g.start {
-        StartFrom::Earliest => admin::StartFrom::StartEarliest,
-        StartFrom::Latest => admin::StartFrom::StartLatest,
-    };
-    admin::Group {
-        namespace: g.tenant,
-        name: g.name,
-        fifo: g.fifo,
-        max_attempts: g.max_attempts,
-        broadcast: g.broadcast,
-        start: start as i32,
-    }
-}
-
 #[tonic::async_trait]
 impl StrataAdmin for Admin {
     async fn create_topic(
         &self,
         request: Request<admin::CreateTopicRequest>,
     ) -> Result<Response<admin::CreateTopicResponse>, Status> {
-        let principal = self.principal(&request).await?;
-        let t = request.into_inner().topic.unwrap_or_default();
-        principal
-            .authorize(&t.namespace, &[Need::topic(&t.name, Actions::ADMIN)])
-            .map_err(auth_status)?;
-        let message_type = topic_type(t.message_type)?;
-        let spec = TopicSpec {
-            tenant: t.namespace,
-            name: t.name,
-            message_type,
-            queue_count: t.queue_count,
-            lite_ttl_ms: t.lite_ttl_ms,
-        };
-        let now = self.catalog.clock().now_ms();
-        let topic = self
-            .catalog
-            .coordinator()
-            .create_topic(&spec, now)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(tenant = %topic.tenant, topic = %topic.name, r#type = %topic.message_type, "topic created");
-        Ok(Response::new(admin::CreateTopicResponse {
-            topic: Some(topic_out(topic)),
-        }))
-    }
-
-    async fn list_topics(
-        &self,
-        request: Request<admin::ListTopicsRequest>,
-    ) -> Result<Response<admin::ListTopicsResponse>, Status> {
-        let ns = request.get_ref().namespace.clone();
-        self.tenant_admin(&request, &ns).await?;
-        let topics = self.catalog.coordinator().list_topics(&ns).await.map_err(to_status)?;
-        Ok(Response::new(admin::ListTopicsResponse {
-            topics: topics.into_iter().map(topic_out).collect(),
-        }))
-    }
-
-    async fn create_group(
-        &self,
-        request: Request<admin::CreateGroupRequest>,
-    ) -> Result<Response<admin::CreateGroupResponse>, Status> {
-        let principal = self.principal(&request).await?;
-        let g = request.into_inner().group.unwrap_or_default();
-        principal
-            .authorize(&g.namespace, &[Need::group(&g.name, Actions::ADMIN)])
-            .map_err(auth_status)?;
-        let start = match admin::StartFrom::try_from(g.start) {
-            Ok(admin::StartFrom::StartDefault) => StartFrom::default_for(g.broadcast),
-            Ok(admin::StartFrom::StartEarliest) => StartFrom::Earliest,
-            Ok(admin::StartFrom::StartLatest) => StartFrom::Latest,
-            Err(_) => return Err(Status::invalid_argument(format!("unknown start position {}", g.start))),
-        };
-        let spec = GroupSpec {
-            tenant: g.namespace,
-            name: g.name,
-            fifo: g.fifo,
-            max_attempts: g.max_attempts,
-            broadcast: g.broadcast,
-            start,
-        };
-        let now = self.catalog.clock().now_ms();
-        let group = self
-            .catalog
-            .coordinator()
-            .create_group(&spec, now)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(tenant = %group.tenant, group = %group.name, "consumer group created");
-        Ok(Response::new(admin::CreateGroupResponse {
-            group: Some(group_out(group)),
-        }))
+        let topic = Some(self.add_topic(request).await?);
+        Ok(Response::new(admin::CreateTopicResponse { topic }))
     }
 
     async fn update_topic(
         &self,
         request: Request<admin::UpdateTopicRequest>,
     ) -> Result<Response<admin::UpdateTopicResponse>, Status> {
-        let principal = self.principal(&request).await?;
-        let t = request.into_inner().topic.unwrap_or_default();
-        principal
-            .authorize(&t.namespace, &[Need::topic(&t.name, Actions::ADMIN)])
-            .map_err(auth_status)?;
-        let message_type = topic_type(t.message_type)?;
-        let topic = self
-            .catalog
-            .coordinator()
-            .update_topic_type(&t.namespace, &t.name, message_type)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(tenant = %topic.tenant, topic = %topic.name, r#type = %topic.message_type, "topic type changed");
-        Ok(Response::new(admin::UpdateTopicResponse {
-            topic: Some(topic_out(topic)),
-        }))
+        let topic = Some(self.change_topic(request).await?);
+        Ok(Response::new(admin::UpdateTopicResponse { topic }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<admin::DeleteTopicRequest>,
+    ) -> Result<Response<admin::DeleteTopicResponse>, Status> {
+        self.remove_topic(request).await?;
+        Ok(Response::new(admin::DeleteTopicResponse {}))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<admin::ListTopicsRequest>,
+    ) -> Result<Response<admin::ListTopicsResponse>, Status> {
+        let topics = self.topics(request).await?;
+        Ok(Response::new(admin::ListTopicsResponse { topics }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<admin::DescribeTopicRequest>,
+    ) -> Result<Response<admin::DescribeTopicResponse>, Status> {
+        Ok(Response::new(self.describe(request).await?))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<admin::CreateGroupRequest>,
+    ) -> Result<Response<admin::CreateGroupResponse>, Status> {
+        let group = Some(self.add_group(request).await?);
+        Ok(Response::new(admin::CreateGroupResponse { group }))
+    }
+
+    async fn update_group(
+        &self,
+        request: Request<admin::UpdateGroupRequest>,
+    ) -> Result<Response<admin::UpdateGroupResponse>, Status> {
+        let group = Some(self.change_group(request).await?);
+        Ok(Response::new(admin::UpdateGroupResponse { group }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<admin::DeleteGroupRequest>,
+    ) -> Result<Response<admin::DeleteGroupResponse>, Status> {
+        self.remove_group(request).await?;
+        Ok(Response::new(admin::DeleteGroupResponse {}))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<admin::ListGroupsRequest>,
+    ) -> Result<Response<admin::ListGroupsResponse>, Status> {
+        let groups = self.groups(request).await?;
+        Ok(Response::new(admin::ListGroupsResponse { groups }))
+    }
+
+    async fn group_progress(
+        &self,
+        request: Request<admin::GroupProgressRequest>,
+    ) -> Result<Response<admin::GroupProgressResponse>, Status> {
+        Ok(Response::new(self.progress(request).await?))
+    }
+
+    async fn reset_offset(
+        &self,
+        request: Request<admin::ResetOffsetRequest>,
+    ) -> Result<Response<admin::ResetOffsetResponse>, Status> {
+        Ok(Response::new(self.reset_offsets(request).await?))
+    }
+
+    async fn resend_dead_letters(
+        &self,
+        request: Request<admin::ResendDeadLettersRequest>,
+    ) -> Result<Response<admin::ResendDeadLettersResponse>, Status> {
+        Ok(Response::new(self.resend(request).await?))
     }
 
     async fn advance_clock(
@@ -342,18 +302,6 @@ impl StrataAdmin for Admin {
         Ok(Response::new(out))
     }
 
-    async fn list_groups(
-        &self,
-        request: Request<admin::ListGroupsRequest>,
-    ) -> Result<Response<admin::ListGroupsResponse>, Status> {
-        let ns = request.get_ref().namespace.clone();
-        self.tenant_admin(&request, &ns).await?;
-        let groups = self.catalog.coordinator().list_groups(&ns).await.map_err(to_status)?;
-        Ok(Response::new(admin::ListGroupsResponse {
-            groups: groups.into_iter().map(group_out).collect(),
-        }))
-    }
-
     async fn create_tenant(
         &self,
         request: Request<admin::CreateTenantRequest>,
@@ -426,59 +374,4 @@ impl StrataAdmin for Admin {
         let grants = self.grants(request).await?;
         Ok(Response::new(admin::ListGrantsResponse { grants }))
     }
-}
-
-/// Prints a topic as the CLI shows it.
-pub fn topic_line(t: &admin::Topic) -> String {
-    let kind = v2::MessageType::try_from(t.message_type)
-        .map(|m| m.as_str_name().to_string())
-        .unwrap_or_else(|_| t.message_type.to_string());
-    let ns = if t.namespace.is_empty() { "-" } else { &t.namespace };
-    let line = format!("{ns}\t{}\t{kind}\t{} queues", t.name, t.queue_count);
-    match t.lite_ttl_ms {
-        0 => line,
-        ms => format!(
-            "{line}\tlite ttl {}",
-            humantime::format_duration(Duration::from_millis(ms as u64))
-        ),
-    }
-}
-
-pub fn node_line(n: &admin::Node) -> String {
-    let state = if n.alive { "alive" } else { "dead" };
-    format!(
-        "{}\t{}\t{}\tepoch {}\t{state}",
-        n.id,
-        n.roles.join("+"),
-        n.advertise,
-        n.epoch
-    )
-}
-
-pub fn quarantined_line(b: &admin::QuarantinedBatch) -> String {
-    let ns = if b.namespace.is_empty() { "-" } else { &b.namespace };
-    format!(
-        "{ns}\t{}\tqueue {}\toffsets {}..{}\t{}\t{}",
-        b.topic,
-        b.queue,
-        b.base_offset,
-        b.base_offset + i64::from(b.records),
-        b.object,
-        b.reason
-    )
-}
-
-pub fn group_line(g: &admin::Group) -> String {
-    let ns = if g.namespace.is_empty() { "-" } else { &g.namespace };
-    let order = if g.fifo { "fifo" } else { "concurrent" };
-    let model = if g.broadcast { "broadcast" } else { "clustering" };
-    let start = if g.start == admin::StartFrom::StartLatest as i32 {
-        "latest"
-    } else {
-        "earliest"
-    };
-    format!(
-        "{ns}\t{}\t{order}\t{model}\tfrom {start}\tmax attempts {}",
-        g.name, g.max_attempts
-    )
 }

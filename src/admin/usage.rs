@@ -1,7 +1,6 @@
 //! The admin API's metering report.
 
 use strata_proto::admin;
-use strata_tenancy::meter::HOUR_MS;
 use tonic::{Request, Status};
 
 use super::Admin;
@@ -42,14 +41,4 @@ impl Admin {
             })
             .collect())
     }
-}
-
-/// The hour a record covers, as the CLI prints it.
-pub fn hour_label(hour_ms: i64) -> String {
-    let end = hour_ms + HOUR_MS;
-    let fmt = |ms: i64| {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
-            .to_string()
-    };
-    format!("{}..{}", fmt(hour_ms), &fmt(end)[11..])
 }

@@ -15,8 +15,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::{AdminClient, BenchArgs, Output, endpoint_url, stats};
+use crate::cli::target::Signer;
 use crate::server::BoxError;
-use crate::target::Signer;
 
 type Client = MessagingServiceClient<InterceptedService<Channel, Signer>>;
 

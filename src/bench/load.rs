@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::target::{Credentials, Signer};
+use crate::cli::target::{Credentials, Signer};
 
 use super::report::histogram;
 use crate::server::BoxError;

@@ -17,7 +17,7 @@ use strata_proto::admin::{self as api};
 use strata_proto::v2;
 use tonic::transport::Channel;
 
-use crate::target::{AdminClient, Credentials, Signer};
+use crate::cli::target::{AdminClient, Credentials, Signer};
 
 use crate::server::BoxError;
 use load::{Counters, Plan};

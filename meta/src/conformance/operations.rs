@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::operations::{GroupChange, Redelivery, TopicChange};
+use crate::operations::{GroupChange, QueueProgress, Redelivery, TopicChange};
 use crate::retry::RetryPolicy;
 
 /// Every operations check, on a coordinator that [`register_writer`] ran on.
@@ -41,7 +41,11 @@ pub async fn topics_change_within_limits(c: &dyn Coordinator) {
         (4, 3_600_000, MessageType::Fifo)
     );
     assert_eq!(c.topic(t, "a").await.unwrap(), Some(changed));
-    assert_eq!(c.queue_end(&queue(t, "a", 3)).await.unwrap(), 0, "new queues start empty");
+    assert_eq!(
+        c.queue_end(&queue(t, "a", 3)).await.unwrap(),
+        0,
+        "new queues start empty"
+    );
     for refused in [
         TopicChange {
             queue_count: Some(3),
@@ -61,7 +65,11 @@ pub async fn topics_change_within_limits(c: &dyn Coordinator) {
             "{refused:?}"
         );
     }
-    assert_eq!(c.topic(t, "a").await.unwrap().unwrap().queue_count, 4, "a refused change changes nothing");
+    assert_eq!(
+        c.topic(t, "a").await.unwrap().unwrap().queue_count,
+        4,
+        "a refused change changes nothing"
+    );
     assert!(matches!(
         c.update_topic(t, "missing", &TopicChange::default()).await,
         Err(Error::TopicNotFound { .. })
@@ -86,7 +94,10 @@ pub async fn groups_change_their_retry_policy(c: &dyn Coordinator) {
         max_attempts: Some(0),
         ..Default::default()
     };
-    assert!(matches!(c.update_group(t, "g", &zero).await, Err(Error::Invalid { .. })));
+    assert!(matches!(
+        c.update_group(t, "g", &zero).await,
+        Err(Error::Invalid { .. })
+    ));
     assert!(matches!(
         c.update_group(t, "missing", &change).await,
         Err(Error::GroupNotFound { .. })
@@ -103,7 +114,12 @@ pub async fn a_deleted_topic_takes_its_data_and_refuses_late_sends(c: &dyn Coord
     c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 10)).await.unwrap();
     c.commit_offset(&s, 0, 3).await.unwrap();
     c.commit_flush(
-        &held_flush(e, "wal/conf-ops-timer", q.clone(), vec![hold(HoldKind::Timer, "t1", T0 + 50)]),
+        &held_flush(
+            e,
+            "wal/conf-ops-timer",
+            q.clone(),
+            vec![hold(HoldKind::Timer, "t1", T0 + 50)],
+        ),
         T0,
     )
     .await
@@ -113,17 +129,27 @@ pub async fn a_deleted_topic_takes_its_data_and_refuses_late_sends(c: &dyn Coord
     assert!(!c.delete_topic(t, "gone").await.unwrap(), "deleted once");
     assert_eq!(c.topic(t, "gone").await.unwrap(), None);
     assert!(matches!(c.queue_end(&q).await, Err(Error::QueueNotFound { .. })));
-    assert!(c.group_progress(t, "g").await.unwrap().is_empty(), "progress on it is gone");
+    assert!(
+        c.group_progress(t, "g").await.unwrap().is_empty(),
+        "progress on it is gone"
+    );
     let object = format!("wal/03/{t}-gone.wal");
     assert!(
-        c.unreferenced_objects(T0 + 100, 0, 1000).await.unwrap().contains(&object),
+        c.unreferenced_objects(T0 + 100, 0, 1000)
+            .await
+            .unwrap()
+            .contains(&object),
         "its objects are left to garbage collection"
     );
     // The held timer went with it (or, had it raced the delete, fires into nothing).
     assert_eq!(c.fire_due_timers(T0 + 100, 10).await.unwrap(), 0);
 
     // A send that looked the topic up before the delete: its batch alone is refused.
-    let late = flush(e, "wal/conf-ops-late", vec![batch(q.clone(), 1), batch(queue(t, "kept", 0), 2)]);
+    let late = flush(
+        e,
+        "wal/conf-ops-late",
+        vec![batch(q.clone(), 1), batch(queue(t, "kept", 0), 2)],
+    );
     let bases = c.commit_flush(&late, T0).await.unwrap();
     assert_eq!(bases.len(), 2);
     let at = |b: &Option<i64>| *b;
@@ -139,7 +165,9 @@ pub async fn a_deleted_group_takes_its_progress(c: &dyn Coordinator) {
     fill(c, t, "a", 3).await;
     c.create_group(&group_spec(t, "g"), T0).await.unwrap();
     c.create_topic(&topic_spec(t, &retry_topic("g"), 1), T0).await.unwrap();
-    c.create_topic(&topic_spec(t, &dead_letter_topic("g"), 1), T0).await.unwrap();
+    c.create_topic(&topic_spec(t, &dead_letter_topic("g"), 1), T0)
+        .await
+        .unwrap();
     let s = sub(t, "g", "a");
     let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     c.pop_claim(&claim_new(&s, &st[0], 2, T0, T0 + 10)).await.unwrap();
@@ -151,9 +179,20 @@ pub async fn a_deleted_group_takes_its_progress(c: &dyn Coordinator) {
     assert!(!c.delete_group(t, "g", false).await.unwrap());
     assert_eq!(c.group(t, "g").await.unwrap(), None);
     assert!(c.group_progress(t, "g").await.unwrap().is_empty());
-    assert_eq!(c.committed_offset(&client, 0).await.unwrap(), None, "broadcast clients' too");
-    assert_eq!(c.topic(t, &retry_topic("g")).await.unwrap(), None, "its retry topic goes");
-    assert!(c.topic(t, &dead_letter_topic("g")).await.unwrap().is_some(), "its dead letters stay");
+    assert_eq!(
+        c.committed_offset(&client, 0).await.unwrap(),
+        None,
+        "broadcast clients' too"
+    );
+    assert_eq!(
+        c.topic(t, &retry_topic("g")).await.unwrap(),
+        None,
+        "its retry topic goes"
+    );
+    assert!(
+        c.topic(t, &dead_letter_topic("g")).await.unwrap().is_some(),
+        "its dead letters stay"
+    );
 
     // Created again, it starts from the beginning.
     c.create_group(&group_spec(t, "g"), T0).await.unwrap();
@@ -175,10 +214,23 @@ pub async fn progress_and_stats_count_per_queue(c: &dyn Coordinator) {
     assert_eq!(progress.len(), 1);
     let p = &progress[0];
     assert_eq!(
-        (p.topic.as_str(), p.queue, p.min_offset, p.max_offset, p.cursor, p.in_flight, p.committed),
+        (
+            p.topic.as_str(),
+            p.queue,
+            p.min_offset,
+            p.max_offset,
+            p.cursor,
+            p.in_flight,
+            p.committed
+        ),
         ("a", 0, 0, 10, Some(4), 3, Some(2))
     );
-    assert_eq!(p.lag(), 9, "6 not delivered + 3 in flight (the stream is 8 behind)");
+    assert_eq!(p.lag(), 8, "the stream is 8 behind, pop 6 not delivered + 3 in flight");
+    let pop_only = QueueProgress {
+        committed: None,
+        ..p.clone()
+    };
+    assert_eq!(pop_only.lag(), 9);
 
     let stats = c.topic_stats(t, "a").await.unwrap();
     assert_eq!(stats.len(), 1);
@@ -200,7 +252,10 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
     let s = sub(t, "g", "a");
     let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let got = c.pop_claim(&claim_new(&s, &st[0], 3, T0, T0 + 10)).await.unwrap();
-    c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq).await.unwrap().unwrap();
+    c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq)
+        .await
+        .unwrap()
+        .unwrap();
     let other = sub(t, "other", "a");
     let st = c.pop_state(&other, &[0], T0, 10, false).await.unwrap();
     let theirs = c.pop_claim(&claim_new(&other, &st[0], 3, T0, T0 + 10)).await.unwrap();
@@ -209,8 +264,19 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
 
     let dead = c.dead_letters(t, "g", 0, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].offset, dead[0].topic.as_str(), dead[0].queue, dead[0].origin_offset), (0, "a", 0, 1));
-    assert!(c.dead_letters(t, "g", 1, 10).await.unwrap().is_empty(), "listed from an offset on");
+    assert_eq!(
+        (
+            dead[0].offset,
+            dead[0].topic.as_str(),
+            dead[0].queue,
+            dead[0].origin_offset
+        ),
+        (0, "a", 0, 1)
+    );
+    assert!(
+        c.dead_letters(t, "g", 1, 10).await.unwrap().is_empty(),
+        "listed from an offset on"
+    );
 
     let back = Redelivery {
         topic: "a".into(),
@@ -218,7 +284,10 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
         offset: 1,
         message_group: None,
     };
-    assert_eq!(c.redeliver(t, "g", std::slice::from_ref(&back), T0 + 1).await.unwrap(), 1);
+    assert_eq!(
+        c.redeliver(t, "g", std::slice::from_ref(&back), T0 + 1).await.unwrap(),
+        1
+    );
     assert_eq!(
         c.redeliver(t, "g", std::slice::from_ref(&back), T0 + 1).await.unwrap(),
         0,
@@ -228,7 +297,11 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
         offset: 7,
         ..back.clone()
     };
-    assert_eq!(c.redeliver(t, "g", &[ahead], T0 + 1).await.unwrap(), 0, "not behind the cursor");
+    assert_eq!(
+        c.redeliver(t, "g", &[ahead], T0 + 1).await.unwrap(),
+        0,
+        "not behind the cursor"
+    );
     let st = c.pop_state(&s, &[0], T0 + 1, 10, false).await.unwrap();
     let again: Vec<(i64, i32)> = st[0].expired.iter().map(|f| (f.offset, f.attempt)).collect();
     assert!(again.contains(&(1, 0)), "visible now, attempt 0: {again:?}");

@@ -755,7 +755,9 @@ pub(crate) mod tests {
             }
         )*};
     }
-    conformance!(catalog, log, consume, held, maintain, members, accounts, lite, operations);
+    conformance!(
+        catalog, log, consume, held, maintain, members, accounts, lite, operations
+    );
 
     #[tokio::test]
     async fn postgres_migrations_are_idempotent() {

@@ -170,12 +170,14 @@ impl Operations for SqlCoordinator {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM broadcast_progress WHERE tenant = $1 AND substr(progress, 1, CAST($2 AS INTEGER)) = $3")
-            .bind(tenant)
-            .bind(clients.len() as i64)
-            .bind(&clients)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM broadcast_progress WHERE tenant = $1 AND substr(progress, 1, CAST($2 AS INTEGER)) = $3",
+        )
+        .bind(tenant)
+        .bind(clients.len() as i64)
+        .bind(&clients)
+        .execute(&mut *tx)
+        .await?;
         for table in ["lite_subscriptions", "lite_dropped"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE tenant = $1 AND grp = $2"
@@ -305,15 +307,16 @@ impl Operations for SqlCoordinator {
                 group: group.to_string(),
                 topic: m.topic.clone(),
             };
-            let retained = sqlx::query("SELECT min_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3")
-                .bind(tenant)
-                .bind(&m.topic)
-                .bind(m.queue)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| int(&r, "min_offset"))
-                .transpose()?
-                .is_some_and(|min| m.offset >= min);
+            let retained =
+                sqlx::query("SELECT min_offset FROM queues WHERE tenant = $1 AND topic = $2 AND queue_id = $3")
+                    .bind(tenant)
+                    .bind(&m.topic)
+                    .bind(m.queue)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| int(&r, "min_offset"))
+                    .transpose()?
+                    .is_some_and(|min| m.offset >= min);
             let behind = matches!(cursor(&mut tx, &sub, m.queue).await?, Some((c, _)) if m.offset < c);
             let probe = Receipt {
                 subscription: sub.clone(),

@@ -83,10 +83,11 @@ pub async fn admin_client(target: &Target) -> Result<AdminClient, BoxError> {
         };
         endpoint = endpoint.tls_config(tls)?;
     }
+    // Unreachable is UNAVAILABLE, like a broker that answers so: one exit code for both.
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| format!("cannot reach the broker at {}: {e}", target.endpoint))?;
+        .map_err(|e| tonic::Status::unavailable(format!("cannot reach the broker at {}: {e}", target.endpoint)))?;
     Ok(StrataAdminClient::with_interceptor(
         channel,
         Signer(target.credentials.clone()),

@@ -3,9 +3,11 @@
 use clap::Subcommand;
 use strata_proto::admin as api;
 
-use crate::admin::{grant_line, hour_label, tenant_line, user_line};
+use serde_json::Value;
+
+use super::output::{Format, Output, Rows};
+use super::target::{Credentials, Target, admin_client};
 use crate::server::BoxError;
-use crate::target::{Credentials, Target, admin_client};
 
 #[derive(Subcommand, Debug)]
 pub enum TenantAction {
@@ -32,6 +34,8 @@ pub enum TenantAction {
         target: Target,
     },
     List {
+        #[command(flatten)]
+        out: Output,
         #[command(flatten)]
         target: Target,
     },
@@ -60,6 +64,8 @@ pub enum UserAction {
         endpoint: String,
     },
     List {
+        #[command(flatten)]
+        out: Output,
         #[command(flatten)]
         target: Target,
     },
@@ -107,14 +113,10 @@ pub enum AclAction {
         #[arg(long, default_value = "")]
         user: String,
         #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
         target: Target,
     },
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,27 +133,11 @@ pub enum MeteringAction {
         /// Every tenant (the operator only).
         #[arg(long)]
         all_tenants: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        output: Output,
+        #[command(flatten)]
+        out: Output,
         #[command(flatten)]
         target: Target,
     },
-}
-
-/// An instant given as RFC 3339 or as a duration before now; ms since the epoch.
-fn instant(s: &str) -> Result<i64, BoxError> {
-    let now = std::time::SystemTime::now();
-    let at = match humantime::parse_rfc3339_weak(s) {
-        Ok(t) => t,
-        Err(_) => now
-            .checked_sub(
-                humantime::parse_duration(s).map_err(|e| format!("{s:?}: neither RFC 3339 nor a duration: {e}"))?,
-            )
-            .ok_or_else(|| format!("{s:?} reaches before 1970"))?,
-    };
-    Ok(at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64))
 }
 
 pub async fn metering(action: MeteringAction) -> Result<(), BoxError> {
@@ -159,14 +145,14 @@ pub async fn metering(action: MeteringAction) -> Result<(), BoxError> {
         from,
         to,
         all_tenants,
-        output,
+        out,
         target,
     } = action;
     let request = api::MeteringRequest {
         namespace: target.namespace.clone(),
         all_tenants,
-        from_ms: instant(&from)?,
-        to_ms: instant(&to)?,
+        from_ms: super::instant(&from)?,
+        to_ms: super::instant(&to)?,
     };
     let records = admin_client(&target)
         .await?
@@ -174,60 +160,24 @@ pub async fn metering(action: MeteringAction) -> Result<(), BoxError> {
         .await?
         .into_inner()
         .records;
-    match output {
-        Output::Json => {
-            let rows: Vec<serde_json::Value> = records
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "tenant": r.namespace, "hour_ms": r.hour_ms, "metric": r.metric, "value": r.value,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
-        }
-        Output::Table => {
-            let value = |v: f64| {
-                if v.fract() == 0.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.6}")
-                }
-            };
-            let lines: Vec<[String; 4]> = records
-                .iter()
-                .map(|r| {
-                    let tenant = if r.namespace.is_empty() {
-                        "-".to_string()
-                    } else {
-                        r.namespace.clone()
-                    };
-                    [tenant, hour_label(r.hour_ms), r.metric.clone(), value(r.value)]
-                })
-                .collect();
-            let header = ["TENANT", "HOUR (UTC)", "METRIC", "VALUE"].map(str::to_string);
-            let mut widths = [0; 4];
-            for l in std::iter::once(&header).chain(&lines) {
-                for (w, c) in widths.iter_mut().zip(l) {
-                    *w = (*w).max(c.len());
-                }
-            }
-            for l in std::iter::once(&header).chain(&lines) {
-                println!(
-                    "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
-                    l[0],
-                    l[1],
-                    l[2],
-                    l[3],
-                    w0 = widths[0],
-                    w1 = widths[1],
-                    w2 = widths[2],
-                    w3 = widths[3]
-                );
-            }
-        }
+    let mut rows = Rows::new(&["tenant", "hour", "metric", "value"]);
+    for r in records {
+        let hour = match out.output {
+            super::output::Format::Json => super::output::time(r.hour_ms),
+            super::output::Format::Table => hour_label(r.hour_ms).into(),
+        };
+        rows.push(vec![r.namespace.into(), hour, r.metric.into(), r.value.into()]);
     }
+    rows.print(out.output);
     Ok(())
+}
+
+/// The hour a record covers: `2026-12-02T10:00:00Z..11:00:00Z`.
+fn hour_label(hour_ms: i64) -> String {
+    let start = super::output::time(hour_ms);
+    let end = super::output::time(hour_ms + strata_tenancy::meter::HOUR_MS);
+    let (start, end) = (start.as_str().unwrap_or("-"), end.as_str().unwrap_or("-"));
+    format!("{start}..{}", end.get(11..).unwrap_or(end))
 }
 
 fn tenant_of(name: String, reserved_tps: u32, burst_tps: u32) -> Option<api::Tenant> {
@@ -251,9 +201,7 @@ pub async fn tenant(action: TenantAction) -> Result<(), BoxError> {
                 tenant: tenant_of(name, reserved_tps, burst_tps),
             };
             let created = admin_client(&target).await?.create_tenant(request).await?.into_inner();
-            if let Some(t) = created.tenant {
-                println!("created {}", tenant_line(&t));
-            }
+            tenant_rows(created.tenant.as_slice()).print(Format::Table);
         }
         TenantAction::Update {
             name,
@@ -265,18 +213,14 @@ pub async fn tenant(action: TenantAction) -> Result<(), BoxError> {
                 tenant: tenant_of(name, reserved_tps, burst_tps),
             };
             let updated = admin_client(&target).await?.update_tenant(request).await?.into_inner();
-            if let Some(t) = updated.tenant {
-                println!("updated {}", tenant_line(&t));
-            }
+            tenant_rows(updated.tenant.as_slice()).print(Format::Table);
         }
-        TenantAction::List { target } => {
+        TenantAction::List { out, target } => {
             let list = admin_client(&target)
                 .await?
                 .list_tenants(api::ListTenantsRequest {})
                 .await?;
-            for t in list.into_inner().tenants {
-                println!("{}", tenant_line(&t));
-            }
+            tenant_rows(&list.into_inner().tenants).print(out.output);
         }
     }
     Ok(())
@@ -307,26 +251,24 @@ pub async fn user(action: UserAction) -> Result<(), BoxError> {
             };
             let created = admin_client(&target).await?.create_user(request).await?.into_inner();
             if let Some(u) = created.user {
-                println!("created {}", user_line(&u));
+                user_rows(std::slice::from_ref(&u)).print(Format::Table);
                 if !created.secret_key.is_empty() {
                     println!("access key: {}", u.access_key);
                     println!("secret key: {} (shown once; it is stored sealed)", created.secret_key);
                 }
             }
         }
-        UserAction::List { target } => {
+        UserAction::List { out, target } => {
             let request = api::ListUsersRequest {
                 namespace: target.namespace.clone(),
             };
-            for u in admin_client(&target)
+            let users = admin_client(&target)
                 .await?
                 .list_users(request)
                 .await?
                 .into_inner()
-                .users
-            {
-                println!("{}", user_line(&u));
-            }
+                .users;
+            user_rows(&users).print(out.output);
         }
         UserAction::Delete { name, target } => {
             let request = api::DeleteUserRequest {
@@ -355,9 +297,7 @@ pub async fn acl(action: AclAction) -> Result<(), BoxError> {
                 grant: Some(args.grant()),
             };
             let granted = admin_client(&args.target).await?.grant(request).await?.into_inner();
-            if let Some(g) = granted.grant {
-                println!("granted {}", grant_line(&g));
-            }
+            grant_rows(granted.grant.as_slice()).print(Format::Table);
         }
         AclAction::Revoke(args) => {
             let request = api::RevokeRequest {
@@ -365,25 +305,63 @@ pub async fn acl(action: AclAction) -> Result<(), BoxError> {
             };
             let left = admin_client(&args.target).await?.revoke(request).await?.into_inner();
             match left.remaining {
-                Some(g) => println!("remaining {}", grant_line(&g)),
+                Some(g) => grant_rows(&[g]).print(Format::Table),
                 None => println!("revoked: {} has no grant left on {}", args.user, args.resource),
             }
         }
-        AclAction::List { user, target } => {
+        AclAction::List { user, out, target } => {
             let request = api::ListGrantsRequest {
                 namespace: target.namespace.clone(),
                 user,
             };
-            for g in admin_client(&target)
+            let grants = admin_client(&target)
                 .await?
                 .list_grants(request)
                 .await?
                 .into_inner()
-                .grants
-            {
-                println!("{}", grant_line(&g));
-            }
+                .grants;
+            grant_rows(&grants).print(out.output);
         }
     }
     Ok(())
+}
+
+fn tenant_rows(tenants: &[api::Tenant]) -> Rows {
+    let tps = |n: u32| if n == 0 { Value::from("unlimited") } else { n.into() };
+    let mut rows = Rows::new(&["name", "reserved_tps", "burst_tps", "created"]);
+    for t in tenants {
+        rows.push(vec![
+            t.name.clone().into(),
+            tps(t.reserved_tps),
+            tps(t.burst_tps),
+            super::output::time(t.created_ms),
+        ]);
+    }
+    rows
+}
+
+fn user_rows(users: &[api::User]) -> Rows {
+    let mut rows = Rows::new(&["namespace", "name", "access_key", "role"]);
+    for u in users {
+        rows.push(vec![
+            u.namespace.clone().into(),
+            u.name.clone().into(),
+            u.access_key.clone().into(),
+            if u.admin { "admin" } else { "user" }.into(),
+        ]);
+    }
+    rows
+}
+
+fn grant_rows(grants: &[api::Grant]) -> Rows {
+    let mut rows = Rows::new(&["namespace", "user", "resource", "actions"]);
+    for g in grants {
+        rows.push(vec![
+            g.namespace.clone().into(),
+            g.user.clone().into(),
+            g.resource.clone().into(),
+            g.actions.join(",").into(),
+        ]);
+    }
+    rows
 }
