@@ -6,7 +6,7 @@ use strata_proto::admin as api;
 use serde_json::Value;
 
 use super::output::{Format, Output, Rows};
-use super::target::{Credentials, Target, admin_client};
+use super::target::{Broker, Credentials, Target, admin_client, connect};
 use crate::server::BoxError;
 
 #[derive(Subcommand, Debug)]
@@ -236,9 +236,8 @@ pub async fn user(action: UserAction) -> Result<(), BoxError> {
             admin,
             endpoint,
         } => {
-            let target = Target {
+            let target = Broker {
                 endpoint,
-                namespace: tenant.clone(),
                 credentials: Credentials::from_env(),
                 ca_cert: std::env::var_os("STRATA_CA_CERT").map(Into::into),
             };
@@ -249,7 +248,7 @@ pub async fn user(action: UserAction) -> Result<(), BoxError> {
                 secret_key: secret_key.unwrap_or_default(),
                 admin,
             };
-            let created = admin_client(&target).await?.create_user(request).await?.into_inner();
+            let created = connect(&target).await?.create_user(request).await?.into_inner();
             if let Some(u) = created.user {
                 user_rows(std::slice::from_ref(&u)).print(Format::Table);
                 if !created.secret_key.is_empty() {

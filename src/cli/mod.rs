@@ -212,6 +212,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn exit_codes_follow_the_status() {
         let of = |s: tonic::Status| ExitCode::of(&(Box::new(s) as BoxError));
         assert_eq!(of(tonic::Status::not_found("x")), ExitCode::NotFound);

@@ -11,14 +11,22 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::server::BoxError;
 
+/// A broker and a namespace (tenant) on it.
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// The broker's gRPC endpoint (host:port or a URL).
-    #[arg(long, default_value = "127.0.0.1:8081", env = "STRATA_ENDPOINT")]
-    pub endpoint: String,
     /// Namespace (tenant); empty is the default tenant.
     #[arg(long, visible_alias = "tenant", default_value = "")]
     pub namespace: String,
+    #[command(flatten)]
+    pub broker: Broker,
+}
+
+/// How to reach a broker.
+#[derive(clap::Args, Debug)]
+pub struct Broker {
+    /// The broker's gRPC endpoint (host:port or a URL).
+    #[arg(long, default_value = "127.0.0.1:8081", env = "STRATA_ENDPOINT")]
+    pub endpoint: String,
     #[command(flatten)]
     pub credentials: Credentials,
     /// PEM CA to trust for an https:// endpoint (default: the public web roots).
@@ -74,6 +82,10 @@ impl Interceptor for Signer {
 pub type AdminClient = StrataAdminClient<InterceptedService<Channel, Signer>>;
 
 pub async fn admin_client(target: &Target) -> Result<AdminClient, BoxError> {
+    connect(&target.broker).await
+}
+
+pub async fn connect(target: &Broker) -> Result<AdminClient, BoxError> {
     let url = crate::bench::endpoint_url(&target.endpoint);
     let mut endpoint = Channel::from_shared(url.clone())?;
     if url.starts_with("https://") {

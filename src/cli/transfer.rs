@@ -13,7 +13,7 @@ use strata_meta::retry::RetryPolicy;
 use strata_proto::admin as api;
 
 use super::output::{Format, Output, print_json, progress};
-use super::target::{AdminClient, Target, admin_client};
+use super::target::{AdminClient, Broker, connect};
 use super::topics::type_name;
 use crate::server::BoxError;
 
@@ -38,10 +38,10 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "json")]
     format: FileFormat,
     /// Only this tenant; default: the default tenant and every tenant (the operator's view).
-    #[arg(long)]
+    #[arg(long, visible_alias = "namespace")]
     tenant: Option<String>,
     #[command(flatten)]
-    target: Target,
+    broker: Broker,
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,7 +54,7 @@ pub struct ImportArgs {
     #[command(flatten)]
     out: Output,
     #[command(flatten)]
-    target: Target,
+    broker: Broker,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -80,10 +80,21 @@ struct GroupRecord {
     retry_policy: String,
 }
 
+/// A tenant and its quota (TPS units; 0: unlimited).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct TenantRecord {
+    name: String,
+    reserved_tps: u32,
+    burst_tps: u32,
+}
+
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 struct ExportFile {
     format: String,
     version: u32,
+    /// The tenants exported (not the default tenant, which always exists).
+    #[serde(default)]
+    tenants: Vec<TenantRecord>,
     topics: Vec<TopicRecord>,
     groups: Vec<GroupRecord>,
 }
@@ -104,6 +115,8 @@ struct CsvRow {
     max_attempts: Option<i32>,
     start: Option<String>,
     retry_policy: Option<String>,
+    reserved_tps: Option<u32>,
+    burst_tps: Option<u32>,
 }
 
 fn topic_record(t: api::Topic) -> TopicRecord {
@@ -114,6 +127,14 @@ fn topic_record(t: api::Topic) -> TopicRecord {
         queues: t.queue_count,
         retention_ms: t.retention_ms,
         lite_ttl_ms: t.lite_ttl_ms,
+    }
+}
+
+fn tenant_record(t: api::Tenant) -> TenantRecord {
+    TenantRecord {
+        name: t.name,
+        reserved_tps: t.reserved_tps,
+        burst_tps: t.burst_tps,
     }
 }
 
@@ -144,6 +165,15 @@ impl ExportFile {
             }
             FileFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::new());
+                for t in &self.tenants {
+                    w.serialize(CsvRow {
+                        kind: "tenant".into(),
+                        name: t.name.clone(),
+                        reserved_tps: Some(t.reserved_tps),
+                        burst_tps: Some(t.burst_tps),
+                        ..Default::default()
+                    })?;
+                }
                 for t in &self.topics {
                     w.serialize(CsvRow {
                         kind: "topic".into(),
@@ -197,6 +227,11 @@ impl ExportFile {
             let row = row.map_err(|e| super::usage(format!("{shown}: {e}")))?;
             let missing = |what: &str| super::usage(format!("{shown} row {}: {} without {what}", line + 2, row.kind));
             match row.kind.as_str() {
+                "tenant" => file.tenants.push(TenantRecord {
+                    reserved_tps: row.reserved_tps.unwrap_or(0),
+                    burst_tps: row.burst_tps.unwrap_or(0),
+                    name: row.name,
+                }),
                 "topic" => file.topics.push(TopicRecord {
                     kind: row.message_type.clone().ok_or_else(|| missing("type"))?,
                     queues: row.queues.ok_or_else(|| missing("queues"))?,
@@ -216,7 +251,7 @@ impl ExportFile {
                 }),
                 other => {
                     return Err(super::usage(format!(
-                        "{shown} row {}: kind {other:?} is neither topic nor group",
+                        "{shown} row {}: kind {other:?} is not tenant, topic or group",
                         line + 2
                     )));
                 }
@@ -253,21 +288,24 @@ async fn snapshot(admin: &mut AdminClient, namespaces: &BTreeSet<String>) -> Res
 }
 
 pub async fn export(args: ExportArgs) -> Result<(), BoxError> {
-    let mut admin = admin_client(&args.target).await?;
-    let namespaces: BTreeSet<String> = match args.tenant {
-        Some(t) => [t].into(),
-        None => {
-            let tenants = admin
-                .list_tenants(api::ListTenantsRequest {})
-                .await?
-                .into_inner()
-                .tenants;
-            std::iter::once(String::new())
-                .chain(tenants.into_iter().map(|t| t.name))
-                .collect()
-        }
+    let mut admin = connect(&args.broker).await?;
+    let tenants = match admin.list_tenants(api::ListTenantsRequest {}).await {
+        Ok(list) => list.into_inner().tenants,
+        // A tenant's admin exports its own tenant's topics and groups, not the tenant.
+        Err(e) if e.code() == tonic::Code::PermissionDenied && args.tenant.is_some() => Vec::new(),
+        Err(e) => return Err(e.into()),
     };
-    let file = snapshot(&mut admin, &namespaces).await?;
+    let namespaces: BTreeSet<String> = match &args.tenant {
+        Some(t) => [t.clone()].into(),
+        None => std::iter::once(String::new()).chain(tenants.iter().map(|t| t.name.clone())).collect(),
+    };
+    let mut file = snapshot(&mut admin, &namespaces).await?;
+    file.tenants = tenants
+        .into_iter()
+        .filter(|t| namespaces.contains(&t.name))
+        .map(tenant_record)
+        .collect();
+    file.tenants.sort();
     let bytes = file.write(args.format)?;
     if args.output.as_os_str() == "-" {
         use std::io::Write;
@@ -288,6 +326,8 @@ pub async fn export(args: ExportArgs) -> Result<(), BoxError> {
 /// One step of an import.
 #[derive(Debug)]
 enum Step {
+    CreateTenant(TenantRecord),
+    UpdateTenant(TenantRecord, Vec<String>),
     CreateTopic(TopicRecord),
     UpdateTopic(TopicRecord, Vec<String>),
     CreateGroup(GroupRecord),
@@ -297,6 +337,8 @@ enum Step {
 impl Step {
     fn describe(&self) -> serde_json::Value {
         let (action, kind, ns, name, changes) = match self {
+            Step::CreateTenant(t) => ("create", "tenant", &t.name, &t.name, vec![]),
+            Step::UpdateTenant(t, c) => ("update", "tenant", &t.name, &t.name, c.clone()),
             Step::CreateTopic(t) => ("create", "topic", &t.namespace, &t.name, vec![]),
             Step::UpdateTopic(t, c) => ("update", "topic", &t.namespace, &t.name, c.clone()),
             Step::CreateGroup(g) => ("create", "group", &g.namespace, &g.name, vec![]),
@@ -306,7 +348,21 @@ impl Step {
     }
 
     async fn apply(self, admin: &mut AdminClient) -> Result<(), BoxError> {
+        let tenant = |t: TenantRecord| {
+            Some(api::Tenant {
+                name: t.name,
+                reserved_tps: t.reserved_tps,
+                burst_tps: t.burst_tps,
+                created_ms: 0,
+            })
+        };
         match self {
+            Step::CreateTenant(t) => {
+                admin.create_tenant(api::CreateTenantRequest { tenant: tenant(t) }).await?;
+            }
+            Step::UpdateTenant(t, _) => {
+                admin.update_tenant(api::UpdateTenantRequest { tenant: tenant(t) }).await?;
+            }
             Step::CreateTopic(t) => {
                 let topic = api::Topic {
                     message_type: topic_type(&t)? as i32,
@@ -390,6 +446,7 @@ fn changes(pairs: &[(&str, String, String)]) -> Vec<String> {
 
 /// The steps that make the instance match `wanted`, and what cannot be changed.
 fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<String>, usize), BoxError> {
+    let tenants: BTreeMap<&str, &TenantRecord> = current.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
     let topics: BTreeMap<(&str, &str), &TopicRecord> = current
         .topics
         .iter()
@@ -401,6 +458,22 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
         .map(|g| ((g.namespace.as_str(), g.name.as_str()), g))
         .collect();
     let (mut steps, mut conflicts, mut unchanged) = (Vec::new(), Vec::new(), 0);
+    for t in wanted.tenants {
+        match tenants.get(t.name.as_str()) {
+            None => steps.push(Step::CreateTenant(t)),
+            Some(have) => {
+                let diff = changes(&[
+                    ("reserved_tps", have.reserved_tps.to_string(), t.reserved_tps.to_string()),
+                    ("burst_tps", have.burst_tps.to_string(), t.burst_tps.to_string()),
+                ]);
+                if diff.is_empty() {
+                    unchanged += 1;
+                } else {
+                    steps.push(Step::UpdateTenant(t, diff));
+                }
+            }
+        }
+    }
     for mut t in wanted.topics {
         t.kind = topic_type(&t)?.as_str().to_string();
         match topics.get(&(t.namespace.as_str(), t.name.as_str())) {
@@ -470,8 +543,12 @@ pub async fn import(args: ImportArgs) -> Result<(), BoxError> {
         .map(|t| t.namespace.clone())
         .chain(wanted.groups.iter().map(|g| g.namespace.clone()))
         .collect();
-    let mut admin = admin_client(&args.target).await?;
-    let current = snapshot(&mut admin, &namespaces).await?;
+    let mut admin = connect(&args.broker).await?;
+    let mut current = snapshot(&mut admin, &namespaces).await?;
+    if !wanted.tenants.is_empty() {
+        let tenants = admin.list_tenants(api::ListTenantsRequest {}).await?.into_inner().tenants;
+        current.tenants = tenants.into_iter().map(tenant_record).collect();
+    }
     let (steps, conflicts, unchanged) = plan(wanted, &current)?;
     let described: Vec<serde_json::Value> = steps.iter().map(Step::describe).collect();
     match args.out.output {
@@ -536,6 +613,11 @@ mod tests {
         ExportFile {
             format: FORMAT.into(),
             version: VERSION,
+            tenants: vec![TenantRecord {
+                name: "acme".into(),
+                reserved_tps: 10,
+                burst_tps: 0,
+            }],
             topics: vec![TopicRecord {
                 namespace: "acme".into(),
                 name: "orders".into(),
@@ -571,9 +653,9 @@ mod tests {
     #[test]
     fn plans_create_what_is_missing_and_change_what_differs() {
         let (steps, conflicts, unchanged) = plan(file(), &ExportFile::default()).unwrap();
-        assert_eq!((steps.len(), conflicts.len(), unchanged), (2, 0, 0));
+        assert_eq!((steps.len(), conflicts.len(), unchanged), (3, 0, 0));
         let (steps, _, unchanged) = plan(file(), &file()).unwrap();
-        assert_eq!((steps.len(), unchanged), (0, 2), "idempotent");
+        assert_eq!((steps.len(), unchanged), (0, 3), "idempotent");
         let mut more = file();
         more.topics[0].queues = 8;
         more.groups[0].broadcast = true;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use strata_meta::model::Group;
+use strata_meta::retry::{DELAY_LEVELS_SECS, RetryPolicy};
 use strata_proto::v2::{self, settings::PubSub, telemetry_command::Command};
 
 use super::Front;
@@ -21,16 +23,33 @@ fn producer_backoff() -> v2::RetryPolicy {
     }
 }
 
-/// Consumer redelivery backoff: Apache RocketMQ's delay levels from 1 s on.
-fn consumer_backoff(max_attempts: i32) -> v2::RetryPolicy {
-    const STEPS: [u64; 17] = [
-        1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600,
-    ];
+/// Consumer redelivery backoff: the group's retry policy (by default Apache RocketMQ's delay
+/// levels from 1 s on).
+fn consumer_backoff(group: &Group) -> v2::RetryPolicy {
+    let ms = |ms: i64| duration(Duration::from_millis(ms.max(0) as u64));
+    let strategy = match &group.retry_policy {
+        RetryPolicy::Levels => v2::retry_policy::Strategy::CustomizedBackoff(v2::CustomizedBackoff {
+            next: DELAY_LEVELS_SECS
+                .iter()
+                .map(|s| duration(Duration::from_secs(*s)))
+                .collect(),
+        }),
+        RetryPolicy::Customized(waits) => v2::retry_policy::Strategy::CustomizedBackoff(v2::CustomizedBackoff {
+            next: waits.iter().map(|w| ms(*w)).collect(),
+        }),
+        RetryPolicy::Exponential {
+            initial_ms,
+            max_ms,
+            multiplier,
+        } => v2::retry_policy::Strategy::ExponentialBackoff(v2::ExponentialBackoff {
+            initial: Some(ms(*initial_ms)),
+            max: Some(ms(*max_ms)),
+            multiplier: *multiplier as f32,
+        }),
+    };
     v2::RetryPolicy {
-        max_attempts,
-        strategy: Some(v2::retry_policy::Strategy::CustomizedBackoff(v2::CustomizedBackoff {
-            next: STEPS.iter().map(|s| duration(Duration::from_secs(*s))).collect(),
-        })),
+        max_attempts: group.max_attempts,
+        strategy: Some(strategy),
     }
 }
 
@@ -67,7 +86,7 @@ impl Front {
                 match self.catalog.group(tenant, &group.name).await {
                     Ok(g) => {
                         s.fifo = Some(g.fifo);
-                        settings.backoff_policy = Some(consumer_backoff(g.max_attempts));
+                        settings.backoff_policy = Some(consumer_backoff(&g));
                     }
                     Err(e) => reply_status = status::from_meta(&e),
                 }

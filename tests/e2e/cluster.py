@@ -2,6 +2,7 @@
 S3-compatible store (started once by infra/test.sh, named by STRATA_TEST_* variables), and
 ingest/query/compactor nodes started here on free loopback ports."""
 
+import json
 import os
 import signal
 import subprocess
@@ -109,9 +110,8 @@ class Cluster:
     def node_states(self) -> dict:
         """name -> (epoch, alive) from `strata node list`."""
         states = {}
-        for line in self.cli("node", "list").splitlines():
-            name, _roles, _addr, epoch, state = line.split("\t")
-            states[name] = (int(epoch.split()[1]), state == "alive")
+        for n in json.loads(self.cli("node", "list", "--output", "json")):
+            states[n["id"]] = (n["epoch"], n["state"] == "alive")
         return states
 
     def stop_all(self):

@@ -1,5 +1,6 @@
 """Bad input gets the documented RocketMQ status code, and the broker keeps serving."""
 
+import json
 import socket
 
 from rocketmq.grpc_protocol import definition_pb2 as d
@@ -74,8 +75,11 @@ def test_unknown_topic_and_group_without_auto_create(strict_broker):
         strict_broker.cli("group", "create", "known-group", "--max-attempts", "5")
         got = raw.receive("known", "known-group", poll_s=0)
         assert [r.message.body for r in got if r.HasField("message")] == [b"x"]
-        assert "known\tNORMAL\t2 queues" in strict_broker.cli("topic", "list")
-        assert "known-group\tconcurrent\tclustering\tfrom earliest\tmax attempts 5" in strict_broker.cli("group", "list")
+        topics = json.loads(strict_broker.cli("topic", "list", "--output", "json"))
+        assert [(t["name"], t["type"], t["queues"]) for t in topics] == [("known", "NORMAL", 2)]
+        groups = json.loads(strict_broker.cli("group", "list", "--output", "json"))
+        assert [(g["name"], g["order"], g["model"], g["from"], g["max_attempts"]) for g in groups] == \
+            [("known-group", "concurrent", "clustering", "earliest", 5)]
     finally:
         raw.close()
 

@@ -2,6 +2,7 @@
 other message; the broken batch is quarantined after a few failed reads, listed by
 `strata quarantine list`, and restored with `strata quarantine retry` (or dropped)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -60,15 +61,15 @@ def test_a_lost_object_is_quarantined_and_everything_else_flows(tmp_path):
         bodies, failures = receive_until_empty(raw, "poison", "g")
         assert sorted(bodies) == [b"after", b"before"], bodies
         assert failures <= 3, "quarantined after 3 incurable failures"
-        listed = broker.cli("quarantine", "list").strip().splitlines()
-        assert len(listed) == 1 and "poison" in listed[0] and lost.name in listed[0], listed
-        offset = listed[0].split("offsets ")[1].split("..")[0]
+        listed = json.loads(broker.cli("quarantine", "list", "--output", "json"))
+        assert len(listed) == 1 and listed[0]["topic"] == "poison" and lost.name in listed[0]["object"], listed
+        offset = str(listed[0]["offset"])
 
         # Restored from a backup, then retried: the message comes back.
         lost.write_bytes(saved)
         out = broker.cli("quarantine", "retry", "--topic", "poison", "--queue", "0", "--offset", offset)
         assert "retried" in out, out
-        assert broker.cli("quarantine", "list").strip() == ""
+        assert json.loads(broker.cli("quarantine", "list", "--output", "json")) == []
         bodies, failures = receive_until_empty(raw, "poison", "g")
         assert (bodies, failures) == ([b"lost"], 0)
     finally:

@@ -1,0 +1,207 @@
+"""Operations: export / import of topics and groups, describe, progress and lag, resetting a
+group to a time, resending dead letters, deleting topics and groups, and the CLI's JSON output
+and exit codes."""
+
+import datetime
+import json
+import subprocess
+import time
+
+import pytest
+
+from rocketmq import FilterExpression, Producer, SimpleConsumer
+
+from clients import config, make_message
+from conftest import STRATA_BIN, _broker
+
+
+def cli_json(b, *args):
+    return json.loads(b.cli(*args, "--output", "json"))
+
+
+def run(b, *args):
+    """`strata <args>` against `b`, whatever its exit code."""
+    return subprocess.run([STRATA_BIN, *args, "--endpoint", b.endpoint], capture_output=True, text=True, timeout=30)
+
+
+def send(b, topic, bodies):
+    producer = Producer(config(b.endpoint), (topic,))
+    producer.startup()
+    try:
+        return [producer.send(make_message(topic, i, body)).message_id for i, body in enumerate(bodies)]
+    finally:
+        producer.shutdown()
+
+
+def receive(b, group, topic, count, ack=True, invisible=30, deadline_s=60):
+    """Receives `count` messages (acking them unless told not to); returns their bodies."""
+    c = SimpleConsumer(config(b.endpoint), group, {topic: FilterExpression("*")}, await_duration=1)
+    c.startup()
+    got = []
+    try:
+        deadline = time.monotonic() + deadline_s
+        while len(got) < count:
+            assert time.monotonic() < deadline, f"only {len(got)} of {count} arrived: {got}"
+            for m in c.receive(32, invisible):
+                got.append(m.body)
+                if ack:
+                    c.ack(m)
+    finally:
+        c.shutdown()
+    return got
+
+
+def test_export_then_import_into_a_fresh_instance_exports_the_same_file(tmp_path):
+    a = _broker(tmp_path / "a", "sqlite+local")
+    b = _broker(tmp_path / "b", "sqlite+local")
+    try:
+        a.cli("topic", "create", "orders", "--type", "fifo", "--queues", "4", "--retention", "7days")
+        a.cli("topic", "create", "later", "--type", "delay", "--queues", "2")
+        a.cli("topic", "create", "chat", "--type", "lite", "--queues", "1", "--lite-ttl", "30m")
+        a.cli("topic", "create", "eu-orders", "--tenant", "acme", "--queues", "3", "--retention", "1h")
+        a.cli("tenant", "create", "acme")
+        a.cli("group", "create", "billing", "--fifo", "--max-attempts", "5", "--retry-policy", "exponential:1s,5m,2")
+        a.cli("group", "create", "audit", "--broadcast")
+        a.cli("group", "create", "eu-billing", "--tenant", "acme", "--retry-policy", "customized:1s,10s,1m")
+        exported = tmp_path / "a.json"
+        a.cli("export", "--output", str(exported))
+        a.cli("export", "--output", str(tmp_path / "a.csv"), "--format", "csv")
+        data = json.loads(exported.read_text())
+        assert len(data["topics"]) == 4 and len(data["groups"]) == 3, data
+        billing = next(g for g in data["groups"] if g["name"] == "billing")
+        assert billing == {"namespace": "", "name": "billing", "fifo": True, "broadcast": False, "max_attempts": 5,
+                           "start": "earliest", "retry_policy": "exponential:1s,5m,2"}
+
+        plan = cli_json(b, "import", str(exported), "--dry-run")
+        assert len(plan["steps"]) == 8 and plan["conflicts"] == [] and plan["dry_run"], plan
+        assert cli_json(b, "topic", "list") == [], "a dry run changes nothing"
+        b.cli("import", str(exported))
+        b.cli("export", "--output", str(tmp_path / "b.json"))
+        b.cli("export", "--output", str(tmp_path / "b.csv"), "--format", "csv")
+        assert (tmp_path / "b.json").read_text() == exported.read_text()
+        assert (tmp_path / "b.csv").read_text() == (tmp_path / "a.csv").read_text()
+        again = cli_json(b, "import", str(exported))
+        assert (again["steps"], again["unchanged"]) == ([], 8), "idempotent"
+
+        # A changed file: the diff names each change; what cannot change is refused.
+        data["topics"][0]["queues"] += 4
+        data["groups"][0]["broadcast"] = not data["groups"][0]["broadcast"]
+        changed = tmp_path / "changed.json"
+        changed.write_text(json.dumps(data))
+        out = run(b, "import", str(changed), "--dry-run")
+        assert out.returncode == 7, out.stderr
+        assert "~ topic" in out.stdout and "queues: " in out.stdout and "! group" in out.stdout, out.stdout
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.fixture
+def ops(tmp_path):
+    b = _broker(tmp_path, "sqlite+local", ["--no-auto-create"])
+    yield b
+    assert b.stop() == 0
+
+
+def test_describe_progress_and_reset_to_a_time_redelivers_exactly_what_came_after(ops):
+    b = ops
+    b.cli("topic", "create", "events", "--queues", "2")
+    b.cli("group", "create", "readers")
+    send(b, "events", [f"before-{i}".encode() for i in range(6)])
+    # Every message sent from here on is stored after `cut` (same clock, next millisecond).
+    cut_ms = int(time.time() * 1000) + 1
+    while int(time.time() * 1000) <= cut_ms:
+        pass
+    send(b, "events", [f"after-{i}".encode() for i in range(4)])
+
+    described = cli_json(b, "topic", "describe", "events")
+    assert sum(q["messages"] for q in described["queue_stats"]) == 10, described
+    assert all(q["bytes"] > 0 for q in described["queue_stats"] if q["messages"]), described
+    assert len(receive(b, "readers", "events", 10)) == 10
+    progress = cli_json(b, "group", "progress", "readers")
+    assert progress["lag"] == 0 and {q["queue"] for q in progress["queues"]} == {0, 1}, progress
+
+    at = datetime.datetime.fromtimestamp(cut_ms / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds")
+    reset = cli_json(b, "group", "reset", "readers", "--topic", "events", "--to-time", at.replace("+00:00", "Z"))
+    assert len(reset) == 2, reset
+    assert cli_json(b, "group", "progress", "readers")["lag"] == 4
+    again = receive(b, "readers", "events", 4)
+    assert sorted(again) == [f"after-{i}".encode() for i in range(4)]
+
+    # To an offset: everything again.
+    b.cli("group", "reset", "readers", "--to-offset", "0")
+    assert len(receive(b, "readers", "events", 10)) == 10
+
+
+def test_resend_from_the_dead_letter_queue_reaches_that_group_only(ops):
+    b = ops
+    b.cli("topic", "create", "jobs", "--queues", "1")
+    b.cli("group", "create", "workers", "--max-attempts", "1")
+    b.cli("group", "create", "watchers")
+    send(b, "jobs", [b"poison", b"fine"])
+    assert sorted(receive(b, "watchers", "jobs", 2)) == [b"fine", b"poison"]
+
+    # The only attempt fails (never acked): once invisible, the message moves to the DLQ.
+    c = SimpleConsumer(config(b.endpoint), "workers", {"jobs": FilterExpression("*")}, await_duration=1)
+    c.startup()
+    try:
+        for m in receive_each(c, 2, invisible=1):
+            if m.body == b"fine":
+                c.ack(m)
+        deadline = time.monotonic() + 30
+        while dead_letters(b, "workers") < 1:
+            assert time.monotonic() < deadline, "the failed message reached the dead-letter queue"
+            assert c.receive(32, 1) == []
+    finally:
+        c.shutdown()
+
+    resent = cli_json(b, "group", "resend-dlq", "workers")
+    assert (resent["resent"], resent["skipped"]) == (1, 0), resent
+    assert receive(b, "workers", "jobs", 1) == [b"poison"]
+    assert cli_json(b, "group", "progress", "workers")["lag"] == 0
+    assert cli_json(b, "group", "progress", "watchers")["lag"] == 0, "other groups receive nothing again"
+    again = cli_json(b, "group", "resend-dlq", "workers", "--from-offset", str(resent["next_offset"]))
+    assert again["resent"] == 0, "only what is past --from-offset"
+
+
+def receive_each(consumer, count, invisible):
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"only {len(got)} of {count} arrived"
+        got.extend(consumer.receive(32, invisible))
+    return got
+
+
+def dead_letters(b, group):
+    """Messages in the group's dead-letter topic (0 before it exists)."""
+    out = run(b, "topic", "describe", f"%DLQ%{group}", "--output", "json")
+    if out.returncode == 3:
+        return 0
+    assert out.returncode == 0, out.stderr
+    return sum(q["messages"] for q in json.loads(out.stdout)["queue_stats"])
+
+
+def test_deleted_topics_and_groups_are_gone_and_exit_codes_say_why(ops):
+    b = ops
+    b.cli("topic", "create", "temp", "--queues", "1")
+    b.cli("group", "create", "temp-readers")
+    send(b, "temp", [b"x"])
+    assert run(b, "topic", "delete", "temp").returncode == 2, "needs --yes"
+    b.cli("topic", "delete", "temp", "--yes")
+    assert cli_json(b, "topic", "list") == []
+    assert run(b, "topic", "delete", "temp", "--yes").returncode == 3, "not found"
+    assert run(b, "topic", "describe", "temp").returncode == 3
+    b.cli("topic", "create", "temp", "--queues", "1")
+    described = cli_json(b, "topic", "describe", "temp")
+    assert described["queue_stats"][0]["messages"] == 0, "created again, it starts empty"
+
+    b.cli("group", "delete", "temp-readers", "--yes")
+    assert cli_json(b, "group", "list") == []
+    assert run(b, "group", "progress", "temp-readers").returncode == 3
+    assert run(b, "topic", "create", "temp").returncode == 6, "exists"
+    assert run(b, "topic", "update", "temp", "--queues", "0").returncode == 7, "invalid"
+    changed = cli_json(b, "topic", "update", "temp", "--queues", "3", "--retention", "2h")
+    assert (changed[0]["queues"], changed[0]["retention"]) == (3, "2h"), changed
+    assert subprocess.run([STRATA_BIN, "topic", "list", "--endpoint", "127.0.0.1:1"],
+                          capture_output=True, timeout=30).returncode == 5, "unreachable"
