@@ -121,6 +121,7 @@ mod tests {
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
                 held: vec![],
+                indexed: vec![],
             }],
         };
         c.commit_flush(&commit, 0).await.unwrap();

@@ -140,6 +140,7 @@ impl Env {
                 min_timestamp_ms: now,
                 max_timestamp_ms: now,
                 held: vec![],
+                indexed: vec![],
             });
         }
         let object = writer.finish("w", now);
@@ -496,6 +497,7 @@ async fn held_records_move_out_so_their_flush_object_can_be_deleted() {
                 min_timestamp_ms: now,
                 max_timestamp_ms: now,
                 held: vec![],
+                indexed: vec![],
             },
             AppendBatch {
                 queue: queue(1),
@@ -508,6 +510,7 @@ async fn held_records_move_out_so_their_flush_object_can_be_deleted() {
                     message_id: "in-a-year".into(),
                     due_ms: now + year,
                 }],
+                indexed: vec![],
             },
         ],
     };

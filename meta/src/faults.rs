@@ -527,3 +527,27 @@ impl Operations for FaultyCoordinator {
         self.inner.redeliver(tenant, group, messages, now_ms).await
     }
 }
+
+#[async_trait]
+impl MessageIndex for FaultyCoordinator {
+    async fn find_messages(&self, tenant: &str, ids: &[String]) -> Result<Vec<IndexedMessage>> {
+        self.faults.check()?;
+        self.inner.find_messages(tenant, ids).await
+    }
+    async fn messages_by_key(
+        &self,
+        tenant: &str,
+        topic: &str,
+        key: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexedMessage>> {
+        self.faults.check()?;
+        self.inner.messages_by_key(tenant, topic, key, from_ms, to_ms, limit).await
+    }
+    async fn expire_index(&self, before_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.expire_index(before_ms, limit).await
+    }
+}

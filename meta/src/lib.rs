@@ -23,7 +23,8 @@ pub mod token;
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
-    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members, Operations,
+    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members, MessageIndex,
+    Operations,
     TransactionCounts,
 };
 
@@ -31,7 +32,7 @@ pub use coordinator::{
 pub mod prelude {
     pub use crate::coordinator::{
         Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members,
-        Operations,
+        MessageIndex, Operations,
     };
 }
 pub use error::{Error, Result};

@@ -320,6 +320,27 @@ pub struct AppendBatch {
     pub min_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
     pub held: Vec<Hold>,
+    /// Records of the batch the message index is to name (appended batches only).
+    pub indexed: Vec<Indexed>,
+}
+
+/// A record the message index names: its position in its batch, its id and keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Indexed {
+    pub position: u32,
+    pub message_id: String,
+    pub keys: Vec<String>,
+    pub store_ms: i64,
+}
+
+/// Where the message index says a message is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedMessage {
+    pub message_id: String,
+    pub topic: String,
+    pub queue: i32,
+    pub offset: i64,
+    pub store_ms: i64,
 }
 
 /// Why a record is held back from its queue. Persisted tags.

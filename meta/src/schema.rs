@@ -283,4 +283,30 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, topic, msg_offset)
     );
     "#,
+    // 13: the message index of recent messages (`ingest.index_window`): id → where it is
+    //     (lookups, and retried sends answered with the original instead of stored again);
+    //     key → messages with it. Written with each flush commit, expired by age.
+    r#"
+    CREATE TABLE message_ids (
+        tenant TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        queue_id BIGINT NOT NULL,
+        msg_offset BIGINT NOT NULL,
+        store_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, message_id)
+    );
+    CREATE INDEX message_ids_by_age ON message_ids (store_ms);
+    CREATE TABLE message_keys (
+        tenant TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        msg_key TEXT NOT NULL,
+        queue_id BIGINT NOT NULL,
+        msg_offset BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        store_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, topic, msg_key, queue_id, msg_offset)
+    );
+    CREATE INDEX message_keys_by_age ON message_keys (store_ms);
+    "#,
 ];

@@ -107,6 +107,7 @@ impl Env {
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
                 held: vec![],
+                indexed: vec![],
             }],
         };
         self.catalog.coordinator().commit_flush(&commit, 0).await.unwrap();
@@ -144,6 +145,7 @@ impl Env {
                 min_timestamp_ms: 0,
                 max_timestamp_ms: 0,
                 held: vec![],
+                indexed: vec![],
             });
         }
         let object = writer.finish("test", 0);

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod consume;
 pub mod held;
+pub mod index;
 pub mod lite;
 pub mod log;
 pub mod maintain;
@@ -78,6 +79,7 @@ pub(crate) fn batch(q: QueueRef, count: u32) -> AppendBatch {
         min_timestamp_ms: T0,
         max_timestamp_ms: T0 + 5,
         held: vec![],
+        indexed: vec![],
     }
 }
 

@@ -1,12 +1,13 @@
 //! The coordinator seam, in parts named for what they hold (DESIGN §5): the catalog, the
-//! log, consumption, held records, maintenance, members, accounts, lite topics and admin
-//! operations. One SQL implementation serves SQLite (embedded) and PostgreSQL (cluster), both
+//! log, consumption, held records, maintenance, members, accounts, lite topics, admin
+//! operations and the message index. One SQL implementation serves SQLite (embedded) and PostgreSQL (cluster), both
 //! held to the same conformance suite.
 
 mod accounts;
 mod catalog;
 mod consume;
 mod held;
+mod index;
 mod lite;
 mod log;
 mod maintain;
@@ -17,6 +18,7 @@ pub use accounts::Accounts;
 pub use catalog::CatalogStore;
 pub use consume::Consumption;
 pub use held::HeldRecords;
+pub use index::MessageIndex;
 pub use lite::LiteTopics;
 pub use log::Log;
 pub use maintain::Maintenance;
@@ -35,6 +37,7 @@ pub trait Coordinator:
     + Accounts
     + LiteTopics
     + Operations
+    + MessageIndex
     + std::fmt::Debug
 {
 }
@@ -49,6 +52,7 @@ impl<
         + Accounts
         + LiteTopics
         + Operations
+        + MessageIndex
         + std::fmt::Debug,
 > Coordinator for T
 {

@@ -205,7 +205,10 @@ async fn commit_flush_in(
             )
             .await;
             bases[i] = match appended {
-                Ok(base) => Some(base),
+                Ok(base) => {
+                    super::index::index_batch(tx, b, base).await?;
+                    Some(base)
+                }
                 // Deleted since the ingest node looked it up: this batch alone is refused.
                 Err(Error::QueueNotFound { .. }) if !topic_exists(tx, &b.queue).await? => None,
                 Err(e) => return Err(e),

@@ -34,6 +34,7 @@ mod consume;
 #[cfg(test)]
 mod contention;
 mod held;
+mod index;
 mod lite;
 mod log;
 mod maintain;
@@ -756,7 +757,7 @@ pub(crate) mod tests {
         )*};
     }
     conformance!(
-        catalog, log, consume, held, maintain, members, accounts, lite, operations
+        catalog, log, consume, held, maintain, members, accounts, lite, operations, index
     );
 
     #[tokio::test]

@@ -10,8 +10,10 @@ use crate::operations::{
 };
 
 /// Tables whose rows belong to one topic (`topic` column), deleted with it.
-const TOPIC_TABLES: [&str; 8] = [
+const TOPIC_TABLES: [&str; 10] = [
     "queues",
+    "message_ids",
+    "message_keys",
     "batches",
     "cursors",
     "inflight",
