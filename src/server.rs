@@ -189,7 +189,11 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             node: node_id.clone(),
             unreadable: Arc::clone(&unreadable),
         };
-        tasks.extend(strata_compactor::spawn(compaction, settings.cluster.node_ttl));
+        tasks.extend(strata_compactor::spawn(
+            compaction,
+            settings.cluster.node_ttl,
+            settings.ingest.index_window,
+        ));
         tasks.push(spawn_storage_sampler(
             Arc::clone(&dyn_coordinator),
             Arc::clone(&meter),

@@ -41,7 +41,7 @@ impl From<object_store::Error> for Error {
 }
 
 /// Starts the compactor's loops; abort the handles to stop them.
-pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> {
+pub fn spawn(compaction: Compaction, node_ttl: Duration, index_window: Duration) -> Vec<JoinHandle<()>> {
     let coordinator = Arc::clone(&compaction.coordinator);
     let store = Arc::clone(&compaction.store);
     let clock = Arc::clone(&compaction.clock);
@@ -165,10 +165,26 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration) -> Vec<JoinHandle<()>> 
                 Ok(n) => info!(clients = n, "forgot the progress of broadcast clients gone too long"),
                 Err(e) => warn!(error = %e, "broadcast progress expiry failed"),
             }
+            let indexed_since = clock.now_ms() - index_window.as_millis() as i64;
+            for _ in 0..INDEX_EXPIRY_ROUNDS {
+                match coordinator.expire_index(indexed_since, INDEX_EXPIRY_BATCH).await {
+                    Ok(n) if n >= INDEX_EXPIRY_BATCH => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(error = %e, "message index expiry failed");
+                        break;
+                    }
+                }
+            }
         }
     });
     vec![expiry, gc, timers, transactions, compactions, retention]
 }
+
+/// Message index entries forgotten per statement, and statements per retention round: up to
+/// 10 M entries a round (a minute by default), ~160,000 messages/s.
+const INDEX_EXPIRY_BATCH: u32 = 100_000;
+const INDEX_EXPIRY_ROUNDS: usize = 100;
 
 /// Messages moved to dead-letter topics per round (rounds are a second apart).
 const DEAD_LETTER_BATCH: u32 = 1000;

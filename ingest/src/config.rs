@@ -58,6 +58,14 @@ pub struct IngestConfig {
     /// `LITE_TOPIC_QUOTA_EXCEEDED`. Checked when a lite topic is created (a sum over the
     /// tenant's topics), not per message.
     pub max_lite_topics_per_tenant: i64,
+    /// How long the message index names a stored message by id and keys (default 10 min; 0:
+    /// no index). Within it `strata message get|find` are index lookups, and a send whose
+    /// message id was stored already (a producer's retry after a lost reply) is answered
+    /// with the original receipt and stored nothing again. Cost: a coordinator row per
+    /// message and per key for this long (10 min at 10,000 messages/s: 6 M rows) and one
+    /// index read per flush; past it, lookups scan the topic (bounded).
+    #[serde(with = "humantime_serde")]
+    pub index_window: Duration,
 }
 
 impl Default for IngestConfig {
@@ -75,6 +83,7 @@ impl Default for IngestConfig {
             transaction_check_interval: Duration::from_secs(10),
             max_lite_topics_per_parent: 5_000_000,
             max_lite_topics_per_tenant: 10_000_000,
+            index_window: Duration::from_secs(600),
         }
     }
 }

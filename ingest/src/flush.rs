@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, QueueRef, held_id};
+use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, Indexed, QueueRef, held_id};
 use strata_meta::{Clock, Coordinator, Membership};
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
@@ -57,6 +57,19 @@ pub struct Submission {
 /// What records share a block: their queue, and whether (and how) they are held.
 type BlockKey = (QueueRef, Option<HoldKind>);
 
+/// Where an item of a flush goes.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Position in a block of the flush.
+    Block(usize, i64),
+    /// Stored before (a retried send): its offset.
+    Stored(i64),
+}
+
+/// Messages of a flush the index says are stored already, by (tenant, topic, message id):
+/// their offsets.
+type Known = HashMap<(String, String, String), i64>;
+
 /// A flush whose upload has started.
 struct Pending {
     started: Instant,
@@ -64,8 +77,8 @@ struct Pending {
     commit: FlushCommit,
     /// Per block: its span and records (for the cache).
     blocks: Vec<(BlockSpan, Vec<WalRecord>)>,
-    /// Per submission, per item: (block index, position in block).
-    placement: Vec<Vec<(usize, i64)>>,
+    /// Per submission, per item: where it went.
+    placement: Vec<Vec<Slot>>,
     replies: Vec<oneshot::Sender<Result<Vec<Placed>>>>,
     _slot: OwnedSemaphorePermit,
     _budgets: Vec<OwnedSemaphorePermit>,
@@ -171,21 +184,49 @@ async fn batcher(
                 Err(_) => break,
             }
         }
+        let known = known_messages(&shared, &batch).await;
         // Encoding (zstd) a large flush is CPU work for a blocking thread, overlapping the
         // flush ahead; a small one costs less than the hand-off to that thread.
         let pending = if bytes >= BLOCKING_ENCODE_BYTES {
             let for_flush = Arc::clone(&shared);
-            match tokio::task::spawn_blocking(move || start_flush(&for_flush, batch, slot)).await {
+            match tokio::task::spawn_blocking(move || start_flush(&for_flush, batch, &known, slot)).await {
                 Ok(p) => p,
                 Err(_) => break,
             }
         } else {
-            start_flush(&shared, batch, slot)
+            start_flush(&shared, batch, &known, slot)
         };
         if commit_tx.send(pending).is_err() {
             break;
         }
     }
+}
+
+/// The messages of a flush whose id the index holds for the same topic: retried sends, to
+/// be answered with their original offset (one index read per tenant of the flush). An
+/// index that cannot be read stores them again (at least once) rather than failing sends.
+async fn known_messages(shared: &Shared, batch: &[Submission]) -> Known {
+    let mut known = Known::new();
+    if shared.config.index_window.is_zero() {
+        return known;
+    }
+    let mut ids: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for item in batch.iter().flat_map(|s| &s.items).filter(|i| i.hold.is_none()) {
+        ids.entry(item.queue.tenant.as_str())
+            .or_default()
+            .push(item.record.message_id.clone());
+    }
+    for (tenant, ids) in ids {
+        match shared.coordinator.find_messages(tenant, &ids).await {
+            Ok(found) => known.extend(
+                found
+                    .into_iter()
+                    .map(|m| ((tenant.to_string(), m.topic, m.message_id), m.offset)),
+            ),
+            Err(e) => warn!(tenant, error = %e, "message index unreadable: retried sends may be stored twice"),
+        }
+    }
+    known
 }
 
 /// Flushes of at least this many bytes are encoded on a blocking thread (zstd compresses
@@ -194,17 +235,41 @@ const BLOCKING_ENCODE_BYTES: usize = 256 << 10;
 
 /// Packs submissions into one WAL object (one block per queue) and starts its PUT. Large
 /// flushes run it on a blocking thread, inside the runtime's context.
-fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePermit) -> Pending {
+fn start_flush(shared: &Shared, batch: Vec<Submission>, known: &Known, slot: OwnedSemaphorePermit) -> Pending {
     let now = shared.clock.now_ms();
-    // One block per queue and hold kind: a block is either appended or held as a whole.
+    let indexing = !shared.config.index_window.is_zero();
+    let mut placement: Vec<Vec<Slot>> = batch.iter().map(|s| vec![Slot::Stored(0); s.items.len()]).collect();
+    // One block per queue and hold kind: a block is either appended or held as a whole. A
+    // message stored before, or twice in this flush, is stored once.
     let mut by_queue: BTreeMap<BlockKey, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut first_of: HashMap<(&str, &str, &str), (usize, usize)> = HashMap::new();
+    let (mut repeats, mut retried) = (Vec::new(), 0);
     for (s, sub) in batch.iter().enumerate() {
         for (i, item) in sub.items.iter().enumerate() {
+            if indexing && item.hold.is_none() {
+                let q = &item.queue;
+                let id = (q.tenant.as_str(), q.topic.as_str(), item.record.message_id.as_str());
+                let stored = known.get(&(id.0.to_string(), id.1.to_string(), id.2.to_string()));
+                if let Some(&offset) = stored {
+                    placement[s][i] = Slot::Stored(offset);
+                    retried += 1;
+                    continue;
+                }
+                if let Some(&first) = first_of.get(&id) {
+                    repeats.push(((s, i), first));
+                    continue;
+                }
+                first_of.insert(id, (s, i));
+            }
             let key = (item.queue.clone(), item.hold.as_ref().map(|h| h.kind));
             by_queue.entry(key).or_default().push((s, i));
         }
     }
-    let mut placement: Vec<Vec<(usize, i64)>> = batch.iter().map(|s| vec![(0, 0); s.items.len()]).collect();
+    let duplicates = repeats.len() + retried;
+    if duplicates > 0 {
+        metrics::counter!("strata_ingest_duplicates_total").increment(duplicates as u64);
+        debug!(duplicates, "retried sends answered with their original offsets");
+    }
     let mut writer = WalWriter::new();
     let mut block_records = Vec::with_capacity(by_queue.len());
     let mut queues = Vec::with_capacity(by_queue.len());
@@ -220,13 +285,16 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
             .iter()
             .enumerate()
             .map(|(pos, &(s, i))| {
-                placement[s][i] = (b, pos as i64);
+                placement[s][i] = Slot::Block(b, pos as i64);
                 batch[s].items[i].record.clone()
             })
             .collect();
         let span = writer.add_block(&queue.tenant, &queue.topic, queue.queue, &records);
         block_records.push((span, records));
         queues.push(queue);
+    }
+    for ((s, i), (fs, fi)) in repeats {
+        placement[s][i] = placement[fs][fi];
     }
     let id = ulid::Ulid::new();
     let path = paths::wal_object(id);
@@ -246,6 +314,20 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, slot: OwnedSemaphorePerm
                 location: BlockLocation::wal(path.as_ref(), span),
                 min_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).min().unwrap_or(now),
                 max_timestamp_ms: records.iter().map(|r| r.store_timestamp_ms).max().unwrap_or(now),
+                indexed: if indexing && held.is_empty() {
+                    records
+                        .iter()
+                        .enumerate()
+                        .map(|(pos, r)| Indexed {
+                            position: pos as u32,
+                            message_id: r.message_id.clone(),
+                            keys: r.keys.clone(),
+                            store_ms: r.store_timestamp_ms,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 held,
             })
             .collect(),
@@ -372,17 +454,23 @@ async fn finish_flush(shared: &Shared, p: Pending) {
             for (reply, places) in p.replies.into_iter().zip(p.placement) {
                 let placed = places
                     .iter()
-                    .map(|&(b, pos)| match (bases[b], p.commit.batches[b].held.first()) {
-                        (Some(base), _) => Ok(Placed::Offset(base + pos)),
-                        (None, Some(h)) => Ok(Placed::Held {
-                            id: held_id(&p.commit.object, spans[b].offset, pos as u32),
-                            kind: h.kind,
-                        }),
-                        // The coordinator refused this batch alone: its topic was deleted.
-                        (None, None) => Err(Error::TopicNotFound {
-                            tenant: p.commit.batches[b].queue.tenant.clone(),
-                            topic: p.commit.batches[b].queue.topic.clone(),
-                        }),
+                    .map(|&slot| {
+                        let (b, pos) = match slot {
+                            Slot::Stored(offset) => return Ok(Placed::Offset(offset)),
+                            Slot::Block(b, pos) => (b, pos),
+                        };
+                        match (bases[b], p.commit.batches[b].held.first()) {
+                            (Some(base), _) => Ok(Placed::Offset(base + pos)),
+                            (None, Some(h)) => Ok(Placed::Held {
+                                id: held_id(&p.commit.object, spans[b].offset, pos as u32),
+                                kind: h.kind,
+                            }),
+                            // The coordinator refused this batch alone: its topic was deleted.
+                            (None, None) => Err(Error::TopicNotFound {
+                                tenant: p.commit.batches[b].queue.tenant.clone(),
+                                topic: p.commit.batches[b].queue.topic.clone(),
+                            }),
+                        }
                     })
                     .collect();
                 let _ = reply.send(placed);

@@ -544,7 +544,9 @@ impl MessageIndex for FaultyCoordinator {
         limit: u32,
     ) -> Result<Vec<IndexedMessage>> {
         self.faults.check()?;
-        self.inner.messages_by_key(tenant, topic, key, from_ms, to_ms, limit).await
+        self.inner
+            .messages_by_key(tenant, topic, key, from_ms, to_ms, limit)
+            .await
     }
     async fn expire_index(&self, before_ms: i64, limit: u32) -> Result<u32> {
         self.faults.check()?;

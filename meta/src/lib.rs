@@ -24,8 +24,7 @@ pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
     Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members, MessageIndex,
-    Operations,
-    TransactionCounts,
+    Operations, TransactionCounts,
 };
 
 /// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.

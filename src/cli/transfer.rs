@@ -297,7 +297,9 @@ pub async fn export(args: ExportArgs) -> Result<(), BoxError> {
     };
     let namespaces: BTreeSet<String> = match &args.tenant {
         Some(t) => [t.clone()].into(),
-        None => std::iter::once(String::new()).chain(tenants.iter().map(|t| t.name.clone())).collect(),
+        None => std::iter::once(String::new())
+            .chain(tenants.iter().map(|t| t.name.clone()))
+            .collect(),
     };
     let mut file = snapshot(&mut admin, &namespaces).await?;
     file.tenants = tenants
@@ -358,10 +360,14 @@ impl Step {
         };
         match self {
             Step::CreateTenant(t) => {
-                admin.create_tenant(api::CreateTenantRequest { tenant: tenant(t) }).await?;
+                admin
+                    .create_tenant(api::CreateTenantRequest { tenant: tenant(t) })
+                    .await?;
             }
             Step::UpdateTenant(t, _) => {
-                admin.update_tenant(api::UpdateTenantRequest { tenant: tenant(t) }).await?;
+                admin
+                    .update_tenant(api::UpdateTenantRequest { tenant: tenant(t) })
+                    .await?;
             }
             Step::CreateTopic(t) => {
                 let topic = api::Topic {
@@ -463,7 +469,11 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
             None => steps.push(Step::CreateTenant(t)),
             Some(have) => {
                 let diff = changes(&[
-                    ("reserved_tps", have.reserved_tps.to_string(), t.reserved_tps.to_string()),
+                    (
+                        "reserved_tps",
+                        have.reserved_tps.to_string(),
+                        t.reserved_tps.to_string(),
+                    ),
                     ("burst_tps", have.burst_tps.to_string(), t.burst_tps.to_string()),
                 ]);
                 if diff.is_empty() {
@@ -546,7 +556,11 @@ pub async fn import(args: ImportArgs) -> Result<(), BoxError> {
     let mut admin = connect(&args.broker).await?;
     let mut current = snapshot(&mut admin, &namespaces).await?;
     if !wanted.tenants.is_empty() {
-        let tenants = admin.list_tenants(api::ListTenantsRequest {}).await?.into_inner().tenants;
+        let tenants = admin
+            .list_tenants(api::ListTenantsRequest {})
+            .await?
+            .into_inner()
+            .tenants;
         current.tenants = tenants.into_iter().map(tenant_record).collect();
     }
     let (steps, conflicts, unchanged) = plan(wanted, &current)?;
@@ -642,11 +656,7 @@ mod tests {
     fn json_and_csv_round_trip() {
         for (format, name) in [(FileFormat::Json, "x.json"), (FileFormat::Csv, "x.csv")] {
             let bytes = file().write(format).unwrap();
-            assert_eq!(
-                ExportFile::read(Path::new(name), &bytes).unwrap(),
-                file(),
-                "{format:?}"
-            );
+            assert_eq!(ExportFile::read(Path::new(name), &bytes).unwrap(), file(), "{format:?}");
         }
     }
 

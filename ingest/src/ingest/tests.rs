@@ -129,6 +129,44 @@ async fn an_idle_send_does_not_wait_and_batch_sends_share_a_flush() {
 }
 
 #[tokio::test]
+async fn a_retried_send_returns_the_original_receipt_and_stores_nothing_again() {
+    let f = fixture(IngestConfig::default()).await;
+    let mut first = message("orders", "once");
+    first.system_properties.as_mut().unwrap().message_id = "01AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into();
+    let original = f.ingest.send("", std::slice::from_ref(&first)).await.remove(0).unwrap();
+    // The reply was lost; the producer sends the same message (same id) again, twice at once.
+    let again = f.ingest.send("", &[first.clone(), first.clone()]).await;
+    for r in again {
+        let r = r.unwrap();
+        assert_eq!(
+            (r.message_id.as_str(), r.offset),
+            (original.message_id.as_str(), original.offset)
+        );
+    }
+    assert_eq!(stored(&f.catalog, "orders").await, 1, "stored once");
+    // Another id is stored as usual; twice in one flush, once.
+    let mut other = first.clone();
+    other.system_properties.as_mut().unwrap().message_id = "01BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB".into();
+    let both = f.ingest.send("", &[other.clone(), other]).await;
+    assert_eq!(both[0].as_ref().unwrap().offset, both[1].as_ref().unwrap().offset);
+    assert_eq!(stored(&f.catalog, "orders").await, 2);
+}
+
+#[tokio::test]
+async fn without_an_index_window_every_send_is_stored() {
+    let f = fixture(IngestConfig {
+        index_window: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let mut m = message("orders", "twice");
+    m.system_properties.as_mut().unwrap().message_id = "01CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC".into();
+    f.ingest.send("", std::slice::from_ref(&m)).await.remove(0).unwrap();
+    f.ingest.send("", &[m]).await.remove(0).unwrap();
+    assert_eq!(stored(&f.catalog, "orders").await, 2);
+}
+
+#[tokio::test]
 async fn a_failed_put_fails_exactly_that_flush() {
     let f = fixture(IngestConfig::default()).await;
     f.faults.fail(Op::Put, 1);

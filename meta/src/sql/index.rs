@@ -91,7 +91,15 @@ pub(super) async fn index_batch(tx: &mut Tx, batch: &AppendBatch, base: i64) -> 
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| {
                 let p = r * 6;
-                format!("(${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6)
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
             })
             .collect();
         let sql = format!(
@@ -136,16 +144,18 @@ pub(super) async fn index_batch(tx: &mut Tx, batch: &AppendBatch, base: i64) -> 
              ON CONFLICT DO NOTHING",
             rows.join(", ")
         );
-        let query = chunk.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, (i, key)| {
-            query
-                .bind(&q.tenant)
-                .bind(&q.topic)
-                .bind(*key)
-                .bind(q.queue)
-                .bind(base + i64::from(i.position))
-                .bind(&i.message_id)
-                .bind(i.store_ms)
-        });
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, (i, key)| {
+                query
+                    .bind(&q.tenant)
+                    .bind(&q.topic)
+                    .bind(*key)
+                    .bind(q.queue)
+                    .bind(base + i64::from(i.position))
+                    .bind(&i.message_id)
+                    .bind(i.store_ms)
+            });
         query.execute(&mut **tx).await?;
     }
     Ok(())
