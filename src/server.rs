@@ -264,6 +264,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             front.clone(),
             identity,
             settings.remoting.max_frame_bytes,
+            settings.ingest.index_window,
         ));
         check_routes.push(remoting.clone());
         if let Some(name_server) = name_server_listener {
@@ -342,6 +343,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             quotas,
             metering: Arc::clone(&metering),
             reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
+            index_window: settings.ingest.index_window,
         }))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.

@@ -12,7 +12,7 @@ use crate::accounts::{Grant, Tenant, User};
 use crate::error::{Error, Result};
 use crate::lite::{Change, Ready, Subscriber, SubscriptionQuota, TopicQuota};
 use crate::model::*;
-use crate::operations::{DeadLetter, GroupChange, QueueProgress, QueueStats, Redelivery, TopicChange};
+use crate::operations::{DeadLetter, Delivery, GroupChange, QueueProgress, QueueStats, Redelivery, TopicChange};
 use crate::prelude::*;
 
 /// Switches for a [`FaultyCoordinator`]; keep the `Arc` to flip them during a test.
@@ -521,6 +521,10 @@ impl Operations for FaultyCoordinator {
     async fn dead_letters(&self, tenant: &str, group: &str, from: i64, limit: u32) -> Result<Vec<DeadLetter>> {
         self.faults.check()?;
         self.inner.dead_letters(tenant, group, from, limit).await
+    }
+    async fn delivery_states(&self, tenant: &str, topic: &str, queue: i32, offset: i64) -> Result<Vec<Delivery>> {
+        self.faults.check()?;
+        self.inner.delivery_states(tenant, topic, queue, offset).await
     }
     async fn redeliver(&self, tenant: &str, group: &str, messages: &[Redelivery], now_ms: i64) -> Result<u32> {
         self.faults.check()?;

@@ -101,3 +101,43 @@ pub struct Redelivery {
     /// Its message group, for FIFO groups.
     pub message_group: Option<String>,
 }
+
+/// Where a message stands for one group (or broadcast client) with progress on its queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The group, or a broadcast client's progress key (`group/client`).
+    pub group: String,
+    pub state: DeliveryState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not delivered to the group yet.
+    Pending,
+    /// Delivered, not acknowledged: this attempt (0: resent, visible again).
+    InFlight { attempt: i64 },
+    /// A FIFO message waiting behind its message group.
+    Waiting,
+    /// Delivered and acknowledged (or filtered out).
+    Acked,
+    /// Moved to the group's dead-letter topic.
+    DeadLettered,
+    /// Stream consumption: the group's committed offset is past it.
+    Committed,
+    /// Stream consumption: not committed yet.
+    NotCommitted,
+}
+
+impl DeliveryState {
+    pub fn as_str(&self) -> String {
+        match self {
+            DeliveryState::Pending => "pending".into(),
+            DeliveryState::InFlight { attempt } => format!("in flight (attempt {attempt})"),
+            DeliveryState::Waiting => "waiting (FIFO)".into(),
+            DeliveryState::Acked => "acked".into(),
+            DeliveryState::DeadLettered => "dead-lettered".into(),
+            DeliveryState::Committed => "committed".into(),
+            DeliveryState::NotCommitted => "not committed".into(),
+        }
+    }
+}

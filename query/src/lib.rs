@@ -10,6 +10,7 @@ pub mod filter;
 mod query;
 pub mod reader;
 mod receipt;
+pub mod search;
 pub mod sql92;
 mod stream;
 mod wakeups;

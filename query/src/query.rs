@@ -201,7 +201,7 @@ impl Query {
         &self.catalog
     }
 
-    pub(crate) fn reader(&self) -> &Reader {
+    pub fn reader(&self) -> &Reader {
         &self.reader
     }
 

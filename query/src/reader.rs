@@ -65,6 +65,10 @@ impl Reader {
         }
     }
 
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
+    }
+
     /// Forgets the cached locations of `queue` (a batch of it was quarantined).
     pub async fn forget(&self, queue: &QueueRef) {
         self.index.invalidate(queue).await;

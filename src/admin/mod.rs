@@ -2,6 +2,7 @@
 
 mod accounts;
 mod groups;
+mod messages;
 mod topics;
 mod usage;
 
@@ -37,8 +38,11 @@ pub struct Admin {
     pub quotas: Arc<Quotas>,
     /// This node's metering (written before a report is read).
     pub metering: Arc<crate::metering::Metering>,
-    /// Reads messages (reset to a time, resending dead letters of FIFO groups).
+    /// Reads messages (queries, reset to a time, resending dead letters of FIFO groups).
     pub reader: Reader,
+    /// How long the message index names messages (`ingest.index_window`): older ones are
+    /// found by scanning.
+    pub index_window: std::time::Duration,
 }
 
 /// Most samples one Floor request may take, and the largest object it may write.
@@ -160,6 +164,21 @@ impl StrataAdmin for Admin {
         request: Request<admin::ResendDeadLettersRequest>,
     ) -> Result<Response<admin::ResendDeadLettersResponse>, Status> {
         Ok(Response::new(self.resend(request).await?))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<admin::GetMessageRequest>,
+    ) -> Result<Response<admin::GetMessageResponse>, Status> {
+        let message = Some(self.message(request).await?);
+        Ok(Response::new(admin::GetMessageResponse { message }))
+    }
+
+    async fn find_messages(
+        &self,
+        request: Request<admin::FindMessagesRequest>,
+    ) -> Result<Response<admin::FindMessagesResponse>, Status> {
+        Ok(Response::new(self.messages(request).await?))
     }
 
     async fn advance_clock(

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod groups;
+mod messages;
 mod nodes;
 pub mod output;
 mod serve;
@@ -54,6 +55,11 @@ pub enum Command {
     Group {
         #[command(subcommand)]
         action: groups::GroupAction,
+    },
+    /// Messages: by id, by key, by time range.
+    Message {
+        #[command(subcommand)]
+        action: messages::MessageAction,
     },
     /// The nodes of a cluster.
     Node {
@@ -112,6 +118,7 @@ pub async fn run(command: Command) -> Result<(), BoxError> {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Topic { action } => topics::run(action).await,
         Command::Group { action } => groups::run(action).await,
+        Command::Message { action } => messages::run(action).await,
         Command::Node { action } => nodes::nodes(action).await,
         Command::Quarantine { action } => nodes::quarantine(action).await,
         Command::Tenant { action } => accounts::tenant(action).await,

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use strata_meta::accounts::Actions;
 use strata_meta::model::QueueRef;
-use strata_query::Position;
+use strata_query::search::{Found, Scope, Searched};
 use strata_remoting::codes::response;
 use strata_remoting::message::encode_stored;
 use strata_tenancy::Need;
@@ -12,12 +12,6 @@ use strata_tenancy::Need;
 use super::convert::{from_commit_log_offset, to_stored};
 use super::fields::{Fields, Handled, Refusal};
 use super::{Remoting, Reply, Req};
-
-/// Records one QUERY_MESSAGE reads at most, over all queues: without an index (issue 13 brings
-/// one) a query scans, and this bounds what one request costs (~100 MiB of 1 KiB messages).
-const MAX_QUERY_SCAN: i64 = 100_000;
-/// Records read per step of a scan.
-const SCAN_STEP: i64 = 1_000;
 
 impl Remoting {
     /// The message an offset message id names, among the signed-in tenant's topics.
@@ -72,60 +66,58 @@ impl Remoting {
         let key = f.str("key")?;
         let unique = f.flag("_UNIQUE_KEY_QUERY");
         let max: usize = f.num_or("maxNum", 32)?;
-        let begin: i64 = f.num_or("beginTimestamp", 0)?;
-        let end: i64 = f.num_or("endTimestamp", i64::MAX)?;
-        let mut body = BytesMut::new();
-        let (mut found, mut budget) = (0, MAX_QUERY_SCAN);
-        'queues: for queue in 0..topic.queue_count {
-            let at = QueueRef {
-                tenant: named.tenant.clone(),
-                topic: named.name.clone(),
-                queue,
-            };
-            let mut from = self.offset_at(&at, Position::Timestamp(begin)).await?;
-            let last = self.offset_at(&at, Position::End).await?;
-            while from < last && budget > 0 {
-                let to = last.min(from + SCAN_STEP.min(budget));
-                let records = query
-                    .read_range(&at, from, to)
-                    .await
-                    .map_err(|e| Refusal::from_query(&e))?;
-                budget -= to - from;
-                from = to;
-                for (offset, r) in records {
-                    if r.store_timestamp_ms > end {
-                        continue 'queues;
-                    }
-                    let hit = if unique {
-                        r.message_id == key
-                    } else {
-                        r.keys.iter().any(|k| k == key)
-                    };
-                    if hit {
-                        let stored = to_stored(raw_topic, queue, offset, &r, self.broker.store_host);
-                        encode_stored(&stored, &mut body)?;
-                        found += 1;
-                        if found == max {
-                            break 'queues;
-                        }
-                    }
-                }
-            }
+        let scope = Scope {
+            tenant: &named.tenant,
+            topic: &named.name,
+            queues: topic.queue_count,
+            from_ms: f.num_or("beginTimestamp", 0)?,
+            to_ms: f.num_or("endTimestamp", i64::MAX)?,
+        };
+        let reader = query.reader();
+        let indexed_since = self.front.catalog.clock().now_ms() - self.index_window.as_millis() as i64;
+        let searched = if unique {
+            // The unique key is the message id: the index, else a scan of the time range.
+            self.find_unique(reader, &scope, key).await
+        } else {
+            reader.find_by_key(&scope, key, max, indexed_since).await
         }
-        if found == 0 {
-            let scope = if budget <= 0 {
+        .map_err(|e| Refusal::from_query(&e))?;
+        if searched.found.is_empty() {
+            let cut = if searched.cut_short {
                 " (the scan stopped at its limit; narrow the time range)"
             } else {
                 ""
             };
             return Err(Refusal::new(
                 response::QUERY_NOT_FOUND,
-                format!("no message of {raw_topic} with key {key:?}{scope}"),
+                format!("no message of {raw_topic} with key {key:?}{cut}"),
             ));
+        }
+        let mut body = BytesMut::new();
+        for f in searched.found.iter().take(max) {
+            let stored = to_stored(raw_topic, f.queue, f.offset, &f.record, self.broker.store_host);
+            encode_stored(&stored, &mut body)?;
         }
         Ok(Reply::ok()
             .field("indexLastUpdateTimestamp", 0)
             .field("indexLastUpdatePhyoffset", 0)
             .body(body.freeze()))
+    }
+
+    /// A message of the scope by id: the index, else a scan of the scope.
+    async fn find_unique(
+        &self,
+        reader: &strata_query::reader::Reader,
+        scope: &Scope<'_>,
+        id: &str,
+    ) -> strata_query::Result<Searched> {
+        let mut indexed = reader.find_by_id(scope.tenant, id, None).await?;
+        let in_scope =
+            |f: &Found| f.topic == scope.topic && (scope.from_ms..=scope.to_ms).contains(&f.record.store_timestamp_ms);
+        indexed.found.retain(in_scope);
+        if !indexed.found.is_empty() {
+            return Ok(indexed);
+        }
+        reader.scan(scope, 1, |r| r.message_id == id).await
     }
 }

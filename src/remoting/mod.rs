@@ -46,6 +46,8 @@ pub struct Remoting {
     max_frame: usize,
     /// Opaque of the requests this server sends.
     next_opaque: std::sync::atomic::AtomicI32,
+    /// How long the message index names messages (`ingest.index_window`).
+    index_window: std::time::Duration,
 }
 
 /// Replies queued per connection before a slow reader holds up its requests.
@@ -129,13 +131,14 @@ fn signed_content(c: &Command) -> Vec<u8> {
 }
 
 impl Remoting {
-    pub fn new(front: Front, broker: BrokerIdentity, max_frame: usize) -> Self {
+    pub fn new(front: Front, broker: BrokerIdentity, max_frame: usize, index_window: std::time::Duration) -> Self {
         Self {
             front,
             broker,
             clients: Clients::default(),
             max_frame,
             next_opaque: std::sync::atomic::AtomicI32::new(1),
+            index_window,
         }
     }
 

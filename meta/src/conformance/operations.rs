@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::operations::{GroupChange, QueueProgress, Redelivery, TopicChange};
+use crate::operations::{DeliveryState, GroupChange, QueueProgress, Redelivery, TopicChange};
 use crate::retry::RetryPolicy;
 
 /// Every operations check, on a coordinator that [`register_writer`] ran on.
@@ -278,6 +278,22 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
         "listed from an offset on"
     );
 
+    let states = |offset| async move {
+        c.delivery_states(t, "a", 0, offset)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.group, d.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states(1).await,
+        [
+            ("g".into(), DeliveryState::DeadLettered),
+            ("other".into(), DeliveryState::Acked)
+        ]
+    );
+    assert_eq!(states(0).await[0], ("g".into(), DeliveryState::InFlight { attempt: 1 }));
     let back = Redelivery {
         topic: "a".into(),
         queue: 0,
@@ -307,4 +323,5 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
     assert!(again.contains(&(1, 0)), "visible now, attempt 0: {again:?}");
     let st = c.pop_state(&other, &[0], T0 + 1, 10, false).await.unwrap();
     assert!(st[0].expired.is_empty(), "other groups are not affected");
+    assert_eq!(states(1).await[0], ("g".into(), DeliveryState::InFlight { attempt: 0 }));
 }

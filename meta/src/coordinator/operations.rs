@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{Group, Topic};
-use crate::operations::{DeadLetter, GroupChange, QueueProgress, QueueStats, Redelivery, TopicChange};
+use crate::operations::{DeadLetter, Delivery, GroupChange, QueueProgress, QueueStats, Redelivery, TopicChange};
 
 /// Admin operations: changing and deleting topics and groups, progress and storage reports,
 /// resending dead letters. Rare calls: none is on a message path.
@@ -39,6 +39,9 @@ pub trait Operations: Send + Sync {
     /// with where they were, at most `limit`. Messages dead-lettered before this was recorded
     /// (or by a broadcast client) have no origin and are not listed.
     async fn dead_letters(&self, tenant: &str, group: &str, from: i64, limit: u32) -> Result<Vec<DeadLetter>>;
+
+    /// Where the message at `offset` of a queue stands for each group with progress on it.
+    async fn delivery_states(&self, tenant: &str, topic: &str, queue: i32, offset: i64) -> Result<Vec<Delivery>>;
 
     /// Delivers messages to a group again: each one still retained, behind the group's cursor
     /// and not in flight becomes in flight with attempt 0, visible at `now_ms`, so the next

@@ -6,7 +6,8 @@ use super::checkpoint::Checkpoint;
 use super::*;
 use crate::coordinator::Operations;
 use crate::operations::{
-    DeadLetter, GroupChange, MAX_RETENTION_MS, MIN_RETENTION_MS, QueueProgress, QueueStats, Redelivery, TopicChange,
+    DeadLetter, Delivery, DeliveryState, GroupChange, MAX_RETENTION_MS, MIN_RETENTION_MS, QueueProgress, QueueStats,
+    Redelivery, TopicChange,
 };
 
 /// Tables whose rows belong to one topic (`topic` column), deleted with it.
@@ -294,6 +295,74 @@ impl Operations for SqlCoordinator {
             })
         })
         .collect()
+    }
+
+    async fn delivery_states(&self, tenant: &str, topic: &str, queue: i32, offset: i64) -> Result<Vec<Delivery>> {
+        let mut tx = self.reader.begin().await?;
+        let mut states: BTreeMap<String, DeliveryState> = BTreeMap::new();
+        for (table, column) in [("cursors", "next_offset"), ("stream_offsets", "committed")] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT grp, {column} AS at FROM {table} WHERE tenant = $1 AND topic = $2 AND queue_id = $3"
+            )))
+            .bind(tenant)
+            .bind(topic)
+            .bind(queue)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in &rows {
+                let past = int(r, "at")? > offset;
+                let state = match (table, past) {
+                    ("cursors", true) => DeliveryState::Acked,
+                    ("cursors", false) => DeliveryState::Pending,
+                    (_, true) => DeliveryState::Committed,
+                    (_, false) => DeliveryState::NotCommitted,
+                };
+                states.insert(r.try_get("grp")?, state);
+            }
+        }
+        let holding = Checkpoint::select(
+            &mut tx,
+            "tenant = $1 AND topic = $2 AND queue_id = $3 AND msg_offset <= $4 AND last_offset >= $4",
+            |q| q.bind(tenant).bind(topic).bind(queue).bind(offset),
+        )
+        .await?;
+        for cp in holding.into_iter().filter(|cp| cp.pending(offset)) {
+            let state = if cp.waiting {
+                DeliveryState::Waiting
+            } else {
+                DeliveryState::InFlight { attempt: cp.attempt }
+            };
+            states.insert(cp.sub.group.clone(), state);
+        }
+        let dead = sqlx::query(
+            "SELECT topic FROM dead_letters WHERE tenant = $1 AND origin_topic = $2 AND origin_queue = $3
+               AND origin_offset = $4",
+        )
+        .bind(tenant)
+        .bind(topic)
+        .bind(queue)
+        .bind(offset)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &dead {
+            let dlq: String = r.try_get("topic")?;
+            if let Some(group) = dlq.strip_prefix(DLQ_PREFIX) {
+                // Resent since: in flight again, or acked after that.
+                states
+                    .entry(group.to_string())
+                    .and_modify(|s| {
+                        if *s == DeliveryState::Acked {
+                            *s = DeliveryState::DeadLettered;
+                        }
+                    })
+                    .or_insert(DeliveryState::DeadLettered);
+            }
+        }
+        tx.commit().await?;
+        Ok(states
+            .into_iter()
+            .map(|(group, state)| Delivery { group, state })
+            .collect())
     }
 
     #[instrument(skip_all, fields(tenant, group, messages = messages.len()), err)]

@@ -1,0 +1,144 @@
+//! The admin API's message query: by id, by key, by time range.
+
+use strata_meta::accounts::Actions;
+use strata_meta::model::Topic;
+use strata_proto::admin;
+use strata_query::search::{Found, Scope};
+use strata_tenancy::Need;
+use tonic::{Request, Status};
+
+use super::accounts::auth_status;
+use super::{Admin, to_status};
+
+/// Body bytes a view carries.
+const PREVIEW_BYTES: usize = 256;
+/// Messages one FindMessages returns at most, and by default.
+const FIND_MAX: u32 = 1000;
+const FIND_DEFAULT: u32 = 32;
+
+fn query_status(e: strata_query::Error) -> Status {
+    Status::unavailable(format!("reading messages: {e}"))
+}
+
+fn view(f: Found) -> admin::MessageView {
+    let r = f.record;
+    admin::MessageView {
+        message_id: r.message_id,
+        topic: f.topic,
+        queue: f.queue,
+        offset: f.offset,
+        store_ms: r.store_timestamp_ms,
+        born_ms: r.born_timestamp_ms,
+        born_host: r.born_host,
+        delivery_ms: r.delivery_timestamp_ms.unwrap_or(0),
+        tag: r.tag.unwrap_or_default(),
+        keys: r.keys,
+        message_group: r.message_group.unwrap_or_default(),
+        properties: r.user_properties.into_iter().collect(),
+        message_type: r.message_type,
+        body_size: r.body.len() as u32,
+        body_preview: r.body.slice(..r.body.len().min(PREVIEW_BYTES)),
+        deliveries: Vec::new(),
+    }
+}
+
+impl Admin {
+    /// Authenticates, then requires SUB on the topic (reading its messages).
+    async fn topic_reader<T>(&self, request: &Request<T>, tenant: &str, topic: &str) -> Result<(), Status> {
+        self.principal(request)
+            .await?
+            .authorize(tenant, &[Need::topic(topic, Actions::SUB)])
+            .map_err(auth_status)
+    }
+
+    async fn existing_topic(&self, tenant: &str, name: &str) -> Result<Topic, Status> {
+        self.catalog
+            .coordinator()
+            .topic(tenant, name)
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| Status::not_found(format!("topic {tenant}/{name} not found")))
+    }
+
+    pub(super) async fn message(
+        &self,
+        request: Request<admin::GetMessageRequest>,
+    ) -> Result<admin::MessageView, Status> {
+        let r = request.get_ref().clone();
+        let topic = match r.topic.as_str() {
+            "" => None,
+            name => {
+                self.topic_reader(&request, &r.namespace, name).await?;
+                Some(self.existing_topic(&r.namespace, name).await?)
+            }
+        };
+        let searched = self
+            .reader
+            .find_by_id(
+                &r.namespace,
+                &r.message_id,
+                topic.as_ref().map(|t| (t.name.as_str(), t.queue_count)),
+            )
+            .await
+            .map_err(query_status)?;
+        let Some(found) = searched.found.into_iter().next() else {
+            let hint = if topic.is_none() {
+                " (older than the index window? name its --topic to search there)"
+            } else {
+                ""
+            };
+            return Err(Status::not_found(format!("no retained message {}{hint}", r.message_id)));
+        };
+        self.topic_reader(&request, &r.namespace, strata_meta::lite::parent_of(&found.topic))
+            .await?;
+        let deliveries = self
+            .catalog
+            .coordinator()
+            .delivery_states(&r.namespace, &found.topic, found.queue, found.offset)
+            .await
+            .map_err(to_status)?;
+        let mut message = view(found);
+        message.deliveries = deliveries
+            .into_iter()
+            .map(|d| admin::GroupDelivery {
+                group: d.group,
+                state: d.state.as_str(),
+            })
+            .collect();
+        Ok(message)
+    }
+
+    pub(super) async fn messages(
+        &self,
+        request: Request<admin::FindMessagesRequest>,
+    ) -> Result<admin::FindMessagesResponse, Status> {
+        let r = request.get_ref().clone();
+        self.topic_reader(&request, &r.namespace, &r.topic).await?;
+        let topic = self.existing_topic(&r.namespace, &r.topic).await?;
+        if r.from_ms > r.to_ms {
+            return Err(Status::invalid_argument("the time range ends before it starts"));
+        }
+        let limit = match r.limit {
+            0 => FIND_DEFAULT,
+            n => n.min(FIND_MAX),
+        } as usize;
+        let scope = Scope {
+            tenant: &r.namespace,
+            topic: &r.topic,
+            queues: topic.queue_count,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+        };
+        let searched = if r.key.is_empty() {
+            self.reader.scan(&scope, limit, |_| true).await
+        } else {
+            let indexed_since = self.catalog.clock().now_ms() - self.index_window.as_millis() as i64;
+            self.reader.find_by_key(&scope, &r.key, limit, indexed_since).await
+        }
+        .map_err(query_status)?;
+        Ok(admin::FindMessagesResponse {
+            messages: searched.found.into_iter().map(view).collect(),
+            cut_short: searched.cut_short,
+        })
+    }
+}
