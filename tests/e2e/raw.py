@@ -3,6 +3,7 @@ official client would refuse to send itself."""
 
 import queue
 import threading
+import uuid
 
 import grpc
 from rocketmq.grpc_protocol import definition_pb2 as d
@@ -22,9 +23,10 @@ class Raw:
         getattr(self, "_close_telemetry", lambda: None)()
         self.channel.close()
 
-    def send(self, topic: str, body: bytes, message_id="01RAW", tag=None, message_type=d.NORMAL, **kw):
+    def send(self, topic: str, body: bytes, message_id=None, tag=None, message_type=d.NORMAL, **kw):
+        """One message; its id is new unless given (the same id again is a retried send)."""
         msg = d.Message(topic=d.Resource(name=topic), body=body)
-        msg.system_properties.message_id = message_id
+        msg.system_properties.message_id = message_id or "01" + uuid.uuid4().hex.upper()
         msg.system_properties.message_type = message_type
         if tag is not None:
             msg.system_properties.tag = tag

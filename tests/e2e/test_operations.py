@@ -205,3 +205,47 @@ def test_deleted_topics_and_groups_are_gone_and_exit_codes_say_why(ops):
     assert (changed[0]["queues"], changed[0]["retention"]) == (3, "2h"), changed
     assert subprocess.run([STRATA_BIN, "topic", "list", "--endpoint", "127.0.0.1:1"],
                           capture_output=True, timeout=30).returncode == 5, "unreachable"
+
+
+def test_query_by_id_and_key_shows_state_per_group_and_a_retried_send_is_stored_once(ops):
+    b = ops
+    b.cli("topic", "create", "orders", "--queues", "2")
+    b.cli("group", "create", "billing")
+    b.cli("group", "create", "shipping")
+    producer = Producer(config(b.endpoint), ("orders",))
+    producer.startup()
+    try:
+        keyed = [producer.send(make_message("orders", i, f"order {i}".encode(), tag="eu", keys=("order-7",),
+                                            props={"region": "eu"})).message_id for i in range(2)]
+        other = producer.send(make_message("orders", 2, b"order 8", keys=("order-8",))).message_id
+    finally:
+        producer.shutdown()
+    assert len(receive(b, "billing", "orders", 3)) == 3
+    assert len(receive(b, "shipping", "orders", 3, ack=False)) == 3
+
+    got = cli_json(b, "message", "get", keyed[0])
+    assert (got["message_id"], got["topic"], got["tag"], got["keys"]) == (keyed[0], "orders", "eu", ["order-7"]), got
+    assert got["properties"]["region"] == "eu" and got["body"] == "order 0" and got["store_time"], got
+    states = {d["group"]: d["state"] for d in got["deliveries"]}
+    assert states["billing"] == "acked", states
+    assert states["shipping"] == "in flight (attempt 1)", states
+
+    found = cli_json(b, "message", "find", "--topic", "orders", "--key", "order-7")
+    assert sorted(m["message_id"] for m in found["messages"]) == sorted(keyed), found
+    everything = cli_json(b, "message", "find", "--topic", "orders", "--from", "10m")
+    assert {m["message_id"] for m in everything["messages"]} == {*keyed, other}
+    assert run(b, "message", "get", "01" + "0" * 32).returncode == 3, "not found"
+
+    # A producer whose reply was lost sends the same message (same id) again: stored once,
+    # answered with the original receipt.
+    from raw import Raw
+    raw = Raw(b.endpoint)
+    try:
+        first = raw.send("orders", b"exactly once", message_id="01" + "AB" * 16)
+        again = raw.send("orders", b"exactly once", message_id="01" + "AB" * 16)
+    finally:
+        raw.close()
+    assert first.entries[0].offset == again.entries[0].offset
+    assert first.entries[0].message_id == again.entries[0].message_id
+    described = cli_json(b, "topic", "describe", "orders")
+    assert sum(q["messages"] for q in described["queue_stats"]) == 4, "3 + the retried one once"
