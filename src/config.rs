@@ -59,6 +59,7 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub quota: QuotaSettings,
     pub metering: MeteringSettings,
+    pub trace: crate::trace::TraceConfig,
     pub testing: TestingConfig,
 }
 
@@ -299,6 +300,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             quota: QuotaSettings::default(),
             metering: MeteringSettings::default(),
+            trace: crate::trace::TraceConfig::default(),
             testing: TestingConfig::default(),
         }
     }

@@ -10,6 +10,7 @@ mod logging;
 mod metering;
 mod remoting;
 mod server;
+mod trace;
 
 use clap::Parser;
 

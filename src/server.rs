@@ -18,6 +18,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin::Admin;
+use crate::trace::Tracer;
 use crate::config::Settings;
 use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
 use crate::http::{Observed, Readiness};
@@ -163,6 +164,31 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     } else {
         None
     };
+    // Trace events are stored by this node's ingest pipeline, or one of their own on nodes
+    // without the ingest role.
+    let trace_ingest = match &ingest {
+        Some(ingest) => Some(Arc::clone(ingest)),
+        None if settings.trace.enabled => Some(Arc::new(
+            Ingest::new(
+                catalog.clone(),
+                Arc::clone(&store),
+                None,
+                settings.ingest.clone(),
+                Arc::clone(&membership),
+                None,
+            )
+            .await?,
+        )),
+        None => None,
+    };
+    let tracer = match trace_ingest.clone() {
+        Some(writer) => {
+            let (tracer, task) = Tracer::spawn(&settings.trace, writer, catalog.clone(), node_id.clone());
+            tasks.extend(task);
+            tracer
+        }
+        None => Tracer::off(Arc::clone(&clock)),
+    };
     let query = if roles.contains(Roles::QUERY) {
         Some(Arc::new(
             Query::new(catalog.clone(), blocks.clone(), settings.query.clone()).await?,
@@ -189,10 +215,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             node: node_id.clone(),
             unreadable: Arc::clone(&unreadable),
         };
+        let fired = tracer.clone();
         tasks.extend(strata_compactor::spawn(
             compaction,
             settings.cluster.node_ttl,
             settings.ingest.index_window,
+            Arc::new(move |timers| fired.timers_fired(timers)),
         ));
         tasks.push(spawn_storage_sampler(
             Arc::clone(&dyn_coordinator),
@@ -241,6 +269,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         guard: Arc::clone(&guard),
         quotas: Arc::clone(&quotas),
         meter,
+        tracer,
     };
     // Where orphan transaction checks go: 5.x producers' Telemetry streams, 4.x connections.
     let mut check_routes: Vec<Arc<dyn CheckRoute>> = vec![Arc::new(TelemetryChecks {

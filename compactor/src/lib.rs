@@ -15,7 +15,7 @@ mod held;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_meta::model::CommitEvent;
+use strata_meta::model::{CommitEvent, HeldRecord};
 use strata_meta::{Clock, Coordinator};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -41,7 +41,15 @@ impl From<object_store::Error> for Error {
 }
 
 /// Starts the compactor's loops; abort the handles to stop them.
-pub fn spawn(compaction: Compaction, node_ttl: Duration, index_window: Duration) -> Vec<JoinHandle<()>> {
+/// Told of the timers that fired (message trace).
+pub type TimersFired = Arc<dyn Fn(&[HeldRecord]) + Send + Sync>;
+
+pub fn spawn(
+    compaction: Compaction,
+    node_ttl: Duration,
+    index_window: Duration,
+    on_fired: TimersFired,
+) -> Vec<JoinHandle<()>> {
     let coordinator = Arc::clone(&compaction.coordinator);
     let store = Arc::clone(&compaction.store);
     let clock = Arc::clone(&compaction.clock);
@@ -97,7 +105,7 @@ pub fn spawn(compaction: Compaction, node_ttl: Duration, index_window: Duration)
             }
         })
     };
-    let timers = tokio::spawn(fire_timers(Arc::clone(&coordinator), Arc::clone(&clock)));
+    let timers = tokio::spawn(fire_timers(Arc::clone(&coordinator), Arc::clone(&clock), on_fired));
     let transactions = {
         let (coordinator, clock) = (Arc::clone(&coordinator), Arc::clone(&clock));
         let max_checks = config.transaction_max_checks;
@@ -210,14 +218,18 @@ const TIMER_BATCH: u32 = 1000;
 
 /// Fires due timers: sleeps until the earliest one is due (at most `TIMER_TICK`, or until a
 /// commit may have added an earlier one), then appends every due one to its queue.
-async fn fire_timers(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>) {
+async fn fire_timers(coordinator: Arc<dyn Coordinator>, clock: Arc<dyn Clock>, on_fired: TimersFired) {
     let mut events = coordinator.subscribe();
     loop {
         let wait = match coordinator.fire_due_timers(clock.now_ms(), TIMER_BATCH).await {
-            Ok(TIMER_BATCH) => continue,
-            Ok(n) => {
-                if n > 0 {
-                    info!(fired = n, "delay timers fired");
+            Ok(fired) if fired.len() as u32 >= TIMER_BATCH => {
+                on_fired(&fired);
+                continue;
+            }
+            Ok(fired) => {
+                if !fired.is_empty() {
+                    info!(fired = fired.len(), "delay timers fired");
+                    on_fired(&fired);
                 }
                 match coordinator.next_timer_at().await {
                     Ok(Some(at)) => Duration::from_millis((at - clock.now_ms()).max(0) as u64).min(TIMER_TICK),

@@ -37,8 +37,9 @@ pub struct Item {
 /// Where a committed record went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Placed {
-    /// Appended at this offset of its queue.
-    Offset(i64),
+    /// Appended at this offset of its queue, stored in this object (`None`: stored before,
+    /// a retried send).
+    Offset(i64, Option<Arc<str>>),
     /// Held (timer or half message) under this id.
     Held { id: String, kind: HoldKind },
 }
@@ -451,16 +452,17 @@ async fn finish_flush(shared: &Shared, p: Pending) {
                     cache.insert(&path, &span, records);
                 }
             }
+            let object: Arc<str> = Arc::from(p.commit.object.as_str());
             for (reply, places) in p.replies.into_iter().zip(p.placement) {
                 let placed = places
                     .iter()
                     .map(|&slot| {
                         let (b, pos) = match slot {
-                            Slot::Stored(offset) => return Ok(Placed::Offset(offset)),
+                            Slot::Stored(offset) => return Ok(Placed::Offset(offset, None)),
                             Slot::Block(b, pos) => (b, pos),
                         };
                         match (bases[b], p.commit.batches[b].held.first()) {
-                            (Some(base), _) => Ok(Placed::Offset(base + pos)),
+                            (Some(base), _) => Ok(Placed::Offset(base + pos, Some(Arc::clone(&object)))),
                             (None, Some(h)) => Ok(Placed::Held {
                                 id: held_id(&p.commit.object, spans[b].offset, pos as u32),
                                 kind: h.kind,

@@ -42,6 +42,8 @@ pub struct SendReceipt {
     pub transaction_id: Option<String>,
     /// Delay messages: what RecallMessage names.
     pub recall_handle: Option<String>,
+    /// The WAL object it was stored in (`None` when held, or stored before: a retried send).
+    pub object: Option<Arc<str>>,
 }
 
 /// Token purposes (meta::token): a transaction id is not a recall handle.
@@ -216,7 +218,10 @@ impl Ingest {
             ..Default::default()
         };
         match placed {
-            Placed::Offset(o) => receipt.offset = Some(*o),
+            Placed::Offset(o, object) => {
+                receipt.offset = Some(*o);
+                receipt.object = object.clone();
+            }
             Placed::Held { id, kind } => match kind {
                 HoldKind::Transaction => {
                     receipt.transaction_id = Some(self.transaction_id(&queue.tenant, &queue.topic, id))

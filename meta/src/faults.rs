@@ -353,7 +353,7 @@ impl Consumption for FaultyCoordinator {
 
 #[async_trait]
 impl HeldRecords for FaultyCoordinator {
-    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<Vec<HeldRecord>> {
         self.faults.check()?;
         self.inner.fire_due_timers(now_ms, limit).await
     }

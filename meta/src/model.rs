@@ -169,6 +169,8 @@ pub struct Topic {
     pub retention_ms: i64,
     /// LITE parents: idle lite topics are deleted after this (0: never).
     pub lite_ttl_ms: i64,
+    /// The broker records its messages' lifecycle in the tenant's trace topic (default on).
+    pub trace: bool,
 }
 
 /// Default topic retention: 72 hours, as Apache RocketMQ.

@@ -17,6 +17,8 @@ pub struct TopicChange {
     pub retention_ms: Option<i64>,
     /// LITE parents only; 0: never.
     pub lite_ttl_ms: Option<i64>,
+    /// Record its messages' lifecycle in the trace topic.
+    pub trace: Option<bool>,
 }
 
 /// Changes to a consumer group; `None` leaves an attribute as it is.

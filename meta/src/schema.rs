@@ -309,4 +309,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX message_keys_by_age ON message_keys (store_ms);
     "#,
+    // 14: whether the broker records a topic's messages' lifecycle in the tenant's trace topic
+    //     (1, the default) or not.
+    r#"
+    ALTER TABLE topics ADD COLUMN trace BIGINT NOT NULL DEFAULT 1;
+    "#,
 ];

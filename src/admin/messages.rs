@@ -9,6 +9,7 @@ use tonic::{Request, Status};
 
 use super::accounts::auth_status;
 use super::{Admin, to_status};
+use crate::trace::TRACE_TOPIC;
 
 /// Body bytes a view carries.
 const PREVIEW_BYTES: usize = 256;
@@ -42,7 +43,61 @@ fn view(f: Found) -> admin::MessageView {
     }
 }
 
+/// How far back from the time in its id a message's trace is read.
+const TRACE_LOOKBACK_MS: i64 = 5 * 60_000;
+/// Events one trace shows at most.
+const TRACE_MAX_EVENTS: usize = 1000;
+
 impl Admin {
+    pub(super) async fn trace(
+        &self,
+        request: Request<admin::TraceMessageRequest>,
+    ) -> Result<admin::TraceMessageResponse, Status> {
+        let r = request.get_ref().clone();
+        self.topic_reader(&request, &r.namespace, TRACE_TOPIC).await?;
+        let Some(topic) = self
+            .catalog
+            .coordinator()
+            .topic(&r.namespace, TRACE_TOPIC)
+            .await
+            .map_err(to_status)?
+        else {
+            return Err(Status::not_found("nothing was traced in this tenant (is [trace] enabled?)"));
+        };
+        let now = self.catalog.clock().now_ms();
+        let indexed_since = now - self.index_window.as_millis() as i64;
+        let from = strata_query::search::id_time_ms(&r.message_id).map_or(indexed_since, |t| t - TRACE_LOOKBACK_MS);
+        let scope = Scope {
+            tenant: &r.namespace,
+            topic: TRACE_TOPIC,
+            queues: topic.queue_count,
+            from_ms: from,
+            to_ms: now,
+        };
+        let searched = self
+            .reader
+            .find_by_key(&scope, &r.message_id, TRACE_MAX_EVENTS, indexed_since)
+            .await
+            .map_err(query_status)?;
+        let mut events: Vec<((i64, String, u64), String)> = searched
+            .found
+            .into_iter()
+            .filter_map(|f| {
+                let json = String::from_utf8(f.record.body.to_vec()).ok()?;
+                let event: crate::trace::Event = serde_json::from_str(&json).ok()?;
+                Some(((event.time_ms, event.node, event.seq), json))
+            })
+            .collect();
+        events.sort();
+        if events.is_empty() {
+            return Err(Status::not_found(format!("no trace of message {}", r.message_id)));
+        }
+        Ok(admin::TraceMessageResponse {
+            events: events.into_iter().map(|(_, json)| json).collect(),
+            cut_short: searched.cut_short,
+        })
+    }
+
     /// Authenticates, then requires SUB on the topic (reading its messages).
     async fn topic_reader<T>(&self, request: &Request<T>, tenant: &str, topic: &str) -> Result<(), Status> {
         self.principal(request)

@@ -181,6 +181,13 @@ impl StrataAdmin for Admin {
         Ok(Response::new(self.messages(request).await?))
     }
 
+    async fn trace_message(
+        &self,
+        request: Request<admin::TraceMessageRequest>,
+    ) -> Result<Response<admin::TraceMessageResponse>, Status> {
+        Ok(Response::new(self.trace(request).await?))
+    }
+
     async fn advance_clock(
         &self,
         request: Request<admin::AdvanceClockRequest>,

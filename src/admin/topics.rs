@@ -23,6 +23,7 @@ pub(super) fn topic_out(t: Topic) -> admin::Topic {
         lite_ttl_ms: t.lite_ttl_ms,
         retention_ms: t.retention_ms,
         created_ms: t.created_ms,
+        trace_off: !t.trace,
     }
 }
 
@@ -54,9 +55,10 @@ impl Admin {
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
         let mut topic = coordinator.create_topic(&spec, now).await.map_err(to_status)?;
-        if t.retention_ms != 0 && t.retention_ms != topic.retention_ms {
+        if (t.retention_ms != 0 && t.retention_ms != topic.retention_ms) || t.trace_off {
             let change = TopicChange {
-                retention_ms: Some(t.retention_ms),
+                retention_ms: Some(t.retention_ms).filter(|r| *r != 0),
+                trace: Some(!t.trace_off),
                 ..Default::default()
             };
             topic = coordinator
@@ -79,6 +81,7 @@ impl Admin {
             queue_count: r.queue_count,
             retention_ms: r.retention_ms,
             lite_ttl_ms: r.lite_ttl_ms,
+            trace: r.trace,
         };
         let topic = self
             .catalog

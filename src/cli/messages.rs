@@ -23,6 +23,15 @@ pub enum MessageAction {
         #[command(flatten)]
         target: Target,
     },
+    /// What happened to a message, in order: sent, stored, delivered, retried, acked,
+    /// invisible time changed, dead-lettered, committed, rolled back, timer fired, recalled.
+    Trace {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Messages of a topic with a key, or every message, stored within a time range.
     Find {
         #[arg(long)]
@@ -43,6 +52,32 @@ pub enum MessageAction {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// Trace events as a timeline: time, time since the first event, what happened, and where.
+fn timeline(events: &[Value]) -> Rows {
+    let first = events.first().and_then(|e| e["time_ms"].as_i64()).unwrap_or(0);
+    let mut rows = Rows::new(&["time", "after", "event", "details"]);
+    for e in events {
+        let at = e["time_ms"].as_i64().unwrap_or(0);
+        let details: Vec<String> = [
+            "group", "client", "host", "attempt", "queue", "offset", "object", "latency_ms", "invisible_ms", "node",
+        ]
+        .iter()
+        .filter_map(|k| match &e[*k] {
+            Value::Null => None,
+            Value::String(s) => Some(format!("{k}={s}")),
+            v => Some(format!("{k}={v}")),
+        })
+        .collect();
+        rows.push(vec![
+            output::time_ms(at),
+            format!("+{}", output::duration(at - first)).into(),
+            e["event"].clone(),
+            details.join(" ").into(),
+        ]);
+    }
+    rows
 }
 
 /// The body preview as text when it is UTF-8, else as hex.
@@ -136,6 +171,21 @@ pub async fn run(action: MessageAction) -> Result<(), BoxError> {
                     }
                     print!("{}", rows.table());
                 }
+            }
+        }
+        MessageAction::Trace { id, out, target } => {
+            let request = api::TraceMessageRequest {
+                namespace: target.namespace.clone(),
+                message_id: id,
+            };
+            let traced = admin_client(&target).await?.trace_message(request).await?.into_inner();
+            let events: Vec<Value> = traced.events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+            match out.output {
+                Format::Json => print_json(&Value::Array(events)),
+                Format::Table => print!("{}", timeline(&events).table()),
+            }
+            if traced.cut_short {
+                eprintln!("the search stopped at its limit: some events may be missing");
             }
         }
         MessageAction::Find {

@@ -140,6 +140,14 @@ pub fn time(ms: i64) -> Value {
     Value::String(humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
 }
 
+/// A time in ms since the epoch as RFC 3339 (UTC, milliseconds); `None` for 0.
+pub fn time_ms(ms: i64) -> Value {
+    if ms <= 0 {
+        return Value::Null;
+    }
+    Value::String(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
+}
+
 /// A duration in ms as `72h`, `1m 30s`.
 pub fn duration(ms: i64) -> String {
     humantime::format_duration(Duration::from_millis(ms.max(0) as u64)).to_string()

@@ -60,13 +60,16 @@ pub enum TopicAction {
         /// Default: never.
         #[arg(long)]
         lite_ttl: Option<humantime::Duration>,
+        /// Do not record its messages' lifecycle in the trace topic (`strata message trace`).
+        #[arg(long)]
+        no_trace: bool,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
         target: Target,
     },
     /// Changes a topic: message type (producers of the old type are refused from then on),
-    /// queue count (only more), retention, lite TTL ("0s": never).
+    /// queue count (only more), retention, lite TTL ("0s": never), message trace.
     Update {
         name: String,
         #[arg(long = "type", value_enum)]
@@ -77,6 +80,9 @@ pub enum TopicAction {
         retention: Option<humantime::Duration>,
         #[arg(long)]
         lite_ttl: Option<humantime::Duration>,
+        /// Record its messages' lifecycle in the trace topic (true or false).
+        #[arg(long)]
+        trace: Option<bool>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -109,7 +115,7 @@ pub enum TopicAction {
     },
 }
 
-/// The columns a topic shows (also what `strata export` writes).
+/// A topic as the CLI shows it.
 pub fn topic_json(t: &api::Topic) -> Value {
     json!({
         "namespace": t.namespace,
@@ -118,11 +124,12 @@ pub fn topic_json(t: &api::Topic) -> Value {
         "queues": t.queue_count,
         "retention": output::duration(t.retention_ms),
         "lite_ttl": if t.lite_ttl_ms == 0 { Value::Null } else { output::duration(t.lite_ttl_ms).into() },
+        "trace": !t.trace_off,
     })
 }
 
 fn topic_rows(topics: &[api::Topic]) -> Rows {
-    let columns = ["namespace", "name", "type", "queues", "retention", "lite_ttl"];
+    let columns = ["namespace", "name", "type", "queues", "retention", "lite_ttl", "trace"];
     let mut rows = Rows::new(&columns);
     for t in topics {
         let j = topic_json(t);
@@ -139,6 +146,7 @@ pub async fn run(action: TopicAction) -> Result<(), BoxError> {
             queues,
             retention,
             lite_ttl,
+            no_trace,
             out,
             target,
         } => {
@@ -150,6 +158,7 @@ pub async fn run(action: TopicAction) -> Result<(), BoxError> {
                 lite_ttl_ms: millis(lite_ttl).unwrap_or(0),
                 retention_ms: millis(retention).unwrap_or(0),
                 created_ms: 0,
+                trace_off: no_trace,
             };
             let created = admin_client(&target)
                 .await?
@@ -164,6 +173,7 @@ pub async fn run(action: TopicAction) -> Result<(), BoxError> {
             queues,
             retention,
             lite_ttl,
+            trace,
             out,
             target,
         } => {
@@ -174,6 +184,7 @@ pub async fn run(action: TopicAction) -> Result<(), BoxError> {
                 queue_count: queues,
                 retention_ms: millis(retention),
                 lite_ttl_ms: millis(lite_ttl),
+                trace,
             };
             let updated = admin_client(&target).await?.update_topic(request).await?.into_inner();
             topic_rows(updated.topic.as_slice()).print(out.output);

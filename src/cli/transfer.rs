@@ -66,6 +66,13 @@ struct TopicRecord {
     queues: i32,
     retention_ms: i64,
     lite_ttl_ms: i64,
+    /// Record its messages' lifecycle in the trace topic.
+    #[serde(default = "on")]
+    trace: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,6 +117,7 @@ struct CsvRow {
     queues: Option<i32>,
     retention_ms: Option<i64>,
     lite_ttl_ms: Option<i64>,
+    trace: Option<bool>,
     fifo: Option<bool>,
     broadcast: Option<bool>,
     max_attempts: Option<i32>,
@@ -127,6 +135,7 @@ fn topic_record(t: api::Topic) -> TopicRecord {
         queues: t.queue_count,
         retention_ms: t.retention_ms,
         lite_ttl_ms: t.lite_ttl_ms,
+        trace: !t.trace_off,
     }
 }
 
@@ -183,6 +192,7 @@ impl ExportFile {
                         queues: Some(t.queues),
                         retention_ms: Some(t.retention_ms),
                         lite_ttl_ms: Some(t.lite_ttl_ms),
+                        trace: Some(t.trace),
                         ..Default::default()
                     })?;
                 }
@@ -237,6 +247,7 @@ impl ExportFile {
                     queues: row.queues.ok_or_else(|| missing("queues"))?,
                     retention_ms: row.retention_ms.ok_or_else(|| missing("retention_ms"))?,
                     lite_ttl_ms: row.lite_ttl_ms.unwrap_or(0),
+                    trace: row.trace.unwrap_or(true),
                     namespace: row.namespace,
                     name: row.name,
                 }),
@@ -378,6 +389,7 @@ impl Step {
                     lite_ttl_ms: t.lite_ttl_ms,
                     retention_ms: t.retention_ms,
                     created_ms: 0,
+                    trace_off: !t.trace,
                 };
                 admin
                     .create_topic(api::CreateTopicRequest { topic: Some(topic) })
@@ -391,6 +403,7 @@ impl Step {
                     queue_count: Some(t.queues),
                     retention_ms: Some(t.retention_ms),
                     lite_ttl_ms: Some(t.lite_ttl_ms),
+                    trace: Some(t.trace),
                 };
                 admin.update_topic(request).await?;
             }
@@ -502,6 +515,7 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
                         t.retention_ms.to_string(),
                     ),
                     ("lite_ttl_ms", have.lite_ttl_ms.to_string(), t.lite_ttl_ms.to_string()),
+                    ("trace", have.trace.to_string(), t.trace.to_string()),
                 ]);
                 if diff.is_empty() {
                     unchanged += 1;
@@ -639,6 +653,7 @@ mod tests {
                 queues: 4,
                 retention_ms: 3_600_000,
                 lite_ttl_ms: 0,
+                trace: false,
             }],
             groups: vec![GroupRecord {
                 namespace: String::new(),

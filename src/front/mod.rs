@@ -9,6 +9,9 @@ mod route;
 mod session;
 pub mod status;
 mod telemetry;
+mod traced;
+
+use crate::trace::Kind;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,6 +67,8 @@ pub struct Front {
     pub quotas: Arc<Quotas>,
     /// What each tenant used (metering).
     pub meter: Arc<Meter>,
+    /// Records what happens to messages (message trace).
+    pub tracer: crate::trace::Tracer,
 }
 
 /// What consuming as a subscription needs: SUB on its topic and its group.
@@ -279,6 +284,8 @@ impl MessagingService for Front {
             };
             return self.pass_on(Roles::INGEST, request, call, refuse).await;
         };
+        let started = std::time::Instant::now();
+        let host = request.remote_addr().map(|a| a.ip().to_string());
         let ctx = Ctx::new(request.metadata());
         let req = request.into_inner();
         let tenant = ctx.tenant(req.messages.first().and_then(|m| m.topic.as_ref()));
@@ -304,9 +311,15 @@ impl MessagingService for Front {
             }
         };
         let results = ingest.send(&tenant, &req.messages).await;
-        let stored = results.iter().zip(&req.messages).filter(|(r, _)| r.is_ok());
-        let (n, bytes) = stored.fold((0, 0), |(n, b), (_, m)| (n + 1, b + m.body.len() as u64));
-        self.meter.sent(&tenant, n, bytes, charge);
+        let stored: Vec<(&v2::Message, &strata_ingest::SendReceipt)> = req
+            .messages
+            .iter()
+            .zip(&results)
+            .filter_map(|(m, r)| r.as_ref().ok().map(|r| (m, r)))
+            .collect();
+        let bytes = stored.iter().map(|(m, _)| m.body.len() as u64).sum();
+        self.meter.sent(&tenant, stored.len() as u64, bytes, charge);
+        self.trace_sent(&tenant, ctx.client_id.as_deref(), host, started, &stored);
         let entries: Vec<v2::SendResultEntry> = results
             .iter()
             .zip(&req.messages)
@@ -456,6 +469,8 @@ impl MessagingService for Front {
                     front
                         .delivered(&tenant, found.iter().map(|d| d.record.body.len()))
                         .await;
+                    let client = receive.client_id.as_deref();
+                    front.trace_delivered(&tenant, &receive.group, client, &topic.name, &found);
                     std::iter::once(Content::Status(ok()))
                         .chain(found.iter().map(|d| {
                             Content::Message(strata_query::convert::to_message(&tenant, &topic.name, d, &store_host))
@@ -507,6 +522,11 @@ impl MessagingService for Front {
         }
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
         let results = query.ack(&sub, &handles).await;
+        for (e, r) in req.entries.iter().zip(&results) {
+            if r.is_ok() {
+                self.trace_consumer(Kind::Acked, &sub, ctx.client_id.as_deref(), &e.message_id, None);
+            }
+        }
         let entries: Vec<v2::AckMessageResultEntry> = req
             .entries
             .into_iter()
@@ -550,7 +570,10 @@ impl MessagingService for Front {
             }));
         }
         let status = match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
-            Ok(()) => ok(),
+            Ok(()) => {
+                self.trace_consumer(Kind::DeadLettered, &sub, ctx.client_id.as_deref(), &req.message_id, None);
+                ok()
+            }
             Err(e) => from_query(&e),
         };
         Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
@@ -781,7 +804,11 @@ impl MessagingService for Front {
             .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
             .await
         {
-            Ok(()) => ok(),
+            Ok(()) => {
+                let kind = if commit { Kind::Committed } else { Kind::RolledBack };
+                self.trace_producer(kind, &tenant, &topic.name, ctx.client_id.as_deref(), &req.message_id);
+                ok()
+            }
             Err(e) => from_ingest(&e),
         };
         Ok(Response::new(v2::EndTransactionResponse { status: Some(status) }))
@@ -912,10 +939,14 @@ impl MessagingService for Front {
             }));
         };
         let response = match query.change_invisible(&sub, &req.receipt_handle, invisible).await {
-            Ok(handle) => v2::ChangeInvisibleDurationResponse {
-                status: Some(ok()),
-                receipt_handle: handle,
-            },
+            Ok(handle) => {
+                let ms = Some(invisible.as_millis() as i64);
+                self.trace_consumer(Kind::InvisibleChanged, &sub, ctx.client_id.as_deref(), &req.message_id, ms);
+                v2::ChangeInvisibleDurationResponse {
+                    status: Some(ok()),
+                    receipt_handle: handle,
+                }
+            }
             Err(e) => v2::ChangeInvisibleDurationResponse {
                 status: Some(from_query(&e)),
                 receipt_handle: String::new(),
@@ -952,7 +983,10 @@ impl MessagingService for Front {
             }));
         }
         let (status, message_id) = match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
-            Ok(id) => (ok(), id),
+            Ok(id) => {
+                self.trace_producer(Kind::Recalled, &tenant, &topic.name, ctx.client_id.as_deref(), &id);
+                (ok(), id)
+            }
             Err(e) => (from_ingest(&e), String::new()),
         };
         Ok(Response::new(v2::RecallMessageResponse {

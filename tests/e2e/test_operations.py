@@ -189,7 +189,7 @@ def test_deleted_topics_and_groups_are_gone_and_exit_codes_say_why(ops):
     send(b, "temp", [b"x"])
     assert run(b, "topic", "delete", "temp").returncode == 2, "needs --yes"
     b.cli("topic", "delete", "temp", "--yes")
-    assert cli_json(b, "topic", "list") == []
+    assert [t["name"] for t in cli_json(b, "topic", "list")] in ([], ["RMQ_SYS_TRACE_TOPIC"])
     assert run(b, "topic", "delete", "temp", "--yes").returncode == 3, "not found"
     assert run(b, "topic", "describe", "temp").returncode == 3
     b.cli("topic", "create", "temp", "--queues", "1")
@@ -249,3 +249,42 @@ def test_query_by_id_and_key_shows_state_per_group_and_a_retried_send_is_stored_
     assert first.entries[0].message_id == again.entries[0].message_id
     described = cli_json(b, "topic", "describe", "orders")
     assert sum(q["messages"] for q in described["queue_stats"]) == 4, "3 + the retried one once"
+
+
+def test_trace_shows_a_message_sent_delivered_twice_and_acked_in_order(ops):
+    b = ops
+    b.cli("topic", "create", "traced", "--queues", "1")
+    b.cli("topic", "create", "untraced", "--queues", "1", "--no-trace")
+    b.cli("group", "create", "tracers")
+    started_ms = int(time.time() * 1000)
+    [quiet] = send(b, "untraced", [b"not traced"])
+    [mid] = send(b, "traced", [b"traced"])
+    c = SimpleConsumer(config(b.endpoint), "tracers", {"traced": FilterExpression("*")}, await_duration=1)
+    c.startup()
+    try:
+        first = receive_each(c, 1, invisible=1)  # not acked: it comes back
+        again = receive_each(c, 1, invisible=30)
+        assert first[0].message_id == again[0].message_id == mid
+        c.ack(again[0])
+    finally:
+        c.shutdown()
+
+    kinds = ["sent", "stored", "delivered", "retried", "acked"]
+    deadline = time.monotonic() + 30
+    while True:
+        out = run(b, "message", "trace", mid, "--output", "json")
+        events = json.loads(out.stdout) if out.returncode == 0 else []
+        if [e["event"] for e in events] == kinds:
+            break
+        assert time.monotonic() < deadline, f"trace so far: {events} {out.stderr}"
+        time.sleep(0.2)
+    times = [e["time_ms"] for e in events]
+    assert times == sorted(times) and started_ms - 1000 <= times[0] and times[-1] <= time.time() * 1000 + 1000
+    sent, stored, delivered, retried, acked = events
+    assert sent["client"] and 0 <= sent["latency_ms"] < 30_000, sent
+    assert stored["queue"] == 0 and stored["offset"] == 0 and stored["object"].startswith("wal/"), stored
+    assert (delivered["group"], delivered["attempt"], retried["attempt"]) == ("tracers", 1, 2)
+    assert retried["time_ms"] - delivered["time_ms"] >= 900, "redelivered after the 1 s invisible time"
+    assert acked["group"] == "tracers"
+    assert "retried" in b.cli("message", "trace", mid), "a timeline table"
+    assert run(b, "message", "trace", quiet).returncode == 3, "tracing is off for that topic"

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait HeldRecords: Send + Sync {
     /// Appends every timer due at `now_ms` to its queue (zero copy), at most `limit`;
-    /// returns how many fired.
-    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32>;
+    /// returns those that fired.
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<Vec<HeldRecord>>;
 
     /// When the earliest timer is due.
     async fn next_timer_at(&self) -> Result<Option<i64>>;

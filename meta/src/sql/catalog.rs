@@ -50,6 +50,7 @@ impl CatalogStore for SqlCoordinator {
             created_ms: now_ms,
             retention_ms: DEFAULT_RETENTION_MS,
             lite_ttl_ms: spec.lite_ttl_ms,
+            trace: true,
         })
     }
 

@@ -4,7 +4,7 @@ use super::*;
 
 #[async_trait]
 impl HeldRecords for SqlCoordinator {
-    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<u32> {
+    async fn fire_due_timers(&self, now_ms: i64, limit: u32) -> Result<Vec<HeldRecord>> {
         let mut tx = self.writer.begin().await?;
         let due: Vec<HeldRecord> = sqlx::query(
             "DELETE FROM held WHERE id IN
@@ -18,12 +18,11 @@ impl HeldRecords for SqlCoordinator {
         .iter()
         .map(held_from_row)
         .collect::<Result<_>>()?;
-        let fired = due.len() as u32;
-        let topics = release_held(&mut tx, due).await?;
+        let topics = release_held(&mut tx, due.clone()).await?;
         self.notify_in(&mut tx, &topics, false).await?;
         tx.commit().await?;
         self.notify_after(&topics, false);
-        Ok(fired)
+        Ok(due)
     }
 
     async fn next_timer_at(&self) -> Result<Option<i64>> {

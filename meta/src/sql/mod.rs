@@ -262,6 +262,7 @@ fn topic_from_row(row: &AnyRow) -> Result<Topic> {
         created_ms: int(row, "created_ms")?,
         retention_ms: int(row, "retention_ms")?,
         lite_ttl_ms: int(row, "lite_ttl_ms")?,
+        trace: int(row, "trace")? != 0,
     })
 }
 

@@ -50,6 +50,7 @@ impl Operations for SqlCoordinator {
         topic.queue_count = change.queue_count.unwrap_or(topic.queue_count);
         topic.retention_ms = change.retention_ms.unwrap_or(topic.retention_ms);
         topic.lite_ttl_ms = change.lite_ttl_ms.unwrap_or(topic.lite_ttl_ms);
+        topic.trace = change.trace.unwrap_or(topic.trace);
         TopicSpec {
             tenant: topic.tenant.clone(),
             name: topic.name.clone(),
@@ -74,7 +75,7 @@ impl Operations for SqlCoordinator {
             ));
         }
         sqlx::query(
-            "UPDATE topics SET message_type = $3, queue_count = $4, retention_ms = $5, lite_ttl_ms = $6
+            "UPDATE topics SET message_type = $3, queue_count = $4, retention_ms = $5, lite_ttl_ms = $6, trace = $7
              WHERE tenant = $1 AND name = $2",
         )
         .bind(tenant)
@@ -83,6 +84,7 @@ impl Operations for SqlCoordinator {
         .bind(i64::from(topic.queue_count))
         .bind(topic.retention_ms)
         .bind(topic.lite_ttl_ms)
+        .bind(i64::from(topic.trace))
         .execute(&mut *tx)
         .await?;
         for q in queues_before..topic.queue_count {
