@@ -18,11 +18,11 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin::Admin;
-use crate::trace::Tracer;
 use crate::config::Settings;
 use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
 use crate::http::{Observed, Readiness};
 use crate::metering::{Metering, spawn_rollups, spawn_storage_sampler};
+use crate::trace::Tracer;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -532,7 +532,10 @@ async fn held_records_move_out_so_their_flush_object_can_be_deleted() {
         "the flush object is deleted, a year early"
     );
     e.clock.advance(Duration::from_millis(year as u64));
-    assert_eq!(e.coordinator.fire_due_timers(e.clock.now_ms(), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        e.coordinator.fire_due_timers(e.clock.now_ms(), 10).await.unwrap().len(),
+        1
+    );
     let fired = e.coordinator.batches(&queue(1), 0, 10).await.unwrap();
     let block = e.compaction.blocks.block(&fired[0].location).await.unwrap();
     assert_eq!(

@@ -62,7 +62,9 @@ impl Admin {
             .await
             .map_err(to_status)?
         else {
-            return Err(Status::not_found("nothing was traced in this tenant (is [trace] enabled?)"));
+            return Err(Status::not_found(
+                "nothing was traced in this tenant (is [trace] enabled?)",
+            ));
         };
         let now = self.catalog.clock().now_ms();
         let indexed_since = now - self.index_window.as_millis() as i64;

@@ -61,7 +61,16 @@ fn timeline(events: &[Value]) -> Rows {
     for e in events {
         let at = e["time_ms"].as_i64().unwrap_or(0);
         let details: Vec<String> = [
-            "group", "client", "host", "attempt", "queue", "offset", "object", "latency_ms", "invisible_ms", "node",
+            "group",
+            "client",
+            "host",
+            "attempt",
+            "queue",
+            "offset",
+            "object",
+            "latency_ms",
+            "invisible_ms",
+            "node",
         ]
         .iter()
         .filter_map(|k| match &e[*k] {
@@ -179,7 +188,11 @@ pub async fn run(action: MessageAction) -> Result<(), BoxError> {
                 message_id: id,
             };
             let traced = admin_client(&target).await?.trace_message(request).await?.into_inner();
-            let events: Vec<Value> = traced.events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+            let events: Vec<Value> = traced
+                .events
+                .iter()
+                .filter_map(|e| serde_json::from_str(e).ok())
+                .collect();
             match out.output {
                 Format::Json => print_json(&Value::Array(events)),
                 Format::Table => print!("{}", timeline(&events).table()),

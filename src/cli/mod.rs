@@ -5,6 +5,7 @@
 pub mod accounts;
 mod groups;
 mod messages;
+mod mirror;
 mod nodes;
 pub mod output;
 mod serve;
@@ -97,6 +98,10 @@ pub enum Command {
     /// Creates or changes topics and groups to match an export file; `--dry-run` shows what
     /// would change. Running it again changes nothing.
     Import(transfer::ImportArgs),
+    /// Copies topics from another RocketMQ 5.x endpoint (Apache RocketMQ, ApsaraMQ, another
+    /// StrataMQ) into the broker `--endpoint` names, keeping ids, keys, tags, properties,
+    /// message groups and delivery times (docs/migration.md).
+    Mirror(mirror::MirrorArgs),
     /// Load a running broker with producers and consumers and report rates, latency
     /// percentiles and costs against the floor of its store and coordinator.
     Bench(crate::bench::BenchArgs),
@@ -127,6 +132,7 @@ pub async fn run(command: Command) -> Result<(), BoxError> {
         Command::Metering { action } => accounts::metering(action).await,
         Command::Export(args) => transfer::export(args).await,
         Command::Import(args) => transfer::import(args).await,
+        Command::Mirror(args) => mirror::run(args).await,
         Command::AdvanceClock { by, target } => {
             let millis = by.as_millis() as i64;
             let now = admin_client(&target)

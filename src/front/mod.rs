@@ -571,7 +571,13 @@ impl MessagingService for Front {
         }
         let status = match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
             Ok(()) => {
-                self.trace_consumer(Kind::DeadLettered, &sub, ctx.client_id.as_deref(), &req.message_id, None);
+                self.trace_consumer(
+                    Kind::DeadLettered,
+                    &sub,
+                    ctx.client_id.as_deref(),
+                    &req.message_id,
+                    None,
+                );
                 ok()
             }
             Err(e) => from_query(&e),
@@ -941,7 +947,13 @@ impl MessagingService for Front {
         let response = match query.change_invisible(&sub, &req.receipt_handle, invisible).await {
             Ok(handle) => {
                 let ms = Some(invisible.as_millis() as i64);
-                self.trace_consumer(Kind::InvisibleChanged, &sub, ctx.client_id.as_deref(), &req.message_id, ms);
+                self.trace_consumer(
+                    Kind::InvisibleChanged,
+                    &sub,
+                    ctx.client_id.as_deref(),
+                    &req.message_id,
+                    ms,
+                );
                 v2::ChangeInvisibleDurationResponse {
                     status: Some(ok()),
                     receipt_handle: handle,

@@ -41,7 +41,14 @@ impl Front {
     }
 
     /// A receive: `delivered` (first attempt) or `retried` per message.
-    pub(super) fn trace_delivered(&self, tenant: &str, group: &str, client: Option<&str>, topic: &str, found: &[Delivered]) {
+    pub(super) fn trace_delivered(
+        &self,
+        tenant: &str,
+        group: &str,
+        client: Option<&str>,
+        topic: &str,
+        found: &[Delivered],
+    ) {
         if !self.tracer.enabled() {
             return;
         }

@@ -288,3 +288,53 @@ def test_trace_shows_a_message_sent_delivered_twice_and_acked_in_order(ops):
     assert acked["group"] == "tracers"
     assert "retried" in b.cli("message", "trace", mid), "a timeline table"
     assert run(b, "message", "trace", quiet).returncode == 3, "tracing is off for that topic"
+
+
+def test_mirror_copies_1000_messages_between_running_instances_with_properties_intact(tmp_path):
+    source = _broker(tmp_path / "source", "sqlite+local")
+    target = _broker(tmp_path / "target", "sqlite+local", ["--no-auto-create"])
+    try:
+        source.cli("topic", "create", "orders", "--type", "fifo", "--queues", "4")
+        source.cli("export", "--output", str(tmp_path / "meta.json"))
+        target.cli("import", str(tmp_path / "meta.json"))
+        producer = Producer(config(source.endpoint), ("orders",))
+        producer.startup()
+        sent = {}
+        try:
+            for i in range(1000):
+                m = make_message("orders", i, f"order {i}".encode(), tag=f"t{i % 3}", keys=(f"k{i}",),
+                                 props={"n": str(i)})
+                m.message_group = f"g{i % 7}"
+                sent[producer.send(m).message_id] = i
+        finally:
+            producer.shutdown()
+
+        out = subprocess.run([STRATA_BIN, "mirror", "--from", source.endpoint, "--topics", "orders",
+                              "--endpoint", target.endpoint, "--idle-exit", "3s", "--output", "json"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["mirrored"] == 1000, out.stdout
+
+        target.cli("group", "create", "check", "--fifo")
+        c = SimpleConsumer(config(target.endpoint), "check", {"orders": FilterExpression("*")}, await_duration=1)
+        c.startup()
+        got, order = {}, {}
+        try:
+            deadline = time.monotonic() + 120
+            while len(got) < 1000:
+                assert time.monotonic() < deadline, f"only {len(got)} of 1000 arrived at the target"
+                for m in c.receive(32, 30):
+                    got[m.message_id] = m
+                    order.setdefault(m.message_group, []).append(int(m.properties["n"]))
+                    c.ack(m)
+        finally:
+            c.shutdown()
+        assert set(got) == set(sent), "every message, once, under its own id"
+        for mid, m in got.items():
+            i = sent[mid]
+            assert (m.body, m.tag, set(m.keys), m.message_group) == (f"order {i}".encode(), f"t{i % 3}", {f"k{i}"},
+                                                                    f"g{i % 7}")
+        assert all(ns == sorted(ns) for ns in order.values()), "order per message group kept"
+    finally:
+        source.stop()
+        target.stop()
