@@ -196,6 +196,9 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     } else {
         None
     };
+    if let (Some(q), true) = (&query, tracer.enabled()) {
+        q.on_dead_letter(tracer.dead_letter_hook(q.reader().clone()));
+    }
     // One count of failed reads and quarantines per node, whichever role read.
     let unreadable = match &query {
         Some(q) => Arc::clone(q.unreadable()),

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use strata_ingest::Ingest;
-use strata_meta::model::{HeldRecord, MessageType, TopicSpec};
+use strata_meta::model::{HeldRecord, MessageType, QueueRef, Subscription, TopicSpec};
 use strata_meta::{Catalog, Clock, Error as MetaError};
 use strata_proto::v2;
+use strata_query::DeadLetterHook;
+use strata_query::reader::Reader;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -191,6 +193,34 @@ impl Tracer {
             e.queue = Some(h.queue.queue);
             self.record(&h.queue.tenant, e);
         }
+    }
+
+    /// Records the messages receives move to dead-letter topics, reading their ids with
+    /// `reader` off the receive's path (dead-lettering is rare).
+    pub fn dead_letter_hook(&self, reader: Reader) -> DeadLetterHook {
+        let tracer = self.clone();
+        Arc::new(move |sub: &Subscription, moved: Vec<(i32, i64)>| {
+            let (tracer, reader, sub) = (tracer.clone(), reader.clone(), sub.clone());
+            tokio::spawn(async move {
+                for (queue, offset) in moved {
+                    let at = QueueRef {
+                        tenant: sub.tenant.clone(),
+                        topic: sub.topic.clone(),
+                        queue,
+                    };
+                    let Ok(read) = reader.read(&at, offset, offset + 1).await else {
+                        continue;
+                    };
+                    for (_, record) in read.records {
+                        let mut e = tracer.event(Kind::DeadLettered, &record.message_id, &sub.topic);
+                        e.group = Some(sub.group_name().to_string());
+                        e.queue = Some(queue);
+                        e.offset = Some(offset);
+                        tracer.record(&sub.tenant, e);
+                    }
+                }
+            });
+        })
     }
 
     /// Starts the writer task; `ingest` stores the trace messages.

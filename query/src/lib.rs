@@ -18,6 +18,6 @@ mod wakeups;
 pub use config::QueryConfig;
 pub use error::{Error, Result};
 pub use filter::Filter;
-pub use query::{Delivered, LiteStart, Query, ReceiveRequest};
+pub use query::{DeadLetterHook, Delivered, LiteStart, Query, ReceiveRequest};
 pub use receipt::ReceiptCodec;
 pub use stream::{Position, PullRequest, Pulled};

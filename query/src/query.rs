@@ -59,8 +59,14 @@ pub struct Delivered {
     pub record: WalRecord,
 }
 
+/// Told of messages a receive moved to their group's dead-letter topic (out of attempts), by
+/// queue and offset (message trace).
+pub type DeadLetterHook = Arc<dyn Fn(&Subscription, Vec<(i32, i64)>) + Send + Sync>;
+
 pub struct Query {
     catalog: Catalog,
+    /// Set once at start-up, if anyone listens.
+    dead_letter_hook: std::sync::OnceLock<DeadLetterHook>,
     reader: Reader,
     receipts: ReceiptCodec,
     config: QueryConfig,
@@ -165,6 +171,12 @@ impl Unread {
 const MIN_RETRY_WAIT: Duration = Duration::from_millis(10);
 
 impl Query {
+    /// Tells `hook` of every message a receive moves to a dead-letter topic from now on
+    /// (the first hook set stays).
+    pub fn on_dead_letter(&self, hook: DeadLetterHook) {
+        let _ = self.dead_letter_hook.set(hook);
+    }
+
     pub async fn new(catalog: Catalog, blocks: BlockCache, config: QueryConfig) -> Result<Self> {
         let key = catalog.coordinator().secret("receipt-handle-key").await?;
         Ok(Self {
@@ -189,6 +201,7 @@ impl Query {
                 .time_to_live(LITE_SUBSCRIPTIONS_TTL)
                 .build(),
             closed: watch::Sender::new(false),
+            dead_letter_hook: std::sync::OnceLock::new(),
             catalog,
         })
     }
@@ -484,6 +497,9 @@ impl Query {
             ..
         } = plan;
         if !claimed.dead_lettered.is_empty() {
+            if let (true, Some(hook)) = (mode.dead_letter, self.dead_letter_hook.get()) {
+                hook(&sub, claimed.dead_lettered.clone());
+            }
             tracing::info!(
                 tenant = %sub.tenant, group = %sub.group, topic = %sub.topic, messages = claimed.dead_lettered.len(),
                 "{} after {} attempts",

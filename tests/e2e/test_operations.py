@@ -155,6 +155,12 @@ def test_resend_from_the_dead_letter_queue_reaches_that_group_only(ops):
     finally:
         c.shutdown()
 
+    poison = next(m["message_id"] for m in cli_json(b, "message", "find", "--topic", "%DLQ%workers")["messages"])
+    deadline = time.monotonic() + 30
+    while "dead_lettered" not in [e["event"] for e in traced(b, poison)]:
+        assert time.monotonic() < deadline, traced(b, poison)
+        time.sleep(0.2)
+
     resent = cli_json(b, "group", "resend-dlq", "workers")
     assert (resent["resent"], resent["skipped"]) == (1, 0), resent
     assert receive(b, "workers", "jobs", 1) == [b"poison"]
@@ -162,6 +168,11 @@ def test_resend_from_the_dead_letter_queue_reaches_that_group_only(ops):
     assert cli_json(b, "group", "progress", "watchers")["lag"] == 0, "other groups receive nothing again"
     again = cli_json(b, "group", "resend-dlq", "workers", "--from-offset", str(resent["next_offset"]))
     assert again["resent"] == 0, "only what is past --from-offset"
+
+
+def traced(b, message_id):
+    out = run(b, "message", "trace", message_id, "--output", "json")
+    return json.loads(out.stdout) if out.returncode == 0 else []
 
 
 def receive_each(consumer, count, invisible):
