@@ -292,8 +292,9 @@ impl Writer {
             let on = match traced.get(&parent) {
                 Some(on) => *on,
                 None => {
-                    // A deleted topic's events go with it.
-                    let on = self.catalog.topic(tenant, &parent).await.is_ok_and(|t| t.trace);
+                    // A deleted topic's events go with it (and are no reason to create it again).
+                    let topic = self.catalog.coordinator().topic(tenant, &parent).await;
+                    let on = matches!(topic, Ok(Some(t)) if t.trace);
                     traced.insert(parent, on);
                     on
                 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use strata_meta::model::{AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, Indexed, QueueRef, held_id};
+use strata_meta::model::{
+    AppendBatch, BlockLocation, FlushCommit, Hold, HoldKind, Indexed, QueueRef, RETRY_PREFIX, held_id,
+};
 use strata_meta::{Clock, Coordinator, Membership};
 use strata_proto::wal::WalRecord;
 use strata_storage::wal::{BlockSpan, WalWriter};
@@ -203,6 +205,13 @@ async fn batcher(
     }
 }
 
+/// Whether a retried send of this item is answered with the first copy: messages appended
+/// now, except to retry topics, where a 4.x consumer's send-back of a message keeps its id
+/// each time it fails again.
+fn deduplicated(item: &Item) -> bool {
+    item.hold.is_none() && !item.queue.topic.starts_with(RETRY_PREFIX)
+}
+
 /// The messages of a flush whose id the index holds for the same topic: retried sends, to
 /// be answered with their original offset (one index read per tenant of the flush). An
 /// index that cannot be read stores them again (at least once) rather than failing sends.
@@ -212,7 +221,7 @@ async fn known_messages(shared: &Shared, batch: &[Submission]) -> Known {
         return known;
     }
     let mut ids: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for item in batch.iter().flat_map(|s| &s.items).filter(|i| i.hold.is_none()) {
+    for item in batch.iter().flat_map(|s| &s.items).filter(|i| deduplicated(i)) {
         ids.entry(item.queue.tenant.as_str())
             .or_default()
             .push(item.record.message_id.clone());
@@ -247,7 +256,7 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, known: &Known, slot: Own
     let (mut repeats, mut retried) = (Vec::new(), 0);
     for (s, sub) in batch.iter().enumerate() {
         for (i, item) in sub.items.iter().enumerate() {
-            if indexing && item.hold.is_none() {
+            if indexing && deduplicated(item) {
                 let q = &item.queue;
                 let id = (q.tenant.as_str(), q.topic.as_str(), item.record.message_id.as_str());
                 let stored = known.get(&(id.0.to_string(), id.1.to_string(), id.2.to_string()));
