@@ -375,20 +375,18 @@ async fn resend(target: &Target, group: &str, from_offset: i64, out: Output) -> 
             limit: 0,
         };
         let r = admin.resend_dead_letters(request).await?.into_inner();
-        let bar = bar.get_or_insert_with(|| {
-            let start = at.max(r.next_offset - i64::from(r.resent + r.skipped));
-            let b = progress((r.end_offset - start).max(0) as u64, "resending");
-            b.set_position(0);
-            b
-        });
+        let passed = r.resent + r.skipped;
+        // The first answer says where the run starts (past retention, perhaps) and ends.
+        let start = r.next_offset - i64::from(passed);
+        bar.get_or_insert_with(|| progress((r.end_offset - start).max(0) as u64, "resending"))
+            .inc(u64::from(passed));
         resent += u64::from(r.resent);
         skipped += u64::from(r.skipped);
-        bar.inc(u64::from(r.resent + r.skipped));
-        if r.next_offset >= r.end_offset || r.next_offset <= at {
-            at = r.next_offset;
+        let done = r.next_offset >= r.end_offset || r.next_offset <= at;
+        at = r.next_offset;
+        if done {
             break;
         }
-        at = r.next_offset;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
