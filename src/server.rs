@@ -9,6 +9,7 @@ use strata_meta::model::Roles;
 use strata_meta::quarantine::Unreadable;
 use strata_meta::{AutoCreate, Catalog, Clock, Coordinator, Membership, OffsetClock, SqlCoordinator, SyncedClock};
 use strata_proto::admin::strata_admin_server::StrataAdminServer;
+use strata_proto::v2::admin_server::AdminServer as RocketMqAdminServer;
 use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
@@ -354,6 +355,18 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         tls = tls.identity.is_some(),
         "strata {role_list} listening on {local}"
     );
+    let admin = Arc::new(Admin {
+        catalog,
+        clock_control: settings.testing.clock_control.then_some(offset_clock),
+        store: Arc::clone(&store),
+        store_requests,
+        unreadable,
+        guard: Arc::clone(&guard),
+        quotas,
+        metering: Arc::clone(&metering),
+        reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
+        index_window: settings.ingest.index_window,
+    });
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)
         .max_encoding_message_size(settings.grpc.max_message_bytes);
@@ -365,18 +378,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     server
         .max_concurrent_streams(settings.grpc.max_streams_per_connection)
         .add_service(messaging)
-        .add_service(StrataAdminServer::new(Admin {
-            catalog,
-            clock_control: settings.testing.clock_control.then_some(offset_clock),
-            store: Arc::clone(&store),
-            store_requests,
-            unreadable,
-            guard: Arc::clone(&guard),
-            quotas,
-            metering: Arc::clone(&metering),
-            reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
-            index_window: settings.ingest.index_window,
-        }))
+        .add_service(StrataAdminServer::from_arc(Arc::clone(&admin)))
+        .add_service(RocketMqAdminServer::from_arc(admin))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {

@@ -3,6 +3,7 @@
 mod accounts;
 mod groups;
 mod messages;
+mod rocketmq;
 mod topics;
 mod usage;
 
