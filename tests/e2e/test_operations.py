@@ -414,3 +414,39 @@ def test_the_rocketmq_v2_admin_service_where_it_fits(ops):
         assert status[1] == 50100 and b"strata topic describe" in status[2], status
     finally:
         channel.close()
+
+
+def test_trace_of_producer_side_events_timers_and_transactions(ops):
+    from rocketmq import Message, TransactionChecker, TransactionResolution
+
+    class Never(TransactionChecker):
+        def check(self, message):
+            return TransactionResolution.UNKNOWN
+
+    b = ops
+    b.cli("topic", "create", "later", "--type", "delay", "--queues", "1")
+    b.cli("topic", "create", "tx", "--type", "transaction", "--queues", "1")
+    producer = Producer(config(b.endpoint), ("later", "tx"), Never())
+    producer.startup()
+    try:
+        m = Message()
+        m.topic, m.body, m.delivery_timestamp = "later", b"in a second", int(time.time() * 1000) + 1000
+        delayed = producer.send(m).message_id
+        t = producer.begin_transaction()
+        committed = producer.send(make_message("tx", 0, b"commit me"), t).message_id
+        t.commit()
+        t = producer.begin_transaction()
+        rolled = producer.send(make_message("tx", 1, b"roll me back"), t).message_id
+        t.rollback()
+    finally:
+        producer.shutdown()
+
+    def wait_for(message_id, events):
+        deadline = time.monotonic() + 30
+        while [e["event"] for e in traced(b, message_id)] != events:
+            assert time.monotonic() < deadline, traced(b, message_id)
+            time.sleep(0.2)
+
+    wait_for(delayed, ["sent", "stored", "timer_fired"])
+    wait_for(committed, ["sent", "stored", "committed"])
+    wait_for(rolled, ["sent", "stored", "rolled_back"])
