@@ -259,8 +259,8 @@ fn start_flush(shared: &Shared, batch: Vec<Submission>, known: &Known, slot: Own
             if indexing && deduplicated(item) {
                 let q = &item.queue;
                 let id = (q.tenant.as_str(), q.topic.as_str(), item.record.message_id.as_str());
-                let stored = known.get(&(id.0.to_string(), id.1.to_string(), id.2.to_string()));
-                if let Some(&offset) = stored {
+                let key = || (id.0.to_string(), id.1.to_string(), id.2.to_string());
+                if let Some(&offset) = (!known.is_empty()).then(|| known.get(&key())).flatten() {
                     placement[s][i] = Slot::Stored(offset);
                     retried += 1;
                     continue;
