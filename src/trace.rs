@@ -75,24 +75,6 @@ pub enum Kind {
     Recalled,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Sent => "sent",
-            Kind::Stored => "stored",
-            Kind::Delivered => "delivered",
-            Kind::Retried => "retried",
-            Kind::Acked => "acked",
-            Kind::InvisibleChanged => "invisible_changed",
-            Kind::DeadLettered => "dead_lettered",
-            Kind::Committed => "committed",
-            Kind::RolledBack => "rolled_back",
-            Kind::TimerFired => "timer_fired",
-            Kind::Recalled => "recalled",
-        }
-    }
-}
-
 /// One thing that happened to a message. Stored as JSON, the body of a trace message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -259,8 +241,11 @@ struct Writer {
     created: HashSet<String>,
 }
 
-/// Events written per send at most.
-const SEND_BATCH: usize = 1000;
+/// Events per trace message (as Apache RocketMQ's trace encoder packs them): one record and
+/// one index entry per key instead of one message per event.
+const EVENTS_PER_MESSAGE: usize = 64;
+/// Trace messages written per send at most.
+const SEND_BATCH: usize = 64;
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<(String, Event)>, interval: Duration) {
@@ -307,8 +292,9 @@ impl Writer {
             return Ok(());
         }
         self.ensure_topic(tenant).await?;
-        for chunk in kept.chunks(SEND_BATCH) {
-            let messages: Vec<v2::Message> = chunk.iter().map(|e| message(tenant, e)).collect();
+        let messages: Vec<v2::Message> = kept.chunks(EVENTS_PER_MESSAGE).map(|c| message(tenant, c)).collect();
+        for chunk in messages.chunks(SEND_BATCH) {
+            let messages = chunk.to_vec();
             let results = self.ingest.send(tenant, &messages).await;
             if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
                 return Err(e.to_string());
@@ -339,9 +325,12 @@ impl Writer {
     }
 }
 
-/// An event as a message of the trace topic: keyed by the traced message's id, tagged with
-/// what happened, its body the event as JSON.
-fn message(tenant: &str, e: &Event) -> v2::Message {
+/// Events as a message of the trace topic: keyed by the traced messages' ids, its body the
+/// events as a JSON array.
+fn message(tenant: &str, events: &[Event]) -> v2::Message {
+    let mut keys: Vec<String> = events.iter().map(|e| e.message_id.clone()).collect();
+    keys.sort();
+    keys.dedup();
     v2::Message {
         topic: Some(v2::Resource {
             resource_namespace: tenant.to_string(),
@@ -350,11 +339,11 @@ fn message(tenant: &str, e: &Event) -> v2::Message {
         user_properties: Default::default(),
         system_properties: Some(v2::SystemProperties {
             message_type: v2::MessageType::Normal as i32,
-            tag: Some(e.event.as_str().to_string()),
-            keys: vec![e.message_id.clone()],
+            tag: Some("trace".to_string()),
+            keys,
             ..Default::default()
         }),
-        body: serde_json::to_vec(e).unwrap_or_default().into(),
+        body: serde_json::to_vec(events).unwrap_or_default().into(),
     }
 }
 

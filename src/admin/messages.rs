@@ -83,11 +83,13 @@ impl Admin {
             .map_err(query_status)?;
         let mut events: Vec<((i64, String, u64), String)> = searched
             .found
-            .into_iter()
-            .filter_map(|f| {
-                let json = String::from_utf8(f.record.body.to_vec()).ok()?;
-                let event: crate::trace::Event = serde_json::from_str(&json).ok()?;
-                Some(((event.time_ms, event.node, event.seq), json))
+            .iter()
+            .filter_map(|f| serde_json::from_slice::<Vec<crate::trace::Event>>(&f.record.body).ok())
+            .flatten()
+            .filter(|e| e.message_id == r.message_id)
+            .filter_map(|e| {
+                let json = serde_json::to_string(&e).ok()?;
+                Some(((e.time_ms, e.node, e.seq), json))
             })
             .collect();
         events.sort();
