@@ -193,12 +193,8 @@ impl Admin {
             .position
             .ok_or_else(|| Status::invalid_argument("name a time or an offset to reset to"))?;
         self.existing_group(&r.namespace, &r.group).await?;
+        let topic = self.existing_topic(&r.namespace, &r.topic).await?;
         let coordinator = self.catalog.coordinator();
-        let topic = coordinator
-            .topic(&r.namespace, &r.topic)
-            .await
-            .map_err(to_status)?
-            .ok_or_else(|| Status::not_found(format!("topic {}/{} not found", r.namespace, r.topic)))?;
         let queues: Vec<i32> = match r.queue {
             Some(q) if !(0..topic.queue_count).contains(&q) => {
                 return Err(Status::invalid_argument(format!(

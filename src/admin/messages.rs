@@ -1,7 +1,6 @@
 //! The admin API's message query: by id, by key, by time range.
 
 use strata_meta::accounts::Actions;
-use strata_meta::model::Topic;
 use strata_proto::admin;
 use strata_query::search::{Found, Scope};
 use strata_tenancy::Need;
@@ -108,15 +107,6 @@ impl Admin {
             .await?
             .authorize(tenant, &[Need::topic(topic, Actions::SUB)])
             .map_err(auth_status)
-    }
-
-    async fn existing_topic(&self, tenant: &str, name: &str) -> Result<Topic, Status> {
-        self.catalog
-            .coordinator()
-            .topic(tenant, name)
-            .await
-            .map_err(to_status)?
-            .ok_or_else(|| Status::not_found(format!("topic {tenant}/{name} not found")))
     }
 
     pub(super) async fn message(

@@ -36,6 +36,16 @@ impl Admin {
             .map_err(auth_status)
     }
 
+    /// The topic, or NOT_FOUND.
+    pub(super) async fn existing_topic(&self, tenant: &str, name: &str) -> Result<Topic, Status> {
+        self.catalog
+            .coordinator()
+            .topic(tenant, name)
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| Status::not_found(format!("topic {tenant}/{name} not found")))
+    }
+
     pub(super) async fn add_topic(&self, request: Request<admin::CreateTopicRequest>) -> Result<admin::Topic, Status> {
         let t = request.get_ref().topic.clone().unwrap_or_default();
         self.topic_admin(&request, &t.namespace, &t.name).await?;
@@ -124,13 +134,10 @@ impl Admin {
     ) -> Result<admin::DescribeTopicResponse, Status> {
         let r = request.get_ref().clone();
         self.topic_admin(&request, &r.namespace, &r.name).await?;
-        let coordinator = self.catalog.coordinator();
-        let topic = coordinator
-            .topic(&r.namespace, &r.name)
-            .await
-            .map_err(to_status)?
-            .ok_or_else(|| Status::not_found(format!("topic {}/{} not found", r.namespace, r.name)))?;
-        let queues = coordinator
+        let topic = self.existing_topic(&r.namespace, &r.name).await?;
+        let queues = self
+            .catalog
+            .coordinator()
             .topic_stats(&r.namespace, &r.name)
             .await
             .map_err(to_status)?

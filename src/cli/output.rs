@@ -134,18 +134,19 @@ pub fn print_json(v: &Value) {
 
 /// A time in ms since the epoch as RFC 3339 (UTC, seconds); `None` for 0.
 pub fn time(ms: i64) -> Value {
-    if ms <= 0 {
-        return Value::Null;
-    }
-    Value::String(humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
+    rfc3339(ms, humantime::format_rfc3339_seconds)
 }
 
 /// A time in ms since the epoch as RFC 3339 (UTC, milliseconds); `None` for 0.
 pub fn time_ms(ms: i64) -> Value {
+    rfc3339(ms, humantime::format_rfc3339_millis)
+}
+
+fn rfc3339(ms: i64, format: fn(std::time::SystemTime) -> humantime::Rfc3339Timestamp) -> Value {
     if ms <= 0 {
         return Value::Null;
     }
-    Value::String(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
+    Value::String(format(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
 }
 
 /// A duration in ms as `72h`, `1m 30s`.
