@@ -264,6 +264,14 @@ pub struct ClusterConfig {
     /// shorter: producers leave a dead ingest node sooner.
     #[serde(with = "humantime_serde")]
     pub node_ttl: Duration,
+    /// How long a cluster node keeps serving after SIGTERM while out of every route (default
+    /// 35 s: the stock 5.x and 4.x clients refresh routes every 30 s, so by then none sends
+    /// it new work). Shorter: faster scale-in, but a consumer whose route still names the
+    /// node gets an error from its next receive; producers retry elsewhere either way. The
+    /// orchestrator's grace period must exceed it (Kubernetes: terminationGracePeriodSeconds).
+    /// Standalone nodes stop at once.
+    #[serde(with = "humantime_serde")]
+    pub drain_period: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -271,6 +279,7 @@ impl Default for ClusterConfig {
         Self {
             heartbeat_interval: Duration::from_secs(2),
             node_ttl: Duration::from_secs(10),
+            drain_period: Duration::from_secs(35),
         }
     }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod cli;
 mod config;
+mod drain;
 mod front;
 mod http;
 mod logging;

@@ -1,7 +1,7 @@
 //! Wires a node's roles together and serves gRPC.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use strata_ingest::Ingest;
@@ -20,6 +20,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
+use crate::drain::Drain;
 use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
 use crate::http::{Observed, Readiness};
 use crate::metering::{Metering, spawn_rollups, spawn_storage_sampler};
@@ -316,11 +317,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         ));
     }
     let sweeper = front.clone();
+    let swept = Arc::clone(&sessions);
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            for client in sessions.sweep() {
+            for client in swept.sweep() {
                 sweeper.drop_lite_client(&client).await;
             }
         }
@@ -370,7 +372,17 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)
         .max_encoding_message_size(settings.grpc.max_message_bytes);
-    let stopping = query.clone();
+    let drain = Drain {
+        draining,
+        membership: Arc::clone(&membership),
+        sessions: Arc::clone(&sessions),
+        query: query.clone(),
+        period: if standalone {
+            Duration::ZERO
+        } else {
+            settings.cluster.drain_period
+        },
+    };
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = &tls.identity {
         server = server.tls_config(ServerTlsConfig::new().identity(identity.clone()))?;
@@ -382,14 +394,10 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         .add_service(RocketMqAdminServer::from_arc(admin))
         // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
         // against the client's delayed ACK stalled each such answer ~40 ms.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
-            shutdown_signal().await;
-            draining.store(true, Ordering::Relaxed);
-            info!("shutting down: ending long polls, flushing accepted messages");
-            if let Some(q) = stopping {
-                q.shutdown();
-            }
-        })
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            drain.run(shutdown_signal),
+        )
         .await?;
     for t in &tasks {
         t.abort();
@@ -399,6 +407,9 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     }
     if let Err(e) = metering.flush().await {
         tracing::warn!(error = %e, "the last metering records were not written");
+    }
+    if !standalone && let Err(e) = membership.leave().await {
+        tracing::warn!(error = %e, "could not deregister; the others declare this node dead after node_ttl");
     }
     blocks.close().await;
     coordinator.close().await;

@@ -482,6 +482,14 @@ impl Members for FaultyCoordinator {
         self.faults.check()?;
         self.inner.list_nodes().await
     }
+    async fn drain_node(&self, id: &str, epoch: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.drain_node(id, epoch).await
+    }
+    async fn leave_node(&self, id: &str, epoch: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.leave_node(id, epoch).await
+    }
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
         self.faults.check()?;
         self.inner.live_nodes(now_ms, ttl_ms).await

@@ -85,6 +85,18 @@ impl Membership {
         }
     }
 
+    /// Leaves every route while still serving (the start of a graceful stop).
+    pub async fn drain(&self) -> Result<()> {
+        self.coordinator.drain_node(&self.id, self.epoch()).await
+    }
+
+    /// Deregisters: the node's epoch is fenced from now on.
+    pub async fn leave(&self) -> Result<()> {
+        self.coordinator.leave_node(&self.id, self.epoch()).await?;
+        info!(node = %self.id, "left the cluster");
+        Ok(())
+    }
+
     /// Heartbeats every `every` until the task is aborted.
     pub fn spawn_heartbeats(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
         let me = Arc::clone(self);

@@ -512,6 +512,48 @@ pub struct Node {
     pub alive: bool,
     /// `host:port` 4.x clients reach it at (Remoting), if it serves them.
     pub remoting: Option<String>,
+    pub departure: Departure,
+}
+
+impl Node {
+    /// What `strata node list` shows: alive, draining, left or dead.
+    pub fn state(&self) -> &'static str {
+        match (self.alive, self.departure) {
+            (true, Departure::Staying) => "alive",
+            (true, _) => "draining",
+            (false, Departure::Left) => "left",
+            (false, _) => "dead",
+        }
+    }
+}
+
+/// Where a node is in a graceful departure (SIGTERM: drain, then leave).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Departure {
+    #[default]
+    Staying,
+    /// Still serving, but out of every route: clients move to the other nodes.
+    Draining,
+    /// Deregistered: its epoch is fenced like a dead node's.
+    Left,
+}
+
+impl Departure {
+    pub fn code(self) -> i64 {
+        match self {
+            Departure::Staying => 0,
+            Departure::Draining => 1,
+            Departure::Left => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => Departure::Draining,
+            2 => Departure::Left,
+            _ => Departure::Staying,
+        }
+    }
 }
 
 /// A consumer group's view of one topic (pop consumption).

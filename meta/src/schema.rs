@@ -314,4 +314,9 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE topics ADD COLUMN trace BIGINT NOT NULL DEFAULT 1;
     "#,
+    // 15: graceful departure — 1 while a node drains (still serving, left out of routes), 2
+    //     once it has left (deregistered: alive = 0, its epoch fenced).
+    r#"
+    ALTER TABLE nodes ADD COLUMN departure BIGINT NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -218,6 +218,7 @@ impl StrataAdmin for Admin {
             nodes: nodes
                 .into_iter()
                 .map(|n| admin::Node {
+                    state: n.state().into(),
                     id: n.id,
                     roles: n.roles.names().into_iter().map(str::to_string).collect(),
                     advertise: n.advertise,

@@ -64,7 +64,7 @@ pub async fn nodes(action: NodeAction) -> Result<(), BoxError> {
             n.roles.join("+").into(),
             n.advertise.into(),
             n.epoch.into(),
-            if n.alive { "alive" } else { "dead" }.into(),
+            n.state.into(),
             super::output::time(n.heartbeat_ms),
         ]);
     }

@@ -844,9 +844,16 @@ impl MessagingService for Front {
         let (tx, rx) = mpsc::channel(16);
         let front = self.clone();
         let span = info_span!("telemetry", client = %client_id);
+        let closed = self.sessions.closed();
         tokio::spawn(
             async move {
-                while let Some(next) = inbound.next().await {
+                tokio::pin!(closed);
+                loop {
+                    let next = tokio::select! {
+                        next = inbound.next() => next,
+                        () = &mut closed => break,
+                    };
+                    let Some(next) = next else { break };
                     let cmd = match next {
                         Ok(cmd) => cmd,
                         Err(e) => {

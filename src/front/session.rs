@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use strata_proto::v2::{ClientType, TelemetryCommand};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Sessions unseen this long are dropped (clients heartbeat every ~10–30 s).
 const SESSION_IDLE: Duration = Duration::from_secs(180);
@@ -28,6 +28,8 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
+    /// True once the node stops: every Telemetry stream ends.
+    closing: watch::Sender<bool>,
 }
 
 impl Sessions {
@@ -133,6 +135,31 @@ impl Sessions {
         self.with(|m| m.remove(client_id));
     }
 
+    /// Sends `command` down every open Telemetry stream (without waiting on a full one);
+    /// returns how many took it.
+    pub fn tell_all(&self, command: &TelemetryCommand) -> usize {
+        let streams: Vec<TelemetrySender> = self.with(|m| m.values().filter_map(|s| s.telemetry.clone()).collect());
+        streams
+            .iter()
+            .filter(|tx| tx.try_send(Ok(command.clone())).is_ok())
+            .count()
+    }
+
+    /// Ends every Telemetry stream, now and from now on (the node is stopping: a graceful
+    /// server stop waits for open streams).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+        self.with(|m| m.values_mut().for_each(|s| s.telemetry = None));
+    }
+
+    /// Resolves once [`close`](Self::close) was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
     /// Drops sessions not seen for a while; returns the ids of those that were lite
     /// consumers (their subscriptions go too).
     pub fn sweep(&self) -> Vec<String> {
@@ -175,5 +202,22 @@ mod tests {
         assert_eq!(s.client_type("c1"), 1, "a detached session stays until idle");
         s.remove("c1");
         assert_eq!(s.client_type("c1"), 0);
+    }
+
+    #[tokio::test]
+    async fn tells_every_stream_then_closes_them() {
+        let s = Sessions::default();
+        let (tx1, mut rx1) = mpsc::channel(1);
+        let (tx2, mut rx2) = mpsc::channel(1);
+        s.settings("c1", 1, None, vec![], tx1);
+        s.settings("c2", 2, None, vec![], tx2);
+        let closed = s.closed();
+        assert_eq!(s.tell_all(&TelemetryCommand::default()), 2);
+        assert!(rx1.recv().await.is_some() && rx2.recv().await.is_some());
+        s.close();
+        closed.await;
+        assert_eq!(s.tell_all(&TelemetryCommand::default()), 0, "no stream is kept");
+        assert!(rx1.recv().await.is_none(), "the node's copy of the sender is dropped");
+        s.closed().await;
     }
 }

@@ -25,6 +25,7 @@ NODE_CONFIG = """
 [cluster]
 heartbeat_interval = "500ms"
 node_ttl = "3s"
+drain_period = "0s"
 [compactor]
 gc_interval = "2s"
 compact_after = "1s"
@@ -64,21 +65,23 @@ class Cluster:
         self.config.write_text(self.base_config)
         self.nodes = {}  # name -> [role, port, proc, starts]
 
-    def start(self, name: str, role: str, extra_config: str = ""):
-        """Starts (or restarts) node `name`; `extra_config` is appended to its settings file."""
+    def start(self, name: str, role: str, extra_config: str = "", drain_period: str = "0s"):
+        """Starts (or restarts) node `name`; `extra_config` is appended to its settings file;
+        `drain_period`: how long it serves after SIGTERM (docs/deploy.md)."""
         if name not in self.nodes:
-            self.nodes[name] = [role, free_port(), None, 0]
+            self.nodes[name] = [role, free_port(), None, 0, free_port()]
         node = self.nodes[name]
         node[3] += 1
         config = self.config
-        if extra_config:
+        if extra_config or drain_period != "0s":
             config = self.tmp / f"{name}.toml"
-            config.write_text(self.base_config + extra_config)
+            config.write_text(self.base_config.replace('drain_period = "0s"', f'drain_period = "{drain_period}"')
+                              + extra_config)
         log = open(self.log_dir / f"{name}-{node[3]}.log", "wb")
         node[2] = subprocess.Popen(
             [STRATA_BIN, role, "--node-id", name, "--coordinator", self.coordinator, "--store", self.store,
              "--grpc-listen", f"127.0.0.1:{node[1]}", "--advertise", f"127.0.0.1:{node[1]}",
-             "--http-listen", "127.0.0.1:0",
+             "--http-listen", f"127.0.0.1:{node[4]}",
              "--data-dir", str(self.tmp / name), "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_listening(node[2], node[1], log.name)
@@ -86,6 +89,10 @@ class Cluster:
 
     def endpoint(self, name: str) -> str:
         return f"127.0.0.1:{self.nodes[name][1]}"
+
+    def http(self, name: str) -> str:
+        """The node's /metrics, /healthz and /readyz."""
+        return f"http://127.0.0.1:{self.nodes[name][4]}"
 
     @property
     def endpoints(self) -> str:
@@ -109,10 +116,11 @@ class Cluster:
 
     def node_states(self) -> dict:
         """name -> (epoch, alive) from `strata node list`."""
-        states = {}
-        for n in json.loads(self.cli("node", "list", "--output", "json")):
-            states[n["id"]] = (n["epoch"], n["state"] == "alive")
-        return states
+        return {n["id"]: (n["epoch"], n["state"] == "alive") for n in self.node_list()}
+
+    def node_list(self) -> list:
+        """`strata node list` (id, roles, address, epoch, state, heartbeat)."""
+        return json.loads(self.cli("node", "list", "--output", "json"))
 
     def stop_all(self):
         for name, node in self.nodes.items():

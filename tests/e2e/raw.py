@@ -86,6 +86,14 @@ class Raw:
                                             lite_topic_set=list(names), offset_option=offset_option)
         return self.stub.SyncLiteSubscription(req, metadata=headers, timeout=10).status
 
+    def route(self, topic: str, endpoint: str):
+        """The broker names of the topic's route (QueryRoute with `endpoint` as access point)."""
+        host, port = endpoint.rsplit(":", 1)
+        req = s.QueryRouteRequest(topic=d.Resource(name=topic), endpoints=d.Endpoints(
+            scheme=d.IPv4, addresses=[d.Address(host=host, port=int(port))]))
+        reply = self.stub.QueryRoute(req, metadata=HEADERS, timeout=10)
+        return sorted({q.broker.name for q in reply.message_queues})
+
     def telemetry(self, settings):
         """Opens a Telemetry stream that sends `settings` and stays open; returns the list
         the server's commands are appended to (by a background thread)."""

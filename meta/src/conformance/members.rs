@@ -6,6 +6,7 @@ use super::*;
 /// Every members check, on a coordinator that [`register_writer`] ran on.
 pub async fn run(c: &dyn Coordinator) {
     nodes_register_heartbeat_and_expire(c).await;
+    a_node_drains_then_leaves(c).await;
     dead_writers_are_fenced(c).await;
     a_clock_running_30s_fast_syncs_to_the_coordinators(c).await;
 }
@@ -84,6 +85,60 @@ pub async fn nodes_register_heartbeat_and_expire(c: &dyn Coordinator) {
     let expired = c.expire_nodes(T0 + 60_000, 10_000, "conf-node-a").await.unwrap();
     assert!(expired.contains(&"conf-node-b".to_string()) && !expired.contains(&"conf-node-a".to_string()));
     c.heartbeat_node("conf-node-a", again.epoch, T0 + 60_001).await.unwrap();
+}
+
+/// A draining node keeps its epoch (heartbeats, commits) but is no longer live, so no route
+/// names it; once it has left, its epoch is fenced; registering again makes it live again.
+pub async fn a_node_drains_then_leaves(c: &dyn Coordinator) {
+    let t = "conf-departure";
+    c.create_topic(&topic_spec(t, "a", 1), T0).await.unwrap();
+    let id = "conf-leaving";
+    let node = c
+        .register_node(id, Roles::INGEST, "10.0.0.4:8081", None, T0)
+        .await
+        .unwrap();
+    let live = |nodes: Vec<Node>| nodes.iter().any(|n| n.id == id);
+    let listed = |nodes: Vec<Node>| nodes.into_iter().find(|n| n.id == id).unwrap();
+    assert!(live(c.live_nodes(T0, 10_000).await.unwrap()));
+    assert_eq!(listed(c.list_nodes().await.unwrap()).state(), "alive");
+
+    c.drain_node(id, node.epoch).await.unwrap();
+    assert!(!live(c.live_nodes(T0 + 1, 10_000).await.unwrap()), "out of the routes");
+    assert_eq!(listed(c.list_nodes().await.unwrap()).state(), "draining");
+    c.heartbeat_node(id, node.epoch, T0 + 2).await.unwrap();
+    let commit = |object: &str| FlushCommit {
+        writer: id.into(),
+        writer_epoch: node.epoch,
+        ..flush(node.epoch, object, vec![batch(queue(t, "a", 0), 2)])
+    };
+    assert_eq!(
+        c.commit_flush(&commit("wal/06/a.wal"), T0).await.unwrap(),
+        [Some(0)],
+        "what it accepted before draining still commits"
+    );
+    assert!(
+        c.expire_nodes(T0 + 5_000, 10_000, "").await.unwrap().is_empty(),
+        "a draining node that heartbeats is not dead"
+    );
+
+    c.leave_node(id, node.epoch).await.unwrap();
+    assert_eq!(listed(c.list_nodes().await.unwrap()).state(), "left");
+    assert!(matches!(
+        c.heartbeat_node(id, node.epoch, T0 + 3).await,
+        Err(Error::Fenced { .. })
+    ));
+    assert!(matches!(
+        c.commit_flush(&commit("wal/06/b.wal"), T0).await,
+        Err(Error::Fenced { .. })
+    ));
+    assert!(matches!(c.leave_node(id, node.epoch).await, Err(Error::Fenced { .. })));
+
+    let back = c
+        .register_node(id, Roles::INGEST, "10.0.0.4:8081", None, T0 + 10)
+        .await
+        .unwrap();
+    assert!(back.epoch > node.epoch && back.departure == Departure::Staying);
+    assert!(live(c.live_nodes(T0 + 10, 10_000).await.unwrap()));
 }
 
 pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {

@@ -28,7 +28,14 @@ pub trait Members: Send + Sync {
     /// Every registered node, dead ones included.
     async fn list_nodes(&self) -> Result<Vec<Node>>;
 
-    /// Nodes alive and heard from within `ttl_ms`.
+    /// Starts the node's graceful departure: it stays alive (heartbeats, commits) but leaves
+    /// the live nodes, so no route names it any more. `Fenced` if `epoch` is not its live one.
+    async fn drain_node(&self, id: &str, epoch: i64) -> Result<()>;
+
+    /// Deregisters the node once it has drained: no longer alive, its epoch fenced.
+    async fn leave_node(&self, id: &str, epoch: i64) -> Result<()>;
+
+    /// Nodes alive, not draining, and heard from within `ttl_ms`.
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
 
     /// Declares dead every node not heard from within `ttl_ms` (their epochs are fenced),

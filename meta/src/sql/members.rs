@@ -17,7 +17,7 @@ impl Members for SqlCoordinator {
              VALUES ($1, $2, $3, 1, $4, 1, $5)
              ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, advertise = excluded.advertise,
                epoch = nodes.epoch + 1, heartbeat_ms = excluded.heartbeat_ms, alive = 1,
-               remoting = excluded.remoting
+               remoting = excluded.remoting, departure = 0
              RETURNING *",
         )
         .bind(id)
@@ -31,25 +31,18 @@ impl Members for SqlCoordinator {
     }
 
     async fn heartbeat_node(&self, id: &str, epoch: i64, now_ms: i64) -> Result<()> {
-        let id = id.to_string();
-        self.write(Box::new(move |tx| {
-            Box::pin(async move {
-                let updated =
-                    sqlx::query("UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1")
-                        .bind(&id)
-                        .bind(epoch)
-                        .bind(now_ms)
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected();
-                if updated == 1 {
-                    Ok(((), Announce::default()))
-                } else {
-                    Err(Error::Fenced { node: id, epoch })
-                }
-            })
-        }))
-        .await
+        let sql = "UPDATE nodes SET heartbeat_ms = $3 WHERE id = $1 AND epoch = $2 AND alive = 1";
+        self.update_live_node(id, epoch, sql, now_ms).await
+    }
+
+    async fn drain_node(&self, id: &str, epoch: i64) -> Result<()> {
+        let sql = "UPDATE nodes SET departure = $3 WHERE id = $1 AND epoch = $2 AND alive = 1";
+        self.update_live_node(id, epoch, sql, Departure::Draining.code()).await
+    }
+
+    async fn leave_node(&self, id: &str, epoch: i64) -> Result<()> {
+        let sql = "UPDATE nodes SET alive = 0, departure = $3 WHERE id = $1 AND epoch = $2 AND alive = 1";
+        self.update_live_node(id, epoch, sql, Departure::Left.code()).await
     }
 
     async fn time_ms(&self) -> Result<i64> {
@@ -72,7 +65,7 @@ impl Members for SqlCoordinator {
     }
 
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
-        sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND heartbeat_ms >= $1 ORDER BY id")
+        sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND departure = 0 AND heartbeat_ms >= $1 ORDER BY id")
             .bind(now_ms - ttl_ms)
             .fetch_all(&self.reader)
             .await?
@@ -89,5 +82,30 @@ impl Members for SqlCoordinator {
                 .fetch_all(&self.writer)
                 .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+    }
+}
+
+impl SqlCoordinator {
+    /// Runs `sql` (`$1` id, `$2` epoch, `$3` value; it must update only a live node of that
+    /// epoch): `Fenced` when it updated nothing.
+    async fn update_live_node(&self, id: &str, epoch: i64, sql: &'static str, value: i64) -> Result<()> {
+        let id = id.to_string();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let updated = sqlx::query(sql)
+                    .bind(&id)
+                    .bind(epoch)
+                    .bind(value)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                if updated == 1 {
+                    Ok(((), Announce::default()))
+                } else {
+                    Err(Error::Fenced { node: id, epoch })
+                }
+            })
+        }))
+        .await
     }
 }

@@ -351,6 +351,7 @@ fn node_from_row(row: &AnyRow) -> Result<Node> {
         heartbeat_ms: int(row, "heartbeat_ms")?,
         alive: int(row, "alive")? != 0,
         remoting: Some(row.try_get::<String, _>("remoting")?).filter(|r| !r.is_empty()),
+        departure: Departure::from_code(int(row, "departure")?),
     })
 }
 
