@@ -1,6 +1,9 @@
 //! `strata node …` and `strata quarantine …`: the nodes of a cluster and the batches taken out
 //! of their queues.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
 use clap::Subcommand;
 use strata_proto::admin as api;
 
@@ -8,14 +11,28 @@ use super::output::{Output, Rows};
 use super::target::{Target, admin_client};
 use crate::server::BoxError;
 
+/// Longer than the node's own readiness checks (2 s each for the coordinator and the store).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Subcommand, Debug)]
 pub enum NodeAction {
-    /// Every registered node: roles, address, epoch, alive or dead.
+    /// Every registered node: roles, address, epoch, state (alive, draining, left, dead).
     List {
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
         target: Target,
+    },
+    /// Probes the node on this machine: exit 0 when it is live (or with --ready, ready), 5
+    /// when not. A container health check that needs no curl in the image.
+    Probe {
+        /// The node's HTTP listener (`http_listen`); 0.0.0.0 / [::] probe loopback.
+        #[arg(long, env = "STRATA_HTTP_LISTEN", default_value = "127.0.0.1:8082")]
+        http: SocketAddr,
+        /// Readiness (`/readyz`: the coordinator and the store answer, not draining) instead
+        /// of liveness (`/healthz`).
+        #[arg(long)]
+        ready: bool,
     },
 }
 
@@ -51,7 +68,10 @@ pub struct QuarantinedBatch {
 }
 
 pub async fn nodes(action: NodeAction) -> Result<(), BoxError> {
-    let NodeAction::List { out, target } = action;
+    let (out, target) = match action {
+        NodeAction::List { out, target } => (out, target),
+        NodeAction::Probe { http, ready } => return probe(http, ready).await,
+    };
     let list = admin_client(&target)
         .await?
         .list_nodes(api::ListNodesRequest {})
@@ -70,6 +90,30 @@ pub async fn nodes(action: NodeAction) -> Result<(), BoxError> {
     }
     rows.print(out.output);
     Ok(())
+}
+
+async fn probe(mut http: SocketAddr, ready: bool) -> Result<(), BoxError> {
+    if http.ip().is_unspecified() {
+        http.set_ip(match http {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{http}/{}", if ready { "readyz" } else { "healthz" });
+    let unavailable = |why: String| -> BoxError { Box::new(tonic::Status::unavailable(format!("{url}: {why}"))) };
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .map_err(|e| unavailable(e.to_string()))?;
+    let reply = client.get(&url).send().await.map_err(|e| unavailable(e.to_string()))?;
+    let status = reply.status();
+    let body = reply.text().await.unwrap_or_default();
+    if status.is_success() {
+        print!("{body}");
+        Ok(())
+    } else {
+        Err(unavailable(format!("{status}: {}", body.trim())))
+    }
 }
 
 pub async fn quarantine(action: QuarantineAction) -> Result<(), BoxError> {

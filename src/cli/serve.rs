@@ -46,8 +46,8 @@ pub struct NodeArgs {
     /// Create unknown topics (NORMAL) and groups on first use (the default of standalone).
     #[arg(long)]
     auto_create: bool,
-    /// This node's id (default: derived from the listen address).
-    #[arg(long)]
+    /// This node's id (default: derived from the advertised address).
+    #[arg(long, env = "STRATA_NODE_ID")]
     node_id: Option<String>,
     /// Check AK/SK signatures and the ACL (the default of cluster roles; docs/tenancy.md).
     #[arg(long, conflicts_with = "no_auth")]

@@ -2,10 +2,9 @@
 send, receive or ack fails, nothing acknowledged is lost (docs/deploy.md, graceful stop)."""
 
 import signal
+import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from rocketmq import FilterExpression, Producer, SimpleConsumer
 from rocketmq.grpc_protocol import definition_pb2 as d
@@ -13,6 +12,7 @@ from rocketmq.grpc_protocol import service_pb2 as s
 
 from clients import config, make_message
 from cluster import make_cluster
+from conftest import STRATA_BIN
 from raw import Raw
 from test_cluster import wait_for
 
@@ -23,12 +23,11 @@ GROUP = "el-group"
 DRAIN = "32s"
 
 
-def readyz(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+def ready(cluster, name: str) -> int:
+    """`strata node probe --ready` (the container health check): 0 ready, 5 not."""
+    http = cluster.http(name).removeprefix("http://")
+    return subprocess.run([STRATA_BIN, "node", "probe", "--ready", "--http", http], capture_output=True,
+                          timeout=30).returncode
 
 
 class Traffic:
@@ -93,6 +92,7 @@ def test_nodes_join_and_leave_under_load_with_no_client_error(tmp_path):
         cluster.start("ingest-2", "ingest").start("query-2", "query")
         assert raw.route(TOPIC, access) == ["ingest-1", "ingest-2", "query-1", "query-2"]
 
+        assert ready(cluster, "query-1") == ready(cluster, "ingest-1") == 0
         # A client connected to query-1 is told to reconnect when it drains.
         telemetry = Raw(cluster.endpoint("query-1"))
         settings = d.Settings(client_type=d.SIMPLE_CONSUMER, subscription=d.Subscription(
@@ -103,9 +103,9 @@ def test_nodes_join_and_leave_under_load_with_no_client_error(tmp_path):
         # Leaving: SIGTERM both original nodes under load.
         for name in ("ingest-1", "query-1"):
             cluster.nodes[name][2].send_signal(signal.SIGTERM)
-        wait_for(lambda: readyz(cluster.http("query-1")) == 503 and readyz(cluster.http("ingest-1")) == 503,
-                 10, "draining nodes are not ready")
-        assert readyz(cluster.http("query-2")) == 200
+        wait_for(lambda: ready(cluster, "query-1") == ready(cluster, "ingest-1") == 5, 10,
+                 "draining nodes are not ready")
+        assert ready(cluster, "query-2") == 0
         states = {n["id"]: n["state"] for n in cluster.node_list()}
         assert states["ingest-1"] == states["query-1"] == "draining", states
         assert raw.route(TOPIC, access) == ["ingest-2", "query-2"], "draining nodes leave the routes at once"
