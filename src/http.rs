@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata_ingest::Ingest;
 use strata_meta::Coordinator;
 use strata_query::Query;
 use strata_storage::counting::RequestCounts;
@@ -42,6 +43,7 @@ pub struct Observed {
     pub store_requests: Arc<RequestCounts>,
     pub blocks: BlockCache,
     pub query: Option<Arc<Query>>,
+    pub ingest: Option<Arc<Ingest>>,
 }
 
 /// Whether the node can take work.
@@ -68,6 +70,9 @@ impl Observed {
         metrics::gauge!("strata_query_cache_hit_ratio").set(cache.hit_ratio());
         if let Some(q) = &self.query {
             metrics::gauge!("strata_query_long_polls").set(q.long_polls() as f64);
+        }
+        if let Some(i) = &self.ingest {
+            metrics::gauge!("strata_ingest_inflight_bytes").set(i.inflight_bytes() as f64);
         }
         metrics::gauge!("strata_node_resident_memory_bytes").set(crate::admin::rss_bytes() as f64);
         self.prometheus.render()

@@ -341,6 +341,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             store_requests: Arc::clone(&store_requests),
             blocks: blocks.clone(),
             query: query.clone(),
+            ingest: ingest.clone(),
         }),
     ));
     let role_list = roles.names().join("+");
