@@ -450,13 +450,12 @@ impl Settings {
         }
     }
 
-    /// This node's id: configured, else derived from the advertised (or listen) address,
-    /// which is unique within a cluster.
-    pub fn node_id(&self) -> String {
-        self.node_id.clone().unwrap_or_else(|| {
-            let addr = self.advertise.clone().unwrap_or_else(|| self.grpc_listen.to_string());
-            format!("strata-{addr}").replace([':', '.', '[', ']'], "-")
-        })
+    /// This node's id: configured, else derived from the address it advertises, which is
+    /// unique within a cluster.
+    pub fn node_id(&self, advertised: &str) -> String {
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("strata-{advertised}").replace([':', '.', '[', ']'], "-"))
     }
 }
 
@@ -501,11 +500,10 @@ mod tests {
     #[test]
     fn node_ids_follow_the_advertised_address() {
         let mut s = Settings::default();
-        assert_eq!(s.node_id(), "strata-127-0-0-1-8081");
-        s.advertise = Some("mq-3.internal:8081".into());
-        assert_eq!(s.node_id(), "strata-mq-3-internal-8081");
+        assert_eq!(s.node_id("127.0.0.1:8081"), "strata-127-0-0-1-8081");
+        assert_eq!(s.node_id("mq-3.internal:8081"), "strata-mq-3-internal-8081");
         s.node_id = Some("ingest-a".into());
-        assert_eq!(s.node_id(), "ingest-a");
+        assert_eq!(s.node_id("mq-3.internal:8081"), "ingest-a");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Wires a node's roles together and serves gRPC.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -100,22 +101,15 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         _ => None,
     };
     let local = listener.local_addr()?;
-    let advertise = match &settings.advertise {
-        Some(a) => a.clone(),
-        None if local.ip().is_unspecified() && !standalone => {
-            return Err("a cluster node listening on all interfaces needs --advertise host:port".into());
-        }
-        None => local.to_string(),
-    };
-    let node_id = settings.node_id();
+    let advertise = advertised(settings.advertise.as_deref(), local, standalone, "--advertise")?;
+    let node_id = settings.node_id(&advertise);
     let remoting_advertise = match &remoting_listener {
-        Some(l) => Some(match &settings.remoting.advertise {
-            Some(a) => a.clone(),
-            None if l.local_addr()?.ip().is_unspecified() && !standalone => {
-                return Err("a cluster node serving Remoting on all interfaces needs remoting.advertise".into());
-            }
-            None => l.local_addr()?.to_string(),
-        }),
+        Some(l) => Some(advertised(
+            settings.remoting.advertise.as_deref(),
+            l.local_addr()?,
+            standalone,
+            "remoting.advertise",
+        )?),
         None => None,
     };
     let membership = Membership::join(
@@ -418,6 +412,37 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The `host:port` clients are told to reach a listener at: `configured`, where `auto` (or
+/// `auto:PORT`) is this machine's own address — the source address of its default route,
+/// for platforms that give a task its address only at run time (ECS on Fargate); unset, the
+/// listen address, which a cluster node must not leave unspecified (0.0.0.0).
+fn advertised(configured: Option<&str>, listen: SocketAddr, standalone: bool, what: &str) -> Result<String, BoxError> {
+    match configured {
+        Some(a) if a == "auto" || a.starts_with("auto:") => {
+            let port = match a.strip_prefix("auto:") {
+                Some(p) => p.parse().map_err(|e| format!("{what} {a}: {e}"))?,
+                None => listen.port(),
+            };
+            Ok(SocketAddr::new(own_address()?, port).to_string())
+        }
+        Some(a) => Ok(a.to_string()),
+        None if listen.ip().is_unspecified() && !standalone => {
+            Err(format!("a cluster node listening on all interfaces needs {what} host:port (or auto)").into())
+        }
+        None => Ok(listen.to_string()),
+    }
+}
+
+/// The address this machine sends from: a UDP socket "connected" to a documentation address
+/// (RFC 5737; nothing is sent) is bound to the default route's source address.
+fn own_address() -> Result<IpAddr, BoxError> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    socket
+        .connect((Ipv4Addr::new(192, 0, 2, 1), 9))
+        .map_err(|e| format!("advertise auto: no default route to take an address from: {e}"))?;
+    Ok(socket.local_addr()?.ip())
+}
+
 /// The listener's TLS identity, and how nodes reach one another with TLS on.
 struct Tls {
     identity: Option<Identity>,
@@ -575,4 +600,27 @@ fn spawn_clock_sync(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses() {
+        let any: SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+        assert_eq!(advertised(Some("mq:1"), any, false, "x").unwrap(), "mq:1");
+        assert_eq!(advertised(None, local, false, "x").unwrap(), "127.0.0.1:8081");
+        assert!(
+            advertised(None, any, false, "x").is_err(),
+            "a cluster node must say where it is"
+        );
+        assert_eq!(advertised(None, any, true, "x").unwrap(), "0.0.0.0:8081");
+        let auto: SocketAddr = advertised(Some("auto"), any, false, "x").unwrap().parse().unwrap();
+        assert!(!auto.ip().is_unspecified() && auto.port() == 8081, "{auto}");
+        let port: SocketAddr = advertised(Some("auto:9876"), any, false, "x").unwrap().parse().unwrap();
+        assert_eq!((port.ip(), port.port()), (auto.ip(), 9876));
+        assert!(advertised(Some("auto:x"), any, false, "x").is_err());
+    }
 }
