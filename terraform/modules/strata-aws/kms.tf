@@ -1,0 +1,52 @@
+# One customer-managed key encrypts the bucket, the database, the secrets, the logs and the
+# alarm topic; rotated yearly.
+resource "aws_kms_key" "strata" {
+  description             = "StrataMQ ${var.name}: bucket, database, secrets, logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "strata" {
+  name          = "alias/strata-${var.name}"
+  target_key_id = aws_kms_key.strata.key_id
+}
+
+data "aws_iam_policy_document" "kms" {
+  # The account administers the key (IAM policies then grant its use).
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+  # CloudWatch Logs encrypts the nodes' log group with it.
+  statement {
+    sid       = "CloudWatchLogs"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/strata/${var.name}"]
+    }
+  }
+  # CloudWatch alarms publish to the encrypted SNS topic.
+  statement {
+    sid       = "CloudWatchAlarms"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+  }
+}
