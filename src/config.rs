@@ -404,6 +404,15 @@ impl Settings {
         if let Some(v) = get("STRATA_ADVERTISE") {
             self.advertise = Some(v);
         }
+        if let Some(v) = get("STRATA_REMOTING_ADVERTISE") {
+            self.remoting.advertise = Some(v);
+        }
+        if let Some(v) = get("STRATA_DRAIN_PERIOD") {
+            self.cluster.drain_period = humantime::parse_duration(&v).map_err(|e| ConfigError::Env {
+                var: "STRATA_DRAIN_PERIOD",
+                reason: format!("{v:?} is not a duration: {e}"),
+            })?;
+        }
         if let Some(v) = get("STRATA_STORE") {
             self.store = Some(v);
         }
@@ -493,6 +502,13 @@ mod tests {
         assert_eq!(s.store_url(), "memory://");
         assert!(
             s.apply_env(|k| (k == "STRATA_GRPC_LISTEN").then(|| "nope".to_string()))
+                .is_err()
+        );
+        s.apply_env(|k| (k == "STRATA_DRAIN_PERIOD").then(|| "5s".to_string()))
+            .unwrap();
+        assert_eq!(s.cluster.drain_period, std::time::Duration::from_secs(5));
+        assert!(
+            s.apply_env(|k| (k == "STRATA_DRAIN_PERIOD").then(|| "soon".to_string()))
                 .is_err()
         );
     }
