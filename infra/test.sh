@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 infra/install-test-deps.sh
+# The deployment recipes (Dockerfile, Kubernetes, Terraform): static checks, about a minute.
+infra/iac/check.sh
 
 # Real services on loopback for the cluster backends: PostgreSQL (coordinator) and SeaweedFS
 # (S3). Their data lives in a temporary folder, removed afterwards; logs of failed runs stay

@@ -73,16 +73,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
   bucket = aws_s3_bucket.store.id
 
   # wal/: the write log. Objects live minutes to hours (until compacted), so no tiering (IA's
-  # 30-day minimum would bill more than it saves); stale multipart uploads and the versions
-  # GC deleted go after a day.
+  # 30-day minimum would bill more than it saves); the versions GC deleted go after a day.
   rule {
     id     = "wal"
     status = "Enabled"
     filter {
       prefix = "${local.prefix}/wal/"
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
     noncurrent_version_expiration {
       noncurrent_days = 1
@@ -95,9 +91,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     status = "Enabled"
     filter {
       prefix = "${local.prefix}/data/"
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
     noncurrent_version_expiration {
       noncurrent_days = 1
@@ -118,9 +111,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     filter {
       prefix = "${local.prefix}/metering/"
     }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
     noncurrent_version_expiration {
       noncurrent_days = 1
     }
@@ -130,6 +120,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "store" {
     }
     expiration {
       days = var.metering_retention_days
+    }
+  }
+
+  # Every prefix: multipart uploads a node started and never finished (it died mid-upload).
+  rule {
+    id     = "uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
 }

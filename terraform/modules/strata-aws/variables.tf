@@ -129,3 +129,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the nodes' Prometheus metrics are published to (with a ServiceName dimension) by a collector sidecar, or null. When set, ingest also scales on strata_ingest_inflight_bytes (64 MiB per task) and query on strata_query_long_polls (2,000 per task)."
+  type        = string
+  default     = null
+}
