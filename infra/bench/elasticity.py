@@ -164,14 +164,23 @@ def consumer(endpoint, counters, stop, ids_file):
     c.shutdown()
 
 
+def smooth(rows, key, window=5):
+    """`key` averaged over the last `window` seconds (receives come in batches of 32)."""
+    values = [r[key] for r in rows]
+    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+            for i in range(len(values))]
+
+
 def svg(rows, events, path: Path):
-    """Messages/s per node over time (ingest solid, query dashed), events as vertical lines."""
+    """Messages/s per node over time, 5-second averages (ingest solid, query dashed), events as
+    vertical lines."""
     series = [k for k in rows[0] if k.startswith(("ingest-", "query-"))] + ["clients_sent"]
+    smoothed = {k: smooth(rows, k) for k in series}
     colors = {"ingest-1": "#1f77b4", "ingest-2": "#ff7f0e", "query-1": "#1f77b4", "query-2": "#ff7f0e",
               "clients_sent": "#2ca02c"}
     w, h, left, top, right, bottom = 820, 420, 60, 30, 150, 50
     tmax = rows[-1]["t"] or 1
-    ymax = max(max(r[k] for k in series) for r in rows) * 1.1 or 1
+    ymax = max(max(v) for v in smoothed.values()) * 1.25 or 1
     x = lambda t: left + (w - left - right) * t / tmax  # noqa: E731
     y = lambda v: h - bottom - (h - top - bottom) * v / ymax  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
@@ -186,11 +195,11 @@ def svg(rows, events, path: Path):
                    f'<text x="{left - 6}" y="{y(v) + 4}" text-anchor="end">{v}</text>')
     for t in range(0, int(tmax) + 1, 30):
         out.append(f'<text x="{x(t)}" y="{y(0) + 16}" text-anchor="middle">{t}</text>')
-    for t, label in events:
+    for i, (t, label) in enumerate(events):
         out.append(f'<line x1="{x(t)}" y1="{top}" x2="{x(t)}" y2="{y(0)}" stroke="#999" stroke-dasharray="3,3"/>'
-                   f'<text x="{x(t) + 3}" y="{top + 10}" font-size="10" fill="#555">{label}</text>')
+                   f'<text x="{x(t) + 3}" y="{top + 10 + 12 * (i % 3)}" font-size="10" fill="#555">{label}</text>')
     for i, k in enumerate(series):
-        points = " ".join(f"{x(r['t']):.1f},{y(r[k]):.1f}" for r in rows)
+        points = " ".join(f"{x(r['t']):.1f},{y(v):.1f}" for r, v in zip(rows, smoothed[k]))
         dash = ' stroke-dasharray="6,3"' if k.startswith("query") else ""
         width = 2.5 if k == "clients_sent" else 1.5
         out.append(f'<polyline points="{points}" fill="none" stroke="{colors.get(k, "#000")}" '
@@ -207,10 +216,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out", nargs="?", default="bench-results/elasticity")
     ap.add_argument("--bin", default=str(REPO / "target/release/strata"))
+    ap.add_argument("--quick", action="store_true", help="a 1-minute version (checks the script, not the broker)")
+    ap.add_argument("--replot", action="store_true", help="only draw OUT_DIR's timeline again")
     args = ap.parse_args()
+    if args.replot:
+        out = Path(args.out)
+        rows = [{k: int(v) for k, v in r.items()} for r in csv.DictReader(open(out / "timeline.csv"))]
+        events = [(int(t), label) for t, label in csv.reader(open(out / "events.csv"))]
+        svg(rows, events, out / "elasticity.svg")
+        return
+    if args.quick:
+        global PRODUCERS, RAMP_EVERY, JOIN_AT, LEAVE_AT, STOP_AT, DRAIN
+        PRODUCERS, RAMP_EVERY, JOIN_AT, LEAVE_AT, STOP_AT, DRAIN = 2, 5, 10, 20, 40, "5s"
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="strata-elastic."))
+    work.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     cluster = Cluster(args.bin, out, work)
     ctx = mp.get_context("spawn")
     counters = ctx.Array("q", len(COUNTERS))
@@ -231,7 +252,7 @@ def main():
         start = time.monotonic()
         last = {n: 0 for n in ("ingest-1", "ingest-2", "query-1", "query-2")}
         last_sent = last_received = 0
-        joined = left = False
+        joined = left = exited = False
         while True:
             t = round(time.monotonic() - start)
             if len(producers) < PRODUCERS and t >= RAMP_EVERY * len(producers) and t < STOP_AT:
@@ -250,6 +271,9 @@ def main():
                     cluster.nodes[name][0].send_signal(signal.SIGTERM)
                 events.append((t, "SIGTERM ingest-1, query-1"))
                 left = True
+            if left and not exited and all(cluster.nodes[n][0].poll() is not None for n in ("ingest-1", "query-1")):
+                events.append((t, "ingest-1, query-1 exit"))
+                exited = True
             if t >= STOP_AT and not stop_sending.is_set():
                 stop_sending.set()
                 events.append((t, "producers stop"))
@@ -271,10 +295,12 @@ def main():
                 if c["received"] >= len(sent_ids) or t > STOP_AT + 120:
                     break
             time.sleep(max(0.0, start + t + 1 - time.monotonic()))
+        print("stopping the consumers", file=sys.stderr, flush=True)
         stop_receiving.set()
         for w in workers:
             w.join(timeout=60)
     finally:
+        print("stopping the cluster", file=sys.stderr, flush=True)
         stop_sending.set()
         stop_receiving.set()
         cluster.stop_all()
@@ -285,6 +311,8 @@ def main():
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
+    with open(out / "events.csv", "w", newline="") as f:
+        csv.writer(f).writerows(events)
     svg(rows, events, out / "elasticity.svg")
     errors = {k: rows[-1][k] for k in ("send_errors", "receive_errors", "ack_errors")}
     lost = sent - received
