@@ -407,6 +407,23 @@ impl Settings {
         if let Some(v) = get("STRATA_REMOTING_ADVERTISE") {
             self.remoting.advertise = Some(v);
         }
+        if let Some(v) = get("STRATA_INGEST_LINGER") {
+            self.ingest.linger = humantime::parse_duration(&v).map_err(|e| ConfigError::Env {
+                var: "STRATA_INGEST_LINGER",
+                reason: format!("{v:?} is not a duration: {e}"),
+            })?;
+        }
+        if let Some(v) = get("STRATA_INGEST_MAX_FLUSH_RATE") {
+            let rate = v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .ok_or_else(|| ConfigError::Env {
+                    var: "STRATA_INGEST_MAX_FLUSH_RATE",
+                    reason: format!("{v:?} is not a positive number of flushes per second"),
+                })?;
+            self.ingest.max_flush_rate = Some(rate);
+        }
         if let Some(v) = get("STRATA_DRAIN_PERIOD") {
             self.cluster.drain_period = humantime::parse_duration(&v).map_err(|e| ConfigError::Env {
                 var: "STRATA_DRAIN_PERIOD",
@@ -506,6 +523,16 @@ mod tests {
         );
         s.apply_env(|k| (k == "STRATA_DRAIN_PERIOD").then(|| "5s".to_string()))
             .unwrap();
+        s.apply_env(|k| match k {
+            "STRATA_INGEST_LINGER" => Some("50ms".into()),
+            "STRATA_INGEST_MAX_FLUSH_RATE" => Some("20".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (s.ingest.linger, s.ingest.max_flush_rate),
+            (std::time::Duration::from_millis(50), Some(20.0))
+        );
         assert_eq!(s.cluster.drain_period, std::time::Duration::from_secs(5));
         assert!(
             s.apply_env(|k| (k == "STRATA_DRAIN_PERIOD").then(|| "soon".to_string()))

@@ -47,6 +47,7 @@ locals {
       { name = "STRATA_HTTP_LISTEN", value = "0.0.0.0:8082" },
       { name = "STRATA_LOG_FORMAT", value = "json" },
       { name = "STRATA_DRAIN_PERIOD", value = "${var.drain_period_seconds}s" },
+      { name = "STRATA_INGEST_MAX_FLUSH_RATE", value = tostring(var.max_flush_rate) },
       # Three quarters of the task's memory; the rest is the runtime's and the page cache's.
       { name = "STRATA_MEMORY_BUDGET", value = tostring(floor(size.memory * 0.75) * 1048576) },
       ], var.serve_remoting && contains(["ingest", "query"], role) ? [

@@ -88,6 +88,16 @@ variable "compactor" {
   default = {}
 }
 
+variable "max_flush_rate" {
+  description = "Most WAL PUTs per second per ingest node (ingest.max_flush_rate). The main line of the S3 bill is at most this x $13 per ingest node-month on S3 Standard; lower batches more messages per PUT under load at the price of send latency (docs/deploy.md, cost model)."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.max_flush_rate > 0
+    error_message = "max_flush_rate: flushes per second, above 0."
+  }
+}
+
 variable "db_instance_class" {
   description = "RDS PostgreSQL instance class of the coordinator. db.r6g.large carries ~20,000 coordinator transactions/s (one per flush or receive, not per message)."
   type        = string
