@@ -8,7 +8,6 @@ import time
 
 from rocketmq import FilterExpression, Producer, SimpleConsumer
 from rocketmq.grpc_protocol import definition_pb2 as d
-from rocketmq.grpc_protocol import service_pb2 as s
 
 from clients import config, make_message
 from cluster import make_cluster
@@ -18,7 +17,7 @@ from test_cluster import wait_for
 
 TOPIC = "el-orders"
 GROUP = "el-group"
-# Longer than the stock clients' route refresh (30 s), as the default (35 s): every client
+# Longer than the stock clients' route refresh (30 s), like the default (35 s): every client
 # refreshes its route during the drain, so none sends anything to the node after it stops.
 DRAIN = "32s"
 
