@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 infra/install-test-deps.sh
-# The deployment recipes (Dockerfile, Kubernetes, Terraform): static checks, about a minute.
-infra/iac/check.sh
+# The deployment recipes (Dockerfile, Kubernetes, Terraform): static checks, ~1.5 min of one
+# core, run beside the Rust build and awaited before the end-to-end tests.
+mkdir -p .test-artifacts
+infra/iac/check.sh > .test-artifacts/iac-check.log 2>&1 &
+iac_check=$!
 
 # Real services on loopback for the cluster backends: PostgreSQL (coordinator) and SeaweedFS
 # (S3). Their data lives in a temporary folder, removed afterwards; logs of failed runs stay
@@ -39,6 +42,14 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo build --locked --bins
 cargo test --locked --workspace
 
+
+if wait "$iac_check"; then
+  grep -E '^(==|[0-9]+ files valid|terraform:|Passed checks)' .test-artifacts/iac-check.log
+else
+  cat .test-artifacts/iac-check.log
+  echo "the deployment recipes' checks failed (infra/iac/check.sh)" >&2
+  exit 1
+fi
 
 export STRATA_BIN="$PWD/target/debug/strata"
 .venv/bin/python -m pytest tests/e2e -v --durations=15 "$@"

@@ -44,6 +44,12 @@ impl From<object_store::Error> for Error {
 /// Told of the timers that fired (message trace).
 pub type TimersFired = Arc<dyn Fn(&[HeldRecord]) + Send + Sync>;
 
+/// How long a node that left gracefully stays in `strata node list` (autoscaled pods each
+/// leave a row; a day of them is a useful history, a month would be clutter).
+const LEFT_NODES_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// How often the compactor forgets them.
+const LEFT_NODES_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub fn spawn(
     compaction: Compaction,
     node_ttl: Duration,
@@ -61,8 +67,18 @@ pub fn spawn(
             // After the coordinator was unreachable, every node's last heartbeat looks old
             // (they could not reach it either): wait one TTL before declaring anyone dead.
             let mut calm_since = tokio::time::Instant::now();
+            let mut purged_at: Option<tokio::time::Instant> = None;
             loop {
                 tick.tick().await;
+                if purged_at.is_none_or(|at| at.elapsed() >= LEFT_NODES_PURGE_INTERVAL) {
+                    purged_at = Some(tokio::time::Instant::now());
+                    let before = clock.now_ms() - LEFT_NODES_KEPT.as_millis() as i64;
+                    match coordinator.purge_left_nodes(before).await {
+                        Ok(0) => {}
+                        Ok(n) => info!(nodes = n, "forgot nodes that left a day ago"),
+                        Err(e) => warn!(error = %e, "purging left nodes failed"),
+                    }
+                }
                 if calm_since.elapsed() < node_ttl {
                     if let Err(e) = coordinator.list_nodes().await {
                         warn!(error = %e, "coordinator unreachable");

@@ -490,6 +490,10 @@ impl Members for FaultyCoordinator {
         self.faults.check()?;
         self.inner.leave_node(id, epoch).await
     }
+    async fn purge_left_nodes(&self, before_ms: i64) -> Result<u64> {
+        self.faults.check()?;
+        self.inner.purge_left_nodes(before_ms).await
+    }
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
         self.faults.check()?;
         self.inner.live_nodes(now_ms, ttl_ms).await

@@ -139,6 +139,18 @@ pub async fn a_node_drains_then_leaves(c: &dyn Coordinator) {
         .unwrap();
     assert!(back.epoch > node.epoch && back.departure == Departure::Staying);
     assert!(live(c.live_nodes(T0 + 10, 10_000).await.unwrap()));
+
+    // Left nodes are forgotten after a while; dead ones are not (one may still run).
+    c.register_node("conf-dead", Roles::QUERY, "10.0.0.5:8081", None, T0)
+        .await
+        .unwrap();
+    c.expire_nodes(T0 + 100_000, 10_000, id).await.unwrap();
+    c.drain_node(id, back.epoch).await.unwrap();
+    c.leave_node(id, back.epoch).await.unwrap();
+    assert_eq!(c.purge_left_nodes(T0 + 10).await.unwrap(), 0, "left too recently");
+    assert_eq!(c.purge_left_nodes(T0 + 200_000).await.unwrap(), 1);
+    let ids: Vec<String> = c.list_nodes().await.unwrap().into_iter().map(|n| n.id).collect();
+    assert!(!ids.contains(&id.to_string()) && ids.contains(&"conf-dead".to_string()));
 }
 
 pub async fn dead_writers_are_fenced(c: &dyn Coordinator) {

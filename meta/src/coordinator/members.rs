@@ -35,6 +35,10 @@ pub trait Members: Send + Sync {
     /// Deregisters the node once it has drained: no longer alive, its epoch fenced.
     async fn leave_node(&self, id: &str, epoch: i64) -> Result<()>;
 
+    /// Forgets nodes that left gracefully (they exited: nothing of theirs can commit again)
+    /// before `before_ms`; returns how many. Dead nodes stay: one may still be running.
+    async fn purge_left_nodes(&self, before_ms: i64) -> Result<u64>;
+
     /// Nodes alive, not draining, and heard from within `ttl_ms`.
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>>;
 

@@ -64,6 +64,17 @@ impl Members for SqlCoordinator {
             .collect()
     }
 
+    async fn purge_left_nodes(&self, before_ms: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM nodes WHERE alive = 0 AND departure = $1 AND heartbeat_ms < $2")
+                .bind(Departure::Left.code())
+                .bind(before_ms)
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     async fn live_nodes(&self, now_ms: i64, ttl_ms: i64) -> Result<Vec<Node>> {
         sqlx::query("SELECT * FROM nodes WHERE alive = 1 AND departure = 0 AND heartbeat_ms >= $1 ORDER BY id")
             .bind(now_ms - ttl_ms)
