@@ -19,6 +19,12 @@ services=$(mktemp -d "${TMPDIR:-/tmp}/strata-test.XXXXXX")
 chmod 755 "$services"
 export AWS_ACCESS_KEY_ID=strata AWS_SECRET_ACCESS_KEY=strata-secret AWS_REGION=us-east-1
 cleanup() {
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    # The services' own complaints, for a failure whose cause is theirs.
+    echo "== last errors of SeaweedFS and PostgreSQL (full logs in .test-artifacts/)"
+    grep -hiE "error|fatal|panic" "$services"/s3/weed.log "$services"/postgres/postgres.log 2>/dev/null | tail -n 20 || true
+  fi
   infra/s3-server.sh stop "$services/s3" || true
   infra/postgres.sh stop "$services/postgres" || true
   mkdir -p .test-artifacts && cp "$services"/postgres/postgres.log "$services"/s3/weed.log .test-artifacts/ 2>/dev/null || true

@@ -30,10 +30,13 @@ pub struct S3Options {
     pub virtual_hosted_style: bool,
 }
 
-/// Retries of a failed S3 request, and the total time they may take. Kept well below
-/// ingest's commit deadline (30 s), so a failing store fails the flush (and the producer
-/// retries elsewhere) instead of holding it for object_store's default 3 minutes.
-const S3_MAX_RETRIES: usize = 3;
+/// Retries of a failed S3 request (5xx such as `SlowDown` or `InternalError`, timeouts,
+/// connection resets), and the total time they may take. Backoff starts at 0.1 s and
+/// doubles, so 10 retries ride out a blip of ~10 s (3 retries gave up after 0.7 s, which a
+/// SeaweedFS volume growing or an S3 partition splitting can exceed). The total is kept well
+/// below ingest's commit deadline (30 s), so a failing store fails the flush (and the
+/// producer retries elsewhere) instead of holding it for object_store's default 3 minutes.
+const S3_MAX_RETRIES: usize = 10;
 const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 /// One S3 request's time limit (a 8 MiB PUT takes ~0.1 s on S3 from the same region).
 const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
