@@ -11,6 +11,8 @@ pub enum Unauthenticated {
     UnknownKey(String),
     #[error("the signature does not match (wrong secret key?)")]
     BadSignature,
+    #[error("the console session has expired; log in again")]
+    Expired,
     #[error("x-mq-date-time {date:?} is outside the accepted clock skew")]
     DateOutOfWindow { date: String },
 }

@@ -1,4 +1,5 @@
-//! Tenancy: who may do what. The 5.x AK/SK request signature ([`signature`]), secret keys
+//! Tenancy: who may do what. The 5.x AK/SK request signature ([`signature`]), the HTTP
+//! listener's request signature and console sessions ([`http_auth`]), secret keys
 //! sealed at rest ([`vault`]), the per-request check of both against the ACL ([`guard`]) and
 //! reserved + burst quotas ([`quota`]), and metering: usage counted per tenant and hour
 //! ([`meter`]) and kept as Parquet in the object store ([`metering`]).
@@ -6,6 +7,7 @@
 
 pub mod error;
 pub mod guard;
+pub mod http_auth;
 pub mod meter;
 pub mod metering;
 pub mod quota;
