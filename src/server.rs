@@ -323,21 +323,18 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     }));
 
     let draining = Arc::new(AtomicBool::new(false));
-    tasks.push(crate::http::spawn(
-        http_listener,
-        Arc::new(Observed {
-            prometheus,
-            readiness: Readiness {
-                coordinator: Arc::clone(&dyn_coordinator),
-                store: raw_store,
-                draining: Arc::clone(&draining),
-            },
-            store_requests: Arc::clone(&store_requests),
-            blocks: blocks.clone(),
-            query: query.clone(),
-            ingest: ingest.clone(),
-        }),
-    ));
+    let observed = Arc::new(Observed {
+        prometheus,
+        readiness: Readiness {
+            coordinator: Arc::clone(&dyn_coordinator),
+            store: raw_store,
+            draining: Arc::clone(&draining),
+        },
+        store_requests: Arc::clone(&store_requests),
+        blocks: blocks.clone(),
+        query: query.clone(),
+        ingest: ingest.clone(),
+    });
     let role_list = roles.names().join("+");
     info!(
         listen = %local,
@@ -364,6 +361,13 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
         index_window: settings.ingest.index_window,
     });
+    let web = Arc::new(crate::http::WebState {
+        front: front.clone(),
+        admin: Arc::clone(&admin),
+        guard: Arc::clone(&guard),
+        max_body_bytes: settings.grpc.max_message_bytes,
+    });
+    tasks.push(crate::http::spawn(http_listener, observed, web));
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)
         .max_encoding_message_size(settings.grpc.max_message_bytes);

@@ -879,9 +879,15 @@ impl MessagingService for Front {
                                     .collect(),
                                 _ => Vec::new(),
                             };
+                            let group = match &settings.pub_sub {
+                                Some(v2::settings::PubSub::Subscription(s)) => {
+                                    s.group.as_ref().map(|g| (ctx.tenant(Some(g)), g.name.clone()))
+                                }
+                                _ => None,
+                            };
                             front
                                 .sessions
-                                .settings(&client_id, client_type, timeout, topics, tx.clone());
+                                .settings(&client_id, client_type, timeout, topics, group, tx.clone());
                             let mut reply = front.settings_reply(&ctx.namespace, settings).await;
                             if refused.is_some() {
                                 reply.status = refused;

@@ -22,6 +22,8 @@ pub struct Session {
     pub telemetry: Option<TelemetrySender>,
     /// Producers: the `(tenant, topic)`s they publish to (transaction checks go to them).
     pub topics: Vec<(String, String)>,
+    /// Consumers: the `(tenant, group)` they consume as.
+    pub group: Option<(String, String)>,
     last_seen: Instant,
 }
 
@@ -44,6 +46,7 @@ impl Sessions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             telemetry: None,
             topics: Vec::new(),
+            group: None,
             last_seen: Instant::now(),
         });
         s.last_seen = Instant::now();
@@ -72,6 +75,7 @@ impl Sessions {
         client_type: i32,
         request_timeout: Option<Duration>,
         topics: Vec<(String, String)>,
+        group: Option<(String, String)>,
         stream: TelemetrySender,
     ) {
         self.with(|m| {
@@ -81,6 +85,7 @@ impl Sessions {
                 s.request_timeout = t;
             }
             s.topics = topics;
+            s.group = group;
             s.telemetry = Some(stream);
         });
     }
@@ -109,6 +114,19 @@ impl Sessions {
                 .collect();
             (!streams.is_empty()).then(|| streams[pick % streams.len()].clone())
         })
+    }
+
+    /// The client ids of `group`'s consumers with a Telemetry stream to this node, sorted.
+    pub fn consumers_of(&self, tenant: &str, group: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.with(|m| {
+            m.iter()
+                .filter(|(_, s)| s.telemetry.is_some())
+                .filter(|(_, s)| s.group.as_ref().is_some_and(|(t, g)| t == tenant && g == group))
+                .map(|(id, _)| id.clone())
+                .collect()
+        });
+        ids.sort();
+        ids
     }
 
     /// The Telemetry stream of a connected client.
@@ -191,7 +209,14 @@ mod tests {
         s.touch("c1", Some(1));
         assert_eq!(s.request_timeout(Some("c1")), DEFAULT_REQUEST_TIMEOUT);
         let (tx, _rx) = mpsc::channel(1);
-        s.settings("c1", 1, Some(Duration::from_secs(9)), vec![("".into(), "t".into())], tx);
+        s.settings(
+            "c1",
+            1,
+            Some(Duration::from_secs(9)),
+            vec![("".into(), "t".into())],
+            None,
+            tx,
+        );
         assert_eq!(s.request_timeout(Some("c1")), Duration::from_secs(9));
         assert_eq!(s.published_topics(), [("".to_string(), "t".to_string())]);
         assert!(s.producer_of("", "t", 7).is_some());
@@ -209,8 +234,10 @@ mod tests {
         let s = Sessions::default();
         let (tx1, mut rx1) = mpsc::channel(1);
         let (tx2, mut rx2) = mpsc::channel(1);
-        s.settings("c1", 1, None, vec![], tx1);
-        s.settings("c2", 2, None, vec![], tx2);
+        s.settings("c1", 1, None, vec![], Some(("".into(), "g".into())), tx1);
+        s.settings("c2", 2, None, vec![], None, tx2);
+        assert_eq!(s.consumers_of("", "g"), ["c1"]);
+        assert!(s.consumers_of("other", "g").is_empty());
         let closed = s.closed();
         assert_eq!(s.tell_all(&TelemetryCommand::default()), 2);
         assert!(rx1.recv().await.is_some() && rx2.recv().await.is_some());

@@ -492,7 +492,10 @@ mod tests {
             Err(Error::Unauthenticated(Unauthenticated::BadSignature))
         ));
         let stale_date = signature::date_now(NOW - 3_600_000);
-        let stale = http_auth::SignedRequest { date: &stale_date, ..request };
+        let stale = http_auth::SignedRequest {
+            date: &stale_date,
+            ..request
+        };
         let header = stale.header("AK-alice", b"SK-alice");
         assert!(matches!(
             g.authenticate_http(Some(&header), &stale).await,
@@ -519,7 +522,11 @@ mod tests {
         for principal in [alice, Principal::Root] {
             let (authorization, date) = g.delegate(&principal).unwrap();
             let again = g.authenticate(Some(&authorization), Some(&date)).await.unwrap();
-            assert_eq!(again.name(), principal.name(), "a delegated request is the same principal");
+            assert_eq!(
+                again.name(),
+                principal.name(),
+                "a delegated request is the same principal"
+            );
         }
         let (open, _dir) = guard(false).await;
         assert!(open.delegate(&Principal::Anyone).is_none());

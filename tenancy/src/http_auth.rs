@@ -166,9 +166,18 @@ mod tests {
         assert!(!signed.verify(b"other", &claim.signature));
         let other_body = body_digest(b"{}");
         for changed in [
-            SignedRequest { method: "PUT", ..request(&digest) },
-            SignedRequest { target: "/api/v1/namespaces/ns/topics/u/messages", ..request(&digest) },
-            SignedRequest { date: "20261203T120001Z", ..request(&digest) },
+            SignedRequest {
+                method: "PUT",
+                ..request(&digest)
+            },
+            SignedRequest {
+                target: "/api/v1/namespaces/ns/topics/u/messages",
+                ..request(&digest)
+            },
+            SignedRequest {
+                date: "20261203T120001Z",
+                ..request(&digest)
+            },
             request(&other_body),
         ] {
             assert!(!changed.verify(b"secret", &claim.signature));
@@ -199,7 +208,10 @@ mod tests {
         let extended = token.replace("1800000000000", "1900000000000");
         assert!(!verify_session(&extended, b"secret"), "the expiry is signed");
         for bad in ["", "AK1", "AK1:x:00", ":1:00"] {
-            assert!(parse_session(bad).is_err() || !verify_session(bad, b"secret"), "{bad:?}");
+            assert!(
+                parse_session(bad).is_err() || !verify_session(bad, b"secret"),
+                "{bad:?}"
+            );
         }
     }
 }

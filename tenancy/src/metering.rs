@@ -198,6 +198,9 @@ async fn live_files(store: &dyn ObjectStore, paths: &[Path]) -> Result<(Vec<(Pat
     Ok((live, dead.into_iter().map(|(p, _)| p).collect()))
 }
 
+/// 9999-12-31T23:59:59.999Z, the last time an hour folder can be named for.
+const LAST_MS: i64 = 253_402_300_799_999;
+
 /// Sums every record of hours `from_ms..to_ms` (hour starts), of one tenant or all.
 pub async fn read(
     store: &dyn ObjectStore,
@@ -205,6 +208,8 @@ pub async fn read(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Row>, MeteringError> {
+    // Hour folders are named for years 1970 to 9999; a range reaching past them is cut there.
+    let (from_ms, to_ms) = (from_ms.clamp(0, LAST_MS), to_ms.clamp(0, LAST_MS));
     let from_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     let (first, last) = (hour_dir(from_hour), hour_dir(to_ms));
     let mut rows = Vec::new();
@@ -322,6 +327,12 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+        let everything = read(&store, None, i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(
+            everything.len(),
+            3,
+            "a range past the folders' years is cut, not emptied"
         );
     }
 

@@ -1,5 +1,5 @@
-//! The HTTP listener (`http_listen`): Prometheus `/metrics`, liveness `/healthz` and readiness
-//! `/readyz` (the coordinator and the object store answer, and the node is not draining).
+//! The operator's endpoints: Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`
+//! (the coordinator and the object store answer, and the node is not draining).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,6 @@ use strata_storage::counting::RequestCounts;
 use strata_storage::hooked::Op;
 use strata_storage::object_store::ObjectStoreExt;
 use strata_storage::{BlockCache, ObjectStore, Path};
-use tokio::net::TcpListener;
 
 use crate::server::BoxError;
 
@@ -114,18 +113,13 @@ async fn readyz(State(o): State<Arc<Observed>>) -> (StatusCode, String) {
     }
 }
 
-/// Serves the endpoints on `listener` until the task is aborted.
-pub fn spawn(listener: TcpListener, observed: Arc<Observed>) -> tokio::task::JoinHandle<()> {
-    let app = Router::new()
+/// The endpoints, unauthenticated (probes and scrapers carry no credentials).
+pub fn router(observed: Arc<Observed>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(observed);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the HTTP listener stopped");
-        }
-    })
+        .with_state(observed)
 }
 
 #[cfg(test)]

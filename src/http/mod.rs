@@ -1,0 +1,38 @@
+//! The HTTP listener (`http_listen`): the operator's probes and metrics ([`probes`]), the
+//! HTTP/JSON API ([`api`]) and the web console ([`console`]). API calls and console pages are
+//! translated into the gRPC handlers' own requests on the caller's behalf ([`caller`]).
+
+pub mod api;
+mod caller;
+mod error;
+mod probes;
+
+use std::sync::Arc;
+
+use strata_tenancy::Guard;
+use tokio::net::TcpListener;
+
+use crate::admin::Admin;
+use crate::front::Front;
+pub use probes::{Observed, Readiness, install_recorder};
+
+/// What the API and the console reach.
+pub struct WebState {
+    pub front: Front,
+    pub admin: Arc<Admin>,
+    pub guard: Arc<Guard>,
+    /// Largest request body (`grpc.max_message_bytes`, as a gRPC frame).
+    pub max_body_bytes: usize,
+}
+
+pub type Web = Arc<WebState>;
+
+/// Serves every endpoint on `listener` until the task is aborted.
+pub fn spawn(listener: TcpListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
+    let app = probes::router(observed).merge(api::router(web));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the HTTP listener stopped");
+        }
+    })
+}
