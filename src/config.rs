@@ -19,8 +19,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Where the gRPC server (MessagingService and the admin API) listens.
     pub grpc_listen: SocketAddr,
-    /// Where the HTTP listener serves `/metrics`, `/healthz` and `/readyz` (default
-    /// 127.0.0.1:8082; port 0 picks a free one).
+    /// Where the HTTP listener serves `/metrics`, `/healthz`, `/readyz`, the HTTP/JSON API
+    /// and the web console (default 127.0.0.1:8082; port 0 picks a free one).
     pub http_listen: SocketAddr,
     /// `host:port` clients are told to connect to (QueryRoute). Unset: the address the
     /// client used to reach us, which is right for a single node.
@@ -60,6 +60,7 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub metering: MeteringSettings,
     pub trace: crate::trace::TraceConfig,
+    pub console: crate::http::console::history::HistoryConfig,
     pub testing: TestingConfig,
 }
 
@@ -310,6 +311,7 @@ impl Default for Settings {
             quota: QuotaSettings::default(),
             metering: MeteringSettings::default(),
             trace: crate::trace::TraceConfig::default(),
+            console: Default::default(),
             testing: TestingConfig::default(),
         }
     }

@@ -361,12 +361,20 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         reader: strata_query::reader::Reader::new(Arc::clone(&dyn_coordinator), blocks.clone()),
         index_window: settings.ingest.index_window,
     });
+    let history = Arc::new(crate::http::console::history::History::new(
+        settings.console,
+        Arc::clone(&dyn_coordinator),
+        Arc::clone(&clock),
+    ));
     let web = Arc::new(crate::http::WebState {
         front: front.clone(),
         admin: Arc::clone(&admin),
         guard: Arc::clone(&guard),
         max_body_bytes: settings.grpc.max_message_bytes,
+        history: Arc::clone(&history),
+        clock: Arc::clone(&clock),
     });
+    tasks.push(tokio::spawn(history.run()));
     tasks.push(crate::http::spawn(http_listener, observed, web));
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)

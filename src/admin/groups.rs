@@ -159,12 +159,34 @@ impl Admin {
         let r = request.get_ref().clone();
         self.group_admin(&request, &r.namespace, &r.name).await?;
         let group = self.existing_group(&r.namespace, &r.name).await?;
-        let queues = self
-            .catalog
-            .coordinator()
-            .group_progress(&r.namespace, &r.name)
-            .await
-            .map_err(to_status)?
+        let coordinator = self.catalog.coordinator();
+        let mut progress = coordinator.group_progress(&r.namespace, &r.name).await.map_err(to_status)?;
+        // Queues of the same topics the group has not touched yet: where its progress would
+        // start, so the lag counts their messages too.
+        let mut topics: Vec<String> = progress.iter().map(|p| p.topic.clone()).collect();
+        topics.dedup();
+        for topic in topics {
+            for q in coordinator.topic_stats(&r.namespace, &topic).await.map_err(to_status)? {
+                if progress.iter().any(|p| p.topic == topic && p.queue == q.queue) {
+                    continue;
+                }
+                let start = match group.start {
+                    StartFrom::Earliest => None,
+                    StartFrom::Latest => Some(q.max_offset),
+                };
+                progress.push(strata_meta::operations::QueueProgress {
+                    topic: topic.clone(),
+                    queue: q.queue,
+                    min_offset: q.min_offset,
+                    max_offset: q.max_offset,
+                    cursor: start,
+                    in_flight: 0,
+                    committed: None,
+                });
+            }
+        }
+        progress.sort_by(|a, b| (&a.topic, a.queue).cmp(&(&b.topic, b.queue)));
+        let queues = progress
             .into_iter()
             .map(|p| admin::QueueProgress {
                 lag: p.lag(),

@@ -4,11 +4,13 @@
 
 pub mod api;
 mod caller;
+pub mod console;
 mod error;
 mod probes;
 
 use std::sync::Arc;
 
+use strata_meta::Clock;
 use strata_tenancy::Guard;
 use tokio::net::TcpListener;
 
@@ -23,13 +25,24 @@ pub struct WebState {
     pub guard: Arc<Guard>,
     /// Largest request body (`grpc.max_message_bytes`, as a gRPC frame).
     pub max_body_bytes: usize,
+    /// The console's samples over time.
+    pub history: Arc<console::history::History>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl WebState {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
 }
 
 pub type Web = Arc<WebState>;
 
 /// Serves every endpoint on `listener` until the task is aborted.
 pub fn spawn(listener: TcpListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
-    let app = probes::router(observed).merge(api::router(web));
+    let app = probes::router(observed)
+        .merge(api::router(web.clone()))
+        .merge(console::router(web));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the HTTP listener stopped");

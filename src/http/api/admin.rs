@@ -473,10 +473,6 @@ pub async fn create_topic(web: &Web, caller: &Caller, t: &CreateTopic) -> Result
     Ok(topic.unwrap_or_default().into())
 }
 
-/// Deliveries before a message is dead-lettered, unless a group says otherwise (as Apache
-/// RocketMQ's default of 16).
-const DEFAULT_MAX_ATTEMPTS: i32 = 16;
-
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
@@ -501,7 +497,7 @@ pub async fn create_group(web: &Web, caller: &Caller, g: &CreateGroup) -> Result
             name: g.name.clone(),
             fifo: g.fifo,
             broadcast: g.broadcast,
-            max_attempts: g.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            max_attempts: g.max_attempts.unwrap_or(strata_meta::model::DEFAULT_MAX_ATTEMPTS),
             retry_policy: g.retry_policy.clone().unwrap_or_default(),
             ..Default::default()
         }),
