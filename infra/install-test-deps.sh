@@ -3,13 +3,16 @@
 #   .venv/            Python venv: the official RocketMQ 5.x Python client and pytest
 #   .venv4/           Python venv: the 4.x client (PyPI rocketmq, the C++ client library inside);
 #                     its own, as both clients' packages are named `rocketmq`
-#   tests/node/node_modules/   the official RocketMQ 5.x Node.js client (pinned in package-lock.json)
+#   tests/node/node_modules/   the official RocketMQ 5.x Node.js client and playwright-core
+#                              (pinned in package-lock.json)
 # Idempotent: a second run only checks versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The official client, the test runner, and two readers of the Parquet archive.
-PY_PACKAGES=("rocketmq-python-client==5.1.2" "pytest==8.3.4" "pyarrow==26.0.1" "duckdb==2.0.1")
+# The official client, the test runner, two readers of the Parquet archive, and schemathesis
+# (property-based requests against the HTTP API's OpenAPI file).
+PY_PACKAGES=("rocketmq-python-client==5.1.2" "pytest==8.3.4" "pyarrow==26.0.1" "duckdb==2.0.1"
+             "schemathesis==4.32.5")
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -30,15 +33,17 @@ if ! .venv4/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.versi
 fi
 
 # strace: the durability test observes the broker's fsync calls; openssl: the TLS test makes
-# its certificates.
-for tool in strace openssl; do
+# its certificates (and the curl example signs with it); chromium: the console's browser test
+# (driven by playwright-core from tests/node).
+for tool in strace openssl curl chromium; do
   if ! command -v "$tool" >/dev/null; then
     sudo=$([ "$(id -u)" = 0 ] || echo sudo)
     $sudo apt-get install -y -q "$tool" >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$tool" >/dev/null; }
   fi
 done
 
-if [ ! -f tests/node/node_modules/rocketmq-client-nodejs/package.json ]; then
+if [ ! -f tests/node/node_modules/rocketmq-client-nodejs/package.json ] || \
+   [ ! -f tests/node/node_modules/playwright-core/package.json ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "test dependencies ready: $(.venv/bin/python -c 'import importlib.metadata as m; print("python client", m.version("rocketmq-python-client"))'), 4.x client $(.venv4/bin/python -c 'import importlib.metadata as m; print(m.version("rocketmq"))'), node client $(node -p 'require("./tests/node/node_modules/rocketmq-client-nodejs/package.json").version')"

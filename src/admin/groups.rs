@@ -160,7 +160,10 @@ impl Admin {
         self.group_admin(&request, &r.namespace, &r.name).await?;
         let group = self.existing_group(&r.namespace, &r.name).await?;
         let coordinator = self.catalog.coordinator();
-        let mut progress = coordinator.group_progress(&r.namespace, &r.name).await.map_err(to_status)?;
+        let mut progress = coordinator
+            .group_progress(&r.namespace, &r.name)
+            .await
+            .map_err(to_status)?;
         // Queues of the same topics the group has not touched yet: where its progress would
         // start, so the lag counts their messages too.
         let mut topics: Vec<String> = progress.iter().map(|p| p.topic.clone()).collect();

@@ -447,6 +447,7 @@ impl TopicType {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,127}$")]
     pub name: String,
     #[serde(default)]
     pub message_type: TopicType,
@@ -476,6 +477,7 @@ pub async fn create_topic(web: &Web, caller: &Caller, t: &CreateTopic) -> Result
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,255}$")]
     pub name: String,
     /// Messages of one message group are delivered in order, one at a time.
     #[serde(default)]
@@ -509,6 +511,7 @@ pub async fn create_group(web: &Web, caller: &Caller, g: &CreateGroup) -> Result
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetOffset {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,127}$")]
     pub topic: String,
     /// Deliver again from the first message stored at or after this time (Unix ms); or give
     /// `offset`.

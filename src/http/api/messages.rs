@@ -292,13 +292,14 @@ fn default_max_messages() -> u32 {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveRequest {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,127}$")]
     pub topic: String,
     /// 1 to 32.
     #[serde(default = "default_max_messages")]
     #[schema(minimum = 1, maximum = 32, default = 1)]
     pub max_messages: u32,
     /// How long to wait for a message when none is ready (long polling), capped by
-    /// `query.max_long_polling`; 0 answers at once.
+    /// `query.max_long_polling` (default 20 s); 0 answers at once.
     #[serde(default)]
     #[schema(maximum = 3600)]
     pub wait_seconds: u32,
@@ -468,6 +469,7 @@ pub struct AckEntry {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,127}$")]
     pub topic: String,
     pub entries: Vec<AckEntry>,
 }
@@ -532,6 +534,7 @@ pub async fn ack(State(web): State<Web>, Path(group): Path<String>, call: Signed
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInvisibleRequest {
+    #[schema(pattern = r"^[A-Za-z0-9%|_-]{1,127}$")]
     pub topic: String,
     pub message_id: String,
     pub receipt_handle: String,

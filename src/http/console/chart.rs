@@ -31,12 +31,17 @@ pub enum TimeAxis {
 }
 
 fn label(t_ms: i64, axis: TimeAxis) -> String {
-    let text = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(t_ms.max(0) as u64))
-        .to_string();
+    let text =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(t_ms.max(0) as u64))
+            .to_string();
     // 2026-12-03T13:45:10Z
     match axis {
         TimeAxis::Clock => text.get(11..19).unwrap_or_default().to_string(),
-        TimeAxis::Hours => format!("{} {}:00", text.get(5..10).unwrap_or_default(), text.get(11..13).unwrap_or_default()),
+        TimeAxis::Hours => format!(
+            "{} {}:00",
+            text.get(5..10).unwrap_or_default(),
+            text.get(11..13).unwrap_or_default()
+        ),
     }
 }
 
@@ -140,7 +145,12 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series], axis: TimeAxis) ->
             path.join(" ")
         );
         if path.len() == 1 {
-            let _ = write!(svg, r#"<circle r="3" fill="{color}" cx="{}" cy="{}"/>"#, x(s.points[0].0), y(s.points[0].1));
+            let _ = write!(
+                svg,
+                r#"<circle r="3" fill="{color}" cx="{}" cy="{}"/>"#,
+                x(s.points[0].0),
+                y(s.points[0].1)
+            );
         }
     }
     svg.push_str("</svg>");

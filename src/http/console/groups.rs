@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::layout::{self, Page, link, utc_ms};
 use super::{Viewer, url_encode};
 use crate::http::Web;
-use crate::http::api::admin::{self, CreateGroup, ResetOffset, Resend};
+use crate::http::api::admin::{self, CreateGroup, Resend, ResetOffset};
 
 #[derive(Deserialize)]
 pub struct Outcome {
@@ -138,7 +138,12 @@ pub struct ResetForm {
     time: String,
 }
 
-pub async fn reset(State(web): State<Web>, viewer: Viewer, Path(name): Path<String>, Form(f): Form<ResetForm>) -> Response {
+pub async fn reset(
+    State(web): State<Web>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<ResetForm>,
+) -> Response {
     let request = |timestamp_ms, offset| ResetOffset {
         topic: f.topic.clone(),
         timestamp_ms,

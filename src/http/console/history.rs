@@ -139,7 +139,13 @@ impl History {
             ..Default::default()
         };
         let mut queues = HashMap::new();
-        for t in c.list_topics(tenant).await?.iter().filter(|t| !t.name.starts_with('%')).take(MAX_SUBJECTS) {
+        for t in c
+            .list_topics(tenant)
+            .await?
+            .iter()
+            .filter(|t| !t.name.starts_with('%'))
+            .take(MAX_SUBJECTS)
+        {
             let stats = c.topic_stats(tenant, &t.name).await?;
             let end: i64 = stats.iter().map(|q| q.max_offset).sum();
             sample.produced += end;
@@ -158,9 +164,11 @@ impl History {
                 let mut topics: Vec<&str> = progress.iter().map(|p| p.topic.as_str()).collect();
                 topics.dedup();
                 for topic in topics {
-                    let untouched = queues.get(topic).into_iter().flatten().filter(|q| {
-                        !progress.iter().any(|p| p.topic == topic && p.queue == q.queue)
-                    });
+                    let untouched = queues
+                        .get(topic)
+                        .into_iter()
+                        .flatten()
+                        .filter(|q| !progress.iter().any(|p| p.topic == topic && p.queue == q.queue));
                     sample.lag += untouched.map(|q| q.max_offset - q.min_offset).sum::<i64>();
                 }
             }
@@ -204,7 +212,11 @@ impl History {
     }
 
     fn samples(&self, tenant: &str) -> Vec<Sample> {
-        self.with(|m| m.get(tenant).map(|w| w.samples.iter().cloned().collect()).unwrap_or_default())
+        self.with(|m| {
+            m.get(tenant)
+                .map(|w| w.samples.iter().cloned().collect())
+                .unwrap_or_default()
+        })
     }
 }
 

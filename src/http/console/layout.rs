@@ -146,7 +146,11 @@ pub fn time(ms: i64) -> String {
 
 /// A `datetime-local` form value (`2026-12-03T13:45`, seconds optional) read as UTC, in Unix ms.
 pub fn utc_ms(local: &str) -> Option<i64> {
-    let full = if local.len() == 16 { format!("{local}:00") } else { local.to_string() };
+    let full = if local.len() == 16 {
+        format!("{local}:00")
+    } else {
+        local.to_string()
+    };
     let t = humantime::parse_rfc3339_weak(&full).ok()?;
     i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()
 }

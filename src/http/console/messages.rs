@@ -29,7 +29,11 @@ pub struct Search {
 fn message_link(viewer: &Viewer, m: &MessageView) -> String {
     link(
         viewer,
-        &format!("/console/messages/{}?topic={}", url_encode(&m.message_id), url_encode(&m.topic)),
+        &format!(
+            "/console/messages/{}?topic={}",
+            url_encode(&m.message_id),
+            url_encode(&m.topic)
+        ),
     )
 }
 

@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::html;
 
+use super::Viewer;
 use super::chart::{TimeAxis, line_chart};
 use super::layout::{self, Page, link};
-use super::Viewer;
 use crate::http::Web;
 use crate::http::api::admin;
 

@@ -56,7 +56,8 @@ pub struct CreateForm {
 }
 
 pub async fn create(State(web): State<Web>, viewer: Viewer, Form(form): Form<CreateForm>) -> Response {
-    let message_type: Result<TopicType, _> = serde_json::from_value(serde_json::Value::String(form.message_type.clone()));
+    let message_type: Result<TopicType, _> =
+        serde_json::from_value(serde_json::Value::String(form.message_type.clone()));
     let outcome = match (message_type, form.queue_count.trim().parse::<i32>()) {
         (Ok(message_type), Ok(queues)) => {
             let spec = CreateTopic {
