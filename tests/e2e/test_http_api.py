@@ -22,6 +22,8 @@ CONFIG = """
 transaction_check_after = "30s"
 [query]
 max_long_polling = "5s"
+[console]
+sample_interval = "1s"
 """
 
 

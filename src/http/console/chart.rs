@@ -76,8 +76,9 @@ fn nice_ceiling(max: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-/// A titled line chart of `series` over time; "no data yet" without points.
-pub fn line_chart(title: &str, unit: &str, series: &[Series], axis: TimeAxis) -> Markup {
+/// A titled line chart of `series` over time (over `span` when given, else over the points'
+/// times); "no data yet" without points.
+pub fn line_chart(title: &str, unit: &str, series: &[Series], axis: TimeAxis, span: Option<(i64, i64)>) -> Markup {
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut t0, mut t1, mut max) = (i64::MAX, i64::MIN, 0f64);
     for &(t, v) in points {
@@ -87,15 +88,19 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series], axis: TimeAxis) ->
             max = max.max(v);
         }
     }
-    if t0 > t1 {
+    let empty = t0 > t1;
+    if let Some((from, to)) = span.filter(|(from, to)| from < to) {
+        (t0, t1) = (from, to);
+    }
+    if empty {
         return html! {
             figure.chart { figcaption { (title) } p.empty { "No data yet: samples appear as they are taken." } }
         };
     }
-    let span = (t1 - t0).max(1) as f64;
+    let width = (t1 - t0).max(1) as f64;
     let ceiling = nice_ceiling(max);
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let x = |t: i64| LEFT + (t - t0) as f64 / span * plot_w;
+    let x = |t: i64| LEFT + (t.clamp(t0, t1) - t0) as f64 / width * plot_w;
     let y = |v: f64| TOP + plot_h - (v.clamp(0.0, ceiling) / ceiling) * plot_h;
 
     let mut svg = String::new();
@@ -195,11 +200,11 @@ mod tests {
                 points: vec![(1_796_300_030_000, f64::INFINITY)],
             },
         ];
-        let out = line_chart("Throughput", "msg/s", &series, TimeAxis::Clock).into_string();
+        let out = line_chart("Throughput", "msg/s", &series, TimeAxis::Clock, None).into_string();
         assert_eq!(out.matches("<polyline").count(), 2);
         assert!(out.contains("&lt;sent&gt;"), "names are escaped");
         assert!(out.contains("12:13:20"), "times are labelled: {out}");
-        let empty = line_chart("Lag", "messages", &[], TimeAxis::Hours).into_string();
+        let empty = line_chart("Lag", "messages", &[], TimeAxis::Hours, Some((0, 1))).into_string();
         assert!(empty.contains("No data yet"));
     }
 }

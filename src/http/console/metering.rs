@@ -82,8 +82,8 @@ pub async fn page(State(web): State<Web>, viewer: Viewer, Query(range): Query<Ra
         }
         p { "Hours starting from " (layout::time(q.from_ms)) " to " (layout::time(q.to_ms)) " (UTC); the current hour is still counting." }
         div.charts {
-            (line_chart("Messages per hour", "messages", &series(&rows, &["messages_in", "messages_out"]), TimeAxis::Hours))
-            (line_chart("Bytes per hour", "bytes", &series(&rows, &["bytes_in", "bytes_out"]), TimeAxis::Hours))
+            (line_chart("Messages per hour", "messages", &series(&rows, &["messages_in", "messages_out"]), TimeAxis::Hours, Some((q.from_ms, q.to_ms))))
+            (line_chart("Bytes per hour", "bytes", &series(&rows, &["bytes_in", "bytes_out"]), TimeAxis::Hours, Some((q.from_ms, q.to_ms))))
         }
         @if rows.is_empty() { p.empty { "No usage recorded in this range." } }
         table data-testid="metering" {

@@ -16,6 +16,9 @@ pub async fn page(State(web): State<Web>, viewer: Viewer) -> Response {
         (Ok(t), Ok(g)) => (t, g),
         (Err(e), _) | (_, Err(e)) => return layout::failed(&viewer, Page::Overview, "Overview", &e),
     };
+    // The broker's own topics (retry, dead letters, trace) are not counted.
+    let own = |name: &str| name.starts_with('%') || name == crate::trace::TRACE_TOPIC;
+    let topic_count = topics.iter().filter(|t| !own(&t.name)).count();
     // Operator-only reads: left out for tenants' users.
     let tenants = admin::tenants(&web, caller).await.ok();
     let nodes = admin::nodes(&web, caller).await.ok();
@@ -25,15 +28,15 @@ pub async fn page(State(web): State<Web>, viewer: Viewer) -> Response {
         h1 { "Overview" }
         div.cards {
             @if let Some(t) = &tenants { div.card { b { (t.len()) } "tenants" } }
-            div.card { b data-testid="topic-count" { (topics.len()) } "topics" }
+            div.card { b data-testid="topic-count" { (topic_count) } "topics" }
             div.card { b data-testid="group-count" { (groups.len()) } "groups" }
             @if let Some(n) = &nodes {
                 div.card { b { (n.iter().filter(|n| n.state == "alive").count()) } "nodes alive" }
             }
         }
         div.charts {
-            (line_chart("Throughput", "messages/s", &throughput, TimeAxis::Clock))
-            (line_chart("Lag", "messages", &lag, TimeAxis::Clock))
+            (line_chart("Throughput", "messages/s", &throughput, TimeAxis::Clock, None))
+            (line_chart("Lag", "messages", &lag, TimeAxis::Clock, None))
         }
         @if let Some(tenants) = &tenants {
             h2 { "Tenants" }

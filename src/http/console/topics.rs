@@ -99,7 +99,7 @@ pub async fn detail(State(web): State<Web>, viewer: Viewer, Path(name): Path<Str
             div.card { b { (total(|q| q.objects)) } "objects" }
             div.card { b { (layout::duration(t.retention_ms)) } "retention" }
         }
-        (line_chart("Produce rate", "messages/s", &rate, TimeAxis::Clock))
+        (line_chart("Produce rate", "messages/s", &rate, TimeAxis::Clock, None))
         h2 { "Queues" }
         table data-testid="queues" {
             tr { th { "Queue" } th { "Min offset" } th { "Max offset" } th { "Batches" } th { "Bytes" }
