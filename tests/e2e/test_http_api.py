@@ -240,7 +240,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path):
             [str(REPO / ".venv/bin/schemathesis"), "run", f"http://127.0.0.1:{b.http_port}/openapi.json",
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                          "response_schema_conformance",
-             "--max-time", "60", "--workers", "2", "--request-timeout", "10",
+             "--max-time", "30", "--workers", "2", "--request-timeout", "10",
              "--generation-deterministic"],
             capture_output=True, text=True, timeout=300, cwd=tmp_path)
         (log_dir / "schemathesis.txt").write_text(out.stdout + out.stderr)
