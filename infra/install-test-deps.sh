@@ -3,16 +3,15 @@
 #   .venv/            Python venv: the official RocketMQ 5.x Python client and pytest
 #   .venv4/           Python venv: the 4.x client (PyPI rocketmq, the C++ client library inside);
 #                     its own, as both clients' packages are named `rocketmq`
+#   .venv-schemathesis/  schemathesis, for the HTTP API's OpenAPI file
 #   tests/node/node_modules/   the official RocketMQ 5.x Node.js client and playwright-core
 #                              (pinned in package-lock.json)
 # Idempotent: a second run only checks versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The official client, the test runner, two readers of the Parquet archive, and schemathesis
-# (property-based requests against the HTTP API's OpenAPI file).
-PY_PACKAGES=("rocketmq-python-client==5.1.2" "pytest==8.3.4" "pyarrow==26.0.1" "duckdb==2.0.1"
-             "schemathesis==4.32.5")
+# The official client, the test runner, and two readers of the Parquet archive.
+PY_PACKAGES=("rocketmq-python-client==5.1.2" "pytest==8.3.4" "pyarrow==26.0.1" "duckdb==2.0.1")
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -22,6 +21,15 @@ import importlib.metadata as m, sys
 sys.exit(0 if all(m.version(p.split("==")[0]) == p.split("==")[1] for p in sys.argv[1:]) else 1)
 PY
   .venv/bin/pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# schemathesis (property-based requests against the HTTP API's OpenAPI file), in a venv of its
+# own: it needs a newer pytest than the test runner's pin.
+if [ ! -x .venv-schemathesis/bin/python ]; then
+  python3 -m venv .venv-schemathesis
+fi
+if ! .venv-schemathesis/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("schemathesis") != "4.32.5")' 2>/dev/null; then
+  .venv-schemathesis/bin/pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
 V4_PACKAGE="rocketmq==0.4.4"

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use strata_meta::Clock;
 use strata_tenancy::Guard;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::admin::Admin;
 use crate::front::Front;
@@ -38,11 +39,30 @@ impl WebState {
 
 pub type Web = Arc<WebState>;
 
+/// A span per request, and `strata_http_requests_total` by surface and status class.
+async fn observe(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let path = request.uri().path();
+    let surface = ["/api/", "/console"]
+        .into_iter()
+        .find(|p| path.starts_with(p))
+        .map_or("other", |p| p.trim_matches('/'));
+    let span = tracing::info_span!("http", method = %request.method(), path = %path);
+    let response = next.run(request).instrument(span).await;
+    let class = match response.status().as_u16() {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        _ => "ok",
+    };
+    metrics::counter!("strata_http_requests_total", "surface" => surface, "status" => class).increment(1);
+    response
+}
+
 /// Serves every endpoint on `listener` until the task is aborted.
 pub fn spawn(listener: TcpListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
     let app = probes::router(observed)
         .merge(api::router(web.clone()))
-        .merge(console::router(web));
+        .merge(console::router(web))
+        .layer(axum::middleware::from_fn(observe));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the HTTP listener stopped");

@@ -237,7 +237,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path):
     b = Broker(tmp_path / "data", log_dir, ["--config", str(tmp_path / "strata.toml")]).start()
     try:
         out = subprocess.run(
-            [str(REPO / ".venv/bin/schemathesis"), "run", f"http://127.0.0.1:{b.http_port}/openapi.json",
+            [str(REPO / ".venv-schemathesis/bin/schemathesis"), "run", f"http://127.0.0.1:{b.http_port}/openapi.json",
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                          "response_schema_conformance",
              "--max-time", "30", "--workers", "2", "--request-timeout", "10",

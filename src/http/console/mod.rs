@@ -125,7 +125,9 @@ async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Logi
     let principal = match web.guard.login(&form.access_key, &form.secret_key).await {
         Ok(p) => p,
         Err(e) => {
-            let why: String = url_encode(&format!("Not logged in: {e}"));
+            // The same words for an unknown key and a wrong secret: no probing for users.
+            tracing::debug!(error = %e, "console login refused");
+            let why = url_encode("Not logged in: wrong access key or secret key");
             return Redirect::to(&format!("/console/login?failed={why}")).into_response();
         }
     };
