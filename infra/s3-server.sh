@@ -34,11 +34,15 @@ case "$cmd" in
       -admin.port=$((port + 1030)) -debug.port=$((port + 1040)) \
       -bucket="$bucket" > "$dir/weed.log" 2>&1 &
     echo $! > "$dir/weed.pid"
-    # Ready when the S3 port answers and the bucket exists (created asynchronously by -bucket).
+    # Ready when the S3 port answers, the bucket exists (created asynchronously by -bucket) and
+    # the master hands out a file id in the bucket's collection: that grows the collection's
+    # first volumes now, not under the first burst of parallel PUTs (which SeaweedFS can answer
+    # with 500 while a volume server is still registering or volumes are growing).
     for _ in $(seq 1 120); do
       if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && \
          echo "s3.bucket.list" | timeout 10 "$weed" shell -master="127.0.0.1:$master" 2>/dev/null \
-           | grep -qE "^\s*$bucket\s"; then
+           | grep -qE "^\s*$bucket\s" && \
+         curl -s "http://127.0.0.1:$master/dir/assign?collection=$bucket" 2>/dev/null | grep -q '"fid"'; then
         echo "http://127.0.0.1:$port"; exit 0
       fi
       sleep 0.5

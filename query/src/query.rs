@@ -346,7 +346,14 @@ impl Query {
     ) -> Result<Popped> {
         let mut plan = self.plan(sub, mode, filter, batch, invisible, states).await?;
         let claimed = match plan.claim.take() {
-            Some(claim) => self.catalog.coordinator().pop_claim(&claim).await?,
+            Some(claim) => {
+                let mut claimed = self.catalog.coordinator().pop_claim(&claim).await?;
+                // Delivered in the order the queues were planned (for a PRIORITY topic, the
+                // highest level first), whatever order the coordinator answers in.
+                let rank = |queue| claim.queues.iter().position(|c| c.queue == queue);
+                claimed.delivered.sort_by_key(|f| rank(f.queue));
+                claimed
+            }
             None => Claimed::default(),
         };
         Ok(self.deliver(plan, claimed))

@@ -120,16 +120,16 @@ def setup_topics(cluster, topics, group):
     cluster.cli("group", "create", group)
 
 
-def test_four_thousand_messages_four_producers_two_consumers(tmp_path):
+def test_two_thousand_messages_four_producers_two_consumers(tmp_path):
     cluster = make_cluster(tmp_path)
     try:
         setup_topics(cluster, TOPICS, "cl-group")
-        load = Load(cluster.endpoints, TOPICS, producers=4, per_producer=1000).start()
+        load = Load(cluster.endpoints, TOPICS, producers=4, per_producer=500).start()
         # The two consumers run while the producers send.
         seen = consume(cluster.endpoints, "cl-group", TOPICS, load.final_acked, consumers=2)
         load.join()
         assert load.failed == 0, f"{load.failed} sends failed on a healthy cluster"
-        assert len(load.acked) == 4_000
+        assert len(load.acked) == 2_000
         assert set(load.acked) <= seen.keys()
         states = cluster.node_states()
         assert all(alive for _, alive in states.values()), states
@@ -192,7 +192,7 @@ def test_postgres_restart_under_load(tmp_path):
     cluster = make_cluster(tmp_path, ingest=2, query=1)
     try:
         setup_topics(cluster, ["cl-pg-restart"], "cl-pg-group")
-        load = Load(cluster.endpoints, ["cl-pg-restart"], producers=2, per_producer=1500, pause=0.003).start()
+        load = Load(cluster.endpoints, ["cl-pg-restart"], producers=2, per_producer=800, pause=0.003).start()
         wait_for(lambda: load.count() >= 200, 60, "200 messages acknowledged")
         subprocess.run(["infra/postgres.sh", "stop", pg_dir], check=True, cwd=REPO)
         try:

@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from rocketmq import ClientConfiguration, Credentials, Message, Producer
+from rocketmq import ClientConfiguration, Credentials, LiteSimpleConsumer, Message, Producer
 
 from conftest import Broker
 from http_api import Api, signature_headers
+from test_lite import receive_until as lite_receive_until
+from test_lite import subscribe
 from test_tenancy import ROOT, Accounts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +137,27 @@ def test_every_message_type_over_http_with_the_python_client_on_the_same_topics(
     paid = receive_until(api, "payers", "payments", 1)
     assert [m["body"] for m in paid] == ["pay"]
     assert receive(api, "payers", "payments", wait=2) == [], "the rolled back message never comes"
+
+    # Priority: a backlog is drained highest first.
+    api.ok("POST", "/api/v1/topics", {"name": "urgent", "message_type": "PRIORITY", "queue_count": 4})
+    api.ok("POST", "/api/v1/topics/urgent/messages",
+           {"messages": [{"body": f"p{p}", "priority": p} for p in (0, 3, 1)]})
+    api.ok("POST", "/api/v1/groups", {"name": "triage"})
+    drained = [m["body"] for m in receive_until(api, "triage", "urgent", 3)]
+    assert drained[0] == "p3" and sorted(drained) == ["p0", "p1", "p3"], drained
+
+    # Lite: sent over HTTP to a lite topic, read by the official Python lite consumer.
+    api.ok("POST", "/api/v1/topics", {"name": "chat", "message_type": "LITE"})
+    api.ok("POST", "/api/v1/topics/chat/messages",
+           {"messages": [{"body": f"turn {i}", "lite_topic": "session-9"} for i in range(3)]})
+    cfg = ClientConfiguration(b.endpoint, Credentials(*b.admin_keys), "acme")
+    lite = LiteSimpleConsumer("chat", cfg, "agents", await_duration=2)
+    lite.startup()
+    try:
+        subscribe(lite, "session-9")
+        assert lite_receive_until(lite, 3) == {"session-9": [b"turn 0", b"turn 1", b"turn 2"]}
+    finally:
+        lite.shutdown()
 
 
 def test_change_invisible_and_ack_with_receipt_handles(http_broker):
