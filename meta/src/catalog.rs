@@ -8,9 +8,10 @@ use moka::future::Cache;
 use crate::clock::Clock;
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
+use crate::lane::{self, Lane};
 use crate::model::{
-    DEFAULT_MAX_ATTEMPTS, Group, GroupSpec, MessageType, StartFrom, Topic, TopicSpec, validate_group_name,
-    validate_tenant, validate_topic_name,
+    DEFAULT_MAX_ATTEMPTS, Group, GroupSpec, MessageType, StartFrom, Subscription, Topic, TopicSpec,
+    validate_group_name, validate_tenant, validate_topic_name,
 };
 
 /// What happens when a client names a topic or group that does not exist.
@@ -42,7 +43,15 @@ pub struct Catalog {
     auto_create: AutoCreate,
     topics: Cache<(String, String), Topic>,
     groups: Cache<(String, String), Group>,
+    /// Each group's lanes, trusted for [`LANES_TTL`].
+    lanes: Cache<(String, String), Arc<Vec<Lane>>>,
+    /// Lanes told to the coordinator within [`lane::SEEN_REFRESH`], by group subscription.
+    lanes_seen: Cache<(Subscription, String), ()>,
 }
+
+/// How long a node trusts its copy of a group's lanes: a new lane's messages may still go to
+/// the group's own consumers for this long (delivered twice, at most once to each).
+const LANES_TTL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +69,11 @@ impl Catalog {
             auto_create,
             topics: Cache::builder().max_capacity(100_000).time_to_live(TTL).build(),
             groups: Cache::builder().max_capacity(100_000).time_to_live(TTL).build(),
+            lanes: Cache::builder().max_capacity(100_000).time_to_live(LANES_TTL).build(),
+            lanes_seen: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(lane::SEEN_REFRESH)
+                .build(),
         }
     }
 
@@ -171,8 +185,9 @@ impl Catalog {
     }
 
     /// The group, created (non-FIFO, default attempts) if auto-creation is on; else
-    /// `GroupNotFound`.
+    /// `GroupNotFound`. A lane's name (`G%L`) gives its group `G`.
     pub async fn group(&self, tenant: &str, name: &str) -> Result<Group> {
+        let name = lane_group(name)?;
         let key = (tenant.to_string(), name.to_string());
         if let Some(g) = self.groups.get(&key).await {
             return Ok(g);
@@ -212,6 +227,44 @@ impl Catalog {
         };
         self.groups.insert(key, group.clone()).await;
         Ok(group)
+    }
+
+    /// The lanes of `group` (on every topic), as of up to [`LANES_TTL`] ago.
+    pub async fn lanes(&self, tenant: &str, group: &str) -> Result<Arc<Vec<Lane>>> {
+        let key = (tenant.to_string(), group.to_string());
+        if let Some(lanes) = self.lanes.get(&key).await {
+            return Ok(lanes);
+        }
+        let lanes = Arc::new(self.coordinator.lanes(tenant, group).await?);
+        self.lanes.insert(key, Arc::clone(&lanes)).await;
+        Ok(lanes)
+    }
+
+    /// Tells the coordinator a consumer of lane `lane` of `group.group` receives from
+    /// `group.topic` (at most once per [`lane::SEEN_REFRESH`] from this node). The first
+    /// time ever, that starts the lane's progress on the topic.
+    pub async fn lane_seen(&self, group: &Subscription, lane: &str) -> Result<()> {
+        let key = (group.clone(), lane.to_string());
+        if self.lanes_seen.contains_key(&key) {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        self.coordinator.lane_seen(group, lane, now).await?;
+        self.lanes_seen.insert(key, ()).await;
+        Ok(())
+    }
+}
+
+/// The group a consumer group name as clients write it belongs to (see [`lane::split`]).
+fn lane_group(name: &str) -> Result<&str> {
+    match lane::split(name) {
+        (group, Some(lane)) if lane.is_empty() || lane.contains(lane::SEPARATOR) || group.is_empty() => {
+            Err(Error::invalid(
+                "consumer group name",
+                format!("{name:?}: a lane is named GROUP%LANE, with one '%' and neither part empty"),
+            ))
+        }
+        (group, _) => Ok(group),
     }
 }
 

@@ -143,6 +143,18 @@ impl CatalogStore for FaultyCoordinator {
 }
 
 #[async_trait]
+impl Lanes for FaultyCoordinator {
+    async fn lane_seen(&self, group: &Subscription, lane: &str, now_ms: i64) -> Result<()> {
+        self.faults.check()?;
+        self.inner.lane_seen(group, lane, now_ms).await
+    }
+    async fn lanes(&self, tenant: &str, group: &str) -> Result<Vec<crate::lane::Lane>> {
+        self.faults.check()?;
+        self.inner.lanes(tenant, group).await
+    }
+}
+
+#[async_trait]
 impl LiteTopics for FaultyCoordinator {
     async fn create_lite_topics(
         &self,

@@ -10,6 +10,7 @@ mod coordinator;
 mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
+pub mod lane;
 pub mod lite;
 mod membership;
 pub mod model;
@@ -23,14 +24,14 @@ pub mod token;
 pub use catalog::{AutoCreate, Catalog};
 pub use clock::{Clock, ManualClock, OffsetClock, SyncedClock, SystemClock};
 pub use coordinator::{
-    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members, MessageIndex,
-    Operations, TransactionCounts,
+    Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, Lanes, LiteTopics, Log, Maintenance, Members,
+    MessageIndex, Operations, TransactionCounts,
 };
 
 /// The coordinator's parts, to call their methods on an `Arc<dyn Coordinator>`.
 pub mod prelude {
     pub use crate::coordinator::{
-        Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, LiteTopics, Log, Maintenance, Members,
+        Accounts, CatalogStore, Consumption, Coordinator, HeldRecords, Lanes, LiteTopics, Log, Maintenance, Members,
         MessageIndex, Operations,
     };
 }

@@ -218,6 +218,15 @@ impl GroupSpec {
     pub fn validate(&self) -> Result<()> {
         validate_tenant(&self.tenant)?;
         validate_group_name(&self.name)?;
+        if let (group, Some(lane)) = crate::lane::split(&self.name) {
+            return Err(Error::invalid(
+                "consumer group name",
+                format!(
+                    "{:?}: '%' inside a name separates a lane: consumers of group {group:?} name its lane {lane:?} so, it is not created",
+                    self.name
+                ),
+            ));
+        }
         if !(1..=1000).contains(&self.max_attempts) {
             return Err(Error::invalid(
                 "max attempts",
@@ -239,6 +248,8 @@ pub struct Group {
     pub created_ms: i64,
     /// How long a failed message waits before its next attempt.
     pub retry_policy: RetryPolicy,
+    /// When the group's own consumers take the messages of a lane with no consumer.
+    pub lane_fallback: crate::lane::Fallback,
 }
 
 impl Group {
@@ -252,6 +263,7 @@ impl Group {
             start: spec.start,
             created_ms,
             retry_policy: RetryPolicy::default(),
+            lane_fallback: crate::lane::Fallback::default(),
         }
     }
 
@@ -566,9 +578,10 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The consumer group (without a broadcast client's id).
+    /// The consumer group (without a broadcast client's id or a lane).
     pub fn group_name(&self) -> &str {
-        self.group.split(BROADCAST_SEPARATOR).next().unwrap_or(&self.group)
+        let progress = self.group.split(BROADCAST_SEPARATOR).next().unwrap_or(&self.group);
+        crate::lane::group_of(progress)
     }
 
     /// Whether this is one broadcast client's progress.

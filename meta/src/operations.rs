@@ -29,6 +29,7 @@ pub struct GroupChange {
     pub retry_policy: Option<RetryPolicy>,
     /// Where new progress starts (a new broadcast client's, a topic the group did not consume).
     pub start_latest: Option<bool>,
+    pub lane_fallback: Option<crate::lane::Fallback>,
 }
 
 /// Shortest and longest retention a topic may have.

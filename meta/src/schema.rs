@@ -319,4 +319,18 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE nodes ADD COLUMN departure BIGINT NOT NULL DEFAULT 0;
     "#,
+    // 16: grayscale lanes — the lanes of each group its consumers used, per topic (a lane's
+    //     progress is keyed `group%lane` in cursors and in-flight rows), and per group how
+    //     long a lane may go unheard before the group's consumers take its messages (−1: never).
+    r#"
+    CREATE TABLE lanes (
+        tenant TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        lane TEXT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, grp, topic, lane)
+    );
+    ALTER TABLE consumer_groups ADD COLUMN lane_fallback_ms BIGINT NOT NULL DEFAULT 30000;
+    "#,
 ];

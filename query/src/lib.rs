@@ -7,6 +7,7 @@ mod config;
 pub mod convert;
 mod error;
 pub mod filter;
+mod lanes;
 mod query;
 pub mod reader;
 mod receipt;

@@ -11,7 +11,7 @@ use strata_meta::model::{
     Subscription, Taken, Topic, broadcast_progress,
 };
 use strata_meta::quarantine::Unreadable;
-use strata_meta::{Catalog, lite};
+use strata_meta::{Catalog, lane, lite};
 use strata_proto::wal::WalRecord;
 use strata_storage::BlockCache;
 use tokio::sync::{broadcast, watch};
@@ -22,6 +22,7 @@ use crate::acks::AckCommitter;
 use crate::config::QueryConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::lanes::{self, Route, Select};
 use crate::reader::{Read, Reader};
 use crate::receipt::ReceiptCodec;
 use crate::wakeups::Wakeups;
@@ -156,6 +157,18 @@ struct Unread {
     quarantined: bool,
 }
 
+impl Popped {
+    /// This pop and then `more` (of another progress), as one.
+    fn and(mut self, more: Popped) -> Popped {
+        self.got.extend(more.got);
+        Popped {
+            got: self.got,
+            raced: self.raced || more.raced,
+            unreadable: self.unreadable.or(more.unreadable),
+        }
+    }
+}
+
 impl Unread {
     fn popped(self, got: Vec<Delivered>, raced: bool) -> Popped {
         Popped {
@@ -237,6 +250,16 @@ impl Query {
             dead_letter: !group.broadcast,
             in_order: false,
         };
+        let lane = lane::split(&req.group).1;
+        if let Some(lane) = lane
+            && (group.broadcast || topic.message_type == MessageType::Lite)
+        {
+            return Err(Error::Unsupported(format!(
+                "lane {lane:?} of group {}: lanes are for clustering consumption of non-lite topics, \
+                 not for broadcast groups or lite topics",
+                group.name
+            )));
+        }
         if topic.message_type == MessageType::Lite {
             return self.receive_lite(req, &topic, mode, invisible).await;
         }
@@ -247,6 +270,7 @@ impl Query {
                 .ok_or_else(|| Error::ClientIdRequired(req.group.clone()))?;
             broadcast_progress(&req.group, client)
         } else {
+            // The group's, or a lane's (keyed by the name its consumers give, `G%L`).
             req.group.clone()
         };
         let sub = Subscription {
@@ -254,12 +278,35 @@ impl Query {
             group: progress,
             topic: req.topic.clone(),
         };
+        let base = Subscription {
+            group: group.name.clone(),
+            ..sub.clone()
+        };
         let latest = group.start == StartFrom::Latest;
-        if (latest || group.broadcast) && !self.started.contains_key(&sub) {
-            let now = self.catalog.clock().now_ms();
-            self.catalog.coordinator().start_progress(&sub, latest, now).await?;
-            self.started.insert(sub.clone(), ()).await;
+        // A lane's consumers are heard of (the first time, that starts its progress where
+        // the group's is); the group's own consumers skip the lanes' messages and take over
+        // those of lanes unheard of for the group's fallback time.
+        let (route, takeovers) = match lane {
+            Some(lane) => {
+                self.catalog.lane_seen(&base, lane).await?;
+                (Route::Lane(lane.to_string()), Vec::new())
+            }
+            None => {
+                let known = self.catalog.lanes(&req.tenant, &group.name).await?;
+                let now = self.catalog.clock().now_ms();
+                let takeovers = lanes::taken_over(&base, &known, group.lane_fallback, now);
+                (Route::base(known, &req.topic), takeovers)
+            }
+        };
+        if latest || group.broadcast {
+            for s in std::iter::once(&sub).chain(takeovers.iter().map(|(s, _)| s)) {
+                self.start_progress(s, latest).await?;
+            }
         }
+        let select = Select {
+            filter: &req.filter,
+            route,
+        };
         let batch = req.batch_size.clamp(1, self.config.max_batch);
         let deadline = Instant::now() + req.long_polling.min(self.config.max_long_polling);
         // Registered before the first pop: a commit between a pop and the wait leaves a
@@ -267,8 +314,19 @@ impl Query {
         let wakeup = self.wakeups.waiter(&sub);
         let mut closed = self.closed.subscribe();
         loop {
-            let Popped { got, raced, unreadable } =
-                self.pop_once(&sub, &topic, mode, &req.filter, batch, invisible).await?;
+            let mut popped = self.pop_once(&sub, &topic, mode, &select, batch, invisible).await?;
+            for (lane_sub, route) in &takeovers {
+                let want = batch.saturating_sub(popped.got.len());
+                if want == 0 {
+                    break;
+                }
+                let select = Select {
+                    filter: &req.filter,
+                    route: route.clone(),
+                };
+                popped = popped.and(self.pop_once(lane_sub, &topic, mode, &select, want, invisible).await?);
+            }
+            let Popped { got, raced, unreadable } = popped;
             if got.is_empty()
                 && let Some(e) = unreadable
             {
@@ -291,9 +349,11 @@ impl Query {
                 return Ok(got);
             }
             let mut wake = deadline;
-            if let Some(at) = self.catalog.coordinator().next_visible_at(&sub).await? {
-                let until = Duration::from_millis((at - self.catalog.clock().now_ms()).max(0) as u64);
-                wake = wake.min(now + until.max(MIN_RETRY_WAIT));
+            for s in std::iter::once(&sub).chain(takeovers.iter().map(|(s, _)| s)) {
+                if let Some(at) = self.catalog.coordinator().next_visible_at(s).await? {
+                    let until = Duration::from_millis((at - self.catalog.clock().now_ms()).max(0) as u64);
+                    wake = wake.min(now + until.max(MIN_RETRY_WAIT));
+                }
             }
             let _parked = Parked::on(&self.long_polls);
             tokio::select! {
@@ -301,7 +361,22 @@ impl Query {
                 () = tokio::time::sleep_until(wake) => {}
                 _ = closed.changed() => {}
             }
+            if let Some(lane) = lane {
+                // A long poll counts as receiving until it ends.
+                self.catalog.lane_seen(&base, lane).await?;
+            }
         }
+    }
+
+    /// Starts `sub`'s progress where the group's start position says (and marks a broadcast
+    /// client seen), once per [`PROGRESS_REFRESH`] from this node.
+    async fn start_progress(&self, sub: &Subscription, latest: bool) -> Result<()> {
+        if !self.started.contains_key(sub) {
+            let now = self.catalog.clock().now_ms();
+            self.catalog.coordinator().start_progress(sub, latest, now).await?;
+            self.started.insert(sub.clone(), ()).await;
+        }
+        Ok(())
     }
 
     /// One pop over every queue of the topic: expired in-flight messages first (those out of
@@ -314,7 +389,7 @@ impl Query {
         sub: &Subscription,
         topic: &Topic,
         mode: Mode,
-        filter: &Filter,
+        select: &Select<'_>,
         batch: usize,
         invisible: Duration,
     ) -> Result<Popped> {
@@ -331,7 +406,7 @@ impl Query {
         let states = coordinator
             .pop_state(sub, &queues, now, batch as u32, mode.fifo)
             .await?;
-        self.claim(sub, mode, filter, batch, invisible, states).await
+        self.claim(sub, mode, select, batch, invisible, states).await
     }
 
     /// Plans a pop from the queues' states and claims it (see `pop_once`).
@@ -339,12 +414,12 @@ impl Query {
         &self,
         sub: &Subscription,
         mode: Mode,
-        filter: &Filter,
+        select: &Select<'_>,
         batch: usize,
         invisible: Duration,
         states: Vec<QueuePopState>,
     ) -> Result<Popped> {
-        let mut plan = self.plan(sub, mode, filter, batch, invisible, states).await?;
+        let mut plan = self.plan(sub, mode, select, batch, invisible, states).await?;
         let claimed = match plan.claim.take() {
             Some(claim) => {
                 let mut claimed = self.catalog.coordinator().pop_claim(&claim).await?;
@@ -364,7 +439,7 @@ impl Query {
         &self,
         sub: &Subscription,
         mode: Mode,
-        filter: &Filter,
+        select: &Select<'_>,
         batch: usize,
         invisible: Duration,
         states: Vec<QueuePopState>,
@@ -417,9 +492,10 @@ impl Query {
             let in_order_waits = mode.in_order && !st.expired.is_empty();
             if want > 0 && st.cursor < st.end && !in_order_waits {
                 let scan_to = st.end.min(st.cursor + self.config.max_scan);
-                let read_to = match (filter, mode.fifo) {
-                    (Filter::All, false) => scan_to.min(st.cursor + want as i64),
-                    _ => scan_to,
+                let read_to = if select.takes_all() && !mode.fifo {
+                    scan_to.min(st.cursor + want as i64)
+                } else {
+                    scan_to
                 };
                 let read = self.read(&queue, st.cursor, read_to, &mut unreadable).await?;
                 if read.records.is_empty() && read.unreadable.is_none() {
@@ -427,7 +503,7 @@ impl Query {
                     claim.cursor_to = read_to;
                 }
                 for (offset, record) in read.records {
-                    if !filter.matches(&record) {
+                    if !select.matches(&record, &sub.topic) {
                         claim.cursor_to = offset + 1;
                         continue;
                     }
@@ -479,7 +555,12 @@ impl Query {
             return Ok(plan);
         }
         let dead_letter_topic = if dead_letters && mode.dead_letter {
-            Some(self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?.name)
+            Some(
+                self.catalog
+                    .dead_letter_topic(&sub.tenant, sub.group_name())
+                    .await?
+                    .name,
+            )
         } else {
             None
         };
@@ -584,7 +665,7 @@ impl Query {
                 .into_iter()
                 .try_for_each(outcome_result);
         }
-        let dlq = self.catalog.dead_letter_topic(&sub.tenant, &sub.group).await?;
+        let dlq = self.catalog.dead_letter_topic(&sub.tenant, sub.group_name()).await?;
         match self.catalog.coordinator().dead_letter(&receipt, &dlq.name).await? {
             Ok(()) => Ok(()),
             Err(outcome) => {
@@ -602,13 +683,14 @@ impl Query {
     fn receipt_for(&self, sub: &Subscription, handle: &str) -> Result<Receipt> {
         let receipt = self.receipts.decode(handle)?;
         let issued = &receipt.subscription;
-        // A broadcast client's handle names its progress, a lite message's handle its lite
-        // topic: they belong to the group and to the parent topic.
+        // A broadcast client's or a lane's handle names its progress, a lite message's handle
+        // its lite topic: they belong to the group (a lane's consumers' or not) and to the
+        // parent topic.
         if (
             issued.tenant.as_str(),
             issued.group_name(),
             lite::parent_of(&issued.topic),
-        ) != (sub.tenant.as_str(), sub.group.as_str(), sub.topic.as_str())
+        ) != (sub.tenant.as_str(), sub.group_name(), sub.topic.as_str())
         {
             return Err(Error::InvalidReceipt(format!(
                 "the handle was issued to group {} for topic {}, not to group {} for topic {}",

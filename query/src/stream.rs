@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use strata_meta::lane;
 use strata_meta::model::{QueueRef, Subscription};
 use strata_proto::wal::WalRecord;
 use tokio::time::Instant;
@@ -48,6 +49,7 @@ impl Query {
     /// An offset outside the retained range is `IllegalOffset` (ask QueryOffset).
     #[instrument(skip_all, fields(topic = %req.queue.topic, queue = req.queue.queue, offset = req.offset), err)]
     pub async fn pull(&self, req: &PullRequest) -> Result<Pulled> {
+        no_lane(&req.group)?;
         let catalog = self.catalog();
         catalog.topic(&req.queue.tenant, &req.queue.topic).await?;
         catalog.group(&req.queue.tenant, &req.group).await?;
@@ -132,12 +134,14 @@ impl Query {
 
     /// Records a group's progress on a queue.
     pub async fn update_offset(&self, sub: &Subscription, queue: i32, offset: i64) -> Result<()> {
+        no_lane(&sub.group)?;
         self.catalog().group(&sub.tenant, &sub.group).await?;
         Ok(self.catalog().coordinator().commit_offset(sub, queue, offset).await?)
     }
 
     /// A group's committed progress on a queue.
     pub async fn committed_offset(&self, sub: &Subscription, queue: i32) -> Result<i64> {
+        no_lane(&sub.group)?;
         self.catalog()
             .coordinator()
             .committed_offset(sub, queue)
@@ -147,5 +151,17 @@ impl Query {
                 topic: sub.topic.clone(),
                 queue,
             })
+    }
+}
+
+/// Stream consumers choose their queues and offsets themselves: lanes (`G%L`) are for pop
+/// consumption, where the broker chooses.
+fn no_lane(group: &str) -> Result<()> {
+    match lane::split(group) {
+        (group, Some(lane)) => Err(Error::Unsupported(format!(
+            "lane {lane:?} of group {group}: pull consumers and offsets have no lanes (lanes are for \
+             SimpleConsumer and PushConsumer)"
+        ))),
+        (_, None) => Ok(()),
     }
 }

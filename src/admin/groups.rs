@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use strata_meta::Error as MetaError;
 use strata_meta::accounts::Actions;
+use strata_meta::lane::Fallback;
 use strata_meta::model::{Group, GroupSpec, QueueRef, StartFrom, Subscription, dead_letter_topic};
 use strata_meta::operations::{GroupChange, Redelivery};
 use strata_meta::retry::RetryPolicy;
@@ -32,6 +33,7 @@ pub(super) fn group_out(g: Group) -> admin::Group {
         start: start as i32,
         retry_policy: g.retry_policy.to_string(),
         created_ms: g.created_ms,
+        lane_fallback: g.lane_fallback.to_string(),
     }
 }
 
@@ -46,6 +48,14 @@ fn start_in(start: i32, broadcast: bool) -> Result<StartFrom, Status> {
 
 fn policy_in(text: &str) -> Result<RetryPolicy, Status> {
     RetryPolicy::parse(text).map_err(to_status)
+}
+
+/// A lane fallback as the API writes it; empty is the default.
+fn fallback_in(text: &str) -> Result<Fallback, Status> {
+    if text.trim().is_empty() {
+        return Ok(Fallback::default());
+    }
+    text.parse().map_err(Status::invalid_argument)
 }
 
 impl Admin {
@@ -76,6 +86,7 @@ impl Admin {
         let g = request.get_ref().group.clone().unwrap_or_default();
         self.group_admin(&request, &g.namespace, &g.name).await?;
         let policy = policy_in(&g.retry_policy)?;
+        let lane_fallback = fallback_in(&g.lane_fallback)?;
         let spec = GroupSpec {
             start: start_in(g.start, g.broadcast)?,
             tenant: g.namespace,
@@ -87,9 +98,10 @@ impl Admin {
         let coordinator = self.catalog.coordinator();
         let now = self.catalog.clock().now_ms();
         let mut group = coordinator.create_group(&spec, now).await.map_err(to_status)?;
-        if policy != group.retry_policy {
+        if policy != group.retry_policy || lane_fallback != group.lane_fallback {
             let change = GroupChange {
                 retry_policy: Some(policy),
+                lane_fallback: Some(lane_fallback),
                 ..Default::default()
             };
             group = coordinator
@@ -116,6 +128,7 @@ impl Admin {
                 .start
                 .map(|s| start_in(s, existing.broadcast).map(|s| s == StartFrom::Latest))
                 .transpose()?,
+            lane_fallback: r.lane_fallback.as_deref().map(fallback_in).transpose()?,
         };
         let group = self
             .catalog
@@ -202,9 +215,23 @@ impl Admin {
                 committed: p.committed,
             })
             .collect();
+        let now = self.catalog.clock().now_ms();
+        let lanes = coordinator
+            .lanes(&r.namespace, &r.name)
+            .await
+            .map_err(to_status)?
+            .into_iter()
+            .map(|l| admin::GroupLane {
+                taken_over: group.lane_fallback.taken_over(&l, now),
+                topic: l.topic,
+                name: l.name,
+                last_seen_ms: l.last_seen_ms,
+            })
+            .collect();
         Ok(admin::GroupProgressResponse {
             group: Some(group_out(group)),
             queues,
+            lanes,
         })
     }
 

@@ -48,12 +48,17 @@ pub enum GroupAction {
         /// (e.g. `exponential:1s,5m,2`) or `customized:D1,D2,…` (the last repeating).
         #[arg(long)]
         retry_policy: Option<String>,
+        /// When the group's own consumers take the messages of a grayscale lane (consumers
+        /// named NAME%LANE, messages with the user property x-lane) no consumer received from
+        /// for this long: a duration (`30s`, the default; `500ms`) or `wait` (never).
+        #[arg(long)]
+        lane_fallback: Option<String>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
         target: Target,
     },
-    /// Changes a group's order, max attempts, retry policy or start position.
+    /// Changes a group's order, max attempts, retry policy, start position or lane fallback.
     Update {
         name: String,
         #[arg(long)]
@@ -64,6 +69,9 @@ pub enum GroupAction {
         retry_policy: Option<String>,
         #[arg(long, value_enum)]
         from: Option<StartPosition>,
+        /// `30s`, `500ms`, … or `wait` (see `group create --help`).
+        #[arg(long)]
+        lane_fallback: Option<String>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -141,6 +149,7 @@ pub fn group_json(g: &api::Group) -> Value {
         "from": if g.start == api::StartFrom::StartLatest as i32 { "latest" } else { "earliest" },
         "max_attempts": g.max_attempts,
         "retry_policy": g.retry_policy,
+        "lane_fallback": g.lane_fallback,
     })
 }
 
@@ -153,6 +162,7 @@ fn group_rows(groups: &[api::Group]) -> Rows {
         "from",
         "max_attempts",
         "retry_policy",
+        "lane_fallback",
     ];
     let mut rows = Rows::new(&columns);
     for g in groups {
@@ -171,6 +181,7 @@ pub async fn run(action: GroupAction) -> Result<(), BoxError> {
             broadcast,
             from,
             retry_policy,
+            lane_fallback,
             out,
             target,
         } => {
@@ -183,6 +194,7 @@ pub async fn run(action: GroupAction) -> Result<(), BoxError> {
                 start: StartPosition::proto(from) as i32,
                 retry_policy: retry_policy.unwrap_or_default(),
                 created_ms: 0,
+                lane_fallback: lane_fallback.unwrap_or_default(),
             };
             let created = admin_client(&target)
                 .await?
@@ -197,6 +209,7 @@ pub async fn run(action: GroupAction) -> Result<(), BoxError> {
             max_attempts,
             retry_policy,
             from,
+            lane_fallback,
             out,
             target,
         } => {
@@ -207,6 +220,7 @@ pub async fn run(action: GroupAction) -> Result<(), BoxError> {
                 max_attempts,
                 retry_policy,
                 start: from.map(|f| StartPosition::proto(Some(f)) as i32),
+                lane_fallback,
             };
             let updated = admin_client(&target).await?.update_group(request).await?.into_inner();
             group_rows(updated.group.as_slice()).print(out.output);
@@ -304,11 +318,21 @@ fn print_progress(p: &api::GroupProgressResponse, format: output::Format) {
         ]);
     }
     let lag: i64 = p.queues.iter().map(|q| q.lag).sum();
+    let mut lanes = Rows::new(&["topic", "lane", "last_seen_ms", "taken_over"]);
+    for l in &p.lanes {
+        lanes.push(vec![
+            l.topic.clone().into(),
+            l.name.clone().into(),
+            l.last_seen_ms.into(),
+            l.taken_over.into(),
+        ]);
+    }
     match format {
         output::Format::Json => {
             let mut j = p.group.as_ref().map(group_json).unwrap_or_else(|| json!({}));
             j["lag"] = lag.into();
             j["queues"] = rows.json();
+            j["lanes"] = lanes.json();
             print_json(&j);
         }
         output::Format::Table => {
@@ -317,6 +341,10 @@ fn print_progress(p: &api::GroupProgressResponse, format: output::Format) {
                 println!();
             }
             print!("{}", rows.table());
+            if !p.lanes.is_empty() {
+                println!();
+                print!("{}", lanes.table());
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use strata_meta::lane::Fallback;
 use strata_meta::model::MessageType;
 use strata_meta::retry::RetryPolicy;
 use strata_proto::admin as api;
@@ -85,6 +86,9 @@ struct GroupRecord {
     /// `earliest` or `latest`.
     start: String,
     retry_policy: String,
+    /// `30s`, `wait`, …; empty (files written before lanes) is the default.
+    #[serde(default)]
+    lane_fallback: String,
 }
 
 /// A tenant and its quota (TPS units; 0: unlimited).
@@ -123,6 +127,7 @@ struct CsvRow {
     max_attempts: Option<i32>,
     start: Option<String>,
     retry_policy: Option<String>,
+    lane_fallback: Option<String>,
     reserved_tps: Option<u32>,
     burst_tps: Option<u32>,
 }
@@ -161,6 +166,7 @@ fn group_record(g: api::Group) -> GroupRecord {
         }
         .into(),
         retry_policy: g.retry_policy,
+        lane_fallback: g.lane_fallback,
     }
 }
 
@@ -206,6 +212,7 @@ impl ExportFile {
                         max_attempts: Some(g.max_attempts),
                         start: Some(g.start.clone()),
                         retry_policy: Some(g.retry_policy.clone()),
+                        lane_fallback: Some(g.lane_fallback.clone()),
                         ..Default::default()
                     })?;
                 }
@@ -257,6 +264,7 @@ impl ExportFile {
                     max_attempts: row.max_attempts.ok_or_else(|| missing("max_attempts"))?,
                     start: row.start.clone().unwrap_or_else(|| "earliest".into()),
                     retry_policy: row.retry_policy.clone().unwrap_or_default(),
+                    lane_fallback: row.lane_fallback.clone().unwrap_or_default(),
                     namespace: row.namespace,
                     name: row.name,
                 }),
@@ -417,6 +425,7 @@ impl Step {
                     broadcast: g.broadcast,
                     retry_policy: g.retry_policy,
                     created_ms: 0,
+                    lane_fallback: g.lane_fallback,
                 };
                 admin
                     .create_group(api::CreateGroupRequest { group: Some(group) })
@@ -430,6 +439,7 @@ impl Step {
                     fifo: Some(g.fifo),
                     max_attempts: Some(g.max_attempts),
                     retry_policy: Some(g.retry_policy),
+                    lane_fallback: Some(g.lane_fallback),
                 };
                 admin.update_group(request).await?;
             }
@@ -529,6 +539,14 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
         g.retry_policy = RetryPolicy::parse(&g.retry_policy)
             .map_err(|e| super::usage(format!("group {}: {e}", g.name)))?
             .to_string();
+        // Normalised as the broker writes it (empty: the default).
+        g.lane_fallback = match g.lane_fallback.trim() {
+            "" => Fallback::default(),
+            text => text
+                .parse::<Fallback>()
+                .map_err(|e| super::usage(format!("group {}: lane fallback {e}", g.name)))?,
+        }
+        .to_string();
         start(&g)?;
         match groups.get(&(g.namespace.as_str(), g.name.as_str())) {
             None => steps.push(Step::CreateGroup(g)),
@@ -546,6 +564,7 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
                     ),
                     ("start", have.start.clone(), g.start.clone()),
                     ("retry_policy", have.retry_policy.clone(), g.retry_policy.clone()),
+                    ("lane_fallback", have.lane_fallback.clone(), g.lane_fallback.clone()),
                 ]);
                 if diff.is_empty() {
                     unchanged += 1;
@@ -663,6 +682,7 @@ mod tests {
                 max_attempts: 5,
                 start: "earliest".into(),
                 retry_policy: "exponential:1s,5m,2".into(),
+                lane_fallback: "wait".into(),
             }],
         }
     }

@@ -77,10 +77,11 @@ impl<'a> Need<'a> {
         }
     }
 
+    /// A consumer group; a lane's name (`G%L`) needs the permission on its group `G`.
     pub fn group(name: &'a str, any_of: Actions) -> Self {
         Self {
             kind: ResourceKind::Group,
-            name,
+            name: strata_meta::lane::group_of(name),
             any_of,
         }
     }
@@ -611,6 +612,14 @@ mod tests {
             Need::group("billing", Actions::SUB),
         ];
         assert!(alice.authorize("acme", &receive).is_err(), "every need must hold");
+        alice
+            .authorize("acme", &[Need::group("billing%canary", Actions::SUB)])
+            .expect("a lane needs its group's permission");
+        assert!(
+            alice
+                .authorize("acme", &[Need::group("billing2%canary", Actions::SUB)])
+                .is_err()
+        );
         alice
             .authorize("acme", &[Need::topic("orders", Actions::PUB.union(Actions::SUB))])
             .unwrap();

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod consume;
 pub mod held;
 pub mod index;
+pub mod lanes;
 pub mod lite;
 pub mod log;
 pub mod maintain;
@@ -98,6 +99,17 @@ pub(crate) fn flush(epoch: i64, object: &str, mut batches: Vec<AppendBatch>) -> 
         writer: WRITER.into(),
         writer_epoch: epoch,
         batches,
+    }
+}
+
+pub(crate) fn group_spec(t: &str, name: &str) -> GroupSpec {
+    GroupSpec {
+        tenant: t.into(),
+        name: name.into(),
+        fifo: false,
+        max_attempts: 3,
+        broadcast: false,
+        start: StartFrom::Earliest,
     }
 }
 

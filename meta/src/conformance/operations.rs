@@ -15,17 +15,6 @@ pub async fn run(c: &dyn Coordinator) {
     dead_letters_go_back_to_their_group_only(c).await;
 }
 
-fn group_spec(t: &str, name: &str) -> GroupSpec {
-    GroupSpec {
-        tenant: t.into(),
-        name: name.into(),
-        fifo: false,
-        max_attempts: 3,
-        broadcast: false,
-        start: StartFrom::Earliest,
-    }
-}
-
 pub async fn topics_change_within_limits(c: &dyn Coordinator) {
     let t = "conf-ops-topics";
     c.create_topic(&topic_spec(t, "a", 2), T0).await.unwrap();

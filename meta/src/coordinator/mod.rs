@@ -1,6 +1,6 @@
 //! The coordinator seam, in parts named for what they hold (DESIGN §5): the catalog, the
-//! log, consumption, held records, maintenance, members, accounts, lite topics, admin
-//! operations and the message index. One SQL implementation serves SQLite (embedded) and PostgreSQL (cluster), both
+//! log, consumption, held records, maintenance, members, accounts, lite topics, lanes,
+//! admin operations and the message index. One SQL implementation serves SQLite (embedded) and PostgreSQL (cluster), both
 //! held to the same conformance suite.
 
 mod accounts;
@@ -8,6 +8,7 @@ mod catalog;
 mod consume;
 mod held;
 mod index;
+mod lanes;
 mod lite;
 mod log;
 mod maintain;
@@ -19,6 +20,7 @@ pub use catalog::CatalogStore;
 pub use consume::Consumption;
 pub use held::HeldRecords;
 pub use index::MessageIndex;
+pub use lanes::Lanes;
 pub use lite::LiteTopics;
 pub use log::Log;
 pub use maintain::Maintenance;
@@ -36,6 +38,7 @@ pub trait Coordinator:
     + Members
     + Accounts
     + LiteTopics
+    + Lanes
     + Operations
     + MessageIndex
     + std::fmt::Debug
@@ -51,6 +54,7 @@ impl<
         + Members
         + Accounts
         + LiteTopics
+        + Lanes
         + Operations
         + MessageIndex
         + std::fmt::Debug,

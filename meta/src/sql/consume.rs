@@ -219,8 +219,12 @@ impl Consumption for SqlCoordinator {
         let mut tx = self.reader.begin().await?;
         let candidates = Checkpoint::select(
             &mut tx,
-            "waiting = 0 AND invisible_until_ms <= $1 AND attempt >= (SELECT g.max_attempts FROM consumer_groups g
-               WHERE g.tenant = inflight.tenant AND g.name = inflight.grp) ORDER BY msg_offset LIMIT $2",
+            // The group's max attempts, or for a lane's progress (`group%lane`) its group's.
+            "waiting = 0 AND invisible_until_ms <= $1 AND attempt >= COALESCE(
+               (SELECT g.max_attempts FROM consumer_groups g WHERE g.tenant = inflight.tenant AND g.name = inflight.grp),
+               (SELECT g.max_attempts FROM lanes l JOIN consumer_groups g ON g.tenant = l.tenant AND g.name = l.grp
+                WHERE l.tenant = inflight.tenant AND l.topic = inflight.topic AND l.grp || '%' || l.lane = inflight.grp))
+             ORDER BY msg_offset LIMIT $2",
             |q| q.bind(now_ms).bind(i64::from(limit)),
         )
         .await?;
@@ -233,7 +237,7 @@ impl Consumption for SqlCoordinator {
                 break;
             }
             let offsets = std::mem::take(&mut cp.offsets);
-            let dlq = dead_letter_topic(&cp.sub.group);
+            let dlq = dead_letter_topic(cp.sub.group_name());
             let mut tx = self.writer.begin().await?;
             if !cp.store(&mut tx).await? {
                 continue; // acked, redelivered or changed meanwhile

@@ -35,6 +35,7 @@ mod consume;
 mod contention;
 mod held;
 mod index;
+mod lanes;
 mod lite;
 mod log;
 mod maintain;
@@ -280,6 +281,7 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
         },
         created_ms: int(row, "created_ms")?,
         retry_policy: crate::retry::RetryPolicy::from_stored(&row.try_get::<String, _>("retry_policy")?)?,
+        lane_fallback: crate::lane::Fallback::from_stored(int(row, "lane_fallback_ms")?),
     })
 }
 
@@ -759,7 +761,7 @@ pub(crate) mod tests {
         )*};
     }
     conformance!(
-        catalog, log, consume, held, maintain, members, accounts, lite, operations, index
+        catalog, log, consume, held, maintain, members, accounts, lite, lanes, operations, index
     );
 
     #[tokio::test]

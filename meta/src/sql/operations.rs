@@ -11,7 +11,7 @@ use crate::operations::{
 };
 
 /// Tables whose rows belong to one topic (`topic` column), deleted with it.
-const TOPIC_TABLES: [&str; 10] = [
+const TOPIC_TABLES: [&str; 11] = [
     "queues",
     "message_ids",
     "message_keys",
@@ -22,10 +22,11 @@ const TOPIC_TABLES: [&str; 10] = [
     "held",
     "quarantine",
     "dead_letters",
+    "lanes",
 ];
 
 /// Tables whose rows hold one group's progress (`grp` column; a broadcast client's progress
-/// key starts with the group's name and '/').
+/// key starts with the group's name and '/', a lane's with its name and '%').
 const PROGRESS_TABLES: [&str; 3] = ["cursors", "inflight", "stream_offsets"];
 
 #[async_trait]
@@ -125,10 +126,11 @@ impl Operations for SqlCoordinator {
         if let Some(latest) = change.start_latest {
             group.start = if latest { StartFrom::Latest } else { StartFrom::Earliest };
         }
+        group.lane_fallback = change.lane_fallback.unwrap_or(group.lane_fallback);
         group.spec().validate()?;
         sqlx::query(
-            "UPDATE consumer_groups SET fifo = $3, max_attempts = $4, retry_policy = $5, start_latest = $6
-             WHERE tenant = $1 AND name = $2",
+            "UPDATE consumer_groups SET fifo = $3, max_attempts = $4, retry_policy = $5, start_latest = $6,
+             lane_fallback_ms = $7 WHERE tenant = $1 AND name = $2",
         )
         .bind(tenant)
         .bind(name)
@@ -136,6 +138,7 @@ impl Operations for SqlCoordinator {
         .bind(i64::from(group.max_attempts))
         .bind(group.retry_policy.stored())
         .bind(i64::from(group.start == StartFrom::Latest))
+        .bind(group.lane_fallback.stored())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -163,15 +166,19 @@ impl Operations for SqlCoordinator {
         if !deleted {
             return Ok(false);
         }
+        // Its progress: its own, its broadcast clients' (`name/…`) and its lanes' (`name%…`).
         let clients = format!("{}/", name);
+        let lanes = crate::lane::progress(name, "");
         for table in PROGRESS_TABLES {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE tenant = $1 AND (grp = $2 OR substr(grp, 1, CAST($3 AS INTEGER)) = $4)"
+                "DELETE FROM {table} WHERE tenant = $1
+                 AND (grp = $2 OR substr(grp, 1, CAST($3 AS INTEGER)) IN ($4, $5))"
             )))
             .bind(tenant)
             .bind(name)
             .bind(clients.len() as i64)
             .bind(&clients)
+            .bind(&lanes)
             .execute(&mut *tx)
             .await?;
         }
@@ -183,7 +190,7 @@ impl Operations for SqlCoordinator {
         .bind(&clients)
         .execute(&mut *tx)
         .await?;
-        for table in ["lite_subscriptions", "lite_dropped"] {
+        for table in ["lite_subscriptions", "lite_dropped", "lanes"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE tenant = $1 AND grp = $2"
             )))

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::{Mode, Parked, Plan, Popped, Query};
 use crate::error::{Error, Result};
+use crate::lanes::Select;
 use crate::query::{Delivered, ReceiveRequest};
 use crate::stream::Position;
 
@@ -117,7 +118,10 @@ impl Query {
                 queue_count: 1,
                 ..parent.clone()
             };
-            async move { self.pop_once(&sub, &queue, mode, &req.filter, want, invisible).await }
+            async move {
+                let select = Select::every_lane(&req.filter);
+                self.pop_once(&sub, &queue, mode, &select, want, invisible).await
+            }
         });
         let fresh = allotted.iter().filter(|(lite, _)| !lite.expired).map(|&(lite, want)| {
             let sub = sub(lite);
@@ -130,7 +134,10 @@ impl Query {
                 busy: Vec::new(),
                 waiting: 0,
             };
-            async move { self.plan(&sub, mode, &req.filter, want, invisible, vec![state]).await }
+            async move {
+                let select = Select::every_lane(&req.filter);
+                self.plan(&sub, mode, &select, want, invisible, vec![state]).await
+            }
         });
         let (expired, plans) = futures::future::join(
             futures::future::try_join_all(expired),

@@ -87,6 +87,9 @@ pub struct GroupView {
     pub start: String,
     pub retry_policy: String,
     pub created_ms: i64,
+    /// When the group's own consumers take a grayscale lane's messages: a duration such as
+    /// 30s, or wait.
+    pub lane_fallback: String,
 }
 
 impl From<admin::Group> for GroupView {
@@ -105,6 +108,7 @@ impl From<admin::Group> for GroupView {
             start: start.into(),
             retry_policy: g.retry_policy,
             created_ms: g.created_ms,
+            lane_fallback: g.lane_fallback,
         }
     }
 }
@@ -490,6 +494,10 @@ pub struct CreateGroup {
     pub max_attempts: Option<i32>,
     /// levels (default), exponential:INITIAL,MAX,MULTIPLIER or customized:D1,D2,...
     pub retry_policy: Option<String>,
+    /// When the group's own consumers take the messages of a grayscale lane (consumers named
+    /// NAME%LANE, messages with the property x-lane) no consumer received from for this
+    /// long: 30s (default), 500ms, ... or wait.
+    pub lane_fallback: Option<String>,
 }
 
 pub async fn create_group(web: &Web, caller: &Caller, g: &CreateGroup) -> Result<GroupView, ApiError> {
@@ -501,6 +509,7 @@ pub async fn create_group(web: &Web, caller: &Caller, g: &CreateGroup) -> Result
             broadcast: g.broadcast,
             max_attempts: g.max_attempts.unwrap_or(strata_meta::model::DEFAULT_MAX_ATTEMPTS),
             retry_policy: g.retry_policy.clone().unwrap_or_default(),
+            lane_fallback: g.lane_fallback.clone().unwrap_or_default(),
             ..Default::default()
         }),
     });
