@@ -60,7 +60,8 @@ def test_export_then_import_into_a_fresh_instance_exports_the_same_file(tmp_path
         a.cli("topic", "create", "chat", "--type", "lite", "--queues", "1", "--lite-ttl", "30m")
         a.cli("topic", "create", "eu-orders", "--tenant", "acme", "--queues", "3", "--retention", "1h")
         a.cli("tenant", "create", "acme")
-        a.cli("group", "create", "billing", "--fifo", "--max-attempts", "5", "--retry-policy", "exponential:1s,5m,2")
+        a.cli("group", "create", "billing", "--fifo", "--max-attempts", "5", "--retry-policy", "exponential:1s,5m,2",
+              "--lane-fallback", "wait")
         a.cli("group", "create", "audit", "--broadcast")
         a.cli("group", "create", "eu-billing", "--tenant", "acme", "--retry-policy", "customized:1s,10s,1m")
         exported = tmp_path / "a.json"
@@ -70,7 +71,7 @@ def test_export_then_import_into_a_fresh_instance_exports_the_same_file(tmp_path
         assert len(data["topics"]) == 4 and len(data["groups"]) == 3, data
         billing = next(g for g in data["groups"] if g["name"] == "billing")
         assert billing == {"namespace": "", "name": "billing", "fifo": True, "broadcast": False, "max_attempts": 5,
-                           "start": "earliest", "retry_policy": "exponential:1s,5m,2"}
+                           "start": "earliest", "retry_policy": "exponential:1s,5m,2", "lane_fallback": "wait"}
 
         plan = cli_json(b, "import", str(exported), "--dry-run")
         assert len(plan["steps"]) == 8 and plan["conflicts"] == [] and plan["dry_run"], plan
