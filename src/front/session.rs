@@ -121,7 +121,11 @@ impl Sessions {
         let mut ids: Vec<String> = self.with(|m| {
             m.iter()
                 .filter(|(_, s)| s.telemetry.is_some())
-                .filter(|(_, s)| s.group.as_ref().is_some_and(|(t, g)| t == tenant && g == group))
+                .filter(|(_, s)| {
+                    s.group
+                        .as_ref()
+                        .is_some_and(|(t, g)| t == tenant && strata_meta::lane::group_of(g) == group)
+                })
                 .map(|(id, _)| id.clone())
                 .collect()
         });

@@ -146,6 +146,20 @@ def test_every_message_type_over_http_with_the_python_client_on_the_same_topics(
     drained = [m["body"] for m in receive_until(api, "triage", "urgent", 3)]
     assert drained[0] == "p3" and sorted(drained) == ["p0", "p1", "p3"], drained
 
+    # A grayscale lane: its consumers name the group G%L (URL-encoded in the path), messages
+    # join it with the property x-lane.
+    api.ok("POST", "/api/v1/groups", {"name": "shipping"})
+    assert receive(api, "shipping%25canary", "orders") == [], "the lane's first receive starts it"
+    api.ok("POST", "/api/v1/topics/orders/messages",
+           {"messages": [{"body": "to-canary", "properties": {"x-lane": "canary"}}, {"body": "to-base"}]})
+    assert [m["body"] for m in receive_until(api, "shipping%25canary", "orders", 1)] == ["to-canary"]
+    base, deadline = [], time.time() + 30
+    while "to-base" not in base and time.time() < deadline:  # after the topic's earlier messages
+        base += [m.get("body") for m in receive(api, "shipping", "orders", wait=2)]
+    assert "to-canary" not in base and "to-base" in base, base
+    lanes = api.ok("GET", "/api/v1/groups/shipping")["lanes"]
+    assert [(lane["topic"], lane["name"]) for lane in lanes] == [("orders", "canary")]
+
     # Lite: sent over HTTP to a lite topic, read by the official Python lite consumer.
     api.ok("POST", "/api/v1/topics", {"name": "chat", "message_type": "LITE"})
     api.ok("POST", "/api/v1/topics/chat/messages",

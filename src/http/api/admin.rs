@@ -137,8 +137,20 @@ pub struct GroupDetail {
     pub lag: i64,
     /// Messages in the group's dead-letter topic (`%DLQ%group`).
     pub dead_letters: i64,
-    /// Consumers of the group connected to the node that answers (client ids).
+    /// Consumers of the group (and of its lanes) connected to the node that answers (client ids).
     pub consumers: Vec<String>,
+    /// The group's grayscale lanes per topic (docs/semantics.md).
+    pub lanes: Vec<LaneView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LaneView {
+    pub topic: String,
+    pub name: String,
+    /// When a consumer of the lane last received from the topic (ms since the epoch).
+    pub last_seen_ms: i64,
+    /// Unheard of for the group's lane fallback: the group's own consumers take its messages.
+    pub taken_over: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -328,6 +340,16 @@ pub async fn group(web: &Web, caller: &Caller, name: &str) -> Result<GroupDetail
         queues,
         dead_letters,
         consumers: web.front.sessions.consumers_of(&caller.namespace, name),
+        lanes: r
+            .lanes
+            .into_iter()
+            .map(|l| LaneView {
+                topic: l.topic,
+                name: l.name,
+                last_seen_ms: l.last_seen_ms,
+                taken_over: l.taken_over,
+            })
+            .collect(),
     })
 }
 

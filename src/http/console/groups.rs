@@ -112,6 +112,21 @@ pub async fn detail(
         h2 { "Consumers" }
         @if d.consumers.is_empty() { p.empty { "None connected to this node." } }
         ul { @for c in &d.consumers { li { code { (c) } } } }
+        h2 { "Lanes" }
+        p { "Consumers named " code { (name) "%LANE" } " get the messages with the property "
+            code { "x-lane: LANE" } "; after " b { (d.group.lane_fallback) } " without a receive the group takes them." }
+        @if d.lanes.is_empty() { p.empty { "No lane has been used." } }
+        @else {
+            table data-testid="lanes" {
+                tr { th { "Topic" } th { "Lane" } th { "Last receive" } th { "State" } }
+                @for l in &d.lanes {
+                    tr {
+                        td { (l.topic) } td { (l.name) } td { (layout::time(l.last_seen_ms)) }
+                        td { @if l.taken_over { "taken over by the group" } @else { "online" } }
+                    }
+                }
+            }
+        }
         h2 { "Reset progress" }
         p { "Messages from the new position on are delivered again; those before it are skipped." }
         form.inline method="post" action=(path("reset")) {
