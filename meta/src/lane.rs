@@ -98,6 +98,16 @@ impl std::fmt::Display for Fallback {
     }
 }
 
+impl Fallback {
+    /// A setting as the admin API and export files write it: empty is the default.
+    pub fn parse_setting(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Ok(Fallback::default()),
+            text => text.parse(),
+        }
+    }
+}
+
 impl std::str::FromStr for Fallback {
     type Err = String;
 
@@ -143,6 +153,7 @@ mod tests {
         assert_eq!("45".parse(), Ok(Fallback::After(Duration::from_secs(45))));
         assert_eq!("500ms".parse(), Ok(Fallback::After(Duration::from_millis(500))));
         assert!("soon".parse::<Fallback>().is_err());
+        assert_eq!(Fallback::parse_setting(" "), Ok(Fallback::default()));
         assert!("99999999999999999999s".parse::<Fallback>().is_err());
         for f in [
             Fallback::Wait,

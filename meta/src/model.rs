@@ -222,7 +222,8 @@ impl GroupSpec {
             return Err(Error::invalid(
                 "consumer group name",
                 format!(
-                    "{:?}: '%' inside a name separates a lane: consumers of group {group:?} name its lane {lane:?} so, it is not created",
+                    "{:?}: '%' inside a group name separates a lane (the consumers of lane {lane:?} of group \
+                     {group:?} use this name); create group {group:?} instead",
                     self.name
                 ),
             ));

@@ -50,12 +50,8 @@ fn policy_in(text: &str) -> Result<RetryPolicy, Status> {
     RetryPolicy::parse(text).map_err(to_status)
 }
 
-/// A lane fallback as the API writes it; empty is the default.
 fn fallback_in(text: &str) -> Result<Fallback, Status> {
-    if text.trim().is_empty() {
-        return Ok(Fallback::default());
-    }
-    text.parse().map_err(Status::invalid_argument)
+    Fallback::parse_setting(text).map_err(Status::invalid_argument)
 }
 
 impl Admin {

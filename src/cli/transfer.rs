@@ -540,13 +540,9 @@ fn plan(wanted: ExportFile, current: &ExportFile) -> Result<(Vec<Step>, Vec<Stri
             .map_err(|e| super::usage(format!("group {}: {e}", g.name)))?
             .to_string();
         // Normalised as the broker writes it (empty: the default).
-        g.lane_fallback = match g.lane_fallback.trim() {
-            "" => Fallback::default(),
-            text => text
-                .parse::<Fallback>()
-                .map_err(|e| super::usage(format!("group {}: lane fallback {e}", g.name)))?,
-        }
-        .to_string();
+        g.lane_fallback = Fallback::parse_setting(&g.lane_fallback)
+            .map_err(|e| super::usage(format!("group {}: lane fallback {e}", g.name)))?
+            .to_string();
         start(&g)?;
         match groups.get(&(g.namespace.as_str(), g.name.as_str())) {
             None => steps.push(Step::CreateGroup(g)),
