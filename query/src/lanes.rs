@@ -31,11 +31,11 @@ impl Route {
     }
 
     fn admits(&self, record: &WalRecord, topic: &str) -> bool {
-        let lane = record.user_properties.get(lane::PROPERTY);
+        let lane = || record.user_properties.get(lane::PROPERTY);
         match self {
             Route::All => true,
-            Route::Base(lanes) => lane.is_none_or(|name| !lanes.iter().any(|l| l.topic == topic && &l.name == name)),
-            Route::Lane(name) => lane == Some(name),
+            Route::Base(lanes) => lane().is_none_or(|name| !lanes.iter().any(|l| l.topic == topic && &l.name == name)),
+            Route::Lane(name) => lane() == Some(name),
         }
     }
 }
