@@ -1,8 +1,6 @@
 //! Grayscale lanes on the consume path: which messages each progress of a group takes by
 //! their lane (`x-lane`), and which lanes the group's own consumers take over.
 
-use std::sync::Arc;
-
 use strata_meta::lane::{self, Fallback, Lane};
 use strata_meta::model::Subscription;
 use strata_proto::wal::WalRecord;
@@ -14,27 +12,33 @@ use crate::filter::Filter;
 pub(crate) enum Route {
     /// A group with no lane on the topic: every message.
     All,
-    /// The group's own progress: messages of no lane its consumers use on the topic.
-    Base(Arc<Vec<Lane>>),
+    /// The group's own progress: messages of none of these lanes (those with consumers on
+    /// the topic).
+    Base(Vec<String>),
     /// A lane's progress: its messages only.
     Lane(String),
 }
 
 impl Route {
     /// The group's own route on `topic`, given the group's lanes.
-    pub(crate) fn base(lanes: Arc<Vec<Lane>>, topic: &str) -> Self {
-        if lanes.iter().any(|l| l.topic == topic) {
-            Route::Base(lanes)
-        } else {
+    pub(crate) fn base(lanes: &[Lane], topic: &str) -> Self {
+        let names: Vec<String> = lanes
+            .iter()
+            .filter(|l| l.topic == topic)
+            .map(|l| l.name.clone())
+            .collect();
+        if names.is_empty() {
             Route::All
+        } else {
+            Route::Base(names)
         }
     }
 
-    fn admits(&self, record: &WalRecord, topic: &str) -> bool {
+    fn admits(&self, record: &WalRecord) -> bool {
         let lane = || record.user_properties.get(lane::PROPERTY);
         match self {
             Route::All => true,
-            Route::Base(lanes) => lane().is_none_or(|name| !lanes.iter().any(|l| l.topic == topic && &l.name == name)),
+            Route::Base(names) => lane().is_none_or(|name| !names.contains(name)),
             Route::Lane(name) => lane() == Some(name),
         }
     }
@@ -55,8 +59,8 @@ impl<'a> Select<'a> {
         }
     }
 
-    pub(crate) fn matches(&self, record: &WalRecord, topic: &str) -> bool {
-        self.filter.matches(record) && self.route.admits(record, topic)
+    pub(crate) fn matches(&self, record: &WalRecord) -> bool {
+        self.filter.matches(record) && self.route.admits(record)
     }
 
     /// Whether every message is taken (so the first offsets are the answer: read no further).
@@ -110,8 +114,8 @@ mod tests {
 
     #[test]
     fn each_progress_takes_its_lane() {
-        let lanes = Arc::new(vec![lane("orders", "canary", 0)]);
-        let base = Route::base(Arc::clone(&lanes), "orders");
+        let lanes = [lane("orders", "canary", 0)];
+        let base = Route::base(&lanes, "orders");
         let canary = Route::Lane("canary".into());
         for (message, to_base, to_canary) in [
             (None, true, false),
@@ -119,11 +123,11 @@ mod tests {
             (Some("blue"), true, false),
         ] {
             let r = record(message);
-            assert_eq!(base.admits(&r, "orders"), to_base, "{message:?} to the group");
-            assert_eq!(canary.admits(&r, "orders"), to_canary, "{message:?} to the canary");
+            assert_eq!(base.admits(&r), to_base, "{message:?} to the group");
+            assert_eq!(canary.admits(&r), to_canary, "{message:?} to the canary");
         }
         // On a topic where the lane has no consumers its messages go to the group.
-        assert!(matches!(Route::base(lanes, "payments"), Route::All));
+        assert!(matches!(Route::base(&lanes, "payments"), Route::All));
         let all = Filter::All;
         assert!(Select::every_lane(&all).takes_all());
         assert!(

@@ -295,7 +295,7 @@ impl Query {
                 let known = self.catalog.lanes(&req.tenant, &group.name).await?;
                 let now = self.catalog.clock().now_ms();
                 let takeovers = lanes::taken_over(&base, &known, group.lane_fallback, now);
-                (Route::base(known, &req.topic), takeovers)
+                (Route::base(&known, &req.topic), takeovers)
             }
         };
         if latest || group.broadcast {
@@ -503,7 +503,7 @@ impl Query {
                     claim.cursor_to = read_to;
                 }
                 for (offset, record) in read.records {
-                    if !select.matches(&record, &sub.topic) {
+                    if !select.matches(&record) {
                         claim.cursor_to = offset + 1;
                         continue;
                     }
