@@ -22,6 +22,11 @@ pub struct Settings {
     /// Where the HTTP listener serves `/metrics`, `/healthz`, `/readyz`, the HTTP/JSON API
     /// and the web console (default 127.0.0.1:8082; port 0 picks a free one).
     pub http_listen: SocketAddr,
+    /// Host names the HTTP listener answers to while authentication is off, besides IP
+    /// addresses and `localhost` (env `STRATA_HTTP_ALLOWED_HOSTS`, comma-separated). Any
+    /// other `Host` is refused then: a web page whose name an attacker re-points at this
+    /// machine (DNS rebinding) would otherwise drive an open broker from a visitor's browser.
+    pub http_allowed_hosts: Vec<String>,
     /// `host:port` clients are told to connect to (QueryRoute). Unset: the address the
     /// client used to reach us, which is right for a single node.
     pub advertise: Option<String>,
@@ -146,6 +151,12 @@ pub struct AuthSettings {
     /// `max_clock_skew` for their date format (the Rust client's RFC 3339 dates carry their
     /// zone and get the strict window). Off: such clients must run in UTC.
     pub local_time_dates: bool,
+    /// With authentication off, listen on addresses other than loopback (default false; env
+    /// `STRATA_AUTH_INSECURE_LISTEN_ANYWHERE`, flag `--insecure-listen-anywhere`). Off, a node
+    /// without authentication refuses to start on 0.0.0.0 or a public address: whoever
+    /// reaches the port would be every tenant's operator. On: the operator says the network
+    /// itself keeps strangers out.
+    pub insecure_listen_anywhere: bool,
 }
 
 impl Default for AuthSettings {
@@ -157,6 +168,7 @@ impl Default for AuthSettings {
             at_rest_key: None,
             max_clock_skew: Duration::from_secs(15 * 60),
             local_time_dates: true,
+            insecure_listen_anywhere: false,
         }
     }
 }
@@ -170,6 +182,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("at_rest_key", &self.at_rest_key.as_ref().map(|_| "<hidden>"))
             .field("max_clock_skew", &self.max_clock_skew)
             .field("local_time_dates", &self.local_time_dates)
+            .field("insecure_listen_anywhere", &self.insecure_listen_anywhere)
             .finish()
     }
 }
@@ -290,6 +303,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./data"),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            http_allowed_hosts: Vec::new(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             advertise: None,
             store: None,
@@ -443,6 +457,16 @@ impl Settings {
         }
         if let Some(v) = get("STRATA_AUTH") {
             self.auth.enabled = Some(matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        }
+        if let Some(v) = get("STRATA_HTTP_ALLOWED_HOSTS") {
+            self.http_allowed_hosts = v
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("STRATA_AUTH_INSECURE_LISTEN_ANYWHERE") {
+            self.auth.insecure_listen_anywhere = matches!(v.as_str(), "1" | "true" | "yes" | "on");
         }
         if let Some(v) = get("STRATA_AUTH_ADMIN_ACCESS_KEY") {
             self.auth.admin_access_key = Some(v);

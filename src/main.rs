@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod drain;
 mod front;
+mod gate;
 mod http;
 mod logging;
 mod metering;

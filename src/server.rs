@@ -23,6 +23,7 @@ use crate::admin::Admin;
 use crate::config::Settings;
 use crate::drain::Drain;
 use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
+use crate::gate::Gate;
 use crate::http::{Observed, Readiness};
 use crate::metering::{Metering, spawn_rollups, spawn_storage_sampler};
 use crate::trace::Tracer;
@@ -265,10 +266,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         max_body_bytes: settings.ingest.max_body_bytes,
         query_config: settings.query.clone(),
         forwarder,
-        guard: Arc::clone(&guard),
-        quotas: Arc::clone(&quotas),
-        meter,
-        tracer,
+        gate: Arc::new(Gate {
+            guard: Arc::clone(&guard),
+            quotas: Arc::clone(&quotas),
+            meter,
+            tracer,
+        }),
     };
     // Where orphan transaction checks go: 5.x producers' Telemetry streams, 4.x connections.
     let mut check_routes: Vec<Arc<dyn CheckRoute>> = vec![Arc::new(TelemetryChecks {
@@ -316,8 +319,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            for client in swept.sweep() {
-                sweeper.drop_lite_client(&client).await;
+            for (tenant, client) in swept.sweep() {
+                sweeper.drop_lite_client(&tenant, &client).await;
             }
         }
     }));
@@ -371,6 +374,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         admin: Arc::clone(&admin),
         guard: Arc::clone(&guard),
         max_body_bytes: settings.grpc.max_message_bytes,
+        allowed_hosts: settings.http_allowed_hosts.clone(),
         history: Arc::clone(&history),
         clock: Arc::clone(&clock),
     });
@@ -490,6 +494,31 @@ impl Tls {
 
 /// Authentication and the ACL: on by default in cluster roles, off in standalone. Users'
 /// secret keys are sealed with the configured at-rest key; standalone generates one into its
+/// Refuses listeners beyond loopback for a node without authentication: every request would
+/// be let in as any tenant's operator.
+fn only_loopback(settings: &Settings, standalone: bool) -> Result<(), BoxError> {
+    let mut listeners = vec![
+        ("grpc_listen", settings.grpc_listen),
+        ("http_listen", settings.http_listen),
+    ];
+    if let Some(a) = settings.remoting.listen_address(standalone)? {
+        listeners.push(("remoting.listen", a));
+    }
+    if let Some(a) = settings.remoting.name_server_listen {
+        listeners.push(("remoting.name_server_listen", a));
+    }
+    match listeners.iter().find(|(_, a)| !a.ip().is_loopback()) {
+        None => Ok(()),
+        Some((name, a)) => Err(format!(
+            "authentication is off, so {name} {a} would let anyone who reaches it act as every \
+             tenant's operator: listen on loopback (127.0.0.1), turn authentication on (--auth, \
+             STRATA_AUTH=on), or say --insecure-listen-anywhere \
+             (STRATA_AUTH_INSECURE_LISTEN_ANYWHERE=yes) if the network keeps strangers out"
+        )
+        .into()),
+    }
+}
+
 /// data dir, cluster nodes must share a configured one (without it they create no users).
 fn open_guard(
     settings: &Settings,
@@ -525,6 +554,9 @@ fn open_guard(
             "auth is on without operator credentials (auth.admin_access_key / STRATA_AUTH_ADMIN_ACCESS_KEY): \
              only users created earlier can sign in"
         );
+    }
+    if !enabled && !auth.insecure_listen_anywhere {
+        only_loopback(settings, standalone)?;
     }
     let config = GuardConfig {
         enabled,

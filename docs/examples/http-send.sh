@@ -11,7 +11,7 @@ body=$(printf '{"messages":[{"body":"%s"}]}' "$text")   # (text without quotes o
 target="/api/v1/topics/$topic/messages"
 date=$(date -u +%Y%m%dT%H%M%SZ)
 digest=$(printf '%s' "$body" | sha256sum | cut -d' ' -f1)
-signature=$(printf 'POST\n%s\n%s\n%s' "$target" "$date" "$digest" \
+signature=$(printf 'POST\n%s\n%s\n%s\n%s' "$target" "$date" "$namespace" "$digest" \
   | openssl dgst -sha256 -hmac "$STRATA_SECRET_KEY" | sed 's/^.*= //')
 
 curl -sS -X POST "$base$target" \

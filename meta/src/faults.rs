@@ -194,9 +194,9 @@ impl LiteTopics for FaultyCoordinator {
         self.faults.check()?;
         self.inner.ready_lite_topics(who, now_ms, limit).await
     }
-    async fn drop_lite_client(&self, client_id: &str) -> Result<u64> {
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64> {
         self.faults.check()?;
-        self.inner.drop_lite_client(client_id).await
+        self.inner.drop_lite_client(tenant, client_id).await
     }
 }
 

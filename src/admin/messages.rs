@@ -115,7 +115,15 @@ impl Admin {
     ) -> Result<admin::MessageView, Status> {
         let r = request.get_ref().clone();
         let topic = match r.topic.as_str() {
-            "" => None,
+            // Authenticated and in the tenant before the index is read: a stranger learns
+            // nothing of which ids exist.
+            "" => {
+                self.principal(&request)
+                    .await?
+                    .authorize(&r.namespace, &[])
+                    .map_err(auth_status)?;
+                None
+            }
             name => {
                 self.topic_reader(&request, &r.namespace, name).await?;
                 Some(self.existing_topic(&r.namespace, name).await?)

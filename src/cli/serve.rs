@@ -52,9 +52,14 @@ pub struct NodeArgs {
     /// Check AK/SK signatures and the ACL (the default of cluster roles; docs/tenancy.md).
     #[arg(long, conflicts_with = "no_auth")]
     auth: bool,
-    /// Let every request through (the default of standalone).
+    /// Let every request through (the default of standalone). Loopback listeners only,
+    /// unless --insecure-listen-anywhere.
     #[arg(long)]
     no_auth: bool,
+    /// With authentication off, listen on non-loopback addresses anyway: anyone who reaches
+    /// the ports acts as every tenant's operator.
+    #[arg(long)]
+    insecure_listen_anywhere: bool,
 }
 
 impl NodeArgs {
@@ -99,6 +104,9 @@ impl NodeArgs {
         }
         if self.no_auth {
             settings.auth.enabled = Some(false);
+        }
+        if self.insecure_listen_anywhere {
+            settings.auth.insecure_listen_anywhere = true;
         }
         Ok(settings)
     }

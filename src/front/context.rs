@@ -2,14 +2,24 @@
 
 use std::time::Duration;
 
+use strata_meta::accounts::Actions;
 use strata_meta::model::Subscription;
 use strata_proto::v2::Resource;
+use strata_tenancy::{Need, Principal};
+use tonic::Request;
 use tonic::metadata::MetadataMap;
+
+use crate::gate::Credentials;
+
+/// A caller this process authenticated already (the HTTP front handing its work to the gRPC
+/// handlers), carried in a request's extensions, which no client can set over the wire.
+#[derive(Clone, Debug)]
+pub struct Verified(pub Principal);
 
 #[derive(Clone, Debug, Default)]
 pub struct Ctx {
     pub client_id: Option<String>,
-    /// `x-mq-namespace`; a resource's own namespace takes precedence.
+    /// `x-mq-namespace`: the tenant the request acts in ("" when the client sent none).
     pub namespace: String,
     /// Time left before the client gives up (`grpc-timeout`).
     pub deadline: Option<Duration>,
@@ -18,9 +28,18 @@ pub struct Ctx {
     pub date: Option<String>,
     /// `x-mq-language`: the client's SDK (`PYTHON`, `JAVA`, …), for its known quirks.
     pub language: Option<String>,
+    /// Set when this process authenticated the caller already.
+    pub verified: Option<Principal>,
 }
 
 impl Ctx {
+    pub fn of<T>(request: &Request<T>) -> Self {
+        Self {
+            verified: request.extensions().get::<Verified>().map(|v| v.0.clone()),
+            ..Self::new(request.metadata())
+        }
+    }
+
     pub fn new(md: &MetadataMap) -> Self {
         let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
         Self {
@@ -30,24 +49,34 @@ impl Ctx {
             authorization: get("authorization"),
             date: get("x-mq-date-time"),
             language: get("x-mq-language"),
+            verified: None,
         }
     }
 
-    /// The subscription a consumer request names (tenant from the group).
-    pub fn subscription(&self, group: Option<&Resource>, topic: Option<&Resource>) -> Subscription {
-        Subscription {
-            tenant: self.tenant(group),
-            group: group.map(|g| g.name.clone()).unwrap_or_default(),
-            topic: topic.map(|t| t.name.clone()).unwrap_or_default(),
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials::Grpc {
+            authorization: self.authorization.as_deref(),
+            date: self.date.as_deref(),
         }
     }
+}
 
-    /// The tenant a resource belongs to: its namespace, else the request's.
-    pub fn tenant(&self, resource: Option<&Resource>) -> String {
-        match resource {
-            Some(r) if !r.resource_namespace.is_empty() => r.resource_namespace.clone(),
-            _ => self.namespace.clone(),
-        }
+/// What naming `topic` with any of `actions` needs, in the namespace the request wrote beside it.
+pub fn topic_need(topic: &Resource, actions: Actions) -> Need<'_> {
+    Need::topic(&topic.name, actions).in_namespace(&topic.resource_namespace)
+}
+
+/// What naming `group` with any of `actions` needs, in the namespace the request wrote beside it.
+pub fn group_need(group: &Resource, actions: Actions) -> Need<'_> {
+    Need::group(&group.name, actions).in_namespace(&group.resource_namespace)
+}
+
+/// The subscription of `group` to `topic` in the tenant a request was admitted to.
+pub fn subscription(tenant: String, group: &Resource, topic: &Resource) -> Subscription {
+    Subscription {
+        tenant,
+        group: group.name.clone(),
+        topic: topic.name.clone(),
     }
 }
 
@@ -79,12 +108,7 @@ mod tests {
         let ctx = Ctx::new(&md);
         assert_eq!(ctx.client_id.as_deref(), Some("host@1@0@abc"));
         assert_eq!(ctx.deadline, Some(Duration::from_millis(23_999)));
-        let own = Resource {
-            resource_namespace: "ns2".into(),
-            name: "t".into(),
-        };
-        assert_eq!(ctx.tenant(Some(&own)), "ns2");
-        assert_eq!(ctx.tenant(None), "ns1");
+        assert_eq!(ctx.namespace, "ns1");
         assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
         assert_eq!(parse_grpc_timeout("x"), None);
         assert_eq!(parse_grpc_timeout(""), None);

@@ -1,17 +1,15 @@
 //! SyncLiteSubscription: lite consumers add and remove the lite topics they receive.
 
-use strata_meta::accounts::Actions;
 use strata_meta::lite::{Change, Subscriber};
 use strata_meta::model::MessageType;
 use strata_proto::v2::offset_option::{OffsetType, Policy};
 use strata_proto::v2::telemetry_command::Command;
 use strata_proto::v2::{self, Code, LiteSubscriptionAction};
 use strata_query::{LiteStart, Position, Query};
-use strata_tenancy::Need;
 
-use super::Front;
-use super::context::Ctx;
+use super::context::{Ctx, subscription};
 use super::status::{from_meta, from_query, ok, status};
+use super::{Front, sub_needs};
 
 /// The lite topic names a request means. rocketmq-python-client 5.1.2 sends PARTIAL_ADD with
 /// its one name split into characters (`["s", "e", "s", …]`): from a Python client, a
@@ -54,10 +52,11 @@ fn change_of(action: LiteSubscriptionAction) -> Change {
 }
 
 impl Front {
-    /// A client's session ended (it said so, or went silent): its lite subscriptions go.
-    pub async fn drop_lite_client(&self, client_id: &str) {
+    /// A tenant's client's session ended (it said so, or went silent): its lite
+    /// subscriptions go.
+    pub async fn drop_lite_client(&self, tenant: &str, client_id: &str) {
         if let Some(query) = &self.query {
-            match query.drop_lite_client(client_id).await {
+            match query.drop_lite_client(tenant, client_id).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     client = client_id,
@@ -70,14 +69,17 @@ impl Front {
     }
 
     pub(super) async fn sync_lite(&self, query: &Query, ctx: &Ctx, req: v2::SyncLiteSubscriptionRequest) -> v2::Status {
-        let sub = ctx.subscription(req.group.as_ref(), req.topic.as_ref());
-        let needs = [
-            Need::topic(&sub.topic, Actions::SUB),
-            Need::group(&sub.group, Actions::SUB),
-        ];
-        if let Err(s) = self.allow(ctx, "SyncLiteSubscription", &sub.tenant, &needs).await {
-            return s;
-        }
+        let (group, topic) = (
+            req.group.clone().unwrap_or_default(),
+            req.topic.clone().unwrap_or_default(),
+        );
+        let sub = match self
+            .let_in(ctx, "SyncLiteSubscription", &sub_needs(&group, &topic))
+            .await
+        {
+            Ok(tenant) => subscription(tenant, &group, &topic),
+            Err(s) => return s,
+        };
         let Some(client_id) = ctx.client_id.clone() else {
             return status(Code::ClientIdRequired, "SyncLiteSubscription needs x-mq-client-id");
         };
@@ -122,7 +124,7 @@ impl Front {
             .await
         {
             Ok(dropped) => {
-                self.tell_unsubscribed(&who.client_id, dropped);
+                self.tell_unsubscribed(&who.tenant, &who.client_id, dropped);
                 ok()
             }
             Err(e) => from_query(&e),
@@ -131,8 +133,12 @@ impl Front {
 
     /// Tells a client, over its Telemetry stream, to drop lite topics whose subscriptions the
     /// server dropped (expired lite topics it still names in its complete set).
-    fn tell_unsubscribed(&self, client_id: &str, dropped: Vec<String>) {
-        let Some(stream) = self.sessions.telemetry_of(client_id).filter(|_| !dropped.is_empty()) else {
+    fn tell_unsubscribed(&self, tenant: &str, client_id: &str, dropped: Vec<String>) {
+        let Some(stream) = self
+            .sessions
+            .telemetry_of(tenant, client_id)
+            .filter(|_| !dropped.is_empty())
+        else {
             return;
         };
         for lite_topic in dropped {

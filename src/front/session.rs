@@ -1,5 +1,6 @@
 //! Client sessions: who is connected, with which settings, and the Telemetry stream to reach
-//! them (server-to-client commands use it in later milestones).
+//! them. A session is a tenant's client: the same client id in two tenants is two sessions,
+//! so no request of one tenant can read, take over or end another tenant's session.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,28 +21,35 @@ pub struct Session {
     pub client_type: i32,
     pub request_timeout: Duration,
     pub telemetry: Option<TelemetrySender>,
-    /// Producers: the `(tenant, topic)`s they publish to (transaction checks go to them).
-    pub topics: Vec<(String, String)>,
-    /// Consumers: the `(tenant, group)` they consume as.
-    pub group: Option<(String, String)>,
+    /// Producers: the topics of their tenant they publish to (transaction checks go to them).
+    pub topics: Vec<String>,
+    /// Consumers: the group of their tenant they consume as.
+    pub group: Option<String>,
     last_seen: Instant,
+}
+
+/// A session's key: (tenant, client id).
+type Key = (String, String);
+
+fn key(tenant: &str, client_id: &str) -> Key {
+    (tenant.to_string(), client_id.to_string())
 }
 
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    map: Mutex<HashMap<Key, Session>>,
     /// True once the node stops: every Telemetry stream ends.
     closing: watch::Sender<bool>,
 }
 
 impl Sessions {
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Session>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Key, Session>) -> R) -> R {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut map)
     }
 
-    fn entry<'a>(map: &'a mut HashMap<String, Session>, client_id: &str) -> &'a mut Session {
-        let s = map.entry(client_id.to_string()).or_insert_with(|| Session {
+    fn entry<'a>(map: &'a mut HashMap<Key, Session>, tenant: &str, client_id: &str) -> &'a mut Session {
+        let s = map.entry(key(tenant, client_id)).or_insert_with(|| Session {
             client_type: 0,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             telemetry: None,
@@ -54,14 +62,14 @@ impl Sessions {
     }
 
     /// The client's type as its heartbeats or Telemetry settings said (0: not yet known).
-    pub fn client_type(&self, client_id: &str) -> i32 {
-        self.with(|m| m.get(client_id).map_or(0, |s| s.client_type))
+    pub fn client_type(&self, tenant: &str, client_id: &str) -> i32 {
+        self.with(|m| m.get(&key(tenant, client_id)).map_or(0, |s| s.client_type))
     }
 
     /// Records a heartbeat (or any sign of life).
-    pub fn touch(&self, client_id: &str, client_type: Option<i32>) {
+    pub fn touch(&self, tenant: &str, client_id: &str, client_type: Option<i32>) {
         self.with(|m| {
-            let s = Self::entry(m, client_id);
+            let s = Self::entry(m, tenant, client_id);
             if let Some(t) = client_type.filter(|t| *t != 0) {
                 s.client_type = t;
             }
@@ -69,17 +77,19 @@ impl Sessions {
     }
 
     /// Records the settings a client reported on its Telemetry stream.
+    #[allow(clippy::too_many_arguments)]
     pub fn settings(
         &self,
+        tenant: &str,
         client_id: &str,
         client_type: i32,
         request_timeout: Option<Duration>,
-        topics: Vec<(String, String)>,
-        group: Option<(String, String)>,
+        topics: Vec<String>,
+        group: Option<String>,
         stream: TelemetrySender,
     ) {
         self.with(|m| {
-            let s = Self::entry(m, client_id);
+            let s = Self::entry(m, tenant, client_id);
             s.client_type = client_type;
             if let Some(t) = request_timeout.filter(|t| !t.is_zero()) {
                 s.request_timeout = t;
@@ -93,9 +103,9 @@ impl Sessions {
     /// Every `(tenant, topic)` a connected producer publishes to.
     pub fn published_topics(&self) -> Vec<(String, String)> {
         let mut topics: Vec<_> = self.with(|m| {
-            m.values()
-                .filter(|s| s.telemetry.is_some())
-                .flat_map(|s| s.topics.iter().cloned())
+            m.iter()
+                .filter(|(_, s)| s.telemetry.is_some())
+                .flat_map(|((tenant, _), s)| s.topics.iter().map(|t| (tenant.clone(), t.clone())))
                 .collect()
         });
         topics.sort();
@@ -108,9 +118,9 @@ impl Sessions {
     pub fn producer_of(&self, tenant: &str, topic: &str, pick: usize) -> Option<TelemetrySender> {
         self.with(|m| {
             let streams: Vec<&TelemetrySender> = m
-                .values()
-                .filter(|s| s.topics.iter().any(|(t, tp)| t == tenant && tp == topic))
-                .filter_map(|s| s.telemetry.as_ref())
+                .iter()
+                .filter(|((t, _), s)| t == tenant && s.topics.iter().any(|tp| tp == topic))
+                .filter_map(|(_, s)| s.telemetry.as_ref())
                 .collect();
             (!streams.is_empty()).then(|| streams[pick % streams.len()].clone())
         })
@@ -120,13 +130,13 @@ impl Sessions {
     pub fn consumers_of(&self, tenant: &str, group: &str) -> Vec<String> {
         let mut ids: Vec<String> = self.with(|m| {
             m.iter()
-                .filter(|(_, s)| s.telemetry.is_some())
+                .filter(|((t, _), s)| t == tenant && s.telemetry.is_some())
                 .filter(|(_, s)| {
                     s.group
                         .as_ref()
-                        .is_some_and(|(t, g)| t == tenant && strata_meta::lane::group_of(g) == group)
+                        .is_some_and(|g| strata_meta::lane::group_of(g) == group)
                 })
-                .map(|(id, _)| id.clone())
+                .map(|((_, id), _)| id.clone())
                 .collect()
         });
         ids.sort();
@@ -134,27 +144,27 @@ impl Sessions {
     }
 
     /// The Telemetry stream of a connected client.
-    pub fn telemetry_of(&self, client_id: &str) -> Option<TelemetrySender> {
-        self.with(|m| m.get(client_id).and_then(|s| s.telemetry.clone()))
+    pub fn telemetry_of(&self, tenant: &str, client_id: &str) -> Option<TelemetrySender> {
+        self.with(|m| m.get(&key(tenant, client_id)).and_then(|s| s.telemetry.clone()))
     }
 
-    pub fn request_timeout(&self, client_id: Option<&str>) -> Duration {
+    pub fn request_timeout(&self, tenant: &str, client_id: Option<&str>) -> Duration {
         client_id
-            .and_then(|id| self.with(|m| m.get(id).map(|s| s.request_timeout)))
+            .and_then(|id| self.with(|m| m.get(&key(tenant, id)).map(|s| s.request_timeout)))
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT)
     }
 
     /// The Telemetry stream ended.
-    pub fn detach(&self, client_id: &str) {
+    pub fn detach(&self, tenant: &str, client_id: &str) {
         self.with(|m| {
-            if let Some(s) = m.get_mut(client_id) {
+            if let Some(s) = m.get_mut(&key(tenant, client_id)) {
                 s.telemetry = None;
             }
         });
     }
 
-    pub fn remove(&self, client_id: &str) {
-        self.with(|m| m.remove(client_id));
+    pub fn remove(&self, tenant: &str, client_id: &str) {
+        self.with(|m| m.remove(&key(tenant, client_id)));
     }
 
     /// Sends `command` down every open Telemetry stream (without waiting on a full one);
@@ -182,9 +192,9 @@ impl Sessions {
         }
     }
 
-    /// Drops sessions not seen for a while; returns the ids of those that were lite
-    /// consumers (their subscriptions go too).
-    pub fn sweep(&self) -> Vec<String> {
+    /// Drops sessions not seen for a while; returns the (tenant, client id)s of those that
+    /// were lite consumers (their subscriptions go too).
+    pub fn sweep(&self) -> Vec<(String, String)> {
         let lite = [
             ClientType::LitePushConsumer as i32,
             ClientType::LiteSimpleConsumer as i32,
@@ -210,27 +220,52 @@ mod tests {
     #[test]
     fn tracks_clients() {
         let s = Sessions::default();
-        s.touch("c1", Some(1));
-        assert_eq!(s.request_timeout(Some("c1")), DEFAULT_REQUEST_TIMEOUT);
+        s.touch("", "c1", Some(1));
+        assert_eq!(s.request_timeout("", Some("c1")), DEFAULT_REQUEST_TIMEOUT);
         let (tx, _rx) = mpsc::channel(1);
-        s.settings(
-            "c1",
-            1,
-            Some(Duration::from_secs(9)),
-            vec![("".into(), "t".into())],
-            None,
-            tx,
-        );
-        assert_eq!(s.request_timeout(Some("c1")), Duration::from_secs(9));
+        s.settings("", "c1", 1, Some(Duration::from_secs(9)), vec!["t".into()], None, tx);
+        assert_eq!(s.request_timeout("", Some("c1")), Duration::from_secs(9));
         assert_eq!(s.published_topics(), [("".to_string(), "t".to_string())]);
         assert!(s.producer_of("", "t", 7).is_some());
         assert!(s.producer_of("", "other", 0).is_none());
-        assert_eq!(s.request_timeout(None), DEFAULT_REQUEST_TIMEOUT);
-        s.detach("c1");
+        assert!(
+            s.producer_of("b", "t", 0).is_none(),
+            "another tenant's topic of that name"
+        );
+        assert_eq!(s.request_timeout("", None), DEFAULT_REQUEST_TIMEOUT);
+        s.detach("", "c1");
         assert!(s.sweep().is_empty());
-        assert_eq!(s.client_type("c1"), 1, "a detached session stays until idle");
-        s.remove("c1");
-        assert_eq!(s.client_type("c1"), 0);
+        assert_eq!(s.client_type("", "c1"), 1, "a detached session stays until idle");
+        s.remove("", "c1");
+        assert_eq!(s.client_type("", "c1"), 0);
+    }
+
+    #[test]
+    fn one_client_id_in_two_tenants_is_two_sessions() {
+        let s = Sessions::default();
+        let (tx, _rx) = mpsc::channel(1);
+        s.settings(
+            "a",
+            "c1",
+            1,
+            Some(Duration::from_secs(9)),
+            vec!["t".into()],
+            None,
+            tx.clone(),
+        );
+        s.settings("b", "c1", 2, None, vec![], Some("g".into()), tx);
+        assert_eq!(
+            s.client_type("a", "c1"),
+            1,
+            "b's settings did not take a's session over"
+        );
+        assert_eq!(s.request_timeout("b", Some("c1")), DEFAULT_REQUEST_TIMEOUT);
+        assert!(s.producer_of("b", "t", 0).is_none());
+        assert_eq!(s.consumers_of("b", "g"), ["c1"]);
+        assert!(s.consumers_of("a", "g").is_empty());
+        s.remove("b", "c1");
+        assert_eq!(s.client_type("a", "c1"), 1, "ending b's session leaves a's");
+        assert!(s.telemetry_of("a", "c1").is_some());
     }
 
     #[tokio::test]
@@ -238,8 +273,8 @@ mod tests {
         let s = Sessions::default();
         let (tx1, mut rx1) = mpsc::channel(1);
         let (tx2, mut rx2) = mpsc::channel(1);
-        s.settings("c1", 1, None, vec![], Some(("".into(), "g".into())), tx1);
-        s.settings("c2", 2, None, vec![], None, tx2);
+        s.settings("", "c1", 1, None, vec![], Some("g".into()), tx1);
+        s.settings("", "c2", 2, None, vec![], None, tx2);
         assert_eq!(s.consumers_of("", "g"), ["c1"]);
         assert!(s.consumers_of("other", "g").is_empty());
         let closed = s.closed();

@@ -85,7 +85,7 @@ pub fn from_auth(e: &strata_tenancy::Error) -> Status {
     use strata_tenancy::Error as E;
     match e {
         E::Unauthenticated(_) => status(Code::Unauthorized, e.to_string()),
-        E::Forbidden(_) => status(Code::Forbidden, e.to_string()),
+        E::Forbidden(_) | E::CrossTenant { .. } => status(Code::Forbidden, e.to_string()),
         E::TooManyRequests { .. } => status(Code::TooManyRequests, e.to_string()),
         E::Meta(m) => from_meta(m),
         E::Lookup(_) | E::Quota(_) | E::Unsealable | E::BadKey(_) | E::KeyFile { .. } => {

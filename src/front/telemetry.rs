@@ -4,12 +4,16 @@
 
 use std::time::Duration;
 
+use strata_meta::accounts::Actions;
 use strata_meta::model::Group;
 use strata_meta::retry::{DELAY_LEVELS_SECS, RetryPolicy};
 use strata_proto::v2::{self, settings::PubSub, telemetry_command::Command};
+use strata_tenancy::{Need, Principal};
 
-use super::Front;
-use super::status;
+use super::context::{Ctx, group_need, topic_need};
+use super::session::TelemetrySender;
+use super::status::{self, from_auth};
+use super::{Front, Refusal};
 
 /// Producer send retries (as the Java client's default).
 fn producer_backoff() -> v2::RetryPolicy {
@@ -65,8 +69,67 @@ pub fn to_std(d: &prost_types::Duration) -> Option<Duration> {
 }
 
 impl Front {
-    /// The answer to a client's Settings.
-    pub(super) async fn settings_reply(&self, namespace: &str, mut settings: v2::Settings) -> v2::TelemetryCommand {
+    /// A client's Settings on its Telemetry stream: every resource they name is let in through
+    /// the gate in the one tenant of the stream (`session`, fixed by the first Settings), the
+    /// session (tenant, client id) is recorded, and the settings it must use are the answer.
+    pub(super) async fn settings(
+        &self,
+        ctx: &Ctx,
+        principal: &Principal,
+        client_id: &str,
+        session: &mut Option<String>,
+        settings: v2::Settings,
+        stream: &TelemetrySender,
+    ) -> v2::TelemetryCommand {
+        let (publishing, subscription) = match &settings.pub_sub {
+            Some(PubSub::Publishing(p)) => (p.topics.as_slice(), None),
+            Some(PubSub::Subscription(s)) => (&[][..], Some(s)),
+            _ => (&[][..], None),
+        };
+        let group = subscription.and_then(|s| s.group.as_ref());
+        // Producers' topics need only be in the tenant here: those they may not publish to
+        // get no transaction checks, below.
+        let needs: Vec<Need<'_>> = publishing
+            .iter()
+            .map(|t| topic_need(t, Actions::default()))
+            .chain(group.map(|g| group_need(g, Actions::SUB)))
+            .chain(
+                subscription
+                    .into_iter()
+                    .flat_map(|s| &s.subscriptions)
+                    .filter_map(|e| e.topic.as_ref())
+                    .map(|t| topic_need(t, Actions::SUB)),
+            )
+            .collect();
+        let namespace = session.as_deref().unwrap_or(&ctx.namespace);
+        let tenant = match self.gate.admit(principal, "Telemetry", namespace, &needs) {
+            Ok(t) => t,
+            Err(e) => return v2::TelemetryCommand::refusal(from_auth(&e)),
+        };
+        let mut refused = None;
+        let topics = publishing
+            .iter()
+            .filter(|t| {
+                let allowed = principal.authorize(&tenant, &[Need::topic(&t.name, Actions::PUB)]);
+                allowed.map_err(|e| refused = Some(from_auth(&e))).is_ok()
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        let client_type = settings.client_type.unwrap_or_default();
+        let timeout = settings.request_timeout.as_ref().and_then(to_std);
+        let group = group.map(|g| g.name.clone());
+        self.sessions
+            .settings(&tenant, client_id, client_type, timeout, topics, group, stream.clone());
+        let mut reply = self.settings_reply(&tenant, settings).await;
+        if refused.is_some() {
+            reply.status = refused;
+        }
+        *session = Some(tenant);
+        reply
+    }
+
+    /// The answer to a client's Settings, in `tenant`.
+    async fn settings_reply(&self, tenant: &str, mut settings: v2::Settings) -> v2::TelemetryCommand {
         let mut reply_status = status::ok();
         match settings.pub_sub.as_mut() {
             Some(PubSub::Publishing(p)) => {
@@ -76,11 +139,6 @@ impl Front {
             }
             Some(PubSub::Subscription(s)) => {
                 let group = s.group.clone().unwrap_or_default();
-                let tenant = if group.resource_namespace.is_empty() {
-                    namespace
-                } else {
-                    &group.resource_namespace
-                };
                 let max_batch = self.query_config.max_batch as i32;
                 let max_poll = self.query_config.max_long_polling;
                 match self.catalog.group(tenant, &group.name).await {

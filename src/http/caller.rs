@@ -1,8 +1,10 @@
 //! Who calls the HTTP listener, and how their calls reach the gRPC handlers: an API request is
-//! authenticated by its signature (tenancy::http_auth), a console page by its session cookie;
-//! either way the caller's work is then handed to the same `MessagingService` and `StrataAdmin`
-//! handlers the gRPC clients reach, as a request signed on the caller's behalf — so the ACL,
-//! quotas, metering, tracing and forwarding to other nodes are theirs, not a second copy.
+//! authenticated by its signature (tenancy::http_auth), a console page by its session cookie,
+//! both through the gate; the caller's work is then handed to the same `MessagingService` and
+//! `StrataAdmin` handlers the gRPC clients reach, carrying the principal the gate found (not
+//! authenticated again) — so the ACL, quotas, metering, tracing and forwarding are theirs, not
+//! a second copy. The request also carries the caller's credentials re-signed for 5.x, which
+//! only a node it is forwarded to reads.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -14,6 +16,8 @@ use tonic::metadata::MetadataValue;
 
 use super::Web;
 use super::error::ApiError;
+use crate::front::Verified;
+use crate::gate::Credentials;
 
 /// The header naming the namespace (tenant) a call acts in, as on gRPC.
 pub const NAMESPACE_HEADER: &str = "x-mq-namespace";
@@ -45,6 +49,7 @@ impl Caller {
     /// `message` as a gRPC request from this caller, in its namespace.
     pub fn grpc<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        request.extensions_mut().insert(Verified(self.principal.clone()));
         let md = request.metadata_mut();
         if let Ok(ns) = MetadataValue::try_from(self.namespace.as_str()) {
             md.insert(NAMESPACE_HEADER, ns);
@@ -100,6 +105,8 @@ impl FromRequest<Web> for Signed {
 
     async fn from_request(request: Request, web: &Web) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
+        let authorization = header(&parts.headers, "authorization");
+        web.guard.precheck_http(authorization).await?;
         let body = axum::body::to_bytes(body, web.max_body_bytes).await.map_err(|_| {
             ApiError::new(
                 strata_proto::v2::Code::PayloadTooLarge,
@@ -108,17 +115,20 @@ impl FromRequest<Web> for Signed {
         })?;
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let digest = body_digest(&body);
+        let namespace = header(&parts.headers, NAMESPACE_HEADER);
         let signed = SignedRequest {
             method: parts.method.as_str(),
             target,
             date: header(&parts.headers, "x-mq-date-time").unwrap_or_default(),
+            namespace: namespace.unwrap_or_default(),
             body_digest: &digest,
         };
-        let principal = web
-            .guard
-            .authenticate_http(header(&parts.headers, "authorization"), &signed)
-            .await?;
-        let caller = Caller::new(web, principal, header(&parts.headers, NAMESPACE_HEADER));
+        let credentials = Credentials::Http {
+            authorization,
+            request: &signed,
+        };
+        let principal = web.front.gate.authenticate(credentials).await?;
+        let caller = Caller::new(web, principal, namespace);
         Ok(Self {
             caller,
             body,

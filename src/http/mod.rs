@@ -5,6 +5,7 @@
 pub mod api;
 mod caller;
 pub mod console;
+mod cross_site;
 mod error;
 mod probes;
 
@@ -26,6 +27,9 @@ pub struct WebState {
     pub guard: Arc<Guard>,
     /// Largest request body (`grpc.max_message_bytes`, as a gRPC frame).
     pub max_body_bytes: usize,
+    /// Host names the listener answers to with authentication off, besides IP addresses and
+    /// `localhost` (`http_allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
     /// The console's samples over time.
     pub history: Arc<console::history::History>,
     pub clock: Arc<dyn Clock>,
@@ -61,7 +65,8 @@ async fn observe(request: axum::extract::Request, next: axum::middleware::Next) 
 pub fn spawn(listener: TcpListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
     let app = probes::router(observed)
         .merge(api::router(web.clone()))
-        .merge(console::router(web))
+        .merge(console::router(web.clone()))
+        .layer(axum::middleware::from_fn_with_state(web, cross_site::refuse_cross_site))
         .layer(axum::middleware::from_fn(observe));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

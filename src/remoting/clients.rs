@@ -101,11 +101,14 @@ impl Clients {
         clients.insert(client_id.into(), (now, connection.clone()));
     }
 
-    pub fn producer_leave(&self, tenant: &str, group: &str, client_id: &str) {
+    /// Removes a producer that joined on `connection` from its group.
+    pub fn producer_leave(&self, tenant: &str, group: &str, client_id: &str, connection: &mpsc::Sender<Command>) {
         let mut state = self.state();
         let key = (tenant.to_string(), group.to_string());
         if let Some(clients) = state.producers.get_mut(&key) {
-            clients.remove(client_id);
+            if clients.get(client_id).is_some_and(|(_, c)| c.same_channel(connection)) {
+                clients.remove(client_id);
+            }
             if clients.is_empty() {
                 state.producers.remove(&key);
             }
@@ -158,22 +161,33 @@ impl Clients {
         groups.iter().find_map(|g| live_producer(&state, tenant, g, now, pick))
     }
 
-    /// Removes a client from a group (UNREGISTER_CLIENT or its connection closed); returns
-    /// the connections of those left.
-    pub fn leave(&self, tenant: &str, group: &str, client_id: &str) -> Vec<Notify> {
+    /// Removes a client from a group, with the queue locks it holds in that group: asked on
+    /// `connection` (UNREGISTER_CLIENT: only the connection it joined on may), or None when
+    /// its connection closed. Returns the connections of those left.
+    pub fn leave(
+        &self,
+        tenant: &str,
+        group: &str,
+        client_id: &str,
+        connection: Option<&mpsc::Sender<Command>>,
+    ) -> Vec<Notify> {
         let mut state = self.state();
         let key = (tenant.to_string(), group.to_string());
         let Some(members) = state.groups.get_mut(&key) else {
             return Vec::new();
         };
-        if members.remove(client_id).is_none() {
+        let joined_here = |m: &Member| connection.is_none_or(|c| m.connection.same_channel(c));
+        if !members.get(client_id).is_some_and(joined_here) {
             return Vec::new();
         }
+        members.remove(client_id);
         let left = others(members, client_id);
         if members.is_empty() {
             state.groups.remove(&key);
         }
-        state.locks.retain(|_, (holder, _)| holder != client_id);
+        state
+            .locks
+            .retain(|(t, g, _, _), (holder, _)| !(t == tenant && g == group && holder == client_id));
         left
     }
 
@@ -232,6 +246,8 @@ impl Clients {
     /// `client` now holds.
     pub fn lock(&self, tenant: &str, group: &str, client: &str, queues: &[(String, i32)], now: Instant) -> Vec<usize> {
         let mut state = self.state();
+        // Expired locks go here: the map holds only live ones.
+        state.locks.retain(|_, (_, at)| now.duration_since(*at) <= LOCK_EXPIRY);
         let mut held = Vec::new();
         for (i, (topic, queue)) in queues.iter().enumerate() {
             let key = (tenant.to_string(), group.to_string(), topic.clone(), *queue);
@@ -317,7 +333,48 @@ mod tests {
         assert_eq!(clients.connection_closed(&a).len(), 0, "expired members were dropped");
         clients.heartbeat(joined("a"), &a, later);
         assert_eq!(clients.connection_closed(&a).len(), 1);
-        assert!(clients.leave("", "g", "a").is_empty());
+        assert!(clients.leave("", "g", "a", None).is_empty());
+    }
+
+    #[test]
+    fn only_the_joining_connection_ends_a_membership_and_its_locks_in_that_group() {
+        let clients = Clients::default();
+        let (a, _ra) = mpsc::channel(1);
+        let (intruder, _ri) = mpsc::channel(1);
+        let t0 = Instant::now();
+        let q = vec![("t".to_string(), 0)];
+        clients.heartbeat(joined("a"), &a, t0);
+        clients.heartbeat(
+            Joined {
+                tenant: "other".into(),
+                ..joined("a")
+            },
+            &a,
+            t0,
+        );
+        assert_eq!(clients.lock("", "g", "a", &q, t0), vec![0]);
+        assert_eq!(clients.lock("other", "g", "a", &q, t0), vec![0]);
+        clients.leave("", "g", "a", Some(&intruder));
+        assert_eq!(clients.members("", "g", t0), vec!["a"], "asked on another connection");
+        clients.leave("", "g", "a", Some(&a));
+        assert!(clients.members("", "g", t0).is_empty());
+        assert_eq!(
+            clients.lock("", "g", "b", &q, t0),
+            vec![0],
+            "a's lock in the group went with it"
+        );
+        assert!(
+            clients.lock("other", "g", "b", &q, t0).is_empty(),
+            "a's lock in another tenant's group of that name stays"
+        );
+        clients.producer_heartbeat("", "pg", "p", &a, t0);
+        clients.producer_leave("", "pg", "p", &intruder);
+        assert!(
+            clients.producer_of("", "t", Some("pg"), 0, t0).is_some(),
+            "asked on another connection"
+        );
+        clients.producer_leave("", "pg", "p", &a);
+        assert!(clients.producer_of("", "t", Some("pg"), 0, t0).is_none());
     }
 
     #[test]

@@ -23,6 +23,14 @@ use super::names::Named;
 use super::{Remoting, Reply, Req};
 
 /// PULL_MESSAGE `sysFlag` bits.
+/// The most message bytes one pull reply carries (always one message, however large): under
+/// the 16 MiB frame a 4.x client accepts, where 32 messages of 4 MiB would not fit. Apache's
+/// broker sends at most 256 KiB from memory; more per pull means fewer round trips.
+const PULL_REPLY_BYTES: usize = 4 << 20;
+/// The most queues one LOCK_BATCH_MQ / UNLOCK_BATCH_MQ may name (an orderly consumer locks
+/// its assigned queues of every topic it subscribes, rarely more than a few hundred); each
+/// held lock costs ~150 B of this node's memory until it expires or its holder leaves.
+pub(super) const MAX_LOCK_QUEUES: usize = 1024;
 const PULL_COMMIT_OFFSET: i32 = 1;
 const PULL_SUSPEND: i32 = 1 << 1;
 const PULL_SUBSCRIPTION: i32 = 1 << 2;
@@ -81,6 +89,7 @@ struct QueueData {
 
 /// A LOCK/UNLOCK_BATCH_MQ request: the group, the body, and its queues as (topic, queue).
 struct LockRequest {
+    tenant: String,
     group: Named,
     body: LockBody,
     queues: Vec<(String, i32)>,
@@ -119,19 +128,11 @@ impl Remoting {
         let f = Fields(&req.ext_fields);
         let group = req.name(f.str("consumerGroup")?);
         let topic = req.name(f.str("topic")?);
-        self.authorize(
-            req,
-            &group.tenant,
-            rpc,
-            &[
-                Need::topic(&topic.name, Actions::SUB),
-                Need::group(&group.name, Actions::SUB),
-            ],
-        )?;
+        let tenant = self.admit(req, rpc, &[topic.topic(Actions::SUB), group.group(Actions::SUB)])?;
         let queue = f.num("queueId")?;
         Ok((
             Subscription {
-                tenant: group.tenant,
+                tenant,
                 group: group.name,
                 topic: topic.name,
             },
@@ -143,17 +144,25 @@ impl Remoting {
         let hb: Heartbeat = json_body(req)?;
         let now = Instant::now();
         for producer in &hb.producer_data_set {
-            let Named {
-                tenant, name: group, ..
-            } = req.name(&producer.group_name);
+            let named = req.name(&producer.group_name);
+            // A producer group only has to be the sender's tenant's: transaction checks of
+            // that tenant's half messages go to its members.
+            let tenant = self.admit(req, "Heartbeat", &[named.group(Actions::default())])?;
             self.clients
-                .producer_heartbeat(&tenant, &group, &hb.client_id, req.connection, now);
+                .producer_heartbeat(&tenant, &named.name, &hb.client_id, req.connection, now);
         }
         for consumer in hb.consumer_data_set {
-            let Named {
-                tenant, name: group, ..
-            } = req.name(&consumer.group_name);
-            self.authorize(req, &tenant, "Heartbeat", &[Need::group(&group, Actions::SUB)])?;
+            let named = req.name(&consumer.group_name);
+            let topics: Vec<Named> = consumer
+                .subscription_data_set
+                .iter()
+                .map(|s| req.name(&s.topic))
+                .collect();
+            let needs: Vec<Need<'_>> = std::iter::once(named.group(Actions::SUB))
+                .chain(topics.iter().map(|t| t.topic(Actions::default())))
+                .collect();
+            let tenant = self.admit(req, "Heartbeat", &needs)?;
+            let group = named.name.clone();
             self.front
                 .catalog
                 .group(&tenant, &group)
@@ -179,30 +188,30 @@ impl Remoting {
         Ok(Reply::ok())
     }
 
+    /// A client leaves its groups. Only the connection a membership was made on can end it
+    /// (besides that connection closing): a client id named from elsewhere, in this tenant
+    /// or another, changes nothing.
     pub(super) async fn unregister(&self, req: &Req<'_>) -> Handled<Reply> {
         let f = Fields(&req.ext_fields);
         let client = f.str("clientID")?;
         if let Some(g) = f.opt("producerGroup").filter(|g| !g.is_empty()) {
-            let Named {
-                tenant, name: group, ..
-            } = req.name(g);
-            self.clients.producer_leave(&tenant, &group, client);
+            let named = req.name(g);
+            let tenant = self.admit(req, "UnregisterClient", &[named.group(Actions::default())])?;
+            self.clients
+                .producer_leave(&tenant, &named.name, client, req.connection);
         }
         if let Some(g) = f.opt("consumerGroup").filter(|g| !g.is_empty()) {
-            let Named {
-                tenant, name: group, ..
-            } = req.name(g);
-            self.notify_group_changed(self.clients.leave(&tenant, &group, client));
+            let named = req.name(g);
+            let tenant = self.admit(req, "UnregisterClient", &[named.group(Actions::default())])?;
+            self.notify_group_changed(self.clients.leave(&tenant, &named.name, client, Some(req.connection)));
         }
         Ok(Reply::ok())
     }
 
     pub(super) fn consumer_list(&self, req: &Req<'_>) -> Handled<Reply> {
-        let Named {
-            tenant, name: group, ..
-        } = req.name(Fields(&req.ext_fields).str("consumerGroup")?);
-        self.authorize(req, &tenant, "GetConsumerList", &[Need::group(&group, Actions::SUB)])?;
-        let ids = self.clients.members(&tenant, &group, Instant::now());
+        let named = req.name(Fields(&req.ext_fields).str("consumerGroup")?);
+        let tenant = self.admit(req, "GetConsumerList", &[named.group(Actions::SUB)])?;
+        let ids = self.clients.members(&tenant, &named.name, Instant::now());
         Ok(Reply::ok().body(json!({ "consumerIdList": ids }).to_string()))
     }
 
@@ -212,9 +221,10 @@ impl Remoting {
         let raw_topic = f.str("topic")?.to_string();
         let (sub, queue) = self.consumer_queue(req, "PullMessage")?;
         self.front
+            .gate
             .admit_receive(&sub.tenant)
             .await
-            .map_err(|s| Refusal::from_status(&s))?;
+            .map_err(|e| Refusal::from_auth(&e))?;
         let offset: i64 = f.num("queueOffset")?;
         let max: usize = f.num_or("maxMsgNums", 32)?;
         let sys_flag: i32 = f.num_or("sysFlag", 0)?;
@@ -269,26 +279,35 @@ impl Remoting {
             }
             Err(e) => return Err(Refusal::from_query(&e)),
         };
-        let reply = Reply::ok()
-            .field("nextBeginOffset", pulled.next_offset)
-            .field("minOffset", pulled.min_offset)
-            .field("maxOffset", pulled.max_offset)
-            .field("suggestWhichBrokerId", 0);
+        let reply = |next: i64| {
+            Reply::ok()
+                .field("nextBeginOffset", next)
+                .field("minOffset", pulled.min_offset)
+                .field("maxOffset", pulled.max_offset)
+                .field("suggestWhichBrokerId", 0)
+        };
         if pulled.messages.is_empty() {
             return Ok(if pulled.next_offset > offset {
-                reply.with_code(response::PULL_RETRY_IMMEDIATELY, "no message matched the filter")
+                reply(pulled.next_offset).with_code(response::PULL_RETRY_IMMEDIATELY, "no message matched the filter")
             } else {
-                reply.with_code(response::PULL_NOT_FOUND, "no new message")
+                reply(pulled.next_offset).with_code(response::PULL_NOT_FOUND, "no new message")
             });
         }
-        self.front
-            .delivered(&sub.tenant, pulled.messages.iter().map(|(_, r)| r.body.len()))
-            .await;
+        // At most PULL_REPLY_BYTES (always one message): the rest waits for the next pull.
         let mut body = BytesMut::new();
+        let mut sent = 0;
         for (o, r) in &pulled.messages {
+            if sent > 0 && body.len() + r.body.len() > PULL_REPLY_BYTES {
+                break;
+            }
             let stored = to_stored(&raw_topic, queue, *o, r, self.broker.store_host);
             encode_stored(&stored, &mut body)?;
+            sent += 1;
         }
+        let next = pulled.messages.get(sent).map_or(pulled.next_offset, |(o, _)| *o);
+        let sizes = pulled.messages[..sent].iter().map(|(_, r)| r.body.len());
+        self.front.gate.delivered(&sub.tenant, sizes).await;
+        let reply = reply(next);
         Ok(reply.body(body.freeze()))
     }
 
@@ -363,9 +382,9 @@ impl Remoting {
     fn queue_ref(&self, req: &Req<'_>, rpc: &str) -> Handled<QueueRef> {
         let f = Fields(&req.ext_fields);
         let topic = req.name(f.str("topic")?);
-        self.authorize(req, &topic.tenant, rpc, &[Need::topic(&topic.name, Actions::SUB)])?;
+        let tenant = self.admit(req, rpc, &[topic.topic(Actions::SUB)])?;
         Ok(QueueRef {
-            tenant: topic.tenant,
+            tenant,
             topic: topic.name,
             queue: f.num("queueId")?,
         })
@@ -373,25 +392,39 @@ impl Remoting {
 
     fn lock_request(&self, req: &Req<'_>, rpc: &str) -> Handled<LockRequest> {
         let body: LockBody = json_body(req)?;
+        if body.mq_set.len() > MAX_LOCK_QUEUES {
+            return Err(Refusal::new(
+                response::SYSTEM_ERROR,
+                format!(
+                    "{} queues in one lock request; at most {MAX_LOCK_QUEUES}",
+                    body.mq_set.len()
+                ),
+            ));
+        }
         let group = req.name(&body.consumer_group);
-        self.authorize(req, &group.tenant, rpc, &[Need::group(&group.name, Actions::SUB)])?;
-        let queues = body
-            .mq_set
-            .iter()
-            .map(|q| (req.name(&q.topic).name, q.queue_id))
+        let topics: Vec<Named> = body.mq_set.iter().map(|q| req.name(&q.topic)).collect();
+        let needs: Vec<Need<'_>> = std::iter::once(group.group(Actions::SUB))
+            .chain(topics.iter().map(|t| t.topic(Actions::SUB)))
             .collect();
-        Ok(LockRequest { group, body, queues })
+        let tenant = self.admit(req, rpc, &needs)?;
+        let queues = topics
+            .into_iter()
+            .zip(&body.mq_set)
+            .map(|(t, q)| (t.name, q.queue_id))
+            .collect();
+        Ok(LockRequest {
+            tenant,
+            group,
+            body,
+            queues,
+        })
     }
 
     pub(super) fn lock(&self, req: &Req<'_>) -> Handled<Reply> {
         let r = self.lock_request(req, "LockBatchMq")?;
-        let held = self.clients.lock(
-            &r.group.tenant,
-            &r.group.name,
-            &r.body.client_id,
-            &r.queues,
-            Instant::now(),
-        );
+        let held = self
+            .clients
+            .lock(&r.tenant, &r.group.name, &r.body.client_id, &r.queues, Instant::now());
         let locked: Vec<&QueueData> = held.iter().filter_map(|&i| r.body.mq_set.get(i)).collect();
         Ok(Reply::ok().body(json!({ "lockOKMQSet": locked }).to_string()))
     }
@@ -399,7 +432,7 @@ impl Remoting {
     pub(super) fn unlock(&self, req: &Req<'_>) -> Handled<Reply> {
         let r = self.lock_request(req, "UnlockBatchMq")?;
         self.clients
-            .unlock(&r.group.tenant, &r.group.name, &r.body.client_id, &r.queues);
+            .unlock(&r.tenant, &r.group.name, &r.body.client_id, &r.queues);
         Ok(Reply::ok())
     }
 }

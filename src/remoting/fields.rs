@@ -38,6 +38,10 @@ impl Refusal {
         Self::new(code, s.message.clone())
     }
 
+    pub fn from_auth(e: &strata_tenancy::Error) -> Self {
+        Self::from_status(&crate::front::status::from_auth(e))
+    }
+
     pub fn from_meta(e: &strata_meta::Error) -> Self {
         Self::from_status(&crate::front::status::from_meta(e))
     }

@@ -36,7 +36,7 @@ impl Remoting {
                 queue,
             };
             if let Some(record) = query.read_at(&at, offset).await.map_err(|e| Refusal::from_query(&e))? {
-                self.authorize(req, &tenant, "ViewMessage", &[Need::topic(&topic.name, Actions::SUB)])?;
+                self.admit(req, "ViewMessage", &[Need::topic(&topic.name, Actions::SUB)])?;
                 let mut body = BytesMut::new();
                 let stored = to_stored(&topic.name, queue, offset, &record, self.broker.store_host);
                 encode_stored(&stored, &mut body)?;
@@ -56,12 +56,7 @@ impl Remoting {
         let f = Fields(&req.ext_fields);
         let raw_topic = f.str("topic")?;
         let named = req.name(raw_topic);
-        self.authorize(
-            req,
-            &named.tenant,
-            "QueryMessage",
-            &[Need::topic(&named.name, Actions::SUB)],
-        )?;
+        self.admit(req, "QueryMessage", &[named.topic(Actions::SUB)])?;
         let topic = self.topic(&named.tenant, &named.name).await?;
         let key = f.str("key")?;
         let unique = f.flag("_UNIQUE_KEY_QUERY");

@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::front::Front;
+use crate::gate::Credentials;
 use clients::Clients;
 use fields::{Fields, Handled, Refusal};
 use strata_tenancy::Principal;
@@ -215,7 +216,7 @@ impl Remoting {
             }
         }
         for (tenant, group, client) in self.clients.connection_closed(&tx) {
-            self.notify_group_changed(self.clients.leave(&tenant, &group, &client));
+            self.notify_group_changed(self.clients.leave(&tenant, &group, &client, None));
         }
         drop(tx);
         let _ = writing.await;
@@ -260,18 +261,21 @@ impl Remoting {
 
     /// Who sent a request: its 4.x ACL signature checked when authentication is on.
     async fn authenticate(&self, req: &Command) -> Handled<Principal> {
-        let guard = &self.front.guard;
-        if !guard.enabled() {
+        if !self.front.gate.guard.enabled() {
             return Ok(Principal::Anyone);
         }
         let f = Fields(&req.ext_fields);
-        guard
-            .authenticate_remoting(f.opt("AccessKey"), f.opt("Signature"), &signed_content(req))
+        let content = signed_content(req);
+        let credentials = Credentials::Remoting {
+            access_key: f.opt("AccessKey"),
+            signature: f.opt("Signature"),
+            content: &content,
+        };
+        self.front
+            .gate
+            .authenticate(credentials)
             .await
-            .map_err(|e| {
-                metrics::counter!("strata_front_auth_failures_total", "reason" => e.kind()).increment(1);
-                Refusal::from_status(&crate::front::status::from_auth(&e))
-            })
+            .map_err(|e| Refusal::from_auth(&e))
     }
 
     async fn dispatch(&self, req: &Req<'_>) -> Handled<Reply> {

@@ -2,7 +2,9 @@
 //! (`{namespace}%{name}`, and `%RETRY%{namespace}%{group}` for broker topics). A name without
 //! one belongs to the signed-in user's tenant (the default tenant without authentication).
 
+use strata_meta::accounts::Actions;
 use strata_meta::model::{DLQ_PREFIX, RETRY_PREFIX};
+use strata_tenancy::Need;
 
 /// A resource name as the client sent it, split into tenant and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +16,21 @@ pub struct Named {
 }
 
 impl Named {
+    /// The namespace the client wrote ("" when it wrote none).
+    fn namespace(&self) -> &str {
+        if self.prefixed { &self.tenant } else { "" }
+    }
+
+    /// What naming this topic with any of `actions` needs.
+    pub fn topic(&self, actions: Actions) -> Need<'_> {
+        Need::topic(&self.name, actions).in_namespace(self.namespace())
+    }
+
+    /// What naming this group with any of `actions` needs.
+    pub fn group(&self, actions: Actions) -> Need<'_> {
+        Need::group(&self.name, actions).in_namespace(self.namespace())
+    }
+
     /// `name`, another resource of this tenant, as this client writes names.
     pub fn client_name(&self, name: &str) -> String {
         if self.prefixed {

@@ -67,12 +67,7 @@ impl Remoting {
         let fields = send_fields(req);
         let f = Fields(&fields);
         let named = req.name(f.str("topic")?);
-        self.authorize(
-            req,
-            &named.tenant,
-            "SendMessage",
-            &[Need::topic(&named.name, Actions::PUB)],
-        )?;
+        self.admit(req, "SendMessage", &[named.topic(Actions::PUB)])?;
         let topic = self.topic(&named.tenant, &named.name).await?;
         let queue: i32 = f.num_or("queueId", -1)?;
         let sys_flag: i32 = f.num_or("sysFlag", 0)?;
@@ -120,7 +115,9 @@ impl Remoting {
             queue: (queue >= 0).then_some(queue),
             reserved_properties: true,
         };
-        let receipts = self.store(ingest, &named.tenant, &messages, &options).await?;
+        let receipts = self
+            .store(ingest, &named.tenant, &messages, &options, Some(req.peer))
+            .await?;
         if receipts.iter().any(|r| r.transaction_id.is_some()) {
             let group = req.name(f.opt("producerGroup").unwrap_or_default()).name;
             self.clients.transactional(&named.tenant, &named.name, &group);
@@ -145,24 +142,39 @@ impl Remoting {
         Ok(reply)
     }
 
-    /// Admits, stores and meters messages; the first refusal if any message was refused.
+    /// Admits, stores and meters messages, and traces those a producer at `producer` sent
+    /// (None: a consumer's send-back); the first refusal if any message was refused.
     async fn store(
         &self,
         ingest: &Ingest,
         tenant: &str,
         messages: &[v2::Message],
         options: &SendOptions,
+        producer: Option<std::net::SocketAddr>,
     ) -> Handled<Vec<SendReceipt>> {
         let units_in = messages.iter().map(|m| units(m.body.len())).sum();
-        let charge = self
-            .front
+        let gate = &self.front.gate;
+        let charge = gate
             .admit_send(tenant, units_in)
             .await
-            .map_err(|s| Refusal::from_status(&s))?;
+            .map_err(|e| Refusal::from_auth(&e))?;
+        let started = std::time::Instant::now();
         let results = ingest.send_with(tenant, messages, options).await;
-        let stored = results.iter().zip(messages).filter(|(r, _)| r.is_ok());
-        let (n, bytes) = stored.fold((0, 0), |(n, b), (_, m)| (n + 1, b + m.body.len() as u64));
-        self.front.meter.sent(tenant, n, bytes, charge);
+        let stored: Vec<(&str, &SendReceipt)> = results
+            .iter()
+            .zip(messages)
+            .filter_map(|(r, m)| Some((m.topic.as_ref().map_or("", |t| t.name.as_str()), r.as_ref().ok()?)))
+            .collect();
+        let bytes = results
+            .iter()
+            .zip(messages)
+            .filter(|(r, _)| r.is_ok())
+            .map(|(_, m)| m.body.len() as u64)
+            .sum();
+        gate.sent(tenant, stored.len() as u64, bytes, charge);
+        if let Some(peer) = producer {
+            gate.trace_sent(tenant, None, Some(peer.ip().to_string()), started, &stored);
+        }
         results
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
@@ -176,18 +188,22 @@ impl Remoting {
         let query = self.query()?;
         let f = Fields(&req.ext_fields);
         let group_as_sent = req.name(f.str("group")?);
-        let (tenant, group) = (group_as_sent.tenant.clone(), group_as_sent.name.clone());
+        let origin = f.opt("originTopic").filter(|t| !t.is_empty()).map(|t| req.name(t));
+        let mut needs = vec![group_as_sent.group(Actions::SUB)];
+        needs.extend(origin.as_ref().map(|t| t.topic(Actions::SUB)));
+        let tenant = self.admit(req, "ConsumerSendMsgBack", &needs)?;
+        let group = group_as_sent.name.clone();
         // Clients before 2.0 send no origin topic: the group's subscriptions then say where
         // the message may be (its retry topic among them).
-        let origin_raw = f.opt("originTopic").filter(|t| !t.is_empty());
-        let mut candidates = match origin_raw {
-            Some(t) => vec![req.name(t).name],
+        let mut candidates = match &origin {
+            Some(t) => vec![t.name.clone()],
             None => self.clients.topics(&tenant, &group),
         };
         candidates.push(retry_topic(&group));
-        let mut needs = vec![Need::group(&group, Actions::SUB)];
-        needs.extend(candidates.iter().map(|t| Need::topic(t, Actions::SUB)));
-        self.authorize(req, &tenant, "ConsumerSendMsgBack", &needs)?;
+        let needs: Vec<Need<'_>> = candidates.iter().map(|t| Need::topic(t, Actions::SUB)).collect();
+        req.principal
+            .authorize(&tenant, &needs)
+            .map_err(|e| Refusal::from_auth(&e))?;
         let clo: i64 = f.num("offset")?;
         let origin_id = f.opt("originMsgId").unwrap_or_default();
         let mut found = None;
@@ -259,7 +275,7 @@ impl Remoting {
             queue: None,
             reserved_properties: true,
         };
-        self.store(ingest, &tenant, &[message], &options).await?;
+        self.store(ingest, &tenant, &[message], &options, None).await?;
         Ok(Reply::ok())
     }
 }

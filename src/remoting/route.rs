@@ -38,12 +38,7 @@ impl Remoting {
 
     pub(super) async fn route(&self, req: &Req<'_>) -> Handled<Reply> {
         let named = req.name(Fields(&req.ext_fields).str("topic")?);
-        self.authorize(
-            req,
-            &named.tenant,
-            "GetRouteInfo",
-            &[Need::topic(&named.name, Actions::PUB.union(Actions::SUB))],
-        )?;
+        self.admit(req, "GetRouteInfo", &[named.topic(Actions::PUB.union(Actions::SUB))])?;
         let topic = self.topic(&named.tenant, &named.name).await?;
         let brokers = self.brokers(&format!("{}/{}", named.tenant, named.name)).await?;
         let queues: Vec<_> = brokers
@@ -139,12 +134,12 @@ impl Remoting {
         Ok(brokers)
     }
 
-    /// Checks that the request's sender may have `needs` in `tenant`, and meters the call.
-    pub(super) fn authorize(&self, req: &Req<'_>, tenant: &str, rpc: &str, needs: &[Need<'_>]) -> Handled<()> {
-        req.principal
-            .authorize(tenant, needs)
-            .map_err(|e| Refusal::from_status(&crate::front::status::from_auth(&e)))?;
-        self.front.meter.call(tenant, rpc);
-        Ok(())
+    /// Lets a request in through the gate: the one tenant every name in `needs` is in, once
+    /// the sender may have each of them there (the call is metered there).
+    pub(super) fn admit(&self, req: &Req<'_>, rpc: &str, needs: &[Need<'_>]) -> Handled<String> {
+        self.front
+            .gate
+            .admit(&req.principal, rpc, "", needs)
+            .map_err(|e| Refusal::from_auth(&e))
     }
 }

@@ -16,6 +16,7 @@ use super::fields::{Fields, Handled, Refusal};
 use super::names;
 use super::{Remoting, Reply, Req};
 use crate::front::{Check, CheckRoute};
+use crate::trace::Kind;
 
 /// `commitOrRollback` values (MessageSysFlag's transaction types).
 const TRANSACTION_NOT_TYPE: i32 = 0;
@@ -27,6 +28,8 @@ impl Remoting {
         let ingest = self.ingest()?;
         let f = Fields(&req.ext_fields);
         let group = req.name(f.str("producerGroup")?);
+        // The group only names the tenant (the topic's PUB is checked below).
+        self.admit(req, "EndTransaction", &[group.group(Actions::default())])?;
         let id = f.str("transactionId")?;
         let commit = match f.num::<i32>("commitOrRollback")? {
             TRANSACTION_COMMIT => true,
@@ -52,11 +55,16 @@ impl Remoting {
                     ),
                 )
             })?;
-        self.authorize(req, &tenant, "EndTransaction", &[Need::topic(&topic, Actions::PUB)])?;
+        req.principal
+            .authorize(&tenant, &[Need::topic(&topic, Actions::PUB)])
+            .map_err(|e| Refusal::from_auth(&e))?;
         ingest
             .end_transaction(&tenant, &topic, id, commit)
             .await
             .map_err(|e| Refusal::from_ingest(&e))?;
+        let kind = if commit { Kind::Committed } else { Kind::RolledBack };
+        let message_id = f.opt("msgId").unwrap_or_default();
+        self.front.gate.trace_producer(kind, &tenant, &topic, None, message_id);
         Ok(Reply::ok())
     }
 }

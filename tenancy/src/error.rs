@@ -7,9 +7,11 @@ pub enum Unauthenticated {
     Missing,
     #[error("malformed credentials: {0}")]
     Malformed(&'static str),
-    #[error("unknown access key {0:?}")]
+    /// Told to the caller exactly as a bad signature is: a refusal never says which access
+    /// keys exist (the key is for this node's logs).
+    #[error("the access key is unknown or the signature does not match")]
     UnknownKey(String),
-    #[error("the signature does not match (wrong secret key?)")]
+    #[error("the access key is unknown or the signature does not match")]
     BadSignature,
     #[error("the console session has expired; log in again")]
     Expired,
@@ -24,6 +26,13 @@ pub enum Error {
     /// RocketMQ `FORBIDDEN`, 40300.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// One request named resources of two tenants (RocketMQ `FORBIDDEN`).
+    #[error("forbidden: the request acts in tenant {tenant:?} but names {resource} in tenant {other:?}")]
+    CrossTenant {
+        tenant: String,
+        resource: String,
+        other: String,
+    },
     /// RocketMQ `TOO_MANY_REQUESTS`, 42900.
     #[error(
         "too many requests: tenant {tenant:?} is at its ceiling of {ceiling_tps} TPS units; retry in {retry_after:?}"
@@ -56,7 +65,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Unauthenticated(_) => "unauthenticated",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::CrossTenant { .. } => "forbidden",
             Error::TooManyRequests { .. } => "throttled",
             _ => "internal",
         }

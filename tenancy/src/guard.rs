@@ -60,10 +60,13 @@ pub enum Principal {
     User(Arc<Account>),
 }
 
-/// One permission a request needs: any of `actions` on the resource.
+/// One permission a request needs: any of `actions` on the resource. `any_of` empty: the
+/// resource only has to be in the caller's tenant (a producer group, a client id).
 #[derive(Clone, Copy, Debug)]
 pub struct Need<'a> {
     pub kind: ResourceKind,
+    /// The namespace the request wrote beside this name ("" when it wrote none).
+    pub namespace: &'a str,
     pub name: &'a str,
     pub any_of: Actions,
 }
@@ -72,6 +75,7 @@ impl<'a> Need<'a> {
     pub fn topic(name: &'a str, any_of: Actions) -> Self {
         Self {
             kind: ResourceKind::Topic,
+            namespace: "",
             name,
             any_of,
         }
@@ -81,9 +85,15 @@ impl<'a> Need<'a> {
     pub fn group(name: &'a str, any_of: Actions) -> Self {
         Self {
             kind: ResourceKind::Group,
+            namespace: "",
             name: strata_meta::lane::group_of(name),
             any_of,
         }
+    }
+
+    /// The same need, for a name the request wrote in `namespace`.
+    pub fn in_namespace(self, namespace: &'a str) -> Self {
+        Self { namespace, ..self }
     }
 }
 
@@ -95,6 +105,38 @@ impl Principal {
             Principal::Root => "root".into(),
             Principal::User(a) => format!("{}/{}", a.user.tenant, a.user.name),
         }
+    }
+
+    /// The tenant a request acts in when it names none: a user's own, else the default ("").
+    pub fn home(&self) -> &str {
+        match self {
+            Principal::User(a) => a.user.tenant.as_str(),
+            _ => "",
+        }
+    }
+
+    /// The one tenant a request acts in, and the check of every need there (deny by default).
+    /// The request's own namespace (`namespace`, a header) and every namespace written beside
+    /// a name in it must agree; none written: the principal's home tenant. A request that
+    /// names resources of two tenants is refused whoever sends it, so no field of a request
+    /// can reach past the tenant the rest of it was authorized in.
+    pub fn admit(&self, namespace: &str, needs: &[Need<'_>]) -> Result<String> {
+        let mut tenant: Option<&str> = (!namespace.is_empty()).then_some(namespace);
+        for need in needs.iter().filter(|n| !n.namespace.is_empty()) {
+            match tenant {
+                Some(t) if t != need.namespace => {
+                    return Err(Error::CrossTenant {
+                        tenant: t.to_string(),
+                        resource: format!("{}{}", need.kind.prefix(), need.name),
+                        other: need.namespace.to_string(),
+                    });
+                }
+                _ => tenant = Some(need.namespace),
+            }
+        }
+        let tenant = tenant.unwrap_or_else(|| self.home()).to_string();
+        self.authorize(&tenant, needs)?;
+        Ok(tenant)
     }
 
     /// Whether this principal may act in `tenant` at all.
@@ -118,7 +160,7 @@ impl Principal {
         if account.user.admin {
             return Ok(());
         }
-        for need in needs {
+        for need in needs.iter().filter(|n| !n.any_of.is_empty()) {
             let allowed = account
                 .grants
                 .iter()
@@ -281,6 +323,17 @@ impl Guard {
         };
         strict.check(request.date, self.clock.now_ms())?;
         Ok(principal)
+    }
+
+    /// Refuses an HTTP request whose `authorization` is missing, malformed or names an
+    /// unknown access key, before its body is read: only a caller with a real access key gets
+    /// as far as sending a body up to the listener's limit.
+    pub async fn precheck_http(&self, authorization: Option<&str>) -> Result<()> {
+        if !self.config.enabled {
+            return Ok(());
+        }
+        let claim = http_auth::parse(authorization.ok_or(Unauthenticated::Missing)?)?;
+        self.principal_of(&claim.access_key).await.map(|_| ())
     }
 
     /// Who logs in to the console with this access key and secret key.
@@ -482,6 +535,7 @@ mod tests {
             method: "GET",
             target: "/api/v1/namespaces/acme/topics",
             date: &date,
+            namespace: "acme",
             body_digest: &digest,
         };
         let header = request.header("AK-alice", b"SK-alice");
@@ -633,5 +687,43 @@ mod tests {
         let root = as_user(&g, "AK-root", "SK-root").await.unwrap();
         root.authorize("anything", &receive).unwrap();
         root.authorize_root().unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_request_acts_in_one_tenant() {
+        let (g, _dir) = guard(true).await;
+        let boss = as_user(&g, "AK-boss", "SK-boss").await.unwrap();
+        let group = |ns| Need::group("billing", Actions::SUB).in_namespace(ns);
+        let topic = |ns| Need::topic("orders", Actions::SUB).in_namespace(ns);
+        assert_eq!(boss.admit("", &[topic(""), group("")]).unwrap(), "acme", "home tenant");
+        assert_eq!(boss.admit("acme", &[topic("acme"), group("")]).unwrap(), "acme");
+        for (ns, needs) in [
+            ("acme", vec![topic("acme"), group("other")]),
+            ("", vec![topic("acme"), group("other")]),
+            ("other", vec![topic("acme")]),
+        ] {
+            match boss.admit(ns, &needs) {
+                Err(Error::CrossTenant { tenant, other, .. }) => assert_ne!(tenant, other),
+                r => panic!("{ns:?}: {r:?}"),
+            }
+        }
+        assert!(
+            matches!(boss.admit("other", &[]), Err(Error::Forbidden(_))),
+            "not the user's"
+        );
+        let root = as_user(&g, "AK-root", "SK-root").await.unwrap();
+        assert!(
+            matches!(root.admit("a", &[group("b")]), Err(Error::CrossTenant { .. })),
+            "two tenants in one request, even for the operator"
+        );
+        assert_eq!(root.admit("", &[group("b")]).unwrap(), "b");
+        let alice = as_user(&g, "AK-alice", "SK-alice").await.unwrap();
+        let in_tenant_only = Need::group("any-producer-group", Actions::default());
+        assert_eq!(
+            alice.admit("", &[in_tenant_only]).unwrap(),
+            "acme",
+            "no action: tenant only"
+        );
+        assert!(alice.admit("other", &[in_tenant_only]).is_err());
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! Request: `authorization: STRATA-HMAC-SHA256 Credential=AK, Signature=HEX` and
 //! `x-mq-date-time: DATE`, where HEX is HMAC-SHA256 keyed with the secret key over
-//! `METHOD \n PATH?QUERY \n DATE \n hex(SHA-256(body))`. Unlike the 5.x gRPC signature (the
-//! date only), it binds the request's method, target and body, so a captured request cannot be
-//! replayed against another resource or with another body, only as itself within the clock
-//! window.
+//! `METHOD \n PATH?QUERY \n DATE \n NAMESPACE \n hex(SHA-256(body))` (NAMESPACE: the
+//! `x-mq-namespace` header, "" without one). Unlike the 5.x gRPC signature (the date only),
+//! it binds the request's method, target, tenant and body, so a captured request cannot be
+//! replayed against another resource, in another tenant or with another body, only as itself
+//! within the clock window.
 //!
 //! Session: `AK:EXPIRES_MS:HEX`, HEX = HMAC-SHA256(secret key, `console \n AK \n EXPIRES_MS`).
 //! Nothing is stored: any node verifies it with the user's secret; deleting the user or
@@ -77,6 +78,8 @@ pub struct SignedRequest<'a> {
     /// The path and query exactly as sent (`/api/v1/...?a=b`).
     pub target: &'a str,
     pub date: &'a str,
+    /// The `x-mq-namespace` header ("" without one): the tenant the request acts in.
+    pub namespace: &'a str,
     /// [`body_digest`] of the body as sent.
     pub body_digest: &'a str,
 }
@@ -89,6 +92,7 @@ impl SignedRequest<'_> {
                 self.method.as_bytes(),
                 self.target.as_bytes(),
                 self.date.as_bytes(),
+                self.namespace.as_bytes(),
                 self.body_digest.as_bytes(),
             ],
         )
@@ -152,12 +156,13 @@ mod tests {
             method: "POST",
             target: "/api/v1/namespaces/ns/topics/t/messages",
             date: "20261203T120000Z",
+            namespace: "ns",
             body_digest: digest,
         }
     }
 
     #[test]
-    fn a_signature_binds_method_target_date_and_body() {
+    fn a_signature_binds_method_target_date_namespace_and_body() {
         let digest = body_digest(b"{\"messages\":[]}");
         let signed = request(&digest);
         let claim = parse(&signed.header("AK1", b"secret")).unwrap();
@@ -176,6 +181,14 @@ mod tests {
             },
             SignedRequest {
                 date: "20261203T120001Z",
+                ..request(&digest)
+            },
+            SignedRequest {
+                namespace: "other",
+                ..request(&digest)
+            },
+            SignedRequest {
+                namespace: "",
                 ..request(&digest)
             },
             request(&other_body),

@@ -1,5 +1,5 @@
 """A caller of StrataMQ's HTTP/JSON API that signs as docs/http-api.md says: HMAC-SHA256 over
-method, path and query, date and the body's SHA-256 (standard library only)."""
+method, path and query, date, namespace and the body's SHA-256 (standard library only)."""
 
 import hashlib
 import hmac
@@ -9,9 +9,10 @@ import urllib.error
 import urllib.request
 
 
-def signature_headers(method: str, target: str, body: bytes, ak: str, sk: str, date: str = None) -> dict:
+def signature_headers(method: str, target: str, body: bytes, ak: str, sk: str, date: str = None,
+                      namespace: str = "") -> dict:
     date = date or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    text = "\n".join([method, target, date, hashlib.sha256(body).hexdigest()])
+    text = "\n".join([method, target, date, namespace, hashlib.sha256(body).hexdigest()])
     sig = hmac.new(sk.encode(), text.encode(), hashlib.sha256).hexdigest()
     return {"authorization": f"STRATA-HMAC-SHA256 Credential={ak}, Signature={sig}", "x-mq-date-time": date}
 
@@ -23,11 +24,12 @@ class Api:
     def raw(self, method: str, target: str, body: bytes = b"", headers: dict = None, timeout=60):
         """Sends exactly `body` to `target`; returns (HTTP status, decoded JSON or text)."""
         h = {"content-type": "application/json"}
-        if self.ak:
-            h.update(signature_headers(method, target, body, self.ak, self.sk))
-        if self.namespace is not None:
-            h["x-mq-namespace"] = self.namespace
         h.update(headers or {})
+        if self.namespace is not None:
+            h.setdefault("x-mq-namespace", self.namespace)
+        if self.ak:
+            h.update(signature_headers(method, target, body, self.ak, self.sk,
+                                       namespace=h.get("x-mq-namespace", "")))
         req = urllib.request.Request(self.base + target, data=body if method != "GET" else None,
                                      headers=h, method=method)
         try:

@@ -94,7 +94,7 @@ class Raw:
         reply = self.stub.QueryRoute(req, metadata=HEADERS, timeout=10)
         return sorted({q.broker.name for q in reply.message_queues})
 
-    def telemetry(self, settings):
+    def telemetry(self, settings, headers=HEADERS):
         """Opens a Telemetry stream that sends `settings` and stays open; returns the list
         the server's commands are appended to (by a background thread)."""
         requests = queue.Queue()
@@ -105,7 +105,7 @@ class Raw:
                 yield item
 
         commands = []
-        responses = self.stub.Telemetry(outgoing(), metadata=HEADERS)
+        responses = self.stub.Telemetry(outgoing(), metadata=headers)
 
         def collect():
             try:

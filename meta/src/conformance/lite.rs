@@ -146,8 +146,25 @@ pub async fn subscriptions_change_by_action_within_the_quota(c: &dyn Coordinator
     c.sync_lite_subscriptions(&one, Change::Add, &names(&["e"]), SubscriptionQuota::per_client(3), T0)
         .await
         .unwrap();
-    assert_eq!(c.drop_lite_client("c1").await.unwrap(), 1);
+    // The same client id in another tenant is another client.
+    let namesake = subscriber("conf-lite-subs-other", "c1");
+    c.sync_lite_subscriptions(
+        &namesake,
+        Change::Add,
+        &names(&["e"]),
+        SubscriptionQuota::per_client(3),
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.drop_lite_client(t, "c1").await.unwrap(), 1);
     assert!(c.lite_subscriptions(&one).await.unwrap().is_empty());
+    assert_eq!(
+        c.lite_subscriptions(&namesake).await.unwrap(),
+        ["e"],
+        "another tenant's c1 keeps its own"
+    );
+    assert_eq!(c.drop_lite_client("conf-lite-subs-other", "c1").await.unwrap(), 1);
     assert_eq!(
         c.lite_subscriptions(&two).await.unwrap(),
         ["a"],

@@ -51,6 +51,7 @@ pub trait LiteTopics: Send + Sync {
     /// the earliest time an in-flight message of them becomes visible again.
     async fn ready_lite_topics(&self, who: &Subscriber, now_ms: i64, limit: u32) -> Result<(Vec<Ready>, Option<i64>)>;
 
-    /// Drops every lite subscription of a client (its session ended). Returns how many.
-    async fn drop_lite_client(&self, client_id: &str) -> Result<u64>;
+    /// Drops every lite subscription of a tenant's client (its session ended). Returns how
+    /// many. Another tenant's client of the same id keeps its own.
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64>;
 }

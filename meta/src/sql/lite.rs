@@ -307,12 +307,15 @@ impl LiteTopics for SqlCoordinator {
         Ok(expired)
     }
 
-    async fn drop_lite_client(&self, client_id: &str) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM lite_subscriptions WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
+    async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM lite_subscriptions WHERE tenant = $1 AND client_id = $2")
+                .bind(tenant)
+                .bind(client_id)
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
     }
 }
 

@@ -225,9 +225,9 @@ impl Query {
         }
     }
 
-    /// A client's session ended: its lite subscriptions go.
-    pub async fn drop_lite_client(&self, client_id: &str) -> Result<u64> {
-        Ok(self.catalog.coordinator().drop_lite_client(client_id).await?)
+    /// A tenant's client's session ended: its lite subscriptions go.
+    pub async fn drop_lite_client(&self, tenant: &str, client_id: &str) -> Result<u64> {
+        Ok(self.catalog.coordinator().drop_lite_client(tenant, client_id).await?)
     }
 }
 

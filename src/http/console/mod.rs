@@ -65,7 +65,8 @@ impl FromRequestParts<Web> for Viewer {
         if parts.method == axum::http::Method::POST && !same_origin(&parts.headers) {
             return Err(ApiError::new(strata_proto::v2::Code::Forbidden, "cross-site form").into_response());
         }
-        let principal = match web.guard.authenticate_session(cookie(&parts.headers, COOKIE)).await {
+        let session = crate::gate::Credentials::Session(cookie(&parts.headers, COOKIE));
+        let principal = match web.front.gate.authenticate(session).await {
             Ok(p) => p,
             Err(_) => return Err(Redirect::to("/console/login").into_response()),
         };

@@ -1,32 +1,30 @@
-//! What the front tells the message trace (crate::trace): one helper per RPC that changes a
-//! message's state, called after the RPC did its work.
+//! What the gate tells the message trace (crate::trace) for every front alike: one helper per
+//! kind of request that changes a message's state, called after the role did its work.
 
 use std::time::Instant;
 
 use strata_ingest::SendReceipt;
 use strata_meta::model::Subscription;
-use strata_proto::v2;
 use strata_query::Delivered;
 
-use super::Front;
+use super::Gate;
 use crate::trace::Kind;
 
-impl Front {
-    /// A send: `sent` (who, from where, how long it took) and `stored` (where) per message.
-    pub(super) fn trace_sent(
+impl Gate {
+    /// A send of messages to their `(topic, receipt)`s: `sent` (who, from where, how long it took) and `stored` (where) per message.
+    pub fn trace_sent(
         &self,
         tenant: &str,
         client: Option<&str>,
         host: Option<String>,
         started: Instant,
-        sent: &[(&v2::Message, &SendReceipt)],
+        sent: &[(&str, &SendReceipt)],
     ) {
         if !self.tracer.enabled() {
             return;
         }
         let latency = started.elapsed().as_millis() as i64;
-        for (m, receipt) in sent {
-            let topic = m.topic.as_ref().map_or("", |t| t.name.as_str());
+        for &(topic, receipt) in sent {
             let mut e = self.tracer.event(Kind::Sent, &receipt.message_id, topic);
             e.client = client.map(str::to_string);
             e.host = host.clone();
@@ -41,14 +39,7 @@ impl Front {
     }
 
     /// A receive: `delivered` (first attempt) or `retried` per message.
-    pub(super) fn trace_delivered(
-        &self,
-        tenant: &str,
-        group: &str,
-        client: Option<&str>,
-        topic: &str,
-        found: &[Delivered],
-    ) {
+    pub fn trace_delivered(&self, tenant: &str, group: &str, client: Option<&str>, topic: &str, found: &[Delivered]) {
         if !self.tracer.enabled() {
             return;
         }
@@ -67,7 +58,7 @@ impl Front {
 
     /// A state change a consumer asked for on one message: acked, invisible time changed,
     /// dead-lettered.
-    pub(super) fn trace_consumer(
+    pub fn trace_consumer(
         &self,
         kind: Kind,
         sub: &Subscription,
@@ -83,7 +74,7 @@ impl Front {
     }
 
     /// A producer's own action on one message: committed, rolled back, recalled.
-    pub(super) fn trace_producer(&self, kind: Kind, tenant: &str, topic: &str, client: Option<&str>, message_id: &str) {
+    pub fn trace_producer(&self, kind: Kind, tenant: &str, topic: &str, client: Option<&str>, message_id: &str) {
         let mut e = self.tracer.event(kind, message_id, topic);
         e.client = client.map(str::to_string);
         self.tracer.record(tenant, e);
