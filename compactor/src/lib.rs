@@ -189,6 +189,12 @@ pub fn spawn(
                 Ok(n) => info!(clients = n, "forgot the progress of broadcast clients gone too long"),
                 Err(e) => warn!(error = %e, "broadcast progress expiry failed"),
             }
+            let idle_since = clock.now_ms() - strata_meta::lane::IDLE_EXPIRY.as_millis() as i64;
+            match coordinator.expire_lanes(idle_since, 1000).await {
+                Ok(0) => {}
+                Ok(n) => info!(lanes = n, "forgot grayscale lanes idle for a week"),
+                Err(e) => warn!(error = %e, "lane expiry failed"),
+            }
             let indexed_since = clock.now_ms() - index_window.as_millis() as i64;
             for _ in 0..INDEX_EXPIRY_ROUNDS {
                 match coordinator.expire_index(indexed_since, INDEX_EXPIRY_BATCH).await {

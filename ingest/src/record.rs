@@ -17,6 +17,14 @@ pub const MAX_PROPERTIES: usize = 128;
 pub const MAX_MESSAGE_GROUP_LEN: usize = 64;
 /// Longest tag, key or message id we store.
 const MAX_FIELD_LEN: usize = 1024;
+/// Most keys per message. Each key is a row of the message index, written in the flush's one
+/// commit: 32 keys × 1,000 messages a flush is 32,000 rows, ~3 MB of coordinator writes,
+/// where one key each is 1,000. Apache sets no count; real applications use one to three.
+pub const MAX_KEYS: usize = 32;
+/// Most bytes of all keys of a message together. 4.x clients read a message's properties
+/// (keys, tag and user properties among them) through a 16-bit length: 4 KiB of keys plus
+/// [`MAX_PROPERTIES_BYTES`] of user properties keeps every stored message readable by them.
+pub const MAX_KEYS_BYTES: usize = 4 * 1024;
 
 /// Property names RocketMQ keeps for itself; a user property may not take them.
 const RESERVED_PROPERTIES: &[&str] = &[
@@ -124,6 +132,23 @@ fn check_digest(body: &[u8], digest: &Option<v2::Digest>) -> Result<()> {
     }
 }
 
+/// What a message weighs for quotas: its body, keys, tag, message group and user properties
+/// (a message of a 10-byte body and 15 KiB of properties costs what its bytes cost to store
+/// and index, not 10 bytes).
+pub fn weight(msg: &v2::Message) -> usize {
+    let sp = msg.system_properties.as_ref();
+    let text = |s: Option<&String>| s.map_or(0, String::len);
+    msg.body.len()
+        + msg
+            .user_properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + sp.map_or(0, |sp| {
+            sp.keys.iter().map(String::len).sum::<usize>() + text(sp.tag.as_ref()) + text(sp.message_group.as_ref())
+        })
+}
+
 /// Validates `msg` and builds its record. `new_id` supplies an id when the producer sent none.
 /// `reserved_properties` lets property keys RocketMQ reserves through (a front that sets them
 /// itself, as the Remoting front does for retries); otherwise they are refused.
@@ -155,8 +180,21 @@ pub fn check(
             return Err(Error::IllegalTag(format!("tag {tag:?} contains '|'")));
         }
     }
+    if sp.keys.len() > MAX_KEYS {
+        return Err(Error::IllegalKey(format!(
+            "{} keys, more than the maximum {MAX_KEYS}",
+            sp.keys.len()
+        )));
+    }
+    let mut keys_size = 0;
     for key in &sp.keys {
         check_text(key, "key").map_err(Error::IllegalKey)?;
+        keys_size += key.len();
+    }
+    if keys_size > MAX_KEYS_BYTES {
+        return Err(Error::IllegalKey(format!(
+            "keys are {keys_size} bytes together, more than the maximum {MAX_KEYS_BYTES}"
+        )));
     }
     if let Some(group) = &sp.message_group {
         check_text(group, "message group").map_err(Error::IllegalMessageGroup)?;
@@ -281,6 +319,33 @@ mod tests {
         assert_eq!(c.record.store_timestamp_ms, 99_000);
         assert_eq!(c.record.body_md5, "5D41402ABC4B2A76B9719D911017C592");
         assert_eq!(c.record.message_id, "01ABC");
+    }
+
+    #[test]
+    fn keys_are_bounded_in_count_and_size_and_weigh_in_the_quota() {
+        let with_keys = |keys: Vec<String>| {
+            let mut m = msg(b"x");
+            if let Some(sp) = m.system_properties.as_mut() {
+                sp.keys = keys;
+            }
+            m
+        };
+        run(&with_keys(vec!["k".into(); MAX_KEYS])).unwrap();
+        assert!(matches!(
+            run(&with_keys(vec!["k".into(); MAX_KEYS + 1])),
+            Err(Error::IllegalKey(_))
+        ));
+        assert!(matches!(
+            run(&with_keys(vec!["k".repeat(1000); 15_000])),
+            Err(Error::IllegalKey(_))
+        ));
+        let big = vec!["k".repeat(1000); 5];
+        match run(&with_keys(big)) {
+            Err(Error::IllegalKey(why)) => assert!(why.contains("5000 bytes"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let m = with_keys(vec!["key1".into(), "key2".into()]);
+        assert_eq!(weight(&m), 1 + 8 + "TagA".len() + 2, "body, keys, tag, properties");
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub enum Error {
     #[error("{holder} would subscribe to more than its {max} lite topics")]
     LiteSubscriptionQuota { holder: String, max: u32 },
 
+    /// A consumer group's lanes are at their maximum (`crate::lane::MAX_PER_GROUP`).
+    #[error("consumer group {tenant}/{group} has its maximum of {max} lanes; lane {lane:?} is refused")]
+    LaneQuota {
+        tenant: String,
+        group: String,
+        lane: String,
+        max: usize,
+    },
+
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 

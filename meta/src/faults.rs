@@ -152,6 +152,10 @@ impl Lanes for FaultyCoordinator {
         self.faults.check()?;
         self.inner.lanes(tenant, group).await
     }
+    async fn expire_lanes(&self, idle_before_ms: i64, limit: u32) -> Result<u32> {
+        self.faults.check()?;
+        self.inner.expire_lanes(idle_before_ms, limit).await
+    }
 }
 
 #[async_trait]

@@ -43,6 +43,18 @@ pub struct Lane {
     pub last_seen_ms: i64,
 }
 
+/// Most lanes a consumer group has (a lane counts once, on however many topics). Each lane
+/// is a row per topic and progress of its own, and every receive of the group's own
+/// consumers looks at each lane it has taken over: 32 keeps that one index read of 32 rows.
+/// Canary releases use a handful.
+pub const MAX_PER_GROUP: usize = 32;
+
+/// A lane no consumer has received from for this long is forgotten with its progress (the
+/// compactor's maintenance): its name is free again, and a group's lane count does not grow
+/// with every canary ever released. Its messages were the group's own consumers' since the
+/// group's fallback time (unless it waits), so nothing is stranded.
+pub const IDLE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How often a node tells the coordinator a lane's consumers are still receiving: a lane is
 /// online while heard of within its group's fallback time, which should be a few times this.
 pub const SEEN_REFRESH: Duration = Duration::from_secs(5);

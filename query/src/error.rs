@@ -49,6 +49,7 @@ impl From<strata_meta::Error> for Error {
                 reason,
             } => Error::IllegalLiteTopic(reason),
             e @ M::LiteSubscriptionQuota { .. } => Error::LiteSubscriptionQuota(e.to_string()),
+            e @ M::LaneQuota { .. } => Error::IllegalGroup(e.to_string()),
             M::Invalid { reason, .. } => Error::IllegalTopic(reason),
             other => Error::Coordinator(other.to_string()),
         }

@@ -143,10 +143,20 @@ pub fn time_ms(ms: i64) -> Value {
 }
 
 fn rfc3339(ms: i64, format: fn(std::time::SystemTime) -> humantime::Rfc3339Timestamp) -> Value {
-    if ms <= 0 {
-        return Value::Null;
+    rfc3339_text(ms, format).map_or(Value::Null, Value::String)
+}
+
+/// The last instant RFC 3339 can write (9999-12-31T23:59:59.999Z), in Unix ms.
+const LAST_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// A time in ms since the epoch as RFC 3339; None for 0 or before. A time past the year
+/// 9999 (a client may send any born time) is written as its number of ms, not a panic.
+pub fn rfc3339_text(ms: i64, format: fn(std::time::SystemTime) -> humantime::Rfc3339Timestamp) -> Option<String> {
+    match ms {
+        ..=0 => None,
+        1..=LAST_RFC3339_MS => Some(format(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()),
+        _ => Some(format!("{ms} ms after 1970 (past the year 9999)")),
     }
-    Value::String(format(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
 }
 
 /// A duration in ms as `72h`, `1m 30s`.
@@ -221,6 +231,15 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(time(0), Value::Null);
         assert_eq!(time(1_700_000_000_000), json!("2023-11-14T22:13:20Z"));
+        assert_eq!(time_ms(LAST_RFC3339_MS), json!("9999-12-31T23:59:59.999Z"));
+        for past_9999 in [LAST_RFC3339_MS + 1, i64::MAX] {
+            assert!(
+                time(past_9999)
+                    .as_str()
+                    .is_some_and(|t| t.contains("past the year 9999")),
+                "no panic"
+            );
+        }
         assert_eq!(duration(72 * 3_600_000), "3days");
     }
 }

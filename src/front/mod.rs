@@ -25,7 +25,6 @@ use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
 use strata_tenancy::Need;
-use strata_tenancy::quota::units;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -285,8 +284,8 @@ impl MessagingService for Front {
             Ok(tenant) => tenant,
             Err(s) => return refuse(s),
         };
-        let units_in = req.messages.iter().map(|m| units(m.body.len())).sum();
-        let charge = match self.gate.admit_send(&tenant, units_in).await {
+        let weights = req.messages.iter().map(strata_ingest::record::weight);
+        let charge = match self.gate.admit_send(&tenant, weights).await {
             Ok(charge) => charge,
             Err(e) => return refuse(from_auth(&e)),
         };

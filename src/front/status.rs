@@ -72,6 +72,7 @@ pub fn from_meta(e: &strata_meta::Error) -> Status {
         E::Invalid { .. } => Code::IllegalTopic,
         E::LiteTopicQuota { .. } => Code::LiteTopicQuotaExceeded,
         E::LiteSubscriptionQuota { .. } => Code::LiteSubscriptionQuotaExceeded,
+        E::LaneQuota { .. } => Code::IllegalConsumerGroup,
         E::QueueNotFound { .. } | E::AlreadyExists { .. } => Code::BadRequest,
         E::TenantNotFound { .. } | E::UserNotFound { .. } => Code::NotFound,
         E::Database(_) | E::GroupCommit(_) | E::Inconsistent(_) | E::Fenced { .. } | E::ObjectCollected { .. } => {

@@ -91,10 +91,11 @@ impl Gate {
         debug!(error = %e, "request refused");
     }
 
-    /// Charges a send of `units` to the tenant's quota.
-    pub async fn admit_send(&self, tenant: &str, units: u64) -> Result<Charge, Error> {
+    /// Charges a send of messages of these weights (`strata_ingest::record::weight`: body,
+    /// keys, tag and properties) to the tenant's quota.
+    pub async fn admit_send(&self, tenant: &str, weights: impl Iterator<Item = usize>) -> Result<Charge, Error> {
         self.quotas
-            .admit(tenant, units)
+            .admit(tenant, weights.map(units).sum())
             .await
             .inspect_err(|e| self.throttled(tenant, e))
     }

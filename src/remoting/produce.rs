@@ -11,7 +11,6 @@ use strata_remoting::message::{
     SYSFLAG_COMPRESSED, decode_batch, inflate, offset_message_id, parse_properties, property as p,
 };
 use strata_tenancy::Need;
-use strata_tenancy::quota::units;
 
 use strata_query::convert::timestamp;
 
@@ -152,10 +151,10 @@ impl Remoting {
         options: &SendOptions,
         producer: Option<std::net::SocketAddr>,
     ) -> Handled<Vec<SendReceipt>> {
-        let units_in = messages.iter().map(|m| units(m.body.len())).sum();
+        let weights = messages.iter().map(strata_ingest::record::weight);
         let gate = &self.front.gate;
         let charge = gate
-            .admit_send(tenant, units_in)
+            .admit_send(tenant, weights)
             .await
             .map_err(|e| Refusal::from_auth(&e))?;
         let started = std::time::Instant::now();
@@ -232,14 +231,19 @@ impl Remoting {
             )
         })?;
         let prop = |k: &str| record.user_properties.get(k).cloned();
-        let attempts: i32 = prop(p::RECONSUME_TIME).and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+        // Client-set numbers: any i32 (i32::MAX included) works out without overflowing.
+        let attempts: i32 = prop(p::RECONSUME_TIME)
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0)
+            .max(0)
+            .saturating_add(1);
         let max: i32 = f.num_or("maxReconsumeTimes", DEFAULT_MAX_RECONSUME_TIMES)?;
         let level: i32 = f.num_or("delayLevel", 0)?;
         let now = self.front.catalog.clock().now_ms();
         let (target, delivery) = if level < 0 || attempts > max {
             (dead_letter_topic(&group), None)
         } else {
-            let level = if level == 0 { 3 + attempts - 1 } else { level };
+            let level = if level == 0 { attempts.saturating_add(2) } else { level };
             let delay = delay_of_level(level).unwrap_or_default();
             (retry_topic(&group), Some(now.saturating_add(delay.as_millis() as i64)))
         };

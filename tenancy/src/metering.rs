@@ -171,9 +171,17 @@ pub async fn write(
     Ok(written)
 }
 
-/// The metering files by hour folder (`YYYYMMDDHH`).
-async fn files_by_hour(store: &dyn ObjectStore) -> Result<BTreeMap<String, Vec<Path>>, MeteringError> {
-    let objects: Vec<_> = store.list(Some(&Path::from(PREFIX))).try_collect().await?;
+/// Metering files read at once by a report or a rollup.
+const READ_CONCURRENCY: usize = 16;
+
+/// The metering files by hour folder (`YYYYMMDDHH`), from hour folder `from` on (listing
+/// starts there: a report of last week does not list every hour since the first).
+async fn files_by_hour(store: &dyn ObjectStore, from: &str) -> Result<BTreeMap<String, Vec<Path>>, MeteringError> {
+    let prefix = Path::from(PREFIX);
+    let objects: Vec<_> = store
+        .list_with_offset(Some(&prefix), &Path::from(format!("{PREFIX}/{from}")))
+        .try_collect()
+        .await?;
     let mut by_hour: BTreeMap<String, Vec<Path>> = BTreeMap::new();
     for meta in objects {
         let hour = meta
@@ -187,15 +195,37 @@ async fn files_by_hour(store: &dyn ObjectStore) -> Result<BTreeMap<String, Vec<P
     Ok(by_hour)
 }
 
-/// The files of one hour that count: every file not replaced by a rollup.
-async fn live_files(store: &dyn ObjectStore, paths: &[Path]) -> Result<(Vec<(Path, File)>, Vec<Path>), MeteringError> {
+fn is_rollup(path: &Path) -> bool {
+    path.filename().is_some_and(|f| f.starts_with("rollup-"))
+}
+
+/// Reads `paths`, [`READ_CONCURRENCY`] at a time.
+async fn read_files(store: &dyn ObjectStore, paths: Vec<&Path>) -> Result<Vec<(Path, File)>, MeteringError> {
     let mut files = Vec::with_capacity(paths.len());
-    for p in paths {
-        files.push((p.clone(), read_file(store, p).await?));
+    for chunk in paths.chunks(READ_CONCURRENCY) {
+        let read = futures::future::try_join_all(chunk.iter().map(|p| read_file(store, p))).await?;
+        files.extend(chunk.iter().map(|p| (*p).clone()).zip(read));
     }
+    Ok(files)
+}
+
+/// The files of one hour that count, read; and those replaced by a rollup, not read. The
+/// hour's rollups are read first: a file one covers is never fetched.
+async fn live_files(store: &dyn ObjectStore, paths: &[Path]) -> Result<(Vec<(Path, File)>, Vec<Path>), MeteringError> {
+    let (rollups, others): (Vec<&Path>, Vec<&Path>) = paths.iter().partition(|p| is_rollup(p));
+    let mut files = read_files(store, rollups).await?;
     let covered: std::collections::HashSet<String> = files.iter().flat_map(|(_, f)| f.covers.clone()).collect();
-    let (live, dead): (Vec<_>, Vec<_>) = files.into_iter().partition(|(p, _)| !covered.contains(p.as_ref()));
-    Ok((live, dead.into_iter().map(|(p, _)| p).collect()))
+    let (dead, unread): (Vec<&Path>, Vec<&Path>) = others.into_iter().partition(|p| covered.contains(p.as_ref()));
+    files.extend(read_files(store, unread).await?);
+    // A rollup covered by a later one (a late file rolled up again) is dead too.
+    let covered: std::collections::HashSet<String> = files.iter().flat_map(|(_, f)| f.covers.clone()).collect();
+    let (live, dead_rollups): (Vec<_>, Vec<_>) = files.into_iter().partition(|(p, _)| !covered.contains(p.as_ref()));
+    let dead = dead
+        .into_iter()
+        .cloned()
+        .chain(dead_rollups.into_iter().map(|(p, _)| p))
+        .collect();
+    Ok((live, dead))
 }
 
 /// 9999-12-31T23:59:59.999Z, the last time an hour folder can be named for.
@@ -213,7 +243,7 @@ pub async fn read(
     let from_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     let (first, last) = (hour_dir(from_hour), hour_dir(to_ms));
     let mut rows = Vec::new();
-    for (hour, paths) in files_by_hour(store).await? {
+    for (hour, paths) in files_by_hour(store, &first).await? {
         if hour < first || hour > last {
             continue;
         }
@@ -251,7 +281,7 @@ fn summed(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
 pub async fn roll_up(store: &dyn ObjectStore, before_ms: i64, id: ulid::Ulid) -> Result<usize, MeteringError> {
     let last = hour_dir(before_ms.div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS);
     let mut replaced = 0;
-    for (hour, paths) in files_by_hour(store).await? {
+    for (hour, paths) in files_by_hour(store, "").await? {
         if hour > last || paths.len() < 2 {
             continue;
         }
@@ -386,6 +416,47 @@ mod tests {
         roll_up(&store, now, ulid::Ulid::new()).await.unwrap();
         assert_eq!(count(&store).await, 1);
         assert_eq!(read(&store, Some("a"), h * HOUR_MS, h * HOUR_MS).await.unwrap(), late);
+    }
+
+    #[tokio::test]
+    async fn a_report_reads_an_hours_rollup_not_the_files_it_replaced() {
+        use strata_storage::hooked::Op;
+        let (store, counts) = strata_storage::counting::counting(std::sync::Arc::new(InMemory::new()));
+        let h = 491_000;
+        for node in ["n1", "n2", "n3"] {
+            write(&*store, node, &[row("a", h, "bytes_in", 1.0)], ulid::Ulid::new())
+                .await
+                .unwrap();
+        }
+        write(&*store, "n1", &[row("a", h - 100, "bytes_in", 1.0)], ulid::Ulid::new())
+            .await
+            .unwrap();
+        roll_up(&*store, (h + 2) * HOUR_MS, ulid::Ulid::new()).await.unwrap();
+        let files: Vec<Path> = store
+            .list(Some(&Path::from(format!("{PREFIX}/{}", hour_dir(h * HOUR_MS)))))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .unwrap();
+        let [rollup] = files.as_slice() else {
+            panic!("{files:?}")
+        };
+        // A replaced file back (a crash between the rollup's PUT and its deletes).
+        let replaced = Path::from(read_file(&*store, rollup).await.unwrap().covers[0].as_str());
+        let buf = encode(&replaced, "n1", &[&row("a", h, "bytes_in", 100.0)], &[]).unwrap();
+        store.put(&replaced, PutPayload::from(buf)).await.unwrap();
+        let gets = counts.get(Op::Get);
+        let rows = read(&*store, Some("a"), h * HOUR_MS, h * HOUR_MS).await.unwrap();
+        assert_eq!(
+            rows,
+            vec![row("a", h, "bytes_in", 3.0)],
+            "the replaced file is not counted"
+        );
+        assert_eq!(
+            counts.get(Op::Get) - gets,
+            1,
+            "one GET, the rollup's: the replaced file is not read"
+        );
     }
 
     #[test]

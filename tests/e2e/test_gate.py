@@ -95,9 +95,9 @@ def test_every_resource_a_grpc_request_names_is_in_the_callers_tenant(two_tenant
 def test_sessions_are_per_tenant_and_client_id(two_tenants):
     broker, acc, (ak, sk) = two_tenants
     alice = acc.user("a", "alice", [("group:billing", "sub"), ("topic:orders", "sub")])
-    client_id = [("x-mq-client-id", "shared-id@1@0@x")]
-    a_md = [*signed(*alice, "a"), *client_id]
-    b_md = [*signed(ak, sk, "b"), *client_id]
+    def as_shared_id(md):
+        return [(k, "shared-id@1@0@x" if k == "x-mq-client-id" else v) for k, v in md]
+    a_md, b_md = as_shared_id(signed(*alice, "a")), as_shared_id(signed(ak, sk, "b"))
     settings = lambda ns, group: d.Settings(  # noqa: E731
         client_type=d.SIMPLE_CONSUMER, access_point=endpoints(broker.endpoint),
         subscription=d.Subscription(group=d.Resource(resource_namespace=ns, name=group)))

@@ -204,16 +204,18 @@ def test_signature_acl_quota_and_metering_as_on_grpc(http_broker):
     target = "/api/v1/topics/feed/messages"
     body = b'{"messages":[{"body":"x"}]}'
 
-    # The signature binds method, target, date and body.
+    # The signature binds method, target, date, namespace and body.
     anonymous = Api(b.base, namespace="acme")
     assert anonymous.raw("POST", target, body)[1]["code"] == 40100
     ak, sk = b.admin_keys
-    good = signature_headers("POST", target, body, ak, sk)
+    good = signature_headers("POST", target, body, ak, sk, namespace="acme")
     for what, headers, sent in [
         ("another body", good, b'{"messages":[{"body":"y"}]}'),
-        ("wrong secret", signature_headers("POST", target, body, ak, "guess"), body),
-        ("an old date", signature_headers("POST", target, body, ak, sk, "20200101T000000Z"), body),
-        ("another target", signature_headers("POST", "/api/v1/topics/other/messages", body, ak, sk), body),
+        ("wrong secret", signature_headers("POST", target, body, ak, "guess", namespace="acme"), body),
+        ("an old date", signature_headers("POST", target, body, ak, sk, "20200101T000000Z", namespace="acme"), body),
+        ("another target", signature_headers("POST", "/api/v1/topics/other/messages", body, ak, sk,
+                                             namespace="acme"), body),
+        ("another namespace", signature_headers("POST", target, body, ak, sk, namespace="other"), body),
     ]:
         status, answer = anonymous.raw("POST", target, sent, headers=headers)
         assert (status, answer["status"]) == (401, "UNAUTHORIZED"), what

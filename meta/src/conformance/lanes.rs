@@ -10,6 +10,47 @@ pub async fn run(c: &dyn Coordinator) {
     the_fallback_is_a_group_setting(c).await;
     a_deleted_group_or_topic_takes_its_lanes(c).await;
     lanes_dead_letter_to_their_group(c).await;
+    a_group_has_at_most_its_lanes_and_idle_ones_expire(c).await;
+}
+
+pub async fn a_group_has_at_most_its_lanes_and_idle_ones_expire(c: &dyn Coordinator) {
+    let t = "conf-lanes-bound";
+    fill(c, t, "a", 1).await;
+    fill(c, t, "b", 1).await;
+    c.create_group(&group_spec(t, "g"), T0).await.unwrap();
+    let (on_a, on_b) = (sub(t, "g", "a"), sub(t, "g", "b"));
+    for i in 0..lane::MAX_PER_GROUP {
+        c.lane_seen(&on_a, &format!("l{i}"), T0 + i as i64).await.unwrap();
+    }
+    assert!(matches!(
+        c.lane_seen(&on_a, "one-too-many", T0).await,
+        Err(Error::LaneQuota {
+            max: lane::MAX_PER_GROUP,
+            ..
+        })
+    ));
+    c.lane_seen(&on_b, "l0", T0 + 100)
+        .await
+        .expect("a known lane on another topic counts once");
+    c.lane_seen(&on_a, "l1", T0 + 100)
+        .await
+        .expect("a known lane is seen again");
+    let l3 = sub(t, &lane::progress("g", "l3"), "a");
+    take(c, &l3, 1).await;
+    assert_eq!(cursor(c, &l3).await, 1);
+    // l0 on a, l2.. on a are idle before T0 + 50; l0 on b and l1 on a are not.
+    let expired = c.expire_lanes(T0 + 50, 1000).await.unwrap();
+    assert_eq!(expired as usize, lane::MAX_PER_GROUP - 1);
+    let left: Vec<(String, String)> = c
+        .lanes(t, "g")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.topic, l.name))
+        .collect();
+    assert_eq!(left, [("a".into(), "l1".into()), ("b".into(), "l0".into())]);
+    c.lane_seen(&on_a, "one-too-many", T0 + 101).await.expect("room again");
+    assert_eq!(cursor(c, &l3).await, 0, "its progress went too");
 }
 
 async fn cursor(c: &dyn Coordinator, s: &Subscription) -> i64 {

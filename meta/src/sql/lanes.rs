@@ -26,6 +26,29 @@ impl Lanes for SqlCoordinator {
                 if updated > 0 {
                     return Ok(((), Announce::default()));
                 }
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT lane) FROM lanes WHERE tenant = $1 AND grp = $2 AND lane <> $3",
+                )
+                .bind(tenant)
+                .bind(group)
+                .bind(&lane)
+                .fetch_one(&mut **tx)
+                .await?;
+                let known: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM lanes WHERE tenant = $1 AND grp = $2 AND lane = $3")
+                        .bind(tenant)
+                        .bind(group)
+                        .bind(&lane)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                if known == 0 && others >= lane::MAX_PER_GROUP as i64 {
+                    return Err(Error::LaneQuota {
+                        tenant: tenant.clone(),
+                        group: group.clone(),
+                        lane: lane.clone(),
+                        max: lane::MAX_PER_GROUP,
+                    });
+                }
                 let new = sqlx::query(
                     "INSERT INTO lanes (tenant, grp, topic, lane, last_seen_ms) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (tenant, grp, topic, lane) DO NOTHING",
@@ -77,5 +100,47 @@ impl Lanes for SqlCoordinator {
                 })
             })
             .collect()
+    }
+
+    async fn expire_lanes(&self, idle_before_ms: i64, limit: u32) -> Result<u32> {
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                let idle = sqlx::query(
+                    "SELECT tenant, grp, topic, lane FROM lanes WHERE last_seen_ms < $1
+                     ORDER BY last_seen_ms LIMIT $2",
+                )
+                .bind(idle_before_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&mut **tx)
+                .await?;
+                for row in &idle {
+                    let (tenant, group, topic, name): (String, String, String, String) = (
+                        row.try_get("tenant")?,
+                        row.try_get("grp")?,
+                        row.try_get("topic")?,
+                        row.try_get("lane")?,
+                    );
+                    for table in ["cursors", "inflight"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM {table} WHERE tenant = $1 AND grp = $2 AND topic = $3"
+                        )))
+                        .bind(&tenant)
+                        .bind(lane::progress(&group, &name))
+                        .bind(&topic)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    sqlx::query("DELETE FROM lanes WHERE tenant = $1 AND grp = $2 AND topic = $3 AND lane = $4")
+                        .bind(&tenant)
+                        .bind(&group)
+                        .bind(&topic)
+                        .bind(&name)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok((idle.len() as u32, Announce::default()))
+            })
+        }))
+        .await
     }
 }

@@ -682,8 +682,7 @@ pub fn metering_csv(rows: &[MeteringRow]) -> Result<Vec<u8>, ApiError> {
 
 /// An hour's start as RFC 3339 (UTC).
 pub fn chrono_hour(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
-        .to_string()
+    crate::cli::output::rfc3339_text(ms.max(1), humantime::format_rfc3339_seconds).unwrap_or_default()
 }
 
 // The handlers: each one function above, as JSON.

@@ -324,6 +324,11 @@ pub struct ReceivedMessage {
     pub body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
+    /// Set when a GZIP-flagged body does not inflate (or inflates past the body limit): why,
+    /// and `body_base64` holds the bytes as stored. The message is delivered all the same, so
+    /// it can be acked; the others of its batch are unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_problem: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     pub keys: Vec<String>,
@@ -350,8 +355,8 @@ pub struct ReceiveResponse {
 }
 
 /// The body as sent: GZIP bodies (the Java SDK compresses large ones) are inflated, up to
-/// `limit` bytes.
-fn plain_body(m: &v2::Message, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// `limit` bytes; one that does not inflate is why not.
+fn plain_body(m: &v2::Message, limit: usize) -> Result<Vec<u8>, String> {
     let gzip = m
         .system_properties
         .as_ref()
@@ -363,32 +368,35 @@ fn plain_body(m: &v2::Message, limit: usize) -> Result<Vec<u8>, ApiError> {
     flate2::read::GzDecoder::new(&m.body[..])
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::new(Code::MessageCorrupted, format!("a GZIP body does not inflate: {e}")))?;
+        .map_err(|e| format!("the GZIP-flagged body does not inflate ({e}); body_base64 is as stored"))?;
     if out.len() > limit {
-        return Err(ApiError::new(
-            Code::MessageCorrupted,
-            "a GZIP body inflates past the body limit",
+        return Err(format!(
+            "the GZIP-flagged body inflates past {limit} bytes; body_base64 is as stored"
         ));
     }
     Ok(out)
 }
 
-fn received(m: v2::Message, base64_bodies: bool, limit: usize) -> Result<ReceivedMessage, ApiError> {
-    let body = plain_body(&m, limit)?;
+fn received(m: v2::Message, base64_bodies: bool, limit: usize) -> ReceivedMessage {
+    let (body, problem) = match plain_body(&m, limit) {
+        Ok(b) => (b, None),
+        Err(why) => (m.body.to_vec(), Some(why)),
+    };
     let sp = m.system_properties.unwrap_or_default();
     let (body, body_base64) = match String::from_utf8(body) {
-        Ok(text) if !base64_bodies => (Some(text), None),
+        Ok(text) if !base64_bodies && problem.is_none() => (Some(text), None),
         Ok(text) => (None, Some(base64::engine::general_purpose::STANDARD.encode(text))),
         Err(e) => (
             None,
             Some(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
         ),
     };
-    Ok(ReceivedMessage {
+    ReceivedMessage {
         message_id: sp.message_id,
         topic: m.topic.map(|t| t.name).unwrap_or_default(),
         body,
         body_base64,
+        body_problem: problem,
         tag: sp.tag,
         keys: sp.keys,
         message_group: sp.message_group,
@@ -400,7 +408,7 @@ fn received(m: v2::Message, base64_bodies: bool, limit: usize) -> Result<Receive
         born_time_ms: millis(sp.born_timestamp.as_ref()),
         store_time_ms: millis(sp.store_timestamp.as_ref()),
         receipt_handle: sp.receipt_handle.unwrap_or_default(),
-    })
+    }
 }
 
 /// Receives messages for a consumer group, waiting up to `wait_seconds` for one.
@@ -448,10 +456,7 @@ pub async fn receive(State(web): State<Web>, Path(group): Path<String>, call: Si
             Ok(Some(Content::Status(s))) if s.code != Code::Ok as i32 && s.code != Code::MessageNotFound as i32 => {
                 return ApiError::from_status(&s).into_response();
             }
-            Ok(Some(Content::Message(m))) => match received(m, request.base64_bodies, web.max_body_bytes) {
-                Ok(m) => messages.push(m),
-                Err(e) => return e.into_response(),
-            },
+            Ok(Some(Content::Message(m))) => messages.push(received(m, request.base64_bodies, web.max_body_bytes)),
             Ok(_) => {}
             Err(s) => return ApiError::from_grpc(&s).into_response(),
         }
@@ -638,15 +643,28 @@ mod tests {
             }),
             ..Default::default()
         };
-        let text = received(message(compressed.clone(), v2::Encoding::Gzip), false, 1000).unwrap();
+        let text = received(message(compressed.clone(), v2::Encoding::Gzip), false, 1000);
         assert_eq!(text.body.as_deref(), Some("x".repeat(1000).as_str()));
-        assert!(
-            received(message(compressed, v2::Encoding::Gzip), false, 999).is_err(),
-            "a body that inflates past the limit is refused"
+        assert!(text.body_problem.is_none());
+        let too_big = received(message(compressed.clone(), v2::Encoding::Gzip), false, 999);
+        assert!(too_big.body_problem.is_some_and(|p| p.contains("past 999 bytes")));
+        use base64::Engine as _;
+        let as_stored = base64::engine::general_purpose::STANDARD.encode(&compressed);
+        assert_eq!(
+            too_big.body_base64.as_deref(),
+            Some(as_stored.as_str()),
+            "delivered as stored"
         );
-        let binary = received(message(vec![0xff], v2::Encoding::Identity), false, 10).unwrap();
+        let poison = received(message(b"not gzip".to_vec(), v2::Encoding::Gzip), false, 1000);
+        assert!(poison.body_problem.is_some_and(|p| p.contains("does not inflate")));
+        assert_eq!(
+            poison.body_base64.as_deref(),
+            Some("bm90IGd6aXA="),
+            "a poison body is still delivered"
+        );
+        let binary = received(message(vec![0xff], v2::Encoding::Identity), false, 10);
         assert_eq!((binary.body, binary.body_base64.as_deref()), (None, Some("/w==")));
-        let forced = received(message(b"hi".to_vec(), v2::Encoding::Identity), true, 10).unwrap();
+        let forced = received(message(b"hi".to_vec(), v2::Encoding::Identity), true, 10);
         assert_eq!(forced.body_base64.as_deref(), Some("aGk="));
     }
 }

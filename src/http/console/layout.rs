@@ -137,11 +137,8 @@ pub fn banner(error: Option<&str>, done: Option<&str>) -> Markup {
 
 /// A time (Unix ms) as `2026-12-03 13:45:10`; `-` for 0.
 pub fn time(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".into();
-    }
-    let t = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64));
-    t.to_string().replace('T', " ").trim_end_matches('Z').to_string()
+    crate::cli::output::rfc3339_text(ms, humantime::format_rfc3339_seconds)
+        .map_or_else(|| "-".into(), |t| t.replace('T', " ").trim_end_matches('Z').to_string())
 }
 
 /// A `datetime-local` form value (`2026-12-03T13:45`, seconds optional) read as UTC, in Unix ms.
