@@ -227,3 +227,93 @@ def test_without_authentication_only_loopback_unless_told(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
+
+
+# The authorization matrix: every front answers the same principal × resource × operation with
+# the same decision (True: let in, whatever the role then answers; False: refused).
+MATRIX = [
+    ("writer", "send", "orders-eu", None, True),
+    ("writer", "send", "payments", None, False),
+    ("writer", "receive", "orders-eu", "billing", False),
+    ("reader", "send", "orders-eu", None, False),
+    ("reader", "receive", "orders-eu", "billing-1", True),
+    ("reader", "receive", "orders-eu", "shipping", False),
+    ("reader", "receive", "orders-us", "billing", False),
+    ("boss", "send", "anything", None, True),
+    ("boss", "receive", "anything", "any-group", True),
+    ("outsider", "send", "orders-eu", None, False),
+    ("outsider", "receive", "orders-eu", "billing-1", False),
+    ("anonymous", "send", "orders-eu", None, False),
+    ("anonymous", "receive", "orders-eu", "billing-1", False),
+]
+
+SEND_MESSAGE, PULL_MESSAGE = 10, 11
+
+
+def grpc_decision(broker, creds, op, topic, group):
+    raw = Raw(broker.endpoint)
+    md = signed(*creds, "acme") if creds else [*HEADERS, ("x-mq-namespace", "acme")]
+    try:
+        if op == "send":
+            msg = d.Message(topic=d.Resource(name=topic, resource_namespace="acme"), body=b"x")
+            msg.system_properties.message_id = "01" + "CD" * 15
+            msg.system_properties.message_type = d.NORMAL
+            code = raw.stub.SendMessage(s.SendMessageRequest(messages=[msg]), metadata=md, timeout=10).status.code
+        else:
+            req = s.ReceiveMessageRequest(group=d.Resource(name=group, resource_namespace="acme"),
+                                          message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=-1),
+                                          batch_size=1)
+            req.invisible_duration.seconds = 30
+            req.long_polling_timeout.seconds = 0
+            code = next(r.status.code for r in raw.stub.ReceiveMessage(req, metadata=md, timeout=20)
+                        if r.HasField("status"))
+    finally:
+        raw.close()
+    return code not in (d.UNAUTHORIZED, d.FORBIDDEN)
+
+
+def remoting_decision(broker, creds, op, topic, group):
+    conn = RemotingConn(broker.name_server)
+    try:
+        if op == "send":
+            fields = {"producerGroup": "acme%p", "topic": f"acme%{topic}", "queueId": "0", "sysFlag": "0",
+                      "bornTimestamp": "0", "flag": "0", "properties": "UNIQ_KEY\x0101MATRIX\x02"}
+            code, body = SEND_MESSAGE, b"x"
+        else:
+            fields = {"consumerGroup": f"acme%{group}", "topic": f"acme%{topic}", "queueId": "0",
+                      "queueOffset": "0", "maxMsgNums": "1", "sysFlag": "0", "commitOffset": "0",
+                      "suspendTimeoutMillis": "0", "subVersion": "0"}
+            code, body = PULL_MESSAGE, b""
+        reply = signed_call(conn, code, *creds, fields, body) if creds else conn.call(code, fields, body)
+    finally:
+        conn.close()
+    return reply.code != NO_PERMISSION
+
+
+def http_decision(broker, creds, op, topic, group):
+    api = Api(f"http://127.0.0.1:{broker.http_port}", *(creds or (None, None)), namespace="acme")
+    if op == "send":
+        status, _ = api.call("POST", f"/api/v1/topics/{topic}/messages", {"messages": [{"body": "x"}]})
+    else:
+        status, _ = api.call("POST", f"/api/v1/groups/{group}/receive", {"topic": topic})
+    return status not in (401, 403)
+
+
+def test_every_front_answers_the_same_authorization_matrix(auth_broker):
+    acc = Accounts(auth_broker)
+    acc.run("tenant", "create", "acme")
+    acc.run("tenant", "create", "other")
+    principals = {
+        "writer": acc.user("acme", "writer", [("topic:orders-*", "pub")]),
+        "reader": acc.user("acme", "reader", [("topic:orders-eu", "sub"), ("group:billing*", "sub")]),
+        "boss": acc.user("acme", "boss", admin=True),
+        "outsider": acc.user("other", "intruder", admin=True),
+        "anonymous": None,
+    }
+    fronts = {"gRPC": grpc_decision, "Remoting": remoting_decision, "HTTP": http_decision}
+    wrong = []
+    for who, op, topic, group, allowed in MATRIX:
+        for front, decide in fronts.items():
+            if decide(auth_broker, principals[who], op, topic, group) != allowed:
+                wrong.append((front, who, op, topic, group, "allowed" if not allowed else "refused"))
+    assert not wrong, f"decisions that differ from the matrix: {wrong}"
