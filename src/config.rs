@@ -27,6 +27,10 @@ pub struct Settings {
     /// other `Host` is refused then: a web page whose name an attacker re-points at this
     /// machine (DNS rebinding) would otherwise drive an open broker from a visitor's browser.
     pub http_allowed_hosts: Vec<String>,
+    /// Connections the HTTP listener holds at once (default 1,024: API callers, console
+    /// viewers and scrapers; a long-polling receive holds one for up to 20 s); more are
+    /// closed as they arrive.
+    pub http_max_connections: usize,
     /// `host:port` clients are told to connect to (QueryRoute). Unset: the address the
     /// client used to reach us, which is right for a single node.
     pub advertise: Option<String>,
@@ -200,6 +204,11 @@ pub struct GrpcConfig {
     /// consumers, each long poll holding a stream for up to 20 s). Beyond it the client's
     /// next call waits for a stream to close: one connection cannot tie up a node.
     pub max_streams_per_connection: u32,
+    /// Connections the gRPC listener holds at once (default 4,096); more are closed as they
+    /// arrive. An idle HTTP/2 connection costs ~20–100 KiB of buffers: 4,096 is at most
+    /// ~400 MiB, and clients share one connection per endpoint, so this is thousands of
+    /// client processes.
+    pub max_connections: usize,
 }
 
 impl Default for GrpcConfig {
@@ -207,6 +216,7 @@ impl Default for GrpcConfig {
         Self {
             max_message_bytes: 16 << 20,
             max_streams_per_connection: 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -229,6 +239,10 @@ pub struct RemotingConfig {
     /// bodies must fit. A larger frame closes its connection (the 4.x protocol has no way to
     /// refuse a frame it cannot read); other connections go on.
     pub max_frame_bytes: usize,
+    /// Connections the Remoting listener holds at once (default 4,096); more are closed as
+    /// they arrive. Each costs a 64 KiB read buffer and its reply queue: 4,096 ≈ 256 MiB at
+    /// most; a 4.x client keeps one connection per broker and one to the name server.
+    pub max_connections: usize,
 }
 
 impl Default for RemotingConfig {
@@ -238,6 +252,7 @@ impl Default for RemotingConfig {
             advertise: None,
             name_server_listen: None,
             max_frame_bytes: 16 << 20,
+            max_connections: 4096,
         }
     }
 }
@@ -304,6 +319,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             http_allowed_hosts: Vec::new(),
+            http_max_connections: 1024,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             advertise: None,
             store: None,

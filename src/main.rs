@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod cli;
 mod config;
+mod connections;
 mod drain;
 mod front;
 mod gate;

@@ -15,12 +15,12 @@ use strata_proto::v2::messaging_service_server::MessagingServiceServer;
 use strata_query::Query;
 use strata_storage::{BlockCache, open_store};
 use strata_tenancy::{DateWindow, Guard, GuardConfig, Limits, Meter, Quotas, RootCredentials, Vault};
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin::Admin;
 use crate::config::Settings;
+use crate::connections::{Limit, LimitedListener};
 use crate::drain::Drain;
 use crate::front::{CheckRoute, Forwarder, Front, Routes, Sessions, TelemetryChecks, spawn_transaction_checks};
 use crate::gate::Gate;
@@ -298,11 +298,12 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             settings.ingest.index_window,
         ));
         check_routes.push(remoting.clone());
+        let limit = Limit::new("remoting", settings.remoting.max_connections);
         if let Some(name_server) = name_server_listener {
             info!(listen = %name_server.local_addr()?, "4.x name server listening on its own port too");
-            tasks.push(tokio::spawn(Arc::clone(&remoting).serve(name_server)));
+            tasks.push(tokio::spawn(Arc::clone(&remoting).serve(name_server, limit.clone())));
         }
-        tasks.push(tokio::spawn(remoting.serve(listener)));
+        tasks.push(tokio::spawn(remoting.serve(listener, limit)));
     }
     if let Some(ingest) = &ingest {
         tasks.push(spawn_transaction_checks(
@@ -379,6 +380,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         clock: Arc::clone(&clock),
     });
     tasks.push(tokio::spawn(history.run()));
+    let http_listener = LimitedListener::new(http_listener, Limit::new("http", settings.http_max_connections));
     tasks.push(crate::http::spawn(http_listener, observed, web));
     let messaging = MessagingServiceServer::new(front)
         .max_decoding_message_size(settings.grpc.max_message_bytes)
@@ -403,10 +405,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
         .add_service(messaging)
         .add_service(StrataAdminServer::from_arc(Arc::clone(&admin)))
         .add_service(RocketMqAdminServer::from_arc(admin))
-        // No Nagle: a receive answers with several HTTP/2 frames, and Nagle's algorithm
-        // against the client's delayed ACK stalled each such answer ~40 ms.
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            LimitedListener::new(listener, Limit::new("grpc", settings.grpc.max_connections)).incoming(),
             drain.run(shutdown_signal),
         )
         .await?;

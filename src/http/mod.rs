@@ -11,9 +11,9 @@ mod probes;
 
 use std::sync::Arc;
 
+use crate::connections::LimitedListener;
 use strata_meta::Clock;
 use strata_tenancy::Guard;
-use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::admin::Admin;
@@ -62,7 +62,7 @@ async fn observe(request: axum::extract::Request, next: axum::middleware::Next) 
 }
 
 /// Serves every endpoint on `listener` until the task is aborted.
-pub fn spawn(listener: TcpListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
+pub fn spawn(listener: LimitedListener, observed: Arc<Observed>, web: Web) -> tokio::task::JoinHandle<()> {
     let app = probes::router(observed)
         .merge(api::router(web.clone()))
         .merge(console::router(web.clone()))

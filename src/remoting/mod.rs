@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::connections::Limit;
 use crate::front::Front;
 use crate::gate::Credentials;
 use clients::Clients;
@@ -143,15 +144,22 @@ impl Remoting {
         }
     }
 
-    /// Accepts connections until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts connections, at most `limit` open at once, until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, limit: Limit) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Some(permit) = limit.admit(peer) else { continue };
                     let _ = stream.set_nodelay(true);
                     let this = Arc::clone(&self);
                     let span = info_span!("remoting_connection", peer = %peer);
-                    tokio::spawn(this.connection(stream, peer).instrument(span));
+                    tokio::spawn(
+                        async move {
+                            this.connection(stream, peer).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(e) => warn!(error = %e, "remoting accept failed"),
             }
