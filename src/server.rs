@@ -271,6 +271,8 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
             quotas: Arc::clone(&quotas),
             meter,
             tracer,
+            failures: Default::default(),
+            clock: Arc::clone(&clock),
         }),
     };
     // Where orphan transaction checks go: 5.x producers' Telemetry streams, 4.x connections.

@@ -30,12 +30,15 @@ pub struct Ctx {
     pub language: Option<String>,
     /// Set when this process authenticated the caller already.
     pub verified: Option<Principal>,
+    /// The client's address (failed sign-ins are counted per address).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
     pub fn of<T>(request: &Request<T>) -> Self {
         Self {
             verified: request.extensions().get::<Verified>().map(|v| v.0.clone()),
+            peer: request.remote_addr().map(|a| a.ip()),
             ..Self::new(request.metadata())
         }
     }
@@ -50,6 +53,7 @@ impl Ctx {
             date: get("x-mq-date-time"),
             language: get("x-mq-language"),
             verified: None,
+            peer: None,
         }
     }
 

@@ -181,7 +181,7 @@ impl Front {
     async fn caller(&self, ctx: &Ctx) -> Result<strata_tenancy::Principal, v2::Status> {
         match &ctx.verified {
             Some(p) => Ok(p.clone()),
-            None => self.gate.authenticate(ctx.credentials()).await.map_err(|e| {
+            None => self.gate.authenticate(ctx.credentials(), ctx.peer).await.map_err(|e| {
                 debug!(error = %e, client = ?ctx.client_id, "request refused");
                 from_auth(&e)
             }),

@@ -7,13 +7,16 @@
 //! keeps a copy of these rules. Refusals are `strata_tenancy::Error`, mapped to each
 //! protocol's codes in one place per protocol (docs/tenancy.md, "The gate").
 
+mod failures;
 mod trace;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use strata_meta::Clock;
 use strata_tenancy::http_auth::SignedRequest;
 use strata_tenancy::quota::units;
-use strata_tenancy::{Charge, Error, Guard, Meter, Need, Principal, Quotas};
+use strata_tenancy::{Charge, Error, Guard, Meter, Need, Principal, Quotas, Unauthenticated};
 use tracing::{debug, warn};
 
 use crate::trace::Tracer;
@@ -50,13 +53,52 @@ pub struct Gate {
     pub meter: Arc<Meter>,
     /// Records what happens to messages (message trace).
     pub tracer: Tracer,
+    /// Failed authentications per client address.
+    pub failures: failures::Failures,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Gate {
-    /// Who sent a request carrying `credentials`.
-    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, Error> {
+    /// Who sent a request carrying `credentials` from `peer`. An address with too many failed
+    /// attempts in the last minute is refused unchecked ([`failures`]).
+    pub async fn authenticate(&self, credentials: Credentials<'_>, peer: Option<IpAddr>) -> Result<Principal, Error> {
+        if !self.guard.enabled() {
+            return Ok(Principal::Anyone);
+        }
+        let now = self.clock.now_ms();
+        if let Some(ip) = peer
+            && self.failures.blocked(ip, now)
+        {
+            metrics::counter!("strata_front_auth_failures_total", "reason" => "held_back").increment(1);
+            return Err(Unauthenticated::HeldBack.into());
+        }
+        let principal = self.check(credentials).await;
+        if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&principal, peer) {
+            self.failures.failed(ip, now);
+        }
+        principal.inspect_err(Self::refused)
+    }
+
+    /// Who logs in to the console with these keys from `peer` (held back as
+    /// [`Gate::authenticate`] is).
+    pub async fn login(&self, access_key: &str, secret_key: &str, peer: Option<IpAddr>) -> Result<Principal, Error> {
+        let now = self.clock.now_ms();
+        if let Some(ip) = peer
+            && self.guard.enabled()
+            && self.failures.blocked(ip, now)
+        {
+            return Err(Unauthenticated::HeldBack.into());
+        }
+        let principal = self.guard.login(access_key, secret_key).await;
+        if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&principal, peer) {
+            self.failures.failed(ip, now);
+        }
+        principal.inspect_err(Self::refused)
+    }
+
+    async fn check(&self, credentials: Credentials<'_>) -> Result<Principal, Error> {
         let g = &self.guard;
-        let principal = match credentials {
+        match credentials {
             Credentials::Grpc { authorization, date } => g.authenticate(authorization, date).await,
             Credentials::Remoting {
                 access_key,
@@ -65,8 +107,7 @@ impl Gate {
             } => g.authenticate_remoting(access_key, signature, content).await,
             Credentials::Http { authorization, request } => g.authenticate_http(authorization, request).await,
             Credentials::Session(token) => g.authenticate_session(token).await,
-        };
-        principal.inspect_err(Self::refused)
+        }
     }
 
     /// The tenant a request of `principal` acts in — its `namespace` (a header, or "") and

@@ -127,7 +127,11 @@ impl FromRequest<Web> for Signed {
             authorization,
             request: &signed,
         };
-        let principal = web.front.gate.authenticate(credentials).await?;
+        let principal = web
+            .front
+            .gate
+            .authenticate(credentials, super::peer(&parts.extensions))
+            .await?;
         let caller = Caller::new(web, principal, namespace);
         Ok(Self {
             caller,

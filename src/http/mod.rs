@@ -43,6 +43,13 @@ impl WebState {
 
 pub type Web = Arc<WebState>;
 
+/// The client's address, as the listener accepted it (failed sign-ins count per address).
+pub fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<crate::connections::Peer>>()
+        .map(|c| c.0.0.ip())
+}
+
 /// A span per request, and `strata_http_requests_total` by surface and status class.
 async fn observe(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let path = request.uri().path();
@@ -69,6 +76,7 @@ pub fn spawn(listener: LimitedListener, observed: Arc<Observed>, web: Web) -> to
         .layer(axum::middleware::from_fn_with_state(web, cross_site::refuse_cross_site))
         .layer(axum::middleware::from_fn(observe));
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<crate::connections::Peer>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }

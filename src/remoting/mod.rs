@@ -235,7 +235,7 @@ impl Remoting {
         let span = info_span!("remoting", code = req.code, opaque = req.opaque);
         let answered = async {
             metrics::counter!("strata_remoting_requests_total", "code" => req.code.to_string()).increment(1);
-            let principal = self.authenticate(req).await?;
+            let principal = self.authenticate(req, peer).await?;
             self.dispatch(&Req {
                 command: req,
                 principal,
@@ -268,7 +268,7 @@ impl Remoting {
     }
 
     /// Who sent a request: its 4.x ACL signature checked when authentication is on.
-    async fn authenticate(&self, req: &Command) -> Handled<Principal> {
+    async fn authenticate(&self, req: &Command, peer: SocketAddr) -> Handled<Principal> {
         if !self.front.gate.guard.enabled() {
             return Ok(Principal::Anyone);
         }
@@ -281,7 +281,7 @@ impl Remoting {
         };
         self.front
             .gate
-            .authenticate(credentials)
+            .authenticate(credentials, Some(peer.ip()))
             .await
             .map_err(|e| Refusal::from_auth(&e))
     }

@@ -17,6 +17,8 @@ pub enum Unauthenticated {
     Expired,
     #[error("x-mq-date-time {date:?} is outside the accepted clock skew")]
     DateOutOfWindow { date: String },
+    #[error("too many failed sign-ins from this address in the last minute; wait and check the keys")]
+    HeldBack,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -317,3 +317,21 @@ def test_every_front_answers_the_same_authorization_matrix(auth_broker):
             if decide(auth_broker, principals[who], op, topic, group) != allowed:
                 wrong.append((front, who, op, topic, group, "allowed" if not allowed else "refused"))
     assert not wrong, f"decisions that differ from the matrix: {wrong}"
+
+
+def test_an_address_guessing_keys_is_held_back(two_tenants):
+    broker, acc, (ak, sk) = two_tenants
+    raw = Raw(broker.endpoint)
+    route = s.QueryRouteRequest(topic=d.Resource(name="orders"), endpoints=endpoints(broker.endpoint))
+    try:
+        assert raw.stub.QueryRoute(route, metadata=signed(ak, sk, "b"), timeout=10).status.code == d.OK
+        for i in range(100):
+            r = raw.stub.QueryRoute(route, metadata=signed(ak, f"guess-{i}", "b"), timeout=10)
+            assert r.status.code == d.UNAUTHORIZED
+        held = raw.stub.QueryRoute(route, metadata=signed(ak, sk, "b"), timeout=10).status
+        assert held.code == d.UNAUTHORIZED and "too many failed" in held.message, held
+    finally:
+        raw.close()
+    # The same address on the HTTP listener: held back too, before its signature is checked.
+    status, answer = Api(f"http://127.0.0.1:{broker.http_port}", ak, sk, namespace="b").call("GET", "/api/v1/topics")
+    assert status == 401 and "too many failed" in answer["message"], answer

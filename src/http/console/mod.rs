@@ -66,7 +66,12 @@ impl FromRequestParts<Web> for Viewer {
             return Err(ApiError::new(strata_proto::v2::Code::Forbidden, "cross-site form").into_response());
         }
         let session = crate::gate::Credentials::Session(cookie(&parts.headers, COOKIE));
-        let principal = match web.front.gate.authenticate(session).await {
+        let principal = match web
+            .front
+            .gate
+            .authenticate(session, crate::http::peer(&parts.extensions))
+            .await
+        {
             Ok(p) => p,
             Err(_) => return Err(Redirect::to("/console/login").into_response()),
         };
@@ -119,11 +124,13 @@ async fn login_page(State(web): State<Web>, q: axum::extract::Query<LoginQuery>)
     layout::bare("Log in", body).into_response()
 }
 
-async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Login>) -> Response {
-    if !same_origin(&headers) {
+async fn login(State(web): State<Web>, parts: Parts, Form(form): Form<Login>) -> Response {
+    let headers = &parts.headers;
+    if !same_origin(headers) {
         return ApiError::new(strata_proto::v2::Code::Forbidden, "cross-site form").into_response();
     }
-    let principal = match web.guard.login(&form.access_key, &form.secret_key).await {
+    let peer = crate::http::peer(&parts.extensions);
+    let principal = match web.front.gate.login(&form.access_key, &form.secret_key, peer).await {
         Ok(p) => p,
         Err(e) => {
             // The same words for an unknown key and a wrong secret: no probing for users.
@@ -134,7 +141,7 @@ async fn login(State(web): State<Web>, headers: HeaderMap, Form(form): Form<Logi
     };
     let mut response = Redirect::to("/console").into_response();
     if let Some(token) = web.guard.session(&principal, &form.access_key, SESSION_TTL) {
-        let secure = if forwarded_https(&headers) { "; Secure" } else { "" };
+        let secure = if forwarded_https(headers) { "; Secure" } else { "" };
         let value = format!(
             "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
             SESSION_TTL.as_secs()
