@@ -41,12 +41,13 @@ export STRATA_REQUIRE_SERVICES=1
 export STRATA_TEST_LOGS="$PWD/.test-artifacts/logs"
 rm -rf "$STRATA_TEST_LOGS"
 
-# One build profile (dev) for everything; the e2e tests use the binary built here and never
-# build anything themselves.
+# One build profile (dev) and one feature set for everything (`testing`: the e2e tests'
+# switches, docs/configuration.md); the e2e tests use the binary built here and never build
+# anything themselves.
 cargo fmt --all --check
-cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo build --locked --bins
-cargo test --locked --workspace
+cargo clippy --locked --workspace --all-targets --features testing -- -D warnings
+cargo build --locked --bins --features testing
+cargo test --locked --workspace --features testing
 
 
 if wait "$iac_check"; then

@@ -70,6 +70,7 @@ pub struct Settings {
     pub metering: MeteringSettings,
     pub trace: crate::trace::TraceConfig,
     pub console: crate::http::console::history::HistoryConfig,
+    #[cfg(feature = "testing")]
     pub testing: TestingConfig,
 }
 
@@ -269,7 +270,9 @@ impl RemotingConfig {
     }
 }
 
-/// Switches for end-to-end tests only. Never turn them on in production.
+/// Switches for end-to-end tests only, in builds with the `testing` feature (the tests'
+/// build); other builds refuse a `[testing]` section as an unknown field.
+#[cfg(feature = "testing")]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TestingConfig {
@@ -342,6 +345,7 @@ impl Default for Settings {
             metering: MeteringSettings::default(),
             trace: crate::trace::TraceConfig::default(),
             console: Default::default(),
+            #[cfg(feature = "testing")]
             testing: TestingConfig::default(),
         }
     }

@@ -43,6 +43,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     // Every time this node stamps or compares is the coordinator's (DESIGN: nodes' clocks
     // drift; deadlines and heartbeats cross nodes). Tests may run the local clock fast.
     let local = Arc::new(OffsetClock::default());
+    #[cfg(feature = "testing")]
     local.advance(settings.testing.clock_skew);
     let synced = Arc::new(SyncedClock::new(local));
     let offset = synced.sync(dyn_coordinator.as_ref()).await?;
@@ -357,7 +358,7 @@ pub async fn run(settings: Settings, roles: Roles) -> Result<(), BoxError> {
     );
     let admin = Arc::new(Admin {
         catalog,
-        clock_control: settings.testing.clock_control.then_some(offset_clock),
+        clock_control: clock_control(&settings, offset_clock),
         store: Arc::clone(&store),
         store_requests,
         unreadable,
@@ -496,6 +497,18 @@ impl Tls {
 
 /// Authentication and the ACL: on by default in cluster roles, off in standalone. Users'
 /// secret keys are sealed with the configured at-rest key; standalone generates one into its
+/// The clock the admin API may move (`strata advance-clock`): only in builds with the
+/// `testing` feature, and when `testing.clock_control` asks for it.
+fn clock_control(settings: &Settings, clock: Arc<OffsetClock>) -> Option<Arc<OffsetClock>> {
+    #[cfg(feature = "testing")]
+    return settings.testing.clock_control.then_some(clock);
+    #[cfg(not(feature = "testing"))]
+    {
+        let _ = (settings, clock);
+        None
+    }
+}
+
 /// Refuses listeners beyond loopback for a node without authentication: every request would
 /// be let in as any tenant's operator.
 fn only_loopback(settings: &Settings, standalone: bool) -> Result<(), BoxError> {

@@ -136,10 +136,7 @@ async fn replay_across_parquet_and_wal_checkpoints_and_the_archive() {
     let broker = start().await;
     let topic = "stream-replay";
     let mut sent = send(&broker.endpoint, topic, "old", 300).await;
-    let mid = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let mid = strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock);
     // Wait until the compactor turned the first messages of every queue into Parquet files.
     let deadline = Instant::now() + Duration::from_secs(30);
     while compacted_queues(&broker, topic) < 8 {

@@ -151,9 +151,6 @@ mod tests {
     }
 
     fn wall_ms() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
+        strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock)
     }
 }

@@ -325,10 +325,7 @@ async fn a_compactor_dying_before_its_swap_leaves_nothing_visible() {
     assert_eq!(e.read_all().await, e.sent);
     // The dead job's file is an orphan: collected after the orphan grace period (measured
     // against the objects' real modification times).
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let wall = strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock);
     let now = wall + 2 * 3_600_000;
     collect_orphans(e.store.as_ref(), e.coordinator.as_ref(), now, Duration::from_secs(3600))
         .await

@@ -15,10 +15,20 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default()
+        self.since_epoch().as_millis() as i64
+    }
+}
+
+impl SystemClock {
+    /// Microseconds since the Unix epoch (latencies across processes, `strata bench`).
+    pub fn now_us(&self) -> u64 {
+        self.since_epoch().as_micros() as u64
+    }
+
+    // The one reading of the wall clock (clippy's disallowed-methods keeps it that way).
+    #[allow(clippy::disallowed_methods)]
+    fn since_epoch(&self) -> Duration {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
     }
 }
 

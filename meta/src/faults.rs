@@ -325,9 +325,9 @@ impl Consumption for FaultyCoordinator {
         self.faults.check()?;
         self.inner.pop_claim(claim).await
     }
-    async fn dead_letter(&self, r: &Receipt, topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
+    async fn dead_letter(&self, r: &Receipt, topic: &str, now_ms: i64) -> Result<std::result::Result<(), AckOutcome>> {
         self.faults.check()?;
-        self.inner.dead_letter(r, topic).await
+        self.inner.dead_letter(r, topic, now_ms).await
     }
     async fn dead_letter_expired(&self, now_ms: i64, limit: u32) -> Result<u32> {
         self.faults.check()?;

@@ -205,7 +205,8 @@ impl ExitCode {
 
 /// An instant given as RFC 3339 or as a duration before now; ms since the epoch.
 pub fn instant(s: &str) -> Result<i64, BoxError> {
-    let now = std::time::SystemTime::now();
+    let now_ms = strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock);
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms.max(0) as u64);
     let at = match humantime::parse_rfc3339_weak(s) {
         Ok(t) => t,
         Err(_) => now

@@ -1,7 +1,6 @@
 //! How the CLI reaches a broker and signs its admin calls (the 5.x signature: HMAC-SHA1 of
 //! `x-mq-date-time` with the secret key).
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_proto::admin::strata_admin_client::StrataAdminClient;
 use tonic::metadata::MetadataValue;
@@ -65,9 +64,7 @@ impl Interceptor for Signer {
         let (Some(ak), Some(sk)) = (&self.0.access_key, &self.0.secret_key) else {
             return Ok(request);
         };
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock);
         let date = strata_tenancy::signature::date_now(now_ms);
         let header = strata_tenancy::signature::header(ak, sk.as_bytes(), &date);
         let value = |s: String| {

@@ -442,12 +442,12 @@ impl MessagingService for Front {
                     }];
                 }
             };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
+            // The machine's own clock, not the node's test-movable one: clients measure their
+            // invisible time from it.
+            let now_ms = strata_meta::Clock::now_ms(&strata_meta::clock::SystemClock);
             let delivered_at = prost_types::Timestamp {
-                seconds: now.as_secs() as i64,
-                nanos: now.subsec_nanos() as i32,
+                seconds: now_ms.div_euclid(1000),
+                nanos: (now_ms.rem_euclid(1000) * 1_000_000) as i32,
             };
             content
                 .into_iter()

@@ -254,11 +254,11 @@ pub async fn messages_out_of_attempts_go_to_the_dead_letter_topic(c: &dyn Coordi
     );
     // The client forwards offset 1 itself after its last attempt.
     assert_eq!(
-        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq).await.unwrap(),
+        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq, T0).await.unwrap(),
         Ok(())
     );
     assert_eq!(
-        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq).await.unwrap(),
+        c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq, T0).await.unwrap(),
         Err(AckOutcome::AlreadyAcked)
     );
     // The DLQ references the original records (zero copy) and is consumed like any topic.

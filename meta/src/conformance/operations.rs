@@ -241,7 +241,7 @@ pub async fn dead_letters_go_back_to_their_group_only(c: &dyn Coordinator) {
     let s = sub(t, "g", "a");
     let st = c.pop_state(&s, &[0], T0, 10, false).await.unwrap();
     let got = c.pop_claim(&claim_new(&s, &st[0], 3, T0, T0 + 10)).await.unwrap();
-    c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq)
+    c.dead_letter(&receipt(&s, &got.delivered[1]), &dlq, T0)
         .await
         .unwrap()
         .unwrap();

@@ -41,11 +41,12 @@ pub trait Consumption: Send + Sync {
     async fn pop_claims(&self, claims: &[PopClaim]) -> Result<Vec<Claimed>>;
 
     /// Moves a delivered message to `dead_letter_topic` (queue 0) by its receipt, as a
-    /// client does after its own last attempt. Zero copy.
+    /// client does after its own last attempt, at `now_ms`. Zero copy.
     async fn dead_letter(
         &self,
         receipt: &Receipt,
         dead_letter_topic: &str,
+        now_ms: i64,
     ) -> Result<std::result::Result<(), AckOutcome>>;
 
     /// Moves expired in-flight messages that are out of attempts (attempt ≥ their group's

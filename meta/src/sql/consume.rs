@@ -207,10 +207,15 @@ impl Consumption for SqlCoordinator {
         .await
     }
 
-    async fn dead_letter(&self, r: &Receipt, dead_letter_topic: &str) -> Result<std::result::Result<(), AckOutcome>> {
+    async fn dead_letter(
+        &self,
+        r: &Receipt,
+        dead_letter_topic: &str,
+        now_ms: i64,
+    ) -> Result<std::result::Result<(), AckOutcome>> {
         let (r, dlq) = (r.clone(), dead_letter_topic.to_string());
         self.write(Box::new(move |tx| {
-            Box::pin(async move { dead_letter_in(tx, &r, &dlq).await })
+            Box::pin(async move { dead_letter_in(tx, &r, &dlq, now_ms).await })
         }))
         .await
     }
@@ -528,6 +533,7 @@ async fn dead_letter_in(
     tx: &mut Tx,
     r: &Receipt,
     dead_letter_topic: &str,
+    now_ms: i64,
 ) -> Result<(std::result::Result<(), AckOutcome>, Announce)> {
     let removed = Checkpoint::change_holding(tx, r, |cp| {
         cp.remove(r.offset);
@@ -543,7 +549,7 @@ async fn dead_letter_in(
         topic: r.subscription.topic.clone(),
         queue: r.queue,
     };
-    append_dead_letter(tx, &queue, r.offset, dead_letter_topic, now_wall_ms()).await?;
+    append_dead_letter(tx, &queue, r.offset, dead_letter_topic, now_ms).await?;
     // The dead-letter topic has news; a FIFO message group behind this message is free.
     let topics: HashSet<(String, String)> = [
         (r.subscription.tenant.clone(), dead_letter_topic.to_string()),

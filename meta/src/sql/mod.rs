@@ -660,13 +660,6 @@ async fn group_busy(tx: &mut Tx, sub: &Subscription, queue: i32, group: &str) ->
     Ok(row.is_some())
 }
 
-/// Wall-clock milliseconds, for timestamps of records moved without a caller's clock.
-fn now_wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
 
 impl SqlCoordinator {
     /// Announces commits on `topics` (`held`: of records held back, see [`CommitEvent`]): on
