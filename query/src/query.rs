@@ -666,8 +666,12 @@ impl Query {
                 .try_for_each(outcome_result);
         }
         let dlq = self.catalog.dead_letter_topic(&sub.tenant, sub.group_name()).await?;
-        match self.catalog.coordinator().dead_letter(&receipt, &dlq.name, self.catalog.clock().now_ms())
-            .await? {
+        match self
+            .catalog
+            .coordinator()
+            .dead_letter(&receipt, &dlq.name, self.catalog.clock().now_ms())
+            .await?
+        {
             Ok(()) => Ok(()),
             Err(outcome) => {
                 outcome_result(outcome)?;

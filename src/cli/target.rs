@@ -1,7 +1,6 @@
 //! How the CLI reaches a broker and signs its admin calls (the 5.x signature: HMAC-SHA1 of
 //! `x-mq-date-time` with the secret key).
 
-
 use strata_proto::admin::strata_admin_client::StrataAdminClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;

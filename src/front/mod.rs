@@ -138,6 +138,11 @@ fn refuse<R: Refusal>(status: v2::Status) -> Reply<R> {
     Ok(Response::new(R::refusal(status)))
 }
 
+/// An RPC's answer: its response, or its refusal carried in the response's status.
+fn answer<R: Refusal>(result: Result<R, v2::Status>) -> Reply<R> {
+    Ok(Response::new(result.unwrap_or_else(R::refusal)))
+}
+
 /// A streamed answer from another node, as this node's stream type.
 fn boxed<T, S>(answer: Response<S>) -> Response<BoxStream<T>>
 where
@@ -199,6 +204,17 @@ impl Front {
     }
 }
 
+/// The role an RPC needs on this node, or (returning from the RPC) the request passed on to
+/// a live node that has it through `call`.
+macro_rules! role_or_pass_on {
+    ($self:ident . $role:ident, $name:ident, $request:ident, $call:expr) => {
+        match &$self.$role {
+            Some(role) => Arc::clone(role),
+            None => return $self.pass_on(Roles::$name, $request, $call).await,
+        }
+    };
+}
+
 #[tonic::async_trait]
 impl MessagingService for Front {
     async fn query_route(&self, request: Request<v2::QueryRouteRequest>) -> Reply<v2::QueryRouteResponse> {
@@ -206,68 +222,57 @@ impl MessagingService for Front {
         let req = request.into_inner();
         let resource = req.topic.unwrap_or_default();
         let span = info_span!("query_route", topic = %resource.name);
-        async {
-            let needs = [topic_need(&resource, Actions::PUB.union(Actions::SUB))];
-            let tenant = match self.let_in(&ctx, "QueryRoute", &needs).await {
-                Ok(tenant) => tenant,
-                Err(s) => return refuse(s),
-            };
-            let topic = match self.catalog.topic(&tenant, &resource.name).await {
-                Ok(t) => t,
-                Err(e) => return refuse(from_meta(&e)),
-            };
-            let client_type = ctx
-                .client_id
-                .as_deref()
-                .map_or(0, |id| self.sessions.client_type(&tenant, id));
-            match self
-                .routes
-                .queues(&resource, &topic, req.endpoints.as_ref(), client_type)
-                .await
-            {
-                Ok(queues) => Ok(Response::new(v2::QueryRouteResponse {
+        answer(
+            async {
+                let needs = [topic_need(&resource, Actions::PUB.union(Actions::SUB))];
+                let tenant = self.let_in(&ctx, "QueryRoute", &needs).await?;
+                let topic = self
+                    .catalog
+                    .topic(&tenant, &resource.name)
+                    .await
+                    .map_err(|e| from_meta(&e))?;
+                let client_type = ctx
+                    .client_id
+                    .as_deref()
+                    .map_or(0, |id| self.sessions.client_type(&tenant, id));
+                let queues = self
+                    .routes
+                    .queues(&resource, &topic, req.endpoints.as_ref(), client_type)
+                    .await?;
+                Ok(v2::QueryRouteResponse {
                     status: Some(ok()),
                     message_queues: queues,
-                })),
-                Err(s) => refuse(s),
+                })
             }
-        }
-        .instrument(span)
-        .await
+            .instrument(span)
+            .await,
+        )
     }
 
     async fn heartbeat(&self, request: Request<v2::HeartbeatRequest>) -> Reply<v2::HeartbeatResponse> {
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
-        let group = req.group.as_ref().filter(|g| !g.name.is_empty());
-        let needs: Vec<Need<'_>> = group.map(|g| group_need(g, Actions::SUB)).into_iter().collect();
-        let tenant = match self.let_in(&ctx, "Heartbeat", &needs).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        if let Some(id) = &ctx.client_id {
-            self.sessions.touch(&tenant, id, Some(req.client_type));
-        }
-        let status = match group {
-            Some(g) => match self.catalog.group(&tenant, &g.name).await {
-                Ok(_) => ok(),
-                Err(e) => from_meta(&e),
-            },
-            None => ok(),
-        };
-        Ok(Response::new(v2::HeartbeatResponse { status: Some(status) }))
+        answer(
+            async {
+                let group = req.group.as_ref().filter(|g| !g.name.is_empty());
+                let needs: Vec<Need<'_>> = group.map(|g| group_need(g, Actions::SUB)).into_iter().collect();
+                let tenant = self.let_in(&ctx, "Heartbeat", &needs).await?;
+                if let Some(id) = &ctx.client_id {
+                    self.sessions.touch(&tenant, id, Some(req.client_type));
+                }
+                if let Some(g) = group {
+                    self.catalog.group(&tenant, &g.name).await.map_err(|e| from_meta(&e))?;
+                }
+                Ok(v2::HeartbeatResponse { status: Some(ok()) })
+            }
+            .await,
+        )
     }
 
     async fn send_message(&self, request: Request<v2::SendMessageRequest>) -> Reply<v2::SendMessageResponse> {
-        let Some(ingest) = &self.ingest else {
-            return self
-                .pass_on(
-                    Roles::INGEST,
-                    request,
-                    |mut c, r| async move { c.send_message(r).await },
-                )
-                .await;
-        };
+        let ingest = role_or_pass_on!(self.ingest, INGEST, request, |mut c, r| async move {
+            c.send_message(r).await
+        });
         let started = std::time::Instant::now();
         let host = request.remote_addr().map(|a| a.ip().to_string());
         let ctx = Ctx::of(&request);
@@ -280,14 +285,19 @@ impl MessagingService for Front {
                 None => Need::topic("", Actions::PUB),
             })
             .collect();
-        let tenant = match self.let_in(&ctx, "SendMessage", &needs).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
+        let admitted = async {
+            let tenant = self.let_in(&ctx, "SendMessage", &needs).await?;
+            let weights = req.messages.iter().map(strata_ingest::record::weight);
+            let charge = self
+                .gate
+                .admit_send(&tenant, weights)
+                .await
+                .map_err(|e| from_auth(&e))?;
+            Ok((tenant, charge))
         };
-        let weights = req.messages.iter().map(strata_ingest::record::weight);
-        let charge = match self.gate.admit_send(&tenant, weights).await {
-            Ok(charge) => charge,
-            Err(e) => return refuse(from_auth(&e)),
+        let (tenant, charge) = match admitted.await {
+            Ok(admitted) => admitted,
+            Err(s) => return refuse(s),
         };
         let results = ingest.send(&tenant, &req.messages).await;
         let stored: Vec<(&str, &strata_ingest::SendReceipt)> = req
@@ -353,39 +363,35 @@ impl MessagingService for Front {
     ) -> Reply<v2::QueryAssignmentResponse> {
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
-        let topic = req.topic.unwrap_or_default();
-        let group = req.group.unwrap_or_default();
-        let tenant = match self.let_in(&ctx, "QueryAssignment", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        let checked = async {
-            self.catalog.topic(&tenant, &topic.name).await?;
-            self.catalog.group(&tenant, &group.name).await
-        };
-        if let Err(e) = checked.await {
-            return refuse(from_meta(&e));
-        }
-        match self.routes.assignments(&topic, req.endpoints.as_ref()).await {
-            Ok(assignments) => Ok(Response::new(v2::QueryAssignmentResponse {
-                status: Some(ok()),
-                assignments,
-            })),
-            Err(s) => refuse(s),
-        }
+        let (topic, group) = (req.topic.unwrap_or_default(), req.group.unwrap_or_default());
+        answer(
+            async {
+                let tenant = self.let_in(&ctx, "QueryAssignment", &sub_needs(&group, &topic)).await?;
+                self.catalog
+                    .topic(&tenant, &topic.name)
+                    .await
+                    .map_err(|e| from_meta(&e))?;
+                self.catalog
+                    .group(&tenant, &group.name)
+                    .await
+                    .map_err(|e| from_meta(&e))?;
+                let assignments = self.routes.assignments(&topic, req.endpoints.as_ref()).await?;
+                Ok(v2::QueryAssignmentResponse {
+                    status: Some(ok()),
+                    assignments,
+                })
+            }
+            .await,
+        )
     }
 
     type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
 
     async fn receive_message(&self, request: Request<v2::ReceiveMessageRequest>) -> Reply<Self::ReceiveMessageStream> {
         use v2::receive_message_response::Content;
-        let Some(query) = self.query.clone() else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move {
-                    Ok(boxed(c.receive_message(r).await?))
-                })
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            Ok(boxed(c.receive_message(r).await?))
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let group = req.group.clone().unwrap_or_default();
@@ -394,16 +400,15 @@ impl MessagingService for Front {
             .as_ref()
             .and_then(|q| q.topic.clone())
             .unwrap_or_default();
-        let tenant = match self.let_in(&ctx, "ReceiveMessage", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
+        let checked = async {
+            let tenant = self.let_in(&ctx, "ReceiveMessage", &sub_needs(&group, &topic)).await?;
+            self.gate.admit_receive(&tenant).await.map_err(|e| from_auth(&e))?;
+            let filter = Filter::parse(req.filter_expression.as_ref()).map_err(|e| from_query(&e))?;
+            Ok((tenant, filter))
         };
-        if let Err(e) = self.gate.admit_receive(&tenant).await {
-            return refuse(from_auth(&e));
-        }
-        let filter = match Filter::parse(req.filter_expression.as_ref()) {
-            Ok(f) => f,
-            Err(e) => return refuse(from_query(&e)),
+        let (tenant, filter) = match checked.await {
+            Ok(checked) => checked,
+            Err(s) => return refuse(s),
         };
         let invisible = match req.invisible_duration.as_ref().map(to_std) {
             None => None,
@@ -462,11 +467,12 @@ impl MessagingService for Front {
     }
 
     async fn ack_message(&self, request: Request<v2::AckMessageRequest>) -> Reply<v2::AckMessageResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move { c.ack_message(r).await })
-                .await;
-        };
+        let query = role_or_pass_on!(
+            self.query,
+            QUERY,
+            request,
+            |mut c, r| async move { c.ack_message(r).await }
+        );
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let (group, topic) = (req.group.unwrap_or_default(), req.topic.unwrap_or_default());
@@ -506,61 +512,54 @@ impl MessagingService for Front {
         &self,
         request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Reply<v2::ForwardMessageToDeadLetterQueueResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move {
-                    c.forward_message_to_dead_letter_queue(r).await
-                })
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            c.forward_message_to_dead_letter_queue(r).await
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let (group, topic) = (req.group.unwrap_or_default(), req.topic.unwrap_or_default());
-        let rpc = "ForwardMessageToDeadLetterQueue";
-        let sub = match self.let_in(&ctx, rpc, &sub_needs(&group, &topic)).await {
-            Ok(tenant) => subscription(tenant, &group, &topic),
-            Err(s) => return refuse(s),
-        };
-        let status = match query.forward_to_dead_letter(&sub, &req.receipt_handle).await {
-            Ok(()) => {
+        answer(
+            async {
+                let rpc = "ForwardMessageToDeadLetterQueue";
+                let sub = subscription(
+                    self.let_in(&ctx, rpc, &sub_needs(&group, &topic)).await?,
+                    &group,
+                    &topic,
+                );
+                query
+                    .forward_to_dead_letter(&sub, &req.receipt_handle)
+                    .await
+                    .map_err(|e| from_query(&e))?;
                 let client = ctx.client_id.as_deref();
                 self.gate
                     .trace_consumer(Kind::DeadLettered, &sub, client, &req.message_id, None);
-                ok()
+                Ok(v2::ForwardMessageToDeadLetterQueueResponse { status: Some(ok()) })
             }
-            Err(e) => from_query(&e),
-        };
-        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
-            status: Some(status),
-        }))
+            .await,
+        )
     }
 
     type PullMessageStream = BoxStream<v2::PullMessageResponse>;
 
     async fn pull_message(&self, request: Request<v2::PullMessageRequest>) -> Reply<Self::PullMessageStream> {
         use v2::pull_message_response::Content;
-        let Some(query) = self.query.clone() else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move {
-                    Ok(boxed(c.pull_message(r).await?))
-                })
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            Ok(boxed(c.pull_message(r).await?))
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
         let group = req.group.unwrap_or_default();
-        let tenant = match self.let_in(&ctx, "PullMessage", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
+        let checked = async {
+            let tenant = self.let_in(&ctx, "PullMessage", &sub_needs(&group, &topic)).await?;
+            self.gate.admit_receive(&tenant).await.map_err(|e| from_auth(&e))?;
+            let filter = Filter::parse(req.filter_expression.as_ref()).map_err(|e| from_query(&e))?;
+            Ok((tenant, filter))
         };
-        if let Err(e) = self.gate.admit_receive(&tenant).await {
-            return refuse(from_auth(&e));
-        }
-        let filter = match Filter::parse(req.filter_expression.as_ref()) {
-            Ok(f) => f,
-            Err(e) => return refuse(from_query(&e)),
+        let (tenant, filter) = match checked.await {
+            Ok(checked) => checked,
+            Err(s) => return refuse(s),
         };
         let pull = PullRequest {
             queue: QueueRef {
@@ -610,138 +609,126 @@ impl MessagingService for Front {
     }
 
     async fn update_offset(&self, request: Request<v2::UpdateOffsetRequest>) -> Reply<v2::UpdateOffsetResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(
-                    Roles::QUERY,
-                    request,
-                    |mut c, r| async move { c.update_offset(r).await },
-                )
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            c.update_offset(r).await
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let (group, topic) = (req.group.unwrap_or_default(), mq.topic.unwrap_or_default());
-        let sub = match self.let_in(&ctx, "UpdateOffset", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => subscription(tenant, &group, &topic),
-            Err(s) => return refuse(s),
-        };
-        let status = match query.update_offset(&sub, mq.id, req.offset).await {
-            Ok(()) => ok(),
-            Err(e) => from_query(&e),
-        };
-        Ok(Response::new(v2::UpdateOffsetResponse { status: Some(status) }))
+        answer(
+            async {
+                let tenant = self.let_in(&ctx, "UpdateOffset", &sub_needs(&group, &topic)).await?;
+                let sub = subscription(tenant, &group, &topic);
+                query
+                    .update_offset(&sub, mq.id, req.offset)
+                    .await
+                    .map_err(|e| from_query(&e))?;
+                Ok(v2::UpdateOffsetResponse { status: Some(ok()) })
+            }
+            .await,
+        )
     }
 
     async fn get_offset(&self, request: Request<v2::GetOffsetRequest>) -> Reply<v2::GetOffsetResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move { c.get_offset(r).await })
-                .await;
-        };
+        let query = role_or_pass_on!(
+            self.query,
+            QUERY,
+            request,
+            |mut c, r| async move { c.get_offset(r).await }
+        );
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let (group, topic) = (req.group.unwrap_or_default(), mq.topic.unwrap_or_default());
-        let sub = match self.let_in(&ctx, "GetOffset", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => subscription(tenant, &group, &topic),
-            Err(s) => return refuse(s),
-        };
-        match query.committed_offset(&sub, mq.id).await {
-            Ok(offset) => Ok(Response::new(v2::GetOffsetResponse {
-                status: Some(ok()),
-                offset,
-            })),
-            Err(e) => refuse(from_query(&e)),
-        }
+        answer(
+            async {
+                let tenant = self.let_in(&ctx, "GetOffset", &sub_needs(&group, &topic)).await?;
+                let sub = subscription(tenant, &group, &topic);
+                let offset = query.committed_offset(&sub, mq.id).await.map_err(|e| from_query(&e))?;
+                Ok(v2::GetOffsetResponse {
+                    status: Some(ok()),
+                    offset,
+                })
+            }
+            .await,
+        )
     }
 
     async fn query_offset(&self, request: Request<v2::QueryOffsetRequest>) -> Reply<v2::QueryOffsetResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move { c.query_offset(r).await })
-                .await;
-        };
+        let query = role_or_pass_on!(
+            self.query,
+            QUERY,
+            request,
+            |mut c, r| async move { c.query_offset(r).await }
+        );
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
-        let tenant = match self
-            .let_in(&ctx, "QueryOffset", &[topic_need(&topic, Actions::SUB)])
-            .await
-        {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        let position = match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
-            Ok(v2::QueryOffsetPolicy::Beginning) => Some(Position::Beginning),
-            Ok(v2::QueryOffsetPolicy::End) => Some(Position::End),
-            Ok(v2::QueryOffsetPolicy::Timestamp) => req.timestamp.map(|t| {
-                Position::Timestamp(
-                    t.seconds
-                        .saturating_mul(1000)
-                        .saturating_add(i64::from(t.nanos) / 1_000_000),
-                )
-            }),
-            Err(_) => None,
-        };
-        let Some(position) = position else {
-            return refuse(status(Code::BadRequest, "a TIMESTAMP query needs a timestamp"));
-        };
-        let queue = QueueRef {
-            tenant,
-            topic: topic.name,
-            queue: mq.id,
-        };
-        match query.query_offset(&queue, position).await {
-            Ok(offset) => Ok(Response::new(v2::QueryOffsetResponse {
-                status: Some(ok()),
-                offset,
-            })),
-            Err(e) => refuse(from_query(&e)),
-        }
+        answer(
+            async {
+                let tenant = self
+                    .let_in(&ctx, "QueryOffset", &[topic_need(&topic, Actions::SUB)])
+                    .await?;
+                let position = match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
+                    Ok(v2::QueryOffsetPolicy::Beginning) => Some(Position::Beginning),
+                    Ok(v2::QueryOffsetPolicy::End) => Some(Position::End),
+                    Ok(v2::QueryOffsetPolicy::Timestamp) => req.timestamp.map(|t| {
+                        Position::Timestamp(
+                            t.seconds
+                                .saturating_mul(1000)
+                                .saturating_add(i64::from(t.nanos) / 1_000_000),
+                        )
+                    }),
+                    Err(_) => None,
+                };
+                let position =
+                    position.ok_or_else(|| status(Code::BadRequest, "a TIMESTAMP query needs a timestamp"))?;
+                let queue = QueueRef {
+                    tenant,
+                    topic: topic.name,
+                    queue: mq.id,
+                };
+                let offset = query.query_offset(&queue, position).await.map_err(|e| from_query(&e))?;
+                Ok(v2::QueryOffsetResponse {
+                    status: Some(ok()),
+                    offset,
+                })
+            }
+            .await,
+        )
     }
 
     async fn end_transaction(&self, request: Request<v2::EndTransactionRequest>) -> Reply<v2::EndTransactionResponse> {
-        let Some(ingest) = &self.ingest else {
-            return self
-                .pass_on(
-                    Roles::INGEST,
-                    request,
-                    |mut c, r| async move { c.end_transaction(r).await },
-                )
-                .await;
-        };
+        let ingest = role_or_pass_on!(self.ingest, INGEST, request, |mut c, r| async move {
+            c.end_transaction(r).await
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let topic = req.topic.unwrap_or_default();
-        let tenant = match self
-            .let_in(&ctx, "EndTransaction", &[topic_need(&topic, Actions::PUB)])
-            .await
-        {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        let commit = match v2::TransactionResolution::try_from(req.resolution) {
-            Ok(v2::TransactionResolution::Commit) => true,
-            Ok(v2::TransactionResolution::Rollback) => false,
-            _ => return refuse(status(Code::BadRequest, "resolution must be COMMIT or ROLLBACK")),
-        };
-        let status = match ingest
-            .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
-            .await
-        {
-            Ok(()) => {
+        answer(
+            async {
+                let tenant = self
+                    .let_in(&ctx, "EndTransaction", &[topic_need(&topic, Actions::PUB)])
+                    .await?;
+                let commit = match v2::TransactionResolution::try_from(req.resolution) {
+                    Ok(v2::TransactionResolution::Commit) => true,
+                    Ok(v2::TransactionResolution::Rollback) => false,
+                    _ => return Err(status(Code::BadRequest, "resolution must be COMMIT or ROLLBACK")),
+                };
+                ingest
+                    .end_transaction(&tenant, &topic.name, &req.transaction_id, commit)
+                    .await
+                    .map_err(|e| from_ingest(&e))?;
                 let kind = if commit { Kind::Committed } else { Kind::RolledBack };
                 let client = ctx.client_id.as_deref();
                 self.gate
                     .trace_producer(kind, &tenant, &topic.name, client, &req.message_id);
-                ok()
+                Ok(v2::EndTransactionResponse { status: Some(ok()) })
             }
-            Err(e) => from_ingest(&e),
-        };
-        Ok(Response::new(v2::EndTransactionResponse { status: Some(status) }))
+            .await,
+        )
     }
 
     type TelemetryStream = BoxStream<v2::TelemetryCommand>;
@@ -807,111 +794,99 @@ impl MessagingService for Front {
     ) -> Reply<v2::NotifyClientTerminationResponse> {
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
-        let group = req.group.as_ref().filter(|g| !g.name.is_empty());
-        // The group only names the tenant: a client ends its own session.
-        let needs: Vec<Need<'_>> = group.map(|g| group_need(g, Actions::default())).into_iter().collect();
-        let tenant = match self.let_in(&ctx, "NotifyClientTermination", &needs).await {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        if let Some(id) = &ctx.client_id {
-            self.sessions.remove(&tenant, id);
-            self.drop_lite_client(&tenant, id).await;
-        }
-        Ok(Response::new(v2::NotifyClientTerminationResponse {
-            status: Some(ok()),
-        }))
+        answer(
+            async {
+                let group = req.group.as_ref().filter(|g| !g.name.is_empty());
+                // The group only names the tenant: a client ends its own session.
+                let needs: Vec<Need<'_>> = group.map(|g| group_need(g, Actions::default())).into_iter().collect();
+                let tenant = self.let_in(&ctx, "NotifyClientTermination", &needs).await?;
+                if let Some(id) = &ctx.client_id {
+                    self.sessions.remove(&tenant, id);
+                    self.drop_lite_client(&tenant, id).await;
+                }
+                Ok(v2::NotifyClientTerminationResponse { status: Some(ok()) })
+            }
+            .await,
+        )
     }
 
     async fn change_invisible_duration(
         &self,
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Reply<v2::ChangeInvisibleDurationResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move {
-                    c.change_invisible_duration(r).await
-                })
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            c.change_invisible_duration(r).await
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let (group, topic) = (req.group.unwrap_or_default(), req.topic.unwrap_or_default());
-        let sub = match self
-            .let_in(&ctx, "ChangeInvisibleDuration", &sub_needs(&group, &topic))
-            .await
-        {
-            Ok(tenant) => subscription(tenant, &group, &topic),
-            Err(s) => return refuse(s),
-        };
-        let Some(invisible) = req.invisible_duration.as_ref().and_then(to_std) else {
-            return refuse(status(
-                Code::IllegalInvisibleTime,
-                "invisible duration missing or negative",
-            ));
-        };
-        match query.change_invisible(&sub, &req.receipt_handle, invisible).await {
-            Ok(handle) => {
+        answer(
+            async {
+                let rpc = "ChangeInvisibleDuration";
+                let sub = subscription(
+                    self.let_in(&ctx, rpc, &sub_needs(&group, &topic)).await?,
+                    &group,
+                    &topic,
+                );
+                let invisible = req
+                    .invisible_duration
+                    .as_ref()
+                    .and_then(to_std)
+                    .ok_or_else(|| status(Code::IllegalInvisibleTime, "invisible duration missing or negative"))?;
+                let handle = query
+                    .change_invisible(&sub, &req.receipt_handle, invisible)
+                    .await
+                    .map_err(|e| from_query(&e))?;
                 let ms = Some(invisible.as_millis() as i64);
                 let client = ctx.client_id.as_deref();
                 self.gate
                     .trace_consumer(Kind::InvisibleChanged, &sub, client, &req.message_id, ms);
-                Ok(Response::new(v2::ChangeInvisibleDurationResponse {
+                Ok(v2::ChangeInvisibleDurationResponse {
                     status: Some(ok()),
                     receipt_handle: handle,
-                }))
+                })
             }
-            Err(e) => refuse(from_query(&e)),
-        }
+            .await,
+        )
     }
 
     async fn recall_message(&self, request: Request<v2::RecallMessageRequest>) -> Reply<v2::RecallMessageResponse> {
-        let Some(ingest) = &self.ingest else {
-            return self
-                .pass_on(
-                    Roles::INGEST,
-                    request,
-                    |mut c, r| async move { c.recall_message(r).await },
-                )
-                .await;
-        };
+        let ingest = role_or_pass_on!(self.ingest, INGEST, request, |mut c, r| async move {
+            c.recall_message(r).await
+        });
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let topic = req.topic.unwrap_or_default();
-        let tenant = match self
-            .let_in(&ctx, "RecallMessage", &[topic_need(&topic, Actions::PUB)])
-            .await
-        {
-            Ok(tenant) => tenant,
-            Err(s) => return refuse(s),
-        };
-        match ingest.recall(&tenant, &topic.name, &req.recall_handle).await {
-            Ok(message_id) => {
+        answer(
+            async {
+                let tenant = self
+                    .let_in(&ctx, "RecallMessage", &[topic_need(&topic, Actions::PUB)])
+                    .await?;
+                let message_id = ingest
+                    .recall(&tenant, &topic.name, &req.recall_handle)
+                    .await
+                    .map_err(|e| from_ingest(&e))?;
                 let client = ctx.client_id.as_deref();
                 self.gate
                     .trace_producer(Kind::Recalled, &tenant, &topic.name, client, &message_id);
-                Ok(Response::new(v2::RecallMessageResponse {
+                Ok(v2::RecallMessageResponse {
                     status: Some(ok()),
                     message_id,
-                }))
+                })
             }
-            Err(e) => refuse(from_ingest(&e)),
-        }
+            .await,
+        )
     }
 
     async fn sync_lite_subscription(
         &self,
         request: Request<v2::SyncLiteSubscriptionRequest>,
     ) -> Reply<v2::SyncLiteSubscriptionResponse> {
-        let Some(query) = &self.query else {
-            return self
-                .pass_on(Roles::QUERY, request, |mut c, r| async move {
-                    c.sync_lite_subscription(r).await
-                })
-                .await;
-        };
+        let query = role_or_pass_on!(self.query, QUERY, request, |mut c, r| async move {
+            c.sync_lite_subscription(r).await
+        });
         let ctx = Ctx::of(&request);
-        let status = self.sync_lite(query, &ctx, request.into_inner()).await;
+        let status = self.sync_lite(&query, &ctx, request.into_inner()).await;
         Ok(Response::new(v2::SyncLiteSubscriptionResponse { status: Some(status) }))
     }
 }

@@ -660,7 +660,6 @@ async fn group_busy(tx: &mut Tx, sub: &Subscription, queue: i32, group: &str) ->
     Ok(row.is_some())
 }
 
-
 impl SqlCoordinator {
     /// Announces commits on `topics` (`held`: of records held back, see [`CommitEvent`]): on
     /// PostgreSQL within the transaction (delivered at commit, to every node); on SQLite the
