@@ -7,9 +7,9 @@ use strata_proto::v2::telemetry_command::Command;
 use strata_proto::v2::{self, Code, LiteSubscriptionAction};
 use strata_query::{LiteStart, Position, Query};
 
-use super::context::{Ctx, subscription};
+use super::Front;
+use super::context::Ctx;
 use super::status::{from_meta, from_query, ok, status};
-use super::{Front, sub_needs};
 
 /// The lite topic names a request means. rocketmq-python-client 5.1.2 sends PARTIAL_ADD with
 /// its one name split into characters (`["s", "e", "s", …]`): from a Python client, a
@@ -73,11 +73,8 @@ impl Front {
             req.group.clone().unwrap_or_default(),
             req.topic.clone().unwrap_or_default(),
         );
-        let sub = match self
-            .let_in(ctx, "SyncLiteSubscription", &sub_needs(&group, &topic))
-            .await
-        {
-            Ok(tenant) => subscription(tenant, &group, &topic),
+        let sub = match self.subscriber(ctx, "SyncLiteSubscription", &group, &topic).await {
+            Ok(sub) => sub,
             Err(s) => return s,
         };
         let Some(client_id) = ctx.client_id.clone() else {

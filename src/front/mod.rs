@@ -20,7 +20,7 @@ use futures::{Stream, StreamExt};
 use strata_ingest::Ingest;
 use strata_meta::Catalog;
 use strata_meta::accounts::Actions;
-use strata_meta::model::{QueueRef, Roles};
+use strata_meta::model::{QueueRef, Roles, Subscription};
 use strata_proto::v2::messaging_service_client::MessagingServiceClient;
 use strata_proto::v2::{self, Code, messaging_service_server::MessagingService, telemetry_command::Command};
 use strata_query::{Filter, Position, PullRequest, Query, ReceiveRequest};
@@ -180,6 +180,19 @@ impl Front {
         self.gate
             .admit(&principal, rpc, &ctx.namespace, needs)
             .map_err(|e| from_auth(&e))
+    }
+
+    /// Lets in a consumer's request naming `group` and `topic` (SUB on both): the
+    /// subscription it acts on.
+    async fn subscriber(
+        &self,
+        ctx: &Ctx,
+        rpc: &str,
+        group: &v2::Resource,
+        topic: &v2::Resource,
+    ) -> Result<Subscription, v2::Status> {
+        let tenant = self.let_in(ctx, rpc, &sub_needs(group, topic)).await?;
+        Ok(subscription(tenant, group, topic))
     }
 
     /// Who sent a request: authenticated here, or by this process already (HTTP).
@@ -476,8 +489,8 @@ impl MessagingService for Front {
         let ctx = Ctx::of(&request);
         let req = request.into_inner();
         let (group, topic) = (req.group.unwrap_or_default(), req.topic.unwrap_or_default());
-        let sub = match self.let_in(&ctx, "AckMessage", &sub_needs(&group, &topic)).await {
-            Ok(tenant) => subscription(tenant, &group, &topic),
+        let sub = match self.subscriber(&ctx, "AckMessage", &group, &topic).await {
+            Ok(sub) => sub,
             Err(s) => return refuse(s),
         };
         let handles: Vec<String> = req.entries.iter().map(|e| e.receipt_handle.clone()).collect();
@@ -521,11 +534,7 @@ impl MessagingService for Front {
         answer(
             async {
                 let rpc = "ForwardMessageToDeadLetterQueue";
-                let sub = subscription(
-                    self.let_in(&ctx, rpc, &sub_needs(&group, &topic)).await?,
-                    &group,
-                    &topic,
-                );
+                let sub = self.subscriber(&ctx, rpc, &group, &topic).await?;
                 query
                     .forward_to_dead_letter(&sub, &req.receipt_handle)
                     .await
@@ -618,8 +627,7 @@ impl MessagingService for Front {
         let (group, topic) = (req.group.unwrap_or_default(), mq.topic.unwrap_or_default());
         answer(
             async {
-                let tenant = self.let_in(&ctx, "UpdateOffset", &sub_needs(&group, &topic)).await?;
-                let sub = subscription(tenant, &group, &topic);
+                let sub = self.subscriber(&ctx, "UpdateOffset", &group, &topic).await?;
                 query
                     .update_offset(&sub, mq.id, req.offset)
                     .await
@@ -643,8 +651,7 @@ impl MessagingService for Front {
         let (group, topic) = (req.group.unwrap_or_default(), mq.topic.unwrap_or_default());
         answer(
             async {
-                let tenant = self.let_in(&ctx, "GetOffset", &sub_needs(&group, &topic)).await?;
-                let sub = subscription(tenant, &group, &topic);
+                let sub = self.subscriber(&ctx, "GetOffset", &group, &topic).await?;
                 let offset = query.committed_offset(&sub, mq.id).await.map_err(|e| from_query(&e))?;
                 Ok(v2::GetOffsetResponse {
                     status: Some(ok()),
@@ -823,11 +830,7 @@ impl MessagingService for Front {
         answer(
             async {
                 let rpc = "ChangeInvisibleDuration";
-                let sub = subscription(
-                    self.let_in(&ctx, rpc, &sub_needs(&group, &topic)).await?,
-                    &group,
-                    &topic,
-                );
+                let sub = self.subscriber(&ctx, rpc, &group, &topic).await?;
                 let invisible = req
                     .invisible_duration
                     .as_ref()
