@@ -31,7 +31,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::gate::Gate;
+use crate::gate::{Gate, Producer};
 pub use checks::{Check, CheckRoute, TelemetryChecks, spawn_transaction_checks};
 pub use context::Verified;
 use context::{Ctx, group_need, subscription, topic_need};
@@ -313,25 +313,12 @@ impl MessagingService for Front {
             Err(s) => return refuse(s),
         };
         let results = ingest.send(&tenant, &req.messages).await;
-        let stored: Vec<(&str, &strata_ingest::SendReceipt)> = req
-            .messages
-            .iter()
-            .zip(&results)
-            .filter_map(|(m, r)| {
-                let topic = m.topic.as_ref().map_or("", |t| t.name.as_str());
-                r.as_ref().ok().map(|r| (topic, r))
-            })
-            .collect();
-        let bytes = req
-            .messages
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(m, _)| m.body.len() as u64)
-            .sum();
-        self.gate.sent(&tenant, stored.len() as u64, bytes, charge);
-        self.gate
-            .trace_sent(&tenant, ctx.client_id.as_deref(), host, started, &stored);
+        let producer = Producer {
+            client: ctx.client_id.as_deref(),
+            host,
+            started,
+        };
+        self.gate.sent(&tenant, &req.messages, &results, charge, Some(producer));
         let entries: Vec<v2::SendResultEntry> = results
             .iter()
             .zip(&req.messages)

@@ -10,6 +10,8 @@
 mod failures;
 mod trace;
 
+pub use trace::Producer;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -62,6 +64,22 @@ impl Gate {
     /// Who sent a request carrying `credentials` from `peer`. An address with too many failed
     /// attempts in the last minute is refused unchecked ([`failures`]).
     pub async fn authenticate(&self, credentials: Credentials<'_>, peer: Option<IpAddr>) -> Result<Principal, Error> {
+        self.attempt(peer, self.check(credentials)).await
+    }
+
+    /// Who logs in to the console with these keys from `peer` (held back as
+    /// [`Gate::authenticate`] is).
+    pub async fn login(&self, access_key: &str, secret_key: &str, peer: Option<IpAddr>) -> Result<Principal, Error> {
+        self.attempt(peer, self.guard.login(access_key, secret_key)).await
+    }
+
+    /// Runs a sign-in `attempt` from `peer` unless the address is held back, and counts it
+    /// against the address when its credentials are refused.
+    async fn attempt(
+        &self,
+        peer: Option<IpAddr>,
+        attempt: impl std::future::Future<Output = Result<Principal, Error>>,
+    ) -> Result<Principal, Error> {
         if !self.guard.enabled() {
             return Ok(Principal::Anyone);
         }
@@ -72,24 +90,7 @@ impl Gate {
             metrics::counter!("strata_front_auth_failures_total", "reason" => "held_back").increment(1);
             return Err(Unauthenticated::HeldBack.into());
         }
-        let principal = self.check(credentials).await;
-        if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&principal, peer) {
-            self.failures.failed(ip, now);
-        }
-        principal.inspect_err(Self::refused)
-    }
-
-    /// Who logs in to the console with these keys from `peer` (held back as
-    /// [`Gate::authenticate`] is).
-    pub async fn login(&self, access_key: &str, secret_key: &str, peer: Option<IpAddr>) -> Result<Principal, Error> {
-        let now = self.clock.now_ms();
-        if let Some(ip) = peer
-            && self.guard.enabled()
-            && self.failures.blocked(ip, now)
-        {
-            return Err(Unauthenticated::HeldBack.into());
-        }
-        let principal = self.guard.login(access_key, secret_key).await;
+        let principal = attempt.await;
         if let (Err(Error::Unauthenticated(_)), Some(ip)) = (&principal, peer) {
             self.failures.failed(ip, now);
         }
@@ -154,11 +155,6 @@ impl Gate {
             self.meter.throttled(tenant);
         }
         debug!(error = %e, tenant, "throttled");
-    }
-
-    /// Meters `n` messages of `bytes` stored for the tenant under its admitted `charge`.
-    pub fn sent(&self, tenant: &str, n: u64, bytes: u64, charge: Charge) {
-        self.meter.sent(tenant, n, bytes, charge);
     }
 
     /// Charges and meters messages of these sizes delivered to a tenant's consumers.

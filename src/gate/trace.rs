@@ -5,29 +5,49 @@ use std::time::Instant;
 
 use strata_ingest::SendReceipt;
 use strata_meta::model::Subscription;
+use strata_proto::v2;
 use strata_query::Delivered;
+use strata_tenancy::Charge;
 
 use super::Gate;
 use crate::trace::Kind;
 
+/// Who sent messages, for their trace.
+pub struct Producer<'a> {
+    pub client: Option<&'a str>,
+    pub host: Option<String>,
+    /// When the send reached the role (the trace's latency).
+    pub started: Instant,
+}
+
 impl Gate {
-    /// A send of messages to their `(topic, receipt)`s: `sent` (who, from where, how long it took) and `stored` (where) per message.
-    pub fn trace_sent(
+    /// After a send: meters the messages stored under the send's `charge` and, for a
+    /// producer's own send (not a consumer's send-back), traces `sent` (who, from where, how
+    /// long it took) and `stored` (where) per message.
+    pub fn sent(
         &self,
         tenant: &str,
-        client: Option<&str>,
-        host: Option<String>,
-        started: Instant,
-        sent: &[(&str, &SendReceipt)],
+        messages: &[v2::Message],
+        results: &[strata_ingest::Result<SendReceipt>],
+        charge: Charge,
+        producer: Option<Producer<'_>>,
     ) {
-        if !self.tracer.enabled() {
+        let stored: Vec<(&v2::Message, &SendReceipt)> = messages
+            .iter()
+            .zip(results)
+            .filter_map(|(m, r)| Some((m, r.as_ref().ok()?)))
+            .collect();
+        let bytes = stored.iter().map(|(m, _)| m.body.len() as u64).sum();
+        self.meter.sent(tenant, stored.len() as u64, bytes, charge);
+        let Some(producer) = producer.filter(|_| self.tracer.enabled()) else {
             return;
-        }
-        let latency = started.elapsed().as_millis() as i64;
-        for &(topic, receipt) in sent {
+        };
+        let latency = producer.started.elapsed().as_millis() as i64;
+        for (m, receipt) in stored {
+            let topic = m.topic.as_ref().map_or("", |t| t.name.as_str());
             let mut e = self.tracer.event(Kind::Sent, &receipt.message_id, topic);
-            e.client = client.map(str::to_string);
-            e.host = host.clone();
+            e.client = producer.client.map(str::to_string);
+            e.host = producer.host.clone();
             e.latency_ms = Some(latency);
             self.tracer.record(tenant, e);
             let mut e = self.tracer.event(Kind::Stored, &receipt.message_id, topic);

@@ -31,6 +31,10 @@ const PULL_REPLY_BYTES: usize = 4 << 20;
 /// its assigned queues of every topic it subscribes, rarely more than a few hundred); each
 /// held lock costs ~150 B of this node's memory until it expires or its holder leaves.
 pub(super) const MAX_LOCK_QUEUES: usize = 1024;
+/// The most producer and consumer groups one HEART_BEAT names (a 4.x client process sends one
+/// heartbeat for all its producers and consumers: a few, rarely dozens). Each group a client
+/// joins is ~200 B of this node's memory while its connection lives.
+const MAX_HEARTBEAT_GROUPS: usize = 256;
 const PULL_COMMIT_OFFSET: i32 = 1;
 const PULL_SUSPEND: i32 = 1 << 1;
 const PULL_SUBSCRIPTION: i32 = 1 << 2;
@@ -142,6 +146,13 @@ impl Remoting {
 
     pub(super) async fn heartbeat(&self, req: &Req<'_>) -> Handled<Reply> {
         let hb: Heartbeat = json_body(req)?;
+        let groups = hb.producer_data_set.len() + hb.consumer_data_set.len();
+        if groups > MAX_HEARTBEAT_GROUPS {
+            return Err(Refusal::new(
+                response::SYSTEM_ERROR,
+                format!("a heartbeat names {groups} groups; at most {MAX_HEARTBEAT_GROUPS}"),
+            ));
+        }
         let now = Instant::now();
         for producer in &hb.producer_data_set {
             let named = req.name(&producer.group_name);

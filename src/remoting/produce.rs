@@ -17,6 +17,7 @@ use strata_query::convert::timestamp;
 use super::convert::{Sent, commit_log_offset, delay_of_level, from_commit_log_offset, to_message};
 use super::fields::{Fields, Handled, Refusal};
 use super::{Remoting, Reply, Req};
+use crate::gate::Producer;
 
 /// SEND_MESSAGE_V2 names its fields a, b, c…: the long names, in that order.
 const V2_FIELDS: [(&str, &str); 13] = [
@@ -159,21 +160,12 @@ impl Remoting {
             .map_err(|e| Refusal::from_auth(&e))?;
         let started = std::time::Instant::now();
         let results = ingest.send_with(tenant, messages, options).await;
-        let stored: Vec<(&str, &SendReceipt)> = results
-            .iter()
-            .zip(messages)
-            .filter_map(|(r, m)| Some((m.topic.as_ref().map_or("", |t| t.name.as_str()), r.as_ref().ok()?)))
-            .collect();
-        let bytes = results
-            .iter()
-            .zip(messages)
-            .filter(|(r, _)| r.is_ok())
-            .map(|(_, m)| m.body.len() as u64)
-            .sum();
-        gate.sent(tenant, stored.len() as u64, bytes, charge);
-        if let Some(peer) = producer {
-            gate.trace_sent(tenant, None, Some(peer.ip().to_string()), started, &stored);
-        }
+        let producer = producer.map(|peer| Producer {
+            client: None,
+            host: Some(peer.ip().to_string()),
+            started,
+        });
+        gate.sent(tenant, messages, &results, charge, producer);
         results
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
