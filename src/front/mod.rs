@@ -153,13 +153,18 @@ where
 
 impl Front {
     /// Answers a request this node's roles cannot serve: passed on to a live node with
-    /// `role` through `call`, else refused.
+    /// `role` through `call`, else refused. Its caller is authenticated here first, so the
+    /// next node only sees requests with good credentials, and failed sign-ins count against
+    /// the client's address, not this node's.
     async fn pass_on<T, R, F, Fut>(&self, role: Roles, request: Request<T>, call: F) -> Reply<R>
     where
         R: Refusal,
         F: FnOnce(MessagingServiceClient<Channel>, Request<T>) -> Fut,
         Fut: std::future::Future<Output = Result<Response<R>, GrpcStatus>>,
     {
+        if let Err(s) = self.caller(&Ctx::of(&request)).await {
+            return refuse(s);
+        }
         let Some(f) = &self.forwarder else {
             let name = role.names().join("+");
             return refuse(status(
