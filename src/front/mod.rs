@@ -200,6 +200,22 @@ impl Front {
         Ok(subscription(tenant, group, topic))
     }
 
+    /// Lets in a receive or a pull (`rpc`) of `group` from `topic`: its tenant, once that is
+    /// under its ceiling, and the filter it asked for.
+    async fn let_in_reader(
+        &self,
+        ctx: &Ctx,
+        rpc: &str,
+        group: &v2::Resource,
+        topic: &v2::Resource,
+        filter: Option<&v2::FilterExpression>,
+    ) -> Result<(String, Filter), v2::Status> {
+        let tenant = self.let_in(ctx, rpc, &sub_needs(group, topic)).await?;
+        self.gate.admit_receive(&tenant).await.map_err(|e| from_auth(&e))?;
+        let filter = Filter::parse(filter).map_err(|e| from_query(&e))?;
+        Ok((tenant, filter))
+    }
+
     /// Who sent a request: authenticated here, or by this process already (HTTP).
     async fn caller(&self, ctx: &Ctx) -> Result<strata_tenancy::Principal, v2::Status> {
         match &ctx.verified {
@@ -405,12 +421,7 @@ impl MessagingService for Front {
             .as_ref()
             .and_then(|q| q.topic.clone())
             .unwrap_or_default();
-        let checked = async {
-            let tenant = self.let_in(&ctx, "ReceiveMessage", &sub_needs(&group, &topic)).await?;
-            self.gate.admit_receive(&tenant).await.map_err(|e| from_auth(&e))?;
-            let filter = Filter::parse(req.filter_expression.as_ref()).map_err(|e| from_query(&e))?;
-            Ok((tenant, filter))
-        };
+        let checked = self.let_in_reader(&ctx, "ReceiveMessage", &group, &topic, req.filter_expression.as_ref());
         let (tenant, filter) = match checked.await {
             Ok(checked) => checked,
             Err(s) => return refuse(s),
@@ -552,12 +563,7 @@ impl MessagingService for Front {
         let mq = req.message_queue.unwrap_or_default();
         let topic = mq.topic.unwrap_or_default();
         let group = req.group.unwrap_or_default();
-        let checked = async {
-            let tenant = self.let_in(&ctx, "PullMessage", &sub_needs(&group, &topic)).await?;
-            self.gate.admit_receive(&tenant).await.map_err(|e| from_auth(&e))?;
-            let filter = Filter::parse(req.filter_expression.as_ref()).map_err(|e| from_query(&e))?;
-            Ok((tenant, filter))
-        };
+        let checked = self.let_in_reader(&ctx, "PullMessage", &group, &topic, req.filter_expression.as_ref());
         let (tenant, filter) = match checked.await {
             Ok(checked) => checked,
             Err(s) => return refuse(s),
